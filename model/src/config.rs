@@ -1,0 +1,190 @@
+//! Protocol configuration: consistency mode, retry counts and durations.
+//! Static data for the core (durations in milliseconds).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The consistency mode of a cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every key is one linearizable register: a server serves a slot only
+    /// while it holds the slot's serving right (lease + fencing epoch).
+    #[default]
+    Linearizable,
+    /// The claims read literally: a non-owner serves at once when
+    /// forwarding fails (c15); temporary caches expire after a TTL.
+    Available,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "linearizable" => Ok(Mode::Linearizable),
+            "available" => Ok(Mode::Available),
+            _ => Err(format!("unknown mode {s:?} (expected linearizable or available)")),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Linearizable => "linearizable",
+            Mode::Available => "available",
+        })
+    }
+}
+
+/// Deliberately broken variants of the protocol. The model checker must
+/// catch each one; they exist so that a passing check means something.
+/// Never set in a deployment (the runtime's config has no field for it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Mutant {
+    /// The master marks a server offline on a report, without probing it.
+    SkipVerification,
+    /// A server keeps its old cache of a slot when it gains the right again.
+    KeepCacheOnRegain,
+    /// The store accepts writes whatever their fencing epoch.
+    NoFencing,
+    /// Servers apply master notices whatever their version.
+    IgnoreNoticeVersions,
+    /// The store grants a right before the holder's lease has run out.
+    EarlyTakeover,
+    /// A failover server keeps its temporary cache after handing back.
+    KeepTempCache,
+}
+
+impl Mutant {
+    pub const ALL: [Mutant; 6] = [
+        Mutant::SkipVerification,
+        Mutant::KeepCacheOnRegain,
+        Mutant::NoFencing,
+        Mutant::IgnoreNoticeVersions,
+        Mutant::EarlyTakeover,
+        Mutant::KeepTempCache,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::SkipVerification => "skip-verification",
+            Mutant::KeepCacheOnRegain => "keep-cache-on-regain",
+            Mutant::NoFencing => "no-fencing",
+            Mutant::IgnoreNoticeVersions => "ignore-notice-versions",
+            Mutant::EarlyTakeover => "early-takeover",
+            Mutant::KeepTempCache => "keep-temp-cache",
+        }
+    }
+}
+
+impl FromStr for Mutant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mutant, String> {
+        Mutant::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown mutant {s:?} (see --list-mutants)"))
+    }
+}
+
+/// Durations (ms) and counts of the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timing {
+    /// R: resends to a server before entering failover mode for it (c12).
+    pub retries: u32,
+    /// T: how long a client sends straight to the failover server before it
+    /// probes the owner again (c13, c14).
+    pub failover_period: u64,
+    /// How long a client or forwarding server waits for a reply.
+    pub send_timeout: u64,
+    /// How long the master waits for a server to answer its probe (c19).
+    pub probe_timeout: u64,
+    /// How often the master re-checks an offline server (c20).
+    pub reprobe_interval: u64,
+    /// How often the master re-sends its whole view (repairs lost notices).
+    pub sync_interval: u64,
+    /// Length of a serving right (lease).
+    pub lease: u64,
+    /// Bound on how far two clocks may drift apart during one lease.
+    pub max_drift: u64,
+    /// How often a server re-routes requests that are waiting.
+    pub retry_interval: u64,
+    /// A request still waiting after this long fails with a timeout.
+    pub request_timeout: u64,
+    /// `available` mode: lifetime of a temporary cache entry (c3, c6).
+    pub temp_ttl: u64,
+    /// Forwarding hops a request may take before it waits instead.
+    pub max_hops: u8,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            retries: 2,
+            failover_period: 5_000,
+            send_timeout: 500,
+            probe_timeout: 500,
+            reprobe_interval: 1_000,
+            sync_interval: 2_000,
+            lease: 2_000,
+            max_drift: 100,
+            retry_interval: 50,
+            request_timeout: 10_000,
+            temp_ttl: 5_000,
+            max_hops: 2,
+        }
+    }
+}
+
+impl Timing {
+    /// Checks relations the safety argument needs; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lease <= 4 * self.max_drift {
+            return Err("timing.lease: must exceed 4 * max_drift".into());
+        }
+        for (name, v) in [
+            ("failover_period", self.failover_period),
+            ("send_timeout", self.send_timeout),
+            ("probe_timeout", self.probe_timeout),
+            ("reprobe_interval", self.reprobe_interval),
+            ("sync_interval", self.sync_interval),
+            ("retry_interval", self.retry_interval),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if v == 0 {
+                return Err(format!("timing.{name}: must be positive"));
+            }
+        }
+        Ok(())
+    }
+
+    /// How long a right is trusted locally after its request was sent: the
+    /// lease less twice the drift bound, so it ends before the store's.
+    pub fn trusted_lease(&self) -> u64 {
+        self.lease.saturating_sub(2 * self.max_drift)
+    }
+
+    /// When to renew held rights: a third of the lease.
+    pub fn renew_interval(&self) -> u64 {
+        (self.lease / 3).max(1)
+    }
+}
+
+/// Everything static the roles need besides the topology.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProtocolConfig {
+    pub mode: Mode,
+    pub timing: Timing,
+    /// A deliberate bug, for the model checker only.
+    #[serde(skip)]
+    pub mutant: Option<Mutant>,
+}
+
+impl ProtocolConfig {
+    pub fn has(&self, m: Mutant) -> bool {
+        self.mutant == Some(m)
+    }
+}

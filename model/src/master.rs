@@ -1,0 +1,210 @@
+//! The master (c1, c7, c19-c21): takes "X may be offline" reports, verifies
+//! them by contacting X itself, marks X offline only when that contact
+//! fails, tells every other server, re-checks offline servers periodically
+//! and announces those that answer as online again. Soft state: after a
+//! restart it rebuilds its view by probing.
+
+use crate::config::{Mutant, ProtocolConfig};
+use crate::messages::{Liveness, MasterMsg, Report};
+use crate::topology::Topology;
+use crate::types::{Node, ServerId, Time, Version};
+use imbl::{OrdMap, OrdSet};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MasterTimer {
+    /// The probe of this server went unanswered (c19).
+    ProbeTimeout(ServerId),
+    /// Time to re-check this offline server (c20).
+    Reprobe(ServerId),
+    /// Time to re-send the whole view.
+    Sync,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MasterInput {
+    /// (Re)start with an incarnation number larger than any before it.
+    Start {
+        incarnation: u64,
+    },
+    Report {
+        from: Node,
+        report: Report,
+    },
+    Timer(MasterTimer),
+}
+
+/// Notable events, for logs and for the model checker's properties.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MasterEvent {
+    MarkedOffline(ServerId, Version),
+    MarkedOnline(ServerId, Version),
+    /// A report was dismissed because the server answered the probe.
+    ReportRefuted(ServerId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MasterOutput {
+    Probe { to: ServerId, nonce: u64 },
+    Send { to: ServerId, msg: MasterMsg },
+    SetTimer { timer: MasterTimer, at: Time },
+    CancelTimer(MasterTimer),
+    Event(MasterEvent),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MasterState {
+    pub version: Version,
+    pub liveness: OrdMap<ServerId, Liveness>,
+    /// Probes awaiting an answer: server -> nonce.
+    pub probes: OrdMap<ServerId, u64>,
+    pub next_nonce: u64,
+    /// Until the first round of probes after a start has settled, the master
+    /// does not broadcast its (still assumed) view.
+    pub booting: bool,
+}
+
+impl MasterState {
+    pub fn offline(&self) -> OrdSet<ServerId> {
+        self.liveness.iter().filter(|(_, l)| **l == Liveness::Offline).map(|(s, _)| *s).collect()
+    }
+
+    pub fn is_online(&self, s: ServerId) -> bool {
+        self.liveness.get(&s) != Some(&Liveness::Offline)
+    }
+}
+
+/// The master's static part: topology and protocol configuration.
+#[derive(Clone, Debug)]
+pub struct Master {
+    pub topology: Arc<Topology>,
+    pub config: ProtocolConfig,
+}
+
+impl Master {
+    pub fn new(topology: Arc<Topology>, config: ProtocolConfig) -> Master {
+        Master { topology, config }
+    }
+
+    /// A master that has not started yet; feed it [`MasterInput::Start`].
+    pub fn initial_state(&self) -> MasterState {
+        MasterState {
+            version: Version::default(),
+            liveness: self.topology.servers().map(|s| (s, Liveness::Online)).collect(),
+            probes: OrdMap::new(),
+            next_nonce: 0,
+            booting: true,
+        }
+    }
+
+    pub fn step(&self, st: &mut MasterState, now: Time, input: MasterInput, out: &mut Vec<MasterOutput>) {
+        let t = &self.config.timing;
+        match input {
+            MasterInput::Start { incarnation } => {
+                *st = self.initial_state();
+                st.version = Version { incarnation, counter: 0 };
+                // Soft state: rebuild the view by contacting every server.
+                for s in self.topology.servers() {
+                    self.probe(st, s, now, out);
+                }
+                out.push(MasterOutput::SetTimer { timer: MasterTimer::Sync, at: now.plus(t.sync_interval) });
+            }
+            MasterInput::Report { from, report } => match report {
+                // c19: a report only starts a verification.
+                Report::MaybeOffline { server } if st.is_online(server) => {
+                    if self.config.has(Mutant::SkipVerification) {
+                        self.mark(st, server, Liveness::Offline, now, out);
+                    } else if !st.probes.contains_key(&server) {
+                        self.probe(st, server, now, out);
+                    }
+                }
+                // c14 -> c21: "X answered me" is verified the same way.
+                Report::BackOnline { server } if !st.is_online(server) && !st.probes.contains_key(&server) => {
+                    self.probe(st, server, now, out);
+                }
+                Report::ProbeAck { nonce } => {
+                    let Node::Server(server) = from else { return };
+                    if st.probes.get(&server) != Some(&nonce) {
+                        return; // an answer to an older probe, or forged
+                    }
+                    st.probes.remove(&server);
+                    out.push(MasterOutput::CancelTimer(MasterTimer::ProbeTimeout(server)));
+                    if st.is_online(server) {
+                        out.push(MasterOutput::Event(MasterEvent::ReportRefuted(server)));
+                    } else {
+                        self.mark(st, server, Liveness::Online, now, out); // c21
+                    }
+                    self.finish_boot(st, out);
+                }
+                _ => {}
+            },
+            MasterInput::Timer(MasterTimer::ProbeTimeout(server)) => {
+                if st.probes.remove(&server).is_none() {
+                    return; // answered meanwhile
+                }
+                if st.is_online(server) {
+                    self.mark(st, server, Liveness::Offline, now, out); // c19
+                } else {
+                    let at = now.plus(t.reprobe_interval);
+                    out.push(MasterOutput::SetTimer { timer: MasterTimer::Reprobe(server), at });
+                    // c20
+                }
+                self.finish_boot(st, out);
+            }
+            MasterInput::Timer(MasterTimer::Reprobe(server)) => {
+                if !st.is_online(server) && !st.probes.contains_key(&server) {
+                    self.probe(st, server, now, out); // c20
+                }
+            }
+            MasterInput::Timer(MasterTimer::Sync) => {
+                if !st.booting {
+                    self.broadcast_view(st, out);
+                }
+                out.push(MasterOutput::SetTimer { timer: MasterTimer::Sync, at: now.plus(t.sync_interval) });
+            }
+        }
+    }
+
+    fn probe(&self, st: &mut MasterState, server: ServerId, now: Time, out: &mut Vec<MasterOutput>) {
+        st.next_nonce += 1;
+        st.probes.insert(server, st.next_nonce);
+        out.push(MasterOutput::Probe { to: server, nonce: st.next_nonce });
+        let at = now.plus(self.config.timing.probe_timeout);
+        out.push(MasterOutput::SetTimer { timer: MasterTimer::ProbeTimeout(server), at });
+    }
+
+    /// c19, c21: mark and tell every other server, with a new version.
+    fn mark(&self, st: &mut MasterState, server: ServerId, liveness: Liveness, now: Time, out: &mut Vec<MasterOutput>) {
+        st.liveness.insert(server, liveness);
+        st.version.counter += 1;
+        let version = st.version;
+        out.push(MasterOutput::Event(match liveness {
+            Liveness::Offline => MasterEvent::MarkedOffline(server, version),
+            Liveness::Online => MasterEvent::MarkedOnline(server, version),
+        }));
+        for to in self.topology.servers().filter(|&s| s != server && st.is_online(s)) {
+            out.push(MasterOutput::Send { to, msg: MasterMsg::Notice { server, liveness, version } });
+        }
+        if liveness == Liveness::Offline {
+            let at = now.plus(self.config.timing.reprobe_interval);
+            out.push(MasterOutput::SetTimer { timer: MasterTimer::Reprobe(server), at });
+            // c20
+        }
+    }
+
+    fn finish_boot(&self, st: &mut MasterState, out: &mut Vec<MasterOutput>) {
+        if st.booting && st.probes.is_empty() {
+            st.booting = false;
+            st.version.counter += 1;
+            self.broadcast_view(st, out);
+        }
+    }
+
+    fn broadcast_view(&self, st: &MasterState, out: &mut Vec<MasterOutput>) {
+        let offline = st.offline();
+        for to in self.topology.servers().filter(|s| !offline.contains(s)) {
+            out.push(MasterOutput::Send { to, msg: MasterMsg::View { version: st.version, offline: offline.clone() } });
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! A cache server (c1-c3, c6, c15-c17).
+//!
+//! A request of a slot it usually processes, it processes (c15). Otherwise,
+//! if the owner is marked offline and it is the slot's failover server, it
+//! processes it with a temporary cache (c1, c3); if the owner is not marked
+//! offline it forwards the request to the owner, and when that fails it
+//! notifies the master (c15) and then, in `available` mode, processes it at
+//! once; in `linearizable` mode it waits until the master's verdict says who
+//! serves the slot.
+//!
+//! In `linearizable` mode "processes" means: while holding the slot's
+//! serving right (a lease with a fencing epoch, kept in the store). A server
+//! that gains a right starts the slot with an empty cache, and writes carry
+//! the epoch so the store refuses them once the right has moved.
+
+use crate::config::{Mode, Mutant, ProtocolConfig};
+use crate::messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
+use crate::store::{StoreOp, StoreReply, Write};
+use crate::topology::Topology;
+use crate::types::{Epoch, ErrorKind, Key, Op, OpResult, ServerId, Slot, Time, Value};
+use imbl::{OrdMap, OrdSet};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ServerTimer {
+    /// Renew held serving rights.
+    Renew,
+    /// Re-route requests that are waiting, and fail those past deadline.
+    Retry,
+    /// A forwarded request got no answer in time (c15).
+    ForwardTimeout(u64),
+}
+
+/// Says which command a store reply answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StoreTag {
+    Op(u64),
+    /// `sent`: when the request left, the start of the trusted lease.
+    Acquire {
+        sent: Time,
+    },
+    Renew {
+        sent: Time,
+    },
+    Release,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ServerInput {
+    /// (Re)start: everything in memory is gone.
+    Start,
+    /// A request from a client (hops 0) or a peer.
+    Request {
+        origin: Origin,
+        fwd: Forwarded,
+    },
+    ForwardReply {
+        op: u64,
+        result: OpResult,
+    },
+    /// The runtime could not deliver a forwarded request.
+    ForwardFailed {
+        op: u64,
+    },
+    Store {
+        tag: StoreTag,
+        reply: StoreReply,
+    },
+    Master(MasterMsg),
+    Timer(ServerTimer),
+}
+
+/// Notable events, for logs and statistics.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ServerEvent {
+    RightsTaken(Vec<(Slot, Epoch)>),
+    RightsLost(Vec<Slot>),
+    HandedBack(Vec<Slot>),
+    NoticeApplied(ServerId, Liveness),
+    /// A request for another server's slot was served here.
+    ServedForOther(Slot),
+    CacheHit,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ServerOutput {
+    Reply { to: Origin, result: OpResult },
+    Forward { to: ServerId, op: u64, fwd: Forwarded },
+    Store { tag: StoreTag, op: StoreOp },
+    ToMaster(Report),
+    SetTimer { timer: ServerTimer, at: Time },
+    CancelTimer(ServerTimer),
+    Event(ServerEvent),
+}
+
+/// A serving right as its holder trusts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Right {
+    pub epoch: Epoch,
+    /// Request time + lease - 2 * drift: ends before the store's lease does.
+    pub trusted_until: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CacheEntry {
+    pub value: Option<Value>,
+    pub version: u64,
+    /// `available` mode, another server's slot: a temporary entry (c3).
+    pub expires: Option<Time>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Stage {
+    /// Waiting for a right, a verdict or a retry.
+    Parked,
+    /// At the store, under this epoch (none in `available` mode).
+    Store(Option<Epoch>),
+    /// Forwarded to a peer.
+    Forwarded(ServerId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Pending {
+    pub origin: Origin,
+    pub fwd: Forwarded,
+    pub slot: Slot,
+    pub deadline: Time,
+    pub stage: Stage,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServerState {
+    pub view: View,
+    pub rights: OrdMap<Slot, Right>,
+    pub acquiring: OrdSet<Slot>,
+    pub cache: OrdMap<Slot, OrdMap<Key, CacheEntry>>,
+    pub ops: OrdMap<u64, Pending>,
+    pub next_op: u64,
+    pub retry_armed: bool,
+    pub renew_armed: bool,
+}
+
+impl ServerState {
+    /// Whether this server may serve `slot` at `now` (`linearizable` mode).
+    pub fn serves(&self, slot: Slot, now: Time) -> bool {
+        self.right(slot, now).is_some()
+    }
+
+    fn right(&self, slot: Slot, now: Time) -> Option<Epoch> {
+        self.rights.get(&slot).filter(|r| now < r.trusted_until).map(|r| r.epoch)
+    }
+
+    /// Slots with at least one cached entry.
+    pub fn cached_slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.cache.iter().filter(|(_, m)| !m.is_empty()).map(|(s, _)| *s)
+    }
+}
+
+/// A server's static part: identity, topology and configuration.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub id: ServerId,
+    pub topology: Arc<Topology>,
+    pub config: ProtocolConfig,
+}
+
+impl Server {
+    pub fn new(id: ServerId, topology: Arc<Topology>, config: ProtocolConfig) -> Server {
+        Server { id, topology, config }
+    }
+
+    /// Who serves `slot` in this server's view (c1, c15).
+    pub fn target(&self, st: &ServerState, slot: Slot) -> Option<ServerId> {
+        self.topology.serving_server(slot, |s| s == self.id || st.view.is_online(s))
+    }
+
+    pub fn step(&self, st: &mut ServerState, now: Time, input: ServerInput, out: &mut Vec<ServerOutput>) {
+        match input {
+            ServerInput::Start => {
+                *st = ServerState::default();
+                if self.config.mode == Mode::Linearizable {
+                    let slots: Vec<Slot> = self.topology.owned_slots(self.id).collect();
+                    self.acquire(st, slots, now, out);
+                }
+            }
+            ServerInput::Request { origin, fwd } => {
+                let id = st.next_op;
+                st.next_op += 1;
+                let slot = self.topology.slot(fwd.op.key());
+                let deadline = now.plus(self.config.timing.request_timeout);
+                st.ops.insert(id, Pending { origin, fwd, slot, deadline, stage: Stage::Parked });
+                self.route(st, id, now, out);
+            }
+            ServerInput::ForwardReply { op, result } => {
+                if let Some(p) = st.ops.get(&op).filter(|p| matches!(p.stage, Stage::Forwarded(_))) {
+                    out.push(ServerOutput::Reply { to: p.origin, result });
+                    out.push(ServerOutput::CancelTimer(ServerTimer::ForwardTimeout(op)));
+                    st.ops.remove(&op);
+                }
+            }
+            ServerInput::ForwardFailed { op } | ServerInput::Timer(ServerTimer::ForwardTimeout(op)) => {
+                let Some(Stage::Forwarded(to)) = st.ops.get(&op).map(|p| p.stage) else { return };
+                out.push(ServerOutput::CancelTimer(ServerTimer::ForwardTimeout(op)));
+                out.push(ServerOutput::ToMaster(Report::MaybeOffline { server: to })); // c15
+                match self.config.mode {
+                    // c15 literally: process it here, at once.
+                    Mode::Available => self.execute(st, op, None, now, out),
+                    // Wait for the master's verdict: serving needs the right.
+                    Mode::Linearizable => self.park(st, op, now, out),
+                }
+            }
+            ServerInput::Store { tag, reply } => self.on_store(st, tag, reply, now, out),
+            ServerInput::Master(msg) => self.on_master(st, msg, now, out),
+            ServerInput::Timer(ServerTimer::Retry) => {
+                st.retry_armed = false;
+                let parked: Vec<u64> =
+                    st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
+                for id in parked {
+                    if now >= st.ops[&id].deadline {
+                        let p = st.ops.remove(&id).expect("parked op");
+                        out.push(ServerOutput::Reply { to: p.origin, result: OpResult::Err(ErrorKind::Timeout) });
+                    } else {
+                        self.route(st, id, now, out);
+                    }
+                }
+            }
+            ServerInput::Timer(ServerTimer::Renew) => {
+                st.renew_armed = false;
+                self.reconcile(st, out);
+                let rights: Vec<(Slot, Epoch)> = st.rights.iter().map(|(s, r)| (*s, r.epoch)).collect();
+                if !rights.is_empty() {
+                    let lease = self.config.timing.lease;
+                    out.push(ServerOutput::Store {
+                        tag: StoreTag::Renew { sent: now },
+                        op: StoreOp::Renew { rights, lease },
+                    });
+                    self.arm_renew(st, now, out);
+                }
+            }
+        }
+    }
+
+    /// Decides where a request goes (c15, c1).
+    fn route(&self, st: &mut ServerState, id: u64, now: Time, out: &mut Vec<ServerOutput>) {
+        let p = &st.ops[&id];
+        let (slot, hops) = (p.slot, p.fwd.hops);
+        let can_forward = hops < self.config.timing.max_hops;
+        match self.config.mode {
+            Mode::Linearizable => {
+                if let Some(epoch) = st.right(slot, now) {
+                    return self.execute(st, id, Some(epoch), now, out);
+                }
+                match self.target(st, slot) {
+                    Some(me) if me == self.id => {
+                        self.acquire(st, vec![slot], now, out);
+                        self.park(st, id, now, out);
+                    }
+                    Some(to) if can_forward => self.forward(st, id, to, now, out),
+                    _ => self.park(st, id, now, out),
+                }
+            }
+            Mode::Available => match self.target(st, slot) {
+                Some(to) if to != self.id && can_forward => self.forward(st, id, to, now, out),
+                _ => self.execute(st, id, None, now, out),
+            },
+        }
+    }
+
+    fn park(&self, st: &mut ServerState, id: u64, now: Time, out: &mut Vec<ServerOutput>) {
+        st.ops[&id].stage = Stage::Parked;
+        if !st.retry_armed {
+            st.retry_armed = true;
+            let at = now.plus(self.config.timing.retry_interval);
+            out.push(ServerOutput::SetTimer { timer: ServerTimer::Retry, at });
+        }
+    }
+
+    fn forward(&self, st: &mut ServerState, id: u64, to: ServerId, now: Time, out: &mut Vec<ServerOutput>) {
+        let p = &mut st.ops[&id];
+        p.stage = Stage::Forwarded(to);
+        let fwd = Forwarded { hops: p.fwd.hops + 1, ..p.fwd.clone() };
+        out.push(ServerOutput::Forward { to, op: id, fwd });
+        let at = now.plus(self.config.timing.send_timeout);
+        out.push(ServerOutput::SetTimer { timer: ServerTimer::ForwardTimeout(id), at });
+    }
+
+    /// Serves a request here: from the cache, or through the store.
+    fn execute(&self, st: &mut ServerState, id: u64, epoch: Option<Epoch>, now: Time, out: &mut Vec<ServerOutput>) {
+        let p = &st.ops[&id];
+        let slot = p.slot;
+        if self.topology.owner(slot) != self.id {
+            out.push(ServerOutput::Event(ServerEvent::ServedForOther(slot)));
+        }
+        let op = match &p.fwd.op {
+            Op::Get(key) => {
+                let hit = st.cache.get(&slot).and_then(|m| m.get(key));
+                if let Some(e) = hit.filter(|e| e.expires.is_none_or(|t| now < t)) {
+                    let result = OpResult::Value(e.value.clone());
+                    out.push(ServerOutput::Event(ServerEvent::CacheHit));
+                    out.push(ServerOutput::Reply { to: p.origin, result });
+                    st.ops.remove(&id);
+                    return;
+                }
+                StoreOp::Read { key: key.clone() }
+            }
+            Op::Set(key, v) => self.write_op(p, epoch, key, Write::Set(v.clone())),
+            Op::Del(key) => self.write_op(p, epoch, key, Write::Del),
+            Op::Incr(key, d) => self.write_op(p, epoch, key, Write::Incr(*d)),
+        };
+        st.ops[&id].stage = Stage::Store(epoch);
+        out.push(ServerOutput::Store { tag: StoreTag::Op(id), op });
+    }
+
+    fn write_op(&self, p: &Pending, fence: Option<Epoch>, key: &Key, write: Write) -> StoreOp {
+        StoreOp::Write { slot: p.slot, fence, req: p.fwd.req, key: key.clone(), write }
+    }
+
+    fn acquire(&self, st: &mut ServerState, slots: Vec<Slot>, now: Time, out: &mut Vec<ServerOutput>) {
+        let slots: Vec<Slot> = slots.into_iter().filter(|s| st.acquiring.insert(*s).is_none()).collect();
+        if !slots.is_empty() {
+            let lease = self.config.timing.lease;
+            out.push(ServerOutput::Store {
+                tag: StoreTag::Acquire { sent: now },
+                op: StoreOp::Acquire { slots, lease },
+            });
+        }
+    }
+
+    fn arm_renew(&self, st: &mut ServerState, now: Time, out: &mut Vec<ServerOutput>) {
+        if !st.renew_armed {
+            st.renew_armed = true;
+            let at = now.plus(self.config.timing.renew_interval());
+            out.push(ServerOutput::SetTimer { timer: ServerTimer::Renew, at });
+        }
+    }
+
+    fn drop_slot(&self, st: &mut ServerState, slot: Slot) {
+        st.rights.remove(&slot);
+        st.cache.remove(&slot);
+    }
+
+    /// Puts a value read or written under `epoch` into the cache, unless the
+    /// right moved meanwhile or a newer version is already there.
+    fn fill(&self, st: &mut ServerState, p: &Pending, value: Option<Value>, version: u64, now: Time) {
+        let (slot, key) = (p.slot, p.fwd.op.key());
+        let Stage::Store(epoch) = p.stage else { return };
+        let expires = match self.config.mode {
+            Mode::Linearizable if st.rights.get(&slot).map(|r| r.epoch) != epoch => return,
+            Mode::Linearizable => None,
+            // c3: only while this server is the one the view says serves it.
+            Mode::Available if self.target(st, slot) != Some(self.id) => return,
+            Mode::Available if self.topology.owner(slot) == self.id => None,
+            Mode::Available => Some(now.plus(self.config.timing.temp_ttl)),
+        };
+        let m = st.cache.entry(slot).or_default();
+        if m.get(key).is_none_or(|e| e.version <= version) {
+            m.insert(key.to_vec(), CacheEntry { value, version, expires });
+        }
+    }
+
+    fn on_store(&self, st: &mut ServerState, tag: StoreTag, reply: StoreReply, now: Time, out: &mut Vec<ServerOutput>) {
+        let t = &self.config.timing;
+        match (tag, reply) {
+            (StoreTag::Op(id), reply) => {
+                let Some(p) = st.ops.get(&id).cloned() else { return };
+                let Stage::Store(epoch) = p.stage else { return };
+                let key = p.fwd.op.key();
+                let result = match reply {
+                    StoreReply::Read { value, version } => {
+                        self.fill(st, &p, value.clone(), version, now);
+                        OpResult::Value(value)
+                    }
+                    StoreReply::Written { version, value, result } => {
+                        self.fill(st, &p, value, version, now);
+                        result
+                    }
+                    StoreReply::Rejected(e) => OpResult::Err(e),
+                    StoreReply::Fenced => {
+                        // The right moved: drop it and its cache, route again.
+                        if st.rights.get(&p.slot).map(|r| r.epoch) == epoch {
+                            self.drop_slot(st, p.slot);
+                            out.push(ServerOutput::Event(ServerEvent::RightsLost(vec![p.slot])));
+                        }
+                        st.ops[&id].stage = Stage::Parked;
+                        return self.route(st, id, now, out);
+                    }
+                    StoreReply::Failed(msg) => {
+                        // Outcome unknown: forget the key so no guess is served.
+                        if let Some(m) = st.cache.get_mut(&p.slot) {
+                            m.remove(key);
+                        }
+                        OpResult::Err(ErrorKind::Store(msg))
+                    }
+                    _ => return,
+                };
+                st.ops.remove(&id);
+                out.push(ServerOutput::Reply { to: p.origin, result });
+            }
+            (StoreTag::Acquire { sent }, StoreReply::Acquired { granted, held }) => {
+                for (slot, epoch) in &granted {
+                    st.acquiring.remove(slot);
+                    // A right gained starts with a cold cache: writes may have
+                    // happened under other epochs since this server last held it.
+                    if !self.config.has(Mutant::KeepCacheOnRegain) {
+                        st.cache.remove(slot);
+                    }
+                    st.rights.insert(*slot, Right { epoch: *epoch, trusted_until: sent.plus(t.trusted_lease()) });
+                }
+                if !granted.is_empty() {
+                    out.push(ServerOutput::Event(ServerEvent::RightsTaken(granted.clone())));
+                    self.arm_renew(st, now, out);
+                }
+                for (slot, _) in &held {
+                    st.acquiring.remove(slot);
+                }
+                self.reconcile(st, out);
+                // Waiting requests: serve them, or send them to the holder.
+                let waiting: Vec<u64> =
+                    st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
+                for id in waiting {
+                    let p = &st.ops[&id];
+                    match held.iter().find(|(s, _)| *s == p.slot) {
+                        Some((_, holder)) if *holder != self.id && p.fwd.hops < t.max_hops => {
+                            self.forward(st, id, *holder, now, out)
+                        }
+                        Some(_) => {}
+                        None if granted.iter().any(|(s, _)| *s == p.slot) => self.route(st, id, now, out),
+                        None => {}
+                    }
+                }
+            }
+            (StoreTag::Acquire { .. }, _) => {
+                st.acquiring.clear(); // the store failed; parked requests retry
+            }
+            (StoreTag::Renew { sent }, StoreReply::Renewed { kept, lost }) => {
+                for (slot, epoch) in kept {
+                    if let Some(r) = st.rights.get_mut(&slot).filter(|r| r.epoch == epoch) {
+                        r.trusted_until = sent.plus(t.trusted_lease());
+                    }
+                }
+                let lost: Vec<Slot> = lost
+                    .into_iter()
+                    .filter(|(s, e)| st.rights.get(s).map(|r| r.epoch) == Some(*e))
+                    .map(|(s, _)| s)
+                    .collect();
+                for slot in &lost {
+                    self.drop_slot(st, *slot);
+                }
+                if !lost.is_empty() {
+                    out.push(ServerOutput::Event(ServerEvent::RightsLost(lost)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_master(&self, st: &mut ServerState, msg: MasterMsg, now: Time, out: &mut Vec<ServerOutput>) {
+        let ignore = self.config.has(Mutant::IgnoreNoticeVersions);
+        let mut changed = false;
+        match msg {
+            MasterMsg::Probe { nonce } => {
+                out.push(ServerOutput::ToMaster(Report::ProbeAck { nonce }));
+                return;
+            }
+            // c16, c17: a notice newer than what this server holds.
+            MasterMsg::Notice { server, liveness, version } if server != self.id => {
+                if st.view.apply(server, liveness, version, ignore) {
+                    out.push(ServerOutput::Event(ServerEvent::NoticeApplied(server, liveness)));
+                    changed = true;
+                }
+            }
+            MasterMsg::View { version, offline } => {
+                for s in self.topology.servers().filter(|&s| s != self.id) {
+                    let liveness = if offline.contains(&s) { Liveness::Offline } else { Liveness::Online };
+                    if st.view.apply(s, liveness, version, ignore) {
+                        out.push(ServerOutput::Event(ServerEvent::NoticeApplied(s, liveness)));
+                        changed = true;
+                    }
+                }
+            }
+            MasterMsg::Notice { .. } => {}
+        }
+        if changed {
+            self.reconcile(st, out);
+            let parked: Vec<u64> = st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
+            for id in parked {
+                self.route(st, id, now, out);
+            }
+        }
+    }
+
+    /// Hands back what this server no longer serves in its view: releases the
+    /// rights and drops the temporary cache (c3, c6, c16).
+    fn reconcile(&self, st: &mut ServerState, out: &mut Vec<ServerOutput>) {
+        let stale: Vec<Slot> = st
+            .rights
+            .keys()
+            .chain(st.cache.keys())
+            .copied()
+            .filter(|&s| self.target(st, s) != Some(self.id))
+            .collect::<OrdSet<Slot>>()
+            .into_iter()
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let rights: Vec<(Slot, Epoch)> = stale.iter().filter_map(|s| st.rights.get(s).map(|r| (*s, r.epoch))).collect();
+        for slot in &stale {
+            st.rights.remove(slot);
+            if !self.config.has(Mutant::KeepTempCache) {
+                st.cache.remove(slot);
+            }
+        }
+        if !rights.is_empty() {
+            out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
+        }
+        out.push(ServerOutput::Event(ServerEvent::HandedBack(stale)));
+    }
+}

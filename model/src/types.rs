@@ -1,0 +1,145 @@
+//! Identifiers, time and the client-visible operations.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Milliseconds on a node's own monotonic clock. The core never reads a
+/// clock: the runtime (or the model checker) passes `now` in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Time(pub u64);
+
+impl Time {
+    pub const ZERO: Time = Time(0);
+
+    /// `self + ms`, saturating.
+    pub fn plus(self, ms: u64) -> Time {
+        Time(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self`, zero if `earlier` is later.
+    pub fn since(self, earlier: Time) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// A cache server, by its index in the topology.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServerId(pub u16);
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
+/// One of the 16384 (or fewer, for small models) slots of the keyspace:
+/// the "request type" of the claims (c1, c2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Slot(pub u16);
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "slot {}", self.0)
+    }
+}
+
+/// A client session (a library client, or one RESP connection).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClientId(pub u64);
+
+/// A request's identity, carried end to end so that the store applies a
+/// retried or duplicated write at most once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReqId {
+    pub client: ClientId,
+    pub seq: u64,
+}
+
+/// Fencing epoch of a slot's serving right; the store rejects writes that
+/// carry an older one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Epoch(pub u64);
+
+/// Version of a master notice: the master's incarnation, then a counter.
+/// A receiver applies a notice only if it is newer than what it holds, so a
+/// late or reordered notice never undoes a newer one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Version {
+    pub incarnation: u64,
+    pub counter: u64,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}.{}", self.incarnation, self.counter)
+    }
+}
+
+pub type Key = Vec<u8>;
+pub type Value = Vec<u8>;
+
+/// Who sent a report to the master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Node {
+    Server(ServerId),
+    Client(ClientId),
+}
+
+/// A client-visible operation on one key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Op {
+    Get(Key),
+    Set(Key, Value),
+    Del(Key),
+    Incr(Key, i64),
+}
+
+impl Op {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Op::Get(k) | Op::Set(k, _) | Op::Del(k) | Op::Incr(k, _) => k,
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Op::Get(_))
+    }
+}
+
+/// Why an operation failed, as the client sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// No member of the slot's group could be reached in time.
+    Unavailable,
+    /// The request waited longer than the configured request timeout.
+    Timeout,
+    /// INCR on a value that is not a 64-bit integer, or an overflow.
+    NotInteger,
+    /// The store failed; the message says how.
+    Store(String),
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Unavailable => write!(f, "CLUSTERDOWN no member of the slot's group is reachable"),
+            ErrorKind::Timeout => write!(f, "TRYAGAIN request timed out waiting for a serving right"),
+            ErrorKind::NotInteger => write!(f, "ERR value is not an integer or out of range"),
+            ErrorKind::Store(m) => write!(f, "ERR store: {m}"),
+        }
+    }
+}
+
+/// The result of an operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OpResult {
+    /// GET: the value, or none.
+    Value(Option<Value>),
+    /// SET.
+    Ok,
+    /// DEL: how many keys were removed (0 or 1).
+    Deleted(u8),
+    /// INCR: the new value.
+    Int(i64),
+    Err(ErrorKind),
+}
