@@ -45,7 +45,10 @@ enum Step {
     SetUp(u16, bool),
     /// A request to `owner`'s key; failed sends show up as refusals or as
     /// timeouts.
-    Request { owner: u16, by_timeout: bool },
+    Request {
+        owner: u16,
+        by_timeout: bool,
+    },
 }
 
 impl Reference {
@@ -163,7 +166,12 @@ impl StateMachineTest for ClientModel {
     type Reference = ClientModel;
 
     fn init_test(_: &Reference) -> Sut {
-        Sut { client: Client::new(ClientId(1), topology(), config()), state: ClientState::default(), now: Time(0), seq: 0 }
+        Sut {
+            client: Client::new(ClientId(1), topology(), config()),
+            state: ClientState::default(),
+            now: Time(0),
+            seq: 0,
+        }
     }
 
     fn apply(mut sut: Sut, reference: &Reference, step: Step) -> Sut {
@@ -243,7 +251,9 @@ fn failover_mode_story() {
     }
     assert_eq!(st.mode(owner), ClientMode::Failover { since: Time(0) });
     assert!(out.contains(&ClientOutput::ToMaster(Report::MaybeOffline { server: owner })));
-    assert!(matches!(out.iter().rev().find(|o| matches!(o, ClientOutput::Send { .. })), Some(ClientOutput::Send { to, .. }) if *to == f));
+    assert!(
+        matches!(out.iter().rev().find(|o| matches!(o, ClientOutput::Send { .. })), Some(ClientOutput::Send { to, .. }) if *to == f)
+    );
     // c13: within T, straight to the failover server.
     out.clear();
     client.step(&mut st, Time(500), ClientInput::Invoke { seq: 2, op: Op::Get(key.clone()) }, &mut out);

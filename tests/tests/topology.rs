@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 #[test]
 fn slots_match_redis_cluster() {
     assert_eq!(crc16(b"123456789"), 0x31C3); // CRC16/XMODEM check value
-    // Values from `redis-cli CLUSTER KEYSLOT`.
+                                             // Values from `redis-cli CLUSTER KEYSLOT`.
     assert_eq!(key_slot(b"foo", SLOTS), Slot(12182));
     assert_eq!(key_slot(b"bar", SLOTS), Slot(5061));
     assert_eq!(key_slot(b"hello", SLOTS), Slot(866));
@@ -169,7 +169,11 @@ fn failover_choice_is_balanced() {
             for i in survivors {
                 let share = counts[i] as f64 / even;
                 worst = worst.max((share - 1.0).abs());
-                assert!((0.8..=1.2).contains(&share), "{servers} servers, {dead} dead: s{i} got {} of {even:.0}", counts[i]);
+                assert!(
+                    (0.8..=1.2).contains(&share),
+                    "{servers} servers, {dead} dead: s{i} got {} of {even:.0}",
+                    counts[i]
+                );
             }
         }
     }
