@@ -1,0 +1,125 @@
+//! c15-c17 step by step: a server forwards what it does not own, processes
+//! it when the owner is marked offline, and when forwarding fails tells the
+//! master and then (per mode) processes at once or waits for the verdict.
+
+use failgroup_model::*;
+use std::sync::Arc;
+
+fn setup() -> (Arc<Topology>, Vec<u8>, ServerId, ServerId) {
+    let topo = Arc::new(ClusterSpec::local(3, 1, 7101, SLOTS).validate().unwrap());
+    let key = b"foo".to_vec();
+    let owner = topo.owner(topo.slot(&key));
+    let f = topo.failover_server(topo.slot(&key), |s| s != owner).unwrap();
+    (topo, key, owner, f)
+}
+
+fn request(key: &[u8]) -> ServerInput {
+    let req = ReqId { client: ClientId(1), seq: 1 };
+    ServerInput::Request { origin: Origin::Client(1), fwd: Forwarded { req, op: Op::Get(key.to_vec()), hops: 0 } }
+}
+
+fn offline(server: ServerId, counter: u64) -> ServerInput {
+    let version = Version { incarnation: 1, counter };
+    ServerInput::Master(MasterMsg::Notice { server, liveness: Liveness::Offline, version })
+}
+
+#[test]
+fn a_non_owner_forwards_to_the_owner() {
+    for mode in [Mode::Linearizable, Mode::Available] {
+        let (topo, key, owner, f) = setup();
+        let server = Server::new(f, topo, ProtocolConfig { mode, ..ProtocolConfig::default() });
+        let mut st = ServerState::default();
+        let mut out = Vec::new();
+        server.step(&mut st, Time(0), request(&key), &mut out);
+        assert!(matches!(&out[0], ServerOutput::Forward { to, fwd, .. } if *to == owner && fwd.hops == 1), "{mode}: {out:?}");
+        // The owner's reply goes back to the client.
+        let ServerOutput::Forward { op, .. } = out[0].clone() else { unreachable!() };
+        out.clear();
+        let result = OpResult::Value(Some(b"v".to_vec()));
+        server.step(&mut st, Time(1), ServerInput::ForwardReply { op, result: result.clone() }, &mut out);
+        assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(1), result }));
+        assert!(st.ops.is_empty());
+    }
+}
+
+#[test]
+fn a_failed_forward_is_reported_then_served_per_mode() {
+    for mode in [Mode::Linearizable, Mode::Available] {
+        let (topo, key, owner, f) = setup();
+        let server = Server::new(f, topo, ProtocolConfig { mode, ..ProtocolConfig::default() });
+        let mut st = ServerState::default();
+        let mut out = Vec::new();
+        server.step(&mut st, Time(0), request(&key), &mut out);
+        let ServerOutput::Forward { op, .. } = out[0].clone() else { panic!("{out:?}") };
+        out.clear();
+        server.step(&mut st, Time(5), ServerInput::ForwardFailed { op }, &mut out);
+        // c15: notify the master that the owner is offline.
+        assert!(out.contains(&ServerOutput::ToMaster(Report::MaybeOffline { server: owner })));
+        let to_store = out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Read { .. }, .. }));
+        match mode {
+            // c15 literally: process the request here at once.
+            Mode::Available => assert!(to_store, "{out:?}"),
+            // No right yet: wait for the master's verdict.
+            Mode::Linearizable => {
+                assert!(!to_store);
+                assert!(out.iter().any(|o| matches!(o, ServerOutput::SetTimer { timer: ServerTimer::Retry, .. })));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_failover_server_processes_when_the_owner_is_marked_offline() {
+    let (topo, key, owner, f) = setup();
+    let server = Server::new(f, topo.clone(), ProtocolConfig::default());
+    let mut st = ServerState::default();
+    let mut store = MemStore::default();
+    let mut out = Vec::new();
+    server.step(&mut st, Time(0), offline(owner, 1), &mut out); // c17
+    out.clear();
+    server.step(&mut st, Time(0), request(&key), &mut out);
+    // It takes the slot's right first (c1, linearizable mode)...
+    let Some(ServerOutput::Store { tag, op: op @ StoreOp::Acquire { .. } }) = out.first().cloned() else { panic!("{out:?}") };
+    let reply = store.execute(f, op, Time(0));
+    out.clear();
+    server.step(&mut st, Time(1), ServerInput::Store { tag, reply }, &mut out);
+    // ...then processes the request through the store.
+    assert!(out.iter().any(|o| matches!(o, ServerOutput::Event(ServerEvent::ServedForOther(_)))), "{out:?}");
+    let Some(ServerOutput::Store { tag, op }) = out.iter().find(|o| matches!(o, ServerOutput::Store { op: StoreOp::Read { .. }, .. })).cloned() else {
+        panic!("{out:?}")
+    };
+    let reply = store.execute(f, op, Time(1));
+    out.clear();
+    server.step(&mut st, Time(2), ServerInput::Store { tag, reply }, &mut out);
+    assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(1), result: OpResult::Value(None) }));
+    // c16: the owner is back; the right is released and the cache dropped.
+    out.clear();
+    let version = Version { incarnation: 1, counter: 2 };
+    server.step(&mut st, Time(3), ServerInput::Master(MasterMsg::Notice { server: owner, liveness: Liveness::Online, version }), &mut out);
+    assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })), "{out:?}");
+    assert!(st.rights.is_empty() && st.cached_slots().next().is_none());
+}
+
+#[test]
+fn a_restarted_owner_waits_for_the_failover_holder_then_forwards_to_it() {
+    let (topo, key, owner, f) = setup();
+    let mut store = MemStore::default();
+    let slot = topo.slot(&key);
+    // The failover server holds the slot's right.
+    store.execute(f, StoreOp::Acquire { slots: vec![slot], lease: 2_000 }, Time(0));
+    let server = Server::new(owner, topo, ProtocolConfig::default());
+    let mut st = ServerState::default();
+    let mut out = Vec::new();
+    server.step(&mut st, Time(10), ServerInput::Start, &mut out);
+    let ServerOutput::Store { tag, op } = out.remove(0) else { panic!() };
+    let reply = store.execute(owner, op, Time(10));
+    server.step(&mut st, Time(11), ServerInput::Store { tag, reply }, &mut out);
+    assert!(!st.serves(slot, Time(11)), "the owner must not serve while another holds the right");
+    out.clear();
+    server.step(&mut st, Time(12), request(&key), &mut out);
+    let ServerOutput::Store { tag, op } = out.remove(0) else { panic!("{out:?}") };
+    let reply = store.execute(owner, op, Time(12));
+    out.clear();
+    server.step(&mut st, Time(13), ServerInput::Store { tag, reply }, &mut out);
+    assert!(matches!(&out[0], ServerOutput::Forward { to, .. } if *to == f), "{out:?}");
+}
