@@ -1,1 +1,230 @@
-fn main() {}
+//! The `failgroup` binary.
+
+use clap::{Args, Parser, Subcommand};
+use failgroup::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
+use failgroup_model::{Mode, Mutant};
+use stateright::{Expectation, Model};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "failgroup", version, about = "A partitioned cache cluster with a model-checked failover protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Model-check the failover protocol (the same core the servers run).
+    Check(CheckArgs),
+    /// Browse the model's state space in stateright's web explorer.
+    Explore {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Loopback address to serve on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    #[arg(long, default_value_t = 3)]
+    servers: u16,
+    #[arg(long, default_value_t = 1)]
+    groups: u16,
+    #[arg(long, default_value_t = 2)]
+    clients: u16,
+    #[arg(long, default_value_t = 1)]
+    keys: u16,
+    /// Operations per client (alternately SET and GET).
+    #[arg(long, default_value_t = 1)]
+    ops: u8,
+    /// Server crashes (each may be followed by a restart).
+    #[arg(long, default_value_t = 1)]
+    crashes: u8,
+    /// Lost messages.
+    #[arg(long, default_value_t = 1)]
+    losses: u8,
+    #[arg(long, default_value_t = 0)]
+    duplicates: u8,
+    /// Servers paused (alive but silent), then resumed.
+    #[arg(long, default_value_t = 0)]
+    pauses: u8,
+    /// Links cut between two nodes (healed later).
+    #[arg(long, default_value_t = 0)]
+    cuts: u8,
+    #[arg(long, default_value_t = 0)]
+    master_crashes: u8,
+    /// Clock lag bound, in ticks.
+    #[arg(long, default_value_t = 0)]
+    drift: u64,
+    #[arg(long, default_value = "linearizable")]
+    mode: Mode,
+    /// A deliberately broken protocol variant (see --list-mutants).
+    #[arg(long)]
+    mutant: Option<Mutant>,
+    /// Faults and new operations happen before this tick.
+    #[arg(long, default_value_t = 4)]
+    fault_horizon: u64,
+    /// Crashed nodes may restart before this tick.
+    #[arg(long, default_value_t = 12)]
+    restart_horizon: u64,
+    /// The clock stops at this tick.
+    #[arg(long, default_value_t = 20)]
+    max_time: u64,
+    /// Ticks after its own within which a message not lost is delivered.
+    #[arg(long, default_value_t = 0)]
+    max_delay: u64,
+}
+
+impl ModelArgs {
+    fn config(&self) -> CheckConfig {
+        CheckConfig {
+            servers: self.servers,
+            groups: self.groups,
+            clients: self.clients,
+            keys: self.keys,
+            ops_per_client: self.ops,
+            crashes: self.crashes,
+            losses: self.losses,
+            duplicates: self.duplicates,
+            pauses: self.pauses,
+            cuts: self.cuts,
+            master_crashes: self.master_crashes,
+            drift: self.drift,
+            mode: self.mode,
+            mutant: self.mutant,
+            fault_horizon: self.fault_horizon,
+            restart_horizon: self.restart_horizon,
+            max_time: self.max_time,
+            max_delay: self.max_delay,
+        }
+    }
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long, default_value = "bfs")]
+    strategy: Strategy,
+    /// Explore no deeper than this many steps.
+    #[arg(long)]
+    depth: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// First seed of the random walks (simulate).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Random walks to run (simulate).
+    #[arg(long, default_value_t = 1_000)]
+    walks: u64,
+    /// Give up after this many seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Keep searching after the first counterexample.
+    #[arg(long)]
+    all: bool,
+    /// Print the mutants' names and exit.
+    #[arg(long)]
+    list_mutants: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => run_check(args),
+        Command::Explore { model, addr } => {
+            let cfg = model.config();
+            if let Err(e) = cfg.validate() {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            println!("serving the explorer on http://{addr}");
+            cfg.into_model().checker().serve(addr.as_str());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn run_check(args: CheckArgs) -> ExitCode {
+    if args.list_mutants {
+        for m in Mutant::ALL {
+            println!("{}", m.name());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let cfg = args.model.config();
+    if let Err(e) = cfg.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    if args.threads == 0 {
+        eprintln!("error: --threads: must be at least 1");
+        return ExitCode::from(2);
+    }
+    let opts = RunOptions {
+        strategy: args.strategy,
+        threads: args.threads,
+        depth: args.depth,
+        seed: args.seed,
+        walks: args.walks,
+        stop_at_first_failure: !args.all,
+        timeout: args.timeout.map(Duration::from_secs),
+    };
+    println!(
+        "checking {} servers in {} group(s), {} client(s), {} key(s), mode {}{}; faults: {} crash, {} loss, {} dup, {} pause, {} cut, {} master crash, drift {}; time {}..{}",
+        cfg.servers,
+        cfg.groups,
+        cfg.clients,
+        cfg.keys,
+        cfg.mode,
+        cfg.mutant.map(|m| format!(", mutant {}", m.name())).unwrap_or_default(),
+        cfg.crashes,
+        cfg.losses,
+        cfg.duplicates,
+        cfg.pauses,
+        cfg.cuts,
+        cfg.master_crashes,
+        cfg.drift,
+        cfg.fault_horizon,
+        cfg.max_time
+    );
+    let model = cfg.clone().into_model();
+    let report = check::run(cfg, &opts, |p| {
+        eprintln!(
+            "states {}, unique {}, {:.0} states/s, depth {}",
+            p.states,
+            p.unique,
+            p.states as f64 / p.secs.max(1e-9),
+            p.depth
+        );
+    });
+    for v in &report.verdicts {
+        let kind = match v.expectation {
+            Expectation::Always => "always",
+            Expectation::Eventually => "eventually",
+            Expectation::Sometimes => "sometimes",
+        };
+        let verdict = match &v.outcome {
+            Outcome::Holds => "holds",
+            Outcome::Violated(_) => "VIOLATED",
+            Outcome::Reached => "reached",
+            Outcome::NotReached => "not reached",
+        };
+        println!("  {kind:<10} {:<28} {verdict}", v.name);
+    }
+    for v in report.failures() {
+        if let Outcome::Violated(trace) = &v.outcome {
+            println!("\ncounterexample for `{}`:\n{trace}", v.name);
+        }
+    }
+    if let Some(seed) = report.failing_seed {
+        println!("replay with: --strategy simulate --seed {seed} --walks 1");
+    }
+    let _ = model.properties();
+    println!("{}", report.summary());
+    ExitCode::from(report.exit_code() as u8)
+}

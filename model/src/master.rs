@@ -186,10 +186,18 @@ impl Master {
         for to in self.topology.servers().filter(|&s| s != server && st.is_online(s)) {
             out.push(MasterOutput::Send { to, msg: MasterMsg::Notice { server, liveness, version } });
         }
-        if liveness == Liveness::Offline {
-            let at = now.plus(self.config.timing.reprobe_interval);
-            out.push(MasterOutput::SetTimer { timer: MasterTimer::Reprobe(server), at });
-            // c20
+        match liveness {
+            Liveness::Offline => {
+                let at = now.plus(self.config.timing.reprobe_interval);
+                out.push(MasterOutput::SetTimer { timer: MasterTimer::Reprobe(server), at });
+                // c20
+            }
+            // The server back online missed notices while it was offline:
+            // it gets the whole view.
+            Liveness::Online => {
+                let msg = MasterMsg::View { version, offline: st.offline() };
+                out.push(MasterOutput::Send { to: server, msg })
+            }
         }
     }
 

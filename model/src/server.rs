@@ -78,8 +78,12 @@ pub enum ServerEvent {
     RightsLost(Vec<Slot>),
     HandedBack(Vec<Slot>),
     NoticeApplied(ServerId, Liveness),
-    /// A request for another server's slot was served here.
-    ServedForOther(Slot),
+    /// A request was served here (from the cache or through the store);
+    /// `for_other`: the slot belongs to another server (c1, c3).
+    Served {
+        slot: Slot,
+        for_other: bool,
+    },
     CacheHit,
 }
 
@@ -289,9 +293,8 @@ impl Server {
     fn execute(&self, st: &mut ServerState, id: u64, epoch: Option<Epoch>, now: Time, out: &mut Vec<ServerOutput>) {
         let p = &st.ops[&id];
         let slot = p.slot;
-        if self.topology.owner(slot) != self.id {
-            out.push(ServerOutput::Event(ServerEvent::ServedForOther(slot)));
-        }
+        let for_other = self.topology.owner(slot) != self.id;
+        out.push(ServerOutput::Event(ServerEvent::Served { slot, for_other }));
         let op = match &p.fwd.op {
             Op::Get(key) => {
                 let hit = st.cache.get(&slot).and_then(|m| m.get(key));

@@ -137,7 +137,19 @@ impl Store for MemStore {
             },
             StoreOp::Write { slot, fence, req, key, write } => {
                 if let Some(done) = self.applied.get(&req) {
-                    return done.clone(); // a duplicate or a retry: at most once
+                    // A duplicate or a retry: applied at most once. The client
+                    // gets the same answer, but a cache must get the key as
+                    // it is now: later writes may have followed this one.
+                    return match done {
+                        StoreReply::Written { result, .. } => {
+                            let (value, version) = match self.data.get(&key) {
+                                Some((v, ver)) => (Some(v.clone()), *ver),
+                                None => (None, 0),
+                            };
+                            StoreReply::Written { version, value, result: result.clone() }
+                        }
+                        other => other.clone(),
+                    };
                 }
                 if let Some(epoch) = fence {
                     if self.mutant != Some(Mutant::NoFencing) && !self.holds(from, slot, epoch, now) {

@@ -31,7 +31,10 @@ fn a_non_owner_forwards_to_the_owner() {
         let mut st = ServerState::default();
         let mut out = Vec::new();
         server.step(&mut st, Time(0), request(&key), &mut out);
-        assert!(matches!(&out[0], ServerOutput::Forward { to, fwd, .. } if *to == owner && fwd.hops == 1), "{mode}: {out:?}");
+        assert!(
+            matches!(&out[0], ServerOutput::Forward { to, fwd, .. } if *to == owner && fwd.hops == 1),
+            "{mode}: {out:?}"
+        );
         // The owner's reply goes back to the client.
         let ServerOutput::Forward { op, .. } = out[0].clone() else { unreachable!() };
         out.clear();
@@ -79,13 +82,20 @@ fn the_failover_server_processes_when_the_owner_is_marked_offline() {
     out.clear();
     server.step(&mut st, Time(0), request(&key), &mut out);
     // It takes the slot's right first (c1, linearizable mode)...
-    let Some(ServerOutput::Store { tag, op: op @ StoreOp::Acquire { .. } }) = out.first().cloned() else { panic!("{out:?}") };
+    let Some(ServerOutput::Store { tag, op: op @ StoreOp::Acquire { .. } }) = out.first().cloned() else {
+        panic!("{out:?}")
+    };
     let reply = store.execute(f, op, Time(0));
     out.clear();
     server.step(&mut st, Time(1), ServerInput::Store { tag, reply }, &mut out);
     // ...then processes the request through the store.
-    assert!(out.iter().any(|o| matches!(o, ServerOutput::Event(ServerEvent::ServedForOther(_)))), "{out:?}");
-    let Some(ServerOutput::Store { tag, op }) = out.iter().find(|o| matches!(o, ServerOutput::Store { op: StoreOp::Read { .. }, .. })).cloned() else {
+    assert!(
+        out.iter().any(|o| matches!(o, ServerOutput::Event(ServerEvent::Served { for_other: true, .. }))),
+        "{out:?}"
+    );
+    let Some(ServerOutput::Store { tag, op }) =
+        out.iter().find(|o| matches!(o, ServerOutput::Store { op: StoreOp::Read { .. }, .. })).cloned()
+    else {
         panic!("{out:?}")
     };
     let reply = store.execute(f, op, Time(1));
@@ -95,7 +105,12 @@ fn the_failover_server_processes_when_the_owner_is_marked_offline() {
     // c16: the owner is back; the right is released and the cache dropped.
     out.clear();
     let version = Version { incarnation: 1, counter: 2 };
-    server.step(&mut st, Time(3), ServerInput::Master(MasterMsg::Notice { server: owner, liveness: Liveness::Online, version }), &mut out);
+    server.step(
+        &mut st,
+        Time(3),
+        ServerInput::Master(MasterMsg::Notice { server: owner, liveness: Liveness::Online, version }),
+        &mut out,
+    );
     assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })), "{out:?}");
     assert!(st.rights.is_empty() && st.cached_slots().next().is_none());
 }

@@ -1,0 +1,856 @@
+//! A stateright model of a whole cluster (master, servers in groups,
+//! clients, the store) that drives the `failgroup-model` transitions
+//! themselves, never a copy. Time is an explicit discrete clock: every node
+//! has its own (servers' may lag the store's within the drift bound), timers
+//! fire only when their deadline has come on their node's clock, and the
+//! clock does not pass a due timer of a running node.
+//!
+//! Faults, each within a budget and before the fault horizon: message loss,
+//! duplication and reordering (any delivery order), crash and restart of a
+//! server (its memory is lost) and of the master, a paused server (alive but
+//! silent: a gray failure), a cut link between two nodes, clock lag.
+
+use failgroup_model::*;
+use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
+use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
+use stateright::{Model, Property};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+/// The bounds of one model: counts, fault budgets and time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub servers: u16,
+    pub groups: u16,
+    pub clients: u16,
+    pub keys: u16,
+    /// Operations each client runs, alternating SET and GET.
+    pub ops_per_client: u8,
+    pub crashes: u8,
+    pub losses: u8,
+    pub duplicates: u8,
+    pub pauses: u8,
+    pub cuts: u8,
+    pub master_crashes: u8,
+    /// Clock lag bound in ticks (0: clocks advance together).
+    pub drift: u64,
+    pub mode: Mode,
+    pub mutant: Option<Mutant>,
+    /// Faults and new operations happen before this tick.
+    pub fault_horizon: u64,
+    /// Crashed servers and the master may restart before this tick.
+    pub restart_horizon: u64,
+    /// The clock stops here; what is in flight is then drained.
+    pub max_time: u64,
+    /// A message not lost is delivered within this many ticks after the one
+    /// it was sent in (0: in the same tick). Messages to a paused node or
+    /// over a cut link wait.
+    pub max_delay: u64,
+}
+
+impl Default for CheckConfig {
+    fn default() -> CheckConfig {
+        CheckConfig {
+            servers: 3,
+            groups: 1,
+            clients: 2,
+            keys: 1,
+            ops_per_client: 1,
+            crashes: 1,
+            losses: 1,
+            duplicates: 0,
+            pauses: 0,
+            cuts: 0,
+            master_crashes: 0,
+            drift: 0,
+            mode: Mode::Linearizable,
+            mutant: None,
+            fault_horizon: 4,
+            restart_horizon: 12,
+            max_time: 20,
+            max_delay: 0,
+        }
+    }
+}
+
+impl CheckConfig {
+    /// Protocol timing in ticks.
+    pub fn protocol(&self) -> ProtocolConfig {
+        ProtocolConfig {
+            mode: self.mode,
+            mutant: self.mutant,
+            timing: Timing {
+                retries: 0,
+                failover_period: 4,
+                send_timeout: 2,
+                probe_timeout: 2,
+                reprobe_interval: 3,
+                sync_interval: 8,
+                lease: 6 + 4 * self.drift,
+                max_drift: self.drift,
+                retry_interval: 2,
+                request_timeout: 1_000,
+                temp_ttl: 8,
+                max_hops: 2,
+            },
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(msg.to_string()) };
+        check((1..=6).contains(&self.servers), "--servers: must be 1..=6")?;
+        check(self.groups >= 1 && self.groups <= self.servers, "--groups: must be 1..=servers")?;
+        check((1..=4).contains(&self.clients), "--clients: must be 1..=4")?;
+        check((1..=3).contains(&self.keys), "--keys: must be 1..=3")?;
+        check((1..=6).contains(&self.ops_per_client), "--ops: must be 1..=6")?;
+        check(self.fault_horizon <= self.max_time, "--fault-horizon: must not exceed --max-time")?;
+        check(self.restart_horizon <= self.max_time, "--restart-horizon: must not exceed --max-time")?;
+        check(self.max_time <= 200, "--max-time: at most 200")?;
+        check(self.max_delay <= 3, "--max-delay: at most 3")?;
+        check(self.drift <= 3, "--drift: at most 3")?;
+        self.protocol().timing.validate()
+    }
+
+    pub fn into_model(self) -> ClusterModel {
+        ClusterModel::new(self)
+    }
+}
+
+/// Who a message is for or from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Addr {
+    Master,
+    Server(ServerId),
+    Client(u16),
+    Store,
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Master => write!(f, "master"),
+            Addr::Server(s) => write!(f, "{s}"),
+            Addr::Client(c) => write!(f, "client{c}"),
+            Addr::Store => write!(f, "store"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Msg {
+    Request { req: ReqId, op: Op },
+    Response { seq: u64, result: OpResult },
+    Forward { op: u64, fwd: Forwarded },
+    ForwardResponse { op: u64, result: OpResult },
+    Report(Report),
+    Master(MasterMsg),
+    StoreCall { tag: StoreTag, op: StoreOp },
+    StoreAnswer { tag: StoreTag, reply: StoreReply },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Envelope {
+    pub sent: u64,
+    pub from: Addr,
+    pub to: Addr,
+    pub msg: Msg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    Server(ServerId, ServerTimer),
+    Master(MasterTimer),
+    Client(u16, ClientTimer),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// Deliver the oldest message of a channel.
+    Deliver(Addr, Addr),
+    /// Lose the `i`-th message of a channel.
+    Drop(Addr, Addr, usize),
+    /// Send the `i`-th message of a channel again.
+    Duplicate(Addr, Addr, usize),
+    Tick,
+    /// A tick on which this server's clock stands still (drift).
+    Lag(ServerId),
+    CatchUp(ServerId),
+    Fire(Timer),
+    Invoke(u16),
+    Crash(ServerId),
+    Restart(ServerId),
+    Pause(ServerId),
+    Resume(ServerId),
+    CrashMaster,
+    RestartMaster,
+    Cut(Addr, Addr),
+    Heal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Up,
+    Paused,
+    Crashed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServerNode {
+    pub state: ServerState,
+    pub status: Status,
+    pub clock: u64,
+    pub timers: BTreeMap<ServerTimer, Time>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientNode {
+    pub state: ClientState,
+    pub timers: BTreeMap<ClientTimer, Time>,
+    /// Operations invoked so far.
+    pub invoked: u8,
+    pub current: Option<(u64, Op)>,
+    pub completed: u8,
+    /// An operation ended in an error; its effect is unknown.
+    pub failed: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Budget {
+    pub crashes: u8,
+    pub losses: u8,
+    pub duplicates: u8,
+    pub pauses: u8,
+    pub cuts: u8,
+    pub master_crashes: u8,
+}
+
+/// What has happened, for properties that speak of the past.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Seen {
+    pub forwarded: bool,
+    pub failover_served: bool,
+    pub owner_recovered: bool,
+    pub marked_offline: bool,
+    pub handed_back: bool,
+    pub notice_applied: bool,
+    pub read_other_write: bool,
+    /// The master marked a server offline other than on its own failed probe.
+    pub unverified_offline: bool,
+    /// Servers whose latest probe the master saw answered.
+    pub probe_answered: BTreeSet<ServerId>,
+}
+
+pub type Tester = LinearizabilityTester<u16, Register<Option<u8>>>;
+
+#[derive(Clone, Debug, PartialEq, Hash)]
+pub struct ClusterState {
+    pub now: u64,
+    pub master: Option<MasterState>,
+    pub master_timers: BTreeMap<MasterTimer, Time>,
+    pub incarnation: u64,
+    pub servers: Vec<ServerNode>,
+    pub clients: Vec<ClientNode>,
+    pub store: MemStore,
+    /// In flight: one FIFO channel per (from, to), as a TCP connection is;
+    /// messages on different channels overtake each other freely.
+    pub net: BTreeMap<(Addr, Addr), VecDeque<(u64, Msg)>>,
+    pub budget: Budget,
+    pub cut: Option<(Addr, Addr)>,
+    /// One linearizability tester per key.
+    pub testers: Vec<Tester>,
+    pub seen: Seen,
+}
+
+impl ClusterState {
+    fn send(&mut self, from: Addr, to: Addr, msg: Msg) {
+        self.net.entry((from, to)).or_default().push_back((self.now, msg));
+    }
+
+    /// Removes the `i`-th message of a channel.
+    fn take(&mut self, from: Addr, to: Addr, i: usize) -> Option<Envelope> {
+        let chan = self.net.get_mut(&(from, to))?;
+        let (sent, msg) = chan.remove(i)?;
+        if chan.is_empty() {
+            self.net.remove(&(from, to));
+        }
+        Some(Envelope { sent, from, to, msg })
+    }
+
+    /// The `i`-th message of a channel.
+    pub fn peek(&self, from: Addr, to: Addr, i: usize) -> Option<Envelope> {
+        let (sent, msg) = self.net.get(&(from, to))?.get(i)?.clone();
+        Some(Envelope { sent, from, to, msg })
+    }
+
+    /// Drops every message to or from a node, as its connections break.
+    fn disconnect(&mut self, node: Addr) {
+        self.net.retain(|(from, to), _| *from != node && *to != node);
+    }
+
+    fn is_cut(&self, a: Addr, b: Addr) -> bool {
+        self.cut == Some((a, b)) || self.cut == Some((b, a))
+    }
+}
+
+/// The model: static configuration and the roles' static parts.
+pub struct ClusterModel {
+    pub cfg: CheckConfig,
+    pub topology: Arc<Topology>,
+    pub servers: Vec<Server>,
+    pub clients: Vec<Client>,
+    pub master: Master,
+    pub keys: Vec<Key>,
+}
+
+impl ClusterModel {
+    pub fn new(cfg: CheckConfig) -> ClusterModel {
+        // One slot per key keeps the state small: slot i belongs to server
+        // i * servers / keys, so one key lives on s0.
+        let spec = ClusterSpec::local(cfg.servers, cfg.groups, 7101, cfg.keys);
+        let topology = Arc::new(spec.validate().expect("model topology"));
+        let protocol = cfg.protocol();
+        let servers = topology.servers().map(|s| Server::new(s, topology.clone(), protocol.clone())).collect();
+        let clients =
+            (0..cfg.clients).map(|c| Client::new(ClientId(c as u64 + 1), topology.clone(), protocol.clone())).collect();
+        let keys = (0..cfg.keys)
+            .map(|k| (0..).map(|i| format!("k{i}").into_bytes()).find(|key| topology.slot(key) == Slot(k)).unwrap())
+            .collect();
+        let master = Master::new(topology.clone(), protocol);
+        ClusterModel { cfg, topology, servers, clients, master, keys }
+    }
+
+    /// The operation a client runs `i`-th: client 0 starts with a SET (of a
+    /// value unique to it), client 1 with a GET, then each alternates; keys
+    /// in turn.
+    pub fn script(&self, client: u16, i: u8) -> Op {
+        let key = self.keys[(client as usize + i as usize / 2) % self.keys.len()].clone();
+        if (client as usize + i as usize) % 2 == 0 {
+            Op::Set(key, vec![(client as u8 + 1) * 10 + i])
+        } else {
+            Op::Get(key)
+        }
+    }
+
+    fn key_index(&self, key: &[u8]) -> usize {
+        self.keys.iter().position(|k| k == key).expect("model key")
+    }
+
+    fn server_step(&self, st: &mut ClusterState, s: ServerId, input: ServerInput) {
+        let node = &mut st.servers[s.0 as usize];
+        let now = Time(node.clock);
+        let mut out = Vec::new();
+        self.servers[s.0 as usize].step(&mut node.state, now, input, &mut out);
+        let me = Addr::Server(s);
+        for o in out {
+            match o {
+                ServerOutput::Reply { to: Origin::Client(token), result } => {
+                    let seq = token & 0xFFFF_FFFF;
+                    st.send(me, Addr::Client((token >> 32) as u16), Msg::Response { seq, result })
+                }
+                ServerOutput::Reply { to: Origin::Peer { server, op }, result } => {
+                    st.send(me, Addr::Server(server), Msg::ForwardResponse { op, result })
+                }
+                ServerOutput::Forward { to, op, fwd } => {
+                    st.seen.forwarded = true;
+                    st.send(me, Addr::Server(to), Msg::Forward { op, fwd })
+                }
+                ServerOutput::Store { tag, op } => st.send(me, Addr::Store, Msg::StoreCall { tag, op }),
+                ServerOutput::ToMaster(r) => st.send(me, Addr::Master, Msg::Report(r)),
+                ServerOutput::SetTimer { timer, at } => {
+                    st.servers[s.0 as usize].timers.insert(timer, at);
+                }
+                ServerOutput::CancelTimer(timer) => {
+                    st.servers[s.0 as usize].timers.remove(&timer);
+                }
+                ServerOutput::Event(e) => match e {
+                    ServerEvent::Served { for_other: true, .. } => st.seen.failover_served = true,
+                    ServerEvent::Served { for_other: false, .. } if st.seen.failover_served => {
+                        st.seen.owner_recovered = true
+                    }
+                    ServerEvent::HandedBack(_) => st.seen.handed_back = true,
+                    ServerEvent::NoticeApplied(..) => st.seen.notice_applied = true,
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    fn master_step(&self, st: &mut ClusterState, input: MasterInput) {
+        let Some(mut mst) = st.master.take() else { return };
+        let mut out = Vec::new();
+        self.master.step(&mut mst, Time(st.now), input.clone(), &mut out);
+        st.master = Some(mst);
+        for o in out {
+            match o {
+                MasterOutput::Probe { to, nonce } => {
+                    st.seen.probe_answered.remove(&to);
+                    st.send(Addr::Master, Addr::Server(to), Msg::Master(MasterMsg::Probe { nonce }))
+                }
+                MasterOutput::Send { to, msg } => st.send(Addr::Master, Addr::Server(to), Msg::Master(msg)),
+                MasterOutput::SetTimer { timer, at } => {
+                    st.master_timers.insert(timer, at);
+                }
+                MasterOutput::CancelTimer(timer) => {
+                    st.master_timers.remove(&timer);
+                }
+                MasterOutput::Event(MasterEvent::MarkedOffline(s, _)) => {
+                    // c19: only on the master's own probe of s timing out,
+                    // and never when s answered that probe.
+                    let own_probe = input == MasterInput::Timer(MasterTimer::ProbeTimeout(s));
+                    if !own_probe || st.seen.probe_answered.contains(&s) {
+                        st.seen.unverified_offline = true;
+                    }
+                    st.seen.marked_offline = true;
+                }
+                MasterOutput::Event(_) => {}
+            }
+        }
+    }
+
+    fn client_step(&self, st: &mut ClusterState, c: u16, input: ClientInput) {
+        let node = &mut st.clients[c as usize];
+        let mut out = Vec::new();
+        self.clients[c as usize].step(&mut node.state, Time(st.now), input, &mut out);
+        for o in out {
+            match o {
+                ClientOutput::Send { to, req, op } => {
+                    st.send(Addr::Client(c), Addr::Server(to), Msg::Request { req, op })
+                }
+                ClientOutput::ToMaster(r) => st.send(Addr::Client(c), Addr::Master, Msg::Report(r)),
+                ClientOutput::SetTimer { timer, at } => {
+                    st.clients[c as usize].timers.insert(timer, at);
+                }
+                ClientOutput::CancelTimer(timer) => {
+                    st.clients[c as usize].timers.remove(&timer);
+                }
+                ClientOutput::Complete { seq, result } => self.complete(st, c, seq, result),
+            }
+        }
+    }
+
+    fn complete(&self, st: &mut ClusterState, c: u16, seq: u64, result: OpResult) {
+        let node = &mut st.clients[c as usize];
+        let Some((cur, op)) = node.current.clone() else { return };
+        if cur != seq {
+            return;
+        }
+        node.current = None;
+        let k = self.key_index(op.key());
+        let ret = match (&op, result) {
+            (Op::Set(..) | Op::Del(_), OpResult::Ok | OpResult::Deleted(_)) => RegisterRet::WriteOk,
+            (Op::Get(_), OpResult::Value(v)) => {
+                let v = v.and_then(|v| v.first().copied());
+                if v.is_some_and(|v| v / 10 != c as u8 + 1) {
+                    st.seen.read_other_write = true;
+                }
+                RegisterRet::ReadOk(v)
+            }
+            _ => {
+                // An error: the effect is unknown, so the operation stays
+                // open in the history and this client stops.
+                node.failed = true;
+                return;
+            }
+        };
+        node.completed += 1;
+        let _ = st.testers[k].on_return(c, ret);
+    }
+
+    fn deliver(&self, st: &mut ClusterState, env: Envelope) {
+        let now = Time(st.now);
+        match (env.to, env.msg) {
+            (Addr::Store, Msg::StoreCall { tag, op }) => {
+                let Addr::Server(from) = env.from else { return };
+                let reply = st.store.execute(from, op, now);
+                if st.servers[from.0 as usize].status != Status::Crashed {
+                    st.send(Addr::Store, env.from, Msg::StoreAnswer { tag, reply });
+                }
+            }
+            (Addr::Server(s), msg) if st.servers[s.0 as usize].status == Status::Crashed => {
+                // Connection refused: the sender learns at once.
+                match (env.from, msg) {
+                    (Addr::Client(c), Msg::Request { req, .. }) => {
+                        self.client_step(st, c, ClientInput::SendFailed { seq: req.seq, to: s })
+                    }
+                    (Addr::Server(f), Msg::Forward { op, .. }) if st.servers[f.0 as usize].status == Status::Up => {
+                        self.server_step(st, f, ServerInput::ForwardFailed { op })
+                    }
+                    _ => {}
+                }
+            }
+            (Addr::Server(s), msg) => {
+                let input = match (env.from, msg) {
+                    (Addr::Client(c), Msg::Request { req, op }) => {
+                        let origin = Origin::Client(((c as u64) << 32) | req.seq);
+                        ServerInput::Request { origin, fwd: Forwarded { req, op, hops: 0 } }
+                    }
+                    (Addr::Server(f), Msg::Forward { op, fwd }) => {
+                        ServerInput::Request { origin: Origin::Peer { server: f, op }, fwd }
+                    }
+                    (_, Msg::ForwardResponse { op, result }) => ServerInput::ForwardReply { op, result },
+                    (_, Msg::Master(m)) => ServerInput::Master(m),
+                    (_, Msg::StoreAnswer { tag, reply }) => ServerInput::Store { tag, reply },
+                    _ => return,
+                };
+                self.server_step(st, s, input);
+            }
+            (Addr::Client(c), Msg::Response { seq, result }) => {
+                let Addr::Server(from) = env.from else { return };
+                self.client_step(st, c, ClientInput::Reply { seq, from, result });
+            }
+            (Addr::Master, Msg::Report(report)) => {
+                let from = match env.from {
+                    Addr::Server(s) => Node::Server(s),
+                    Addr::Client(c) => Node::Client(ClientId(c as u64 + 1)),
+                    _ => return,
+                };
+                if let (Node::Server(s), Report::ProbeAck { nonce }) = (from, &report) {
+                    if st.master.as_ref().is_some_and(|m| m.probes.get(&s) == Some(nonce)) {
+                        st.seen.probe_answered.insert(s);
+                    }
+                }
+                self.master_step(st, MasterInput::Report { from, report });
+            }
+            _ => {}
+        }
+    }
+
+    fn deliverable(&self, st: &ClusterState, from: Addr, to: Addr) -> bool {
+        let paused = |a: Addr| matches!(a, Addr::Server(s) if st.servers[s.0 as usize].status == Status::Paused);
+        !paused(to) && !st.is_cut(from, to)
+    }
+
+    fn due_timers(&self, st: &ClusterState) -> Vec<Timer> {
+        let mut due = Vec::new();
+        for (i, n) in st.servers.iter().enumerate() {
+            if n.status == Status::Up {
+                let s = ServerId(i as u16);
+                due.extend(n.timers.iter().filter(|(_, at)| at.0 <= n.clock).map(|(t, _)| Timer::Server(s, *t)));
+            }
+        }
+        if st.master.is_some() {
+            due.extend(st.master_timers.iter().filter(|(_, at)| at.0 <= st.now).map(|(t, _)| Timer::Master(*t)));
+        }
+        for (c, n) in st.clients.iter().enumerate() {
+            due.extend(n.timers.iter().filter(|(_, at)| at.0 <= st.now).map(|(t, _)| Timer::Client(c as u16, *t)));
+        }
+        due
+    }
+
+    fn tick(&self, st: &mut ClusterState, lagging: Option<ServerId>) {
+        st.now += 1;
+        for (i, n) in st.servers.iter_mut().enumerate() {
+            if lagging != Some(ServerId(i as u16)) {
+                n.clock += 1;
+            }
+        }
+    }
+}
+
+impl Model for ClusterModel {
+    type State = ClusterState;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<ClusterState> {
+        let c = &self.cfg;
+        let mut st = ClusterState {
+            now: 0,
+            master: Some(self.master.initial_state()),
+            master_timers: BTreeMap::new(),
+            incarnation: 1,
+            servers: self
+                .topology
+                .servers()
+                .map(|_| ServerNode {
+                    state: ServerState::default(),
+                    status: Status::Up,
+                    clock: 0,
+                    timers: BTreeMap::new(),
+                })
+                .collect(),
+            clients: (0..c.clients)
+                .map(|_| ClientNode {
+                    state: ClientState::default(),
+                    timers: BTreeMap::new(),
+                    invoked: 0,
+                    current: None,
+                    completed: 0,
+                    failed: false,
+                })
+                .collect(),
+            store: MemStore::new(c.mutant),
+            net: BTreeMap::new(),
+            budget: Budget {
+                crashes: c.crashes,
+                losses: c.losses,
+                duplicates: c.duplicates,
+                pauses: c.pauses,
+                cuts: c.cuts,
+                master_crashes: c.master_crashes,
+            },
+            cut: None,
+            testers: (0..c.keys).map(|_| LinearizabilityTester::new(Register(None))).collect(),
+            seen: Seen::default(),
+        };
+        // Start-up is not interesting: servers take their rights and the
+        // master's first probe round settles before the checker begins.
+        for s in self.topology.servers() {
+            self.server_step(&mut st, s, ServerInput::Start);
+        }
+        self.master_step(&mut st, MasterInput::Start { incarnation: 1 });
+        while let Some(&(from, to)) = st.net.keys().next() {
+            let env = st.take(from, to, 0).expect("message");
+            self.deliver(&mut st, env);
+        }
+        st.seen = Seen::default();
+        vec![st]
+    }
+
+    fn actions(&self, st: &ClusterState, actions: &mut Vec<Action>) {
+        let c = &self.cfg;
+        let faults = st.now < c.fault_horizon;
+        // Deliveries to different receivers commute (a delivery changes only
+        // its receiver, the channels and, for the store, the store), so when
+        // messages wait for several receivers only those to the first one are
+        // offered: the others follow in later steps. Every property checked
+        // is either stable (once violated, violated for good) or about one
+        // node's own state, which this reduction preserves.
+        let mut overdue = false;
+        let receiver = st.net.keys().filter(|(from, to)| self.deliverable(st, *from, *to)).map(|(_, to)| *to).min();
+        for (&(from, to), chan) in &st.net {
+            let lossy = from != Addr::Store && to != Addr::Store;
+            let across_cut = st.is_cut(from, to);
+            if self.deliverable(st, from, to) {
+                if Some(to) == receiver {
+                    actions.push(Action::Deliver(from, to));
+                }
+                overdue |= chan[0].0 + c.max_delay <= st.now;
+            }
+            for i in 0..chan.len() {
+                if across_cut || (faults && lossy && st.budget.losses > 0) {
+                    actions.push(Action::Drop(from, to, i));
+                }
+                if faults && lossy && st.budget.duplicates > 0 {
+                    actions.push(Action::Duplicate(from, to, i));
+                }
+            }
+        }
+        // Due timers fire one at a time in a fixed order (node, then timer),
+        // interleaved freely with deliveries: timers of different nodes
+        // touch only their own node, so their mutual order adds states but
+        // no behaviour.
+        let due = self.due_timers(st);
+        let urgent = !due.is_empty() || overdue;
+        actions.extend(due.into_iter().next().map(Action::Fire));
+        if !urgent && st.now < c.max_time {
+            actions.push(Action::Tick);
+            if c.drift > 0 {
+                for (i, n) in st.servers.iter().enumerate() {
+                    if n.status != Status::Crashed && st.now + 1 - n.clock <= c.drift && faults {
+                        actions.push(Action::Lag(ServerId(i as u16)));
+                    }
+                }
+            }
+        }
+        for (i, n) in st.servers.iter().enumerate() {
+            let s = ServerId(i as u16);
+            if n.clock < st.now && n.status != Status::Crashed {
+                actions.push(Action::CatchUp(s));
+            }
+            match n.status {
+                Status::Up if faults && st.budget.crashes > 0 => actions.push(Action::Crash(s)),
+                // A crashed server may come back until the restart horizon
+                // (late enough to be served for a while by its failover).
+                Status::Crashed if st.now < c.restart_horizon => actions.push(Action::Restart(s)),
+                Status::Paused => actions.push(Action::Resume(s)),
+                _ => {}
+            }
+            if n.status == Status::Up && faults && st.budget.pauses > 0 {
+                actions.push(Action::Pause(s));
+            }
+        }
+        if faults && st.budget.master_crashes > 0 && st.master.is_some() {
+            actions.push(Action::CrashMaster);
+        }
+        if st.master.is_none() && st.now < c.restart_horizon {
+            actions.push(Action::RestartMaster);
+        }
+        if faults && st.budget.cuts > 0 && st.cut.is_none() {
+            let nodes: Vec<Addr> = std::iter::once(Addr::Master)
+                .chain(self.topology.servers().map(Addr::Server))
+                .chain((0..c.clients).map(Addr::Client))
+                .collect();
+            for (i, &a) in nodes.iter().enumerate() {
+                for &b in &nodes[i + 1..] {
+                    if !matches!((a, b), (Addr::Client(_), Addr::Client(_)) | (Addr::Master, Addr::Client(_))) {
+                        actions.push(Action::Cut(a, b));
+                    }
+                }
+            }
+        }
+        if st.cut.is_some() {
+            actions.push(Action::Heal);
+        }
+        // New operations start between ticks' work, when nothing is in flight
+        // or due: when an operation starts still varies over the ticks.
+        if faults && receiver.is_none() && !urgent {
+            for (i, n) in st.clients.iter().enumerate() {
+                if n.current.is_none() && !n.failed && n.invoked < c.ops_per_client {
+                    actions.push(Action::Invoke(i as u16));
+                }
+            }
+        }
+    }
+
+    fn next_state(&self, last: &ClusterState, action: Action) -> Option<ClusterState> {
+        let mut st = last.clone();
+        match action {
+            Action::Deliver(from, to) => {
+                let env = st.take(from, to, 0)?;
+                self.deliver(&mut st, env);
+            }
+            Action::Drop(from, to, i) => {
+                if !st.is_cut(from, to) {
+                    st.budget.losses -= 1;
+                }
+                st.take(from, to, i)?;
+            }
+            Action::Duplicate(from, to, i) => {
+                st.budget.duplicates -= 1;
+                let env = st.peek(from, to, i)?;
+                st.send(from, to, env.msg);
+            }
+            Action::Tick => self.tick(&mut st, None),
+            Action::Lag(s) => self.tick(&mut st, Some(s)),
+            Action::CatchUp(s) => st.servers[s.0 as usize].clock += 1,
+            Action::Fire(timer) => match timer {
+                Timer::Server(s, t) => {
+                    st.servers[s.0 as usize].timers.remove(&t);
+                    self.server_step(&mut st, s, ServerInput::Timer(t));
+                }
+                Timer::Master(t) => {
+                    st.master_timers.remove(&t);
+                    self.master_step(&mut st, MasterInput::Timer(t));
+                }
+                Timer::Client(c, t) => {
+                    st.clients[c as usize].timers.remove(&t);
+                    self.client_step(&mut st, c, ClientInput::Timer(t));
+                }
+            },
+            Action::Invoke(c) => {
+                let node = &mut st.clients[c as usize];
+                let op = self.script(c, node.invoked);
+                node.invoked += 1;
+                let seq = node.invoked as u64;
+                node.current = Some((seq, op.clone()));
+                let k = self.key_index(op.key());
+                let rop = match &op {
+                    Op::Set(_, v) => RegisterOp::Write(v.first().copied()),
+                    Op::Del(_) => RegisterOp::Write(None),
+                    _ => RegisterOp::Read,
+                };
+                let _ = st.testers[k].on_invoke(c, rop);
+                self.client_step(&mut st, c, ClientInput::Invoke { seq, op });
+            }
+            Action::Crash(s) => {
+                st.budget.crashes -= 1;
+                let n = &mut st.servers[s.0 as usize];
+                n.status = Status::Crashed;
+                n.timers.clear();
+                // Its connections break: what was on the way is gone. (Its
+                // calls already at the store are not: they may still land.)
+                st.disconnect(Addr::Server(s));
+            }
+            Action::Restart(s) => {
+                let n = &mut st.servers[s.0 as usize];
+                n.status = Status::Up;
+                n.clock = st.now;
+                self.server_step(&mut st, s, ServerInput::Start);
+            }
+            Action::Pause(s) => {
+                st.budget.pauses -= 1;
+                st.servers[s.0 as usize].status = Status::Paused;
+            }
+            Action::Resume(s) => st.servers[s.0 as usize].status = Status::Up,
+            Action::CrashMaster => {
+                st.budget.master_crashes -= 1;
+                st.master = None;
+                st.master_timers.clear();
+                st.disconnect(Addr::Master);
+            }
+            Action::RestartMaster => {
+                st.incarnation += 1;
+                st.master = Some(self.master.initial_state());
+                let incarnation = st.incarnation;
+                self.master_step(&mut st, MasterInput::Start { incarnation });
+            }
+            Action::Cut(a, b) => {
+                st.budget.cuts -= 1;
+                st.cut = Some((a, b));
+            }
+            Action::Heal => st.cut = None,
+        }
+        Some(st)
+    }
+
+    fn format_action(&self, action: &Action) -> String {
+        super::trace::describe(None, action)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            // Safety, each paired below with a `sometimes` showing its
+            // interesting path is reachable.
+            Property::always("linearizable", |_, st: &ClusterState| {
+                st.testers.iter().all(|t| t.serialized_history().is_some())
+            }),
+            Property::always("one server per slot", |m: &ClusterModel, st: &ClusterState| {
+                (0..m.topology.slot_count()).map(Slot).all(|slot| {
+                    let serving = st
+                        .servers
+                        .iter()
+                        .filter(|n| n.status != Status::Crashed && n.state.serves(slot, Time(n.clock)));
+                    serving.count() <= 1
+                })
+            }),
+            Property::always("verified offline", |_: &ClusterModel, st: &ClusterState| !st.seen.unverified_offline),
+            Property::always("temporary cache dropped", |m: &ClusterModel, st: &ClusterState| {
+                st.servers.iter().enumerate().filter(|(_, n)| n.status != Status::Crashed).all(|(i, n)| {
+                    n.state.cached_slots().all(|slot| {
+                        let owner = m.topology.owner(slot);
+                        owner == ServerId(i as u16) || !n.state.view.is_online(owner)
+                    })
+                })
+            }),
+            // Liveness, bounded: checked where the run ends (time is up and
+            // everything in flight is delivered).
+            // Every operation invoked completes, and without an error.
+            Property::eventually("requests complete", |_: &ClusterModel, st: &ClusterState| {
+                st.clients.iter().all(|c| c.current.is_none() && !c.failed)
+            }),
+            // Once time is up and all is delivered, every running server's
+            // view is the master's.
+            Property::eventually("views agree", |m: &ClusterModel, st: &ClusterState| {
+                if st.now < m.cfg.max_time || !st.net.is_empty() || !m.due_timers(st).is_empty() {
+                    return false;
+                }
+                let Some(master) = &st.master else { return true };
+                st.servers.iter().enumerate().filter(|(_, n)| n.status == Status::Up).all(|(i, n)| {
+                    m.topology
+                        .servers()
+                        .filter(|&s| s.0 as usize != i)
+                        .all(|s| n.state.view.is_online(s) == master.is_online(s))
+                })
+            }),
+            Property::sometimes("read another client's write", |_: &ClusterModel, st: &ClusterState| {
+                st.seen.read_other_write
+            }),
+            Property::sometimes("failover served", |_: &ClusterModel, st: &ClusterState| st.seen.failover_served),
+            Property::sometimes("marked offline", |_: &ClusterModel, st: &ClusterState| st.seen.marked_offline),
+            Property::sometimes("handed back", |_: &ClusterModel, st: &ClusterState| st.seen.handed_back),
+            Property::sometimes("owner recovered", |_: &ClusterModel, st: &ClusterState| st.seen.owner_recovered),
+            Property::sometimes("forwarded", |_: &ClusterModel, st: &ClusterState| st.seen.forwarded),
+        ]
+    }
+}
