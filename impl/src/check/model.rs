@@ -325,7 +325,7 @@ impl ClusterModel {
     /// in turn.
     pub fn script(&self, client: u16, i: u8) -> Op {
         let key = self.keys[(client as usize + i as usize / 2) % self.keys.len()].clone();
-        if (client as usize + i as usize) % 2 == 0 {
+        if (client as usize + i as usize).is_multiple_of(2) {
             Op::Set(key, vec![(client as u8 + 1) * 10 + i])
         } else {
             Op::Get(key)
