@@ -39,13 +39,13 @@ struct ModelArgs {
     #[arg(long, default_value_t = 1)]
     keys: u16,
     /// Operations per client (alternately SET and GET).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     ops: u8,
     /// Server crashes (each may be followed by a restart).
     #[arg(long, default_value_t = 1)]
     crashes: u8,
     /// Lost messages.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 0)]
     losses: u8,
     #[arg(long, default_value_t = 0)]
     duplicates: u8,
@@ -57,6 +57,9 @@ struct ModelArgs {
     cuts: u8,
     #[arg(long, default_value_t = 0)]
     master_crashes: u8,
+    /// Ticks by which store calls may be held back in all (a slow store).
+    #[arg(long, default_value_t = 0)]
+    store_delays: u8,
     /// Clock lag bound, in ticks.
     #[arg(long, default_value_t = 0)]
     drift: u64,
@@ -65,9 +68,12 @@ struct ModelArgs {
     /// A deliberately broken protocol variant (see --list-mutants).
     #[arg(long)]
     mutant: Option<Mutant>,
-    /// Faults and new operations happen before this tick.
+    /// Faults happen before this tick.
     #[arg(long, default_value_t = 4)]
     fault_horizon: u64,
+    /// Clients start operations before this tick.
+    #[arg(long, default_value_t = 4)]
+    op_horizon: u64,
     /// Crashed nodes may restart before this tick.
     #[arg(long, default_value_t = 12)]
     restart_horizon: u64,
@@ -93,10 +99,12 @@ impl ModelArgs {
             pauses: self.pauses,
             cuts: self.cuts,
             master_crashes: self.master_crashes,
+            store_delays: self.store_delays,
             drift: self.drift,
             mode: self.mode,
             mutant: self.mutant,
             fault_horizon: self.fault_horizon,
+            op_horizon: self.op_horizon,
             restart_horizon: self.restart_horizon,
             max_time: self.max_time,
             max_delay: self.max_delay,

@@ -33,12 +33,16 @@ pub struct CheckConfig {
     pub pauses: u8,
     pub cuts: u8,
     pub master_crashes: u8,
+    /// Ticks by which store calls may be held back in all (a slow store).
+    pub store_delays: u8,
     /// Clock lag bound in ticks (0: clocks advance together).
     pub drift: u64,
     pub mode: Mode,
     pub mutant: Option<Mutant>,
-    /// Faults and new operations happen before this tick.
+    /// Faults happen before this tick.
     pub fault_horizon: u64,
+    /// Clients start operations before this tick.
+    pub op_horizon: u64,
     /// Crashed servers and the master may restart before this tick.
     pub restart_horizon: u64,
     /// The clock stops here; what is in flight is then drained.
@@ -56,17 +60,19 @@ impl Default for CheckConfig {
             groups: 1,
             clients: 2,
             keys: 1,
-            ops_per_client: 1,
+            ops_per_client: 2,
             crashes: 1,
-            losses: 1,
+            losses: 0,
             duplicates: 0,
             pauses: 0,
             cuts: 0,
             master_crashes: 0,
+            store_delays: 0,
             drift: 0,
             mode: Mode::Linearizable,
             mutant: None,
             fault_horizon: 4,
+            op_horizon: 4,
             restart_horizon: 12,
             max_time: 20,
             max_delay: 0,
@@ -121,6 +127,8 @@ impl CheckConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Addr {
     Master,
+    /// A crashed master incarnation, whose last messages may still arrive.
+    OldMaster(u64),
     Server(ServerId),
     Client(u16),
     Store,
@@ -130,6 +138,7 @@ impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Addr::Master => write!(f, "master"),
+            Addr::OldMaster(i) => write!(f, "master (incarnation {i}, crashed)"),
             Addr::Server(s) => write!(f, "{s}"),
             Addr::Client(c) => write!(f, "client{c}"),
             Addr::Store => write!(f, "store"),
@@ -172,6 +181,8 @@ pub enum Action {
     Drop(Addr, Addr, usize),
     /// Send the `i`-th message of a channel again.
     Duplicate(Addr, Addr, usize),
+    /// Hold the oldest call on a channel to the store back one more tick.
+    Delay(Addr),
     Tick,
     /// A tick on which this server's clock stands still (drift).
     Lag(ServerId),
@@ -223,6 +234,7 @@ pub struct Budget {
     pub pauses: u8,
     pub cuts: u8,
     pub master_crashes: u8,
+    pub store_delays: u8,
 }
 
 /// What has happened, for properties that speak of the past.
@@ -237,6 +249,8 @@ pub struct Seen {
     pub read_other_write: bool,
     /// The master marked a server offline other than on its own failed probe.
     pub unverified_offline: bool,
+    /// A server's view of some server went back to an older notice.
+    pub view_regressed: bool,
     /// Servers whose latest probe the master saw answered.
     pub probe_answered: BTreeSet<ServerId>,
 }
@@ -283,9 +297,10 @@ impl ClusterState {
         Some(Envelope { sent, from, to, msg })
     }
 
-    /// Drops every message to or from a node, as its connections break.
+    /// A node crashed: what was on the way to it is lost with its
+    /// connections; what it sent may still arrive.
     fn disconnect(&mut self, node: Addr) {
-        self.net.retain(|(from, to), _| *from != node && *to != node);
+        self.net.retain(|(_, to), _| *to != node);
     }
 
     fn is_cut(&self, a: Addr, b: Addr) -> bool {
@@ -340,7 +355,13 @@ impl ClusterModel {
         let node = &mut st.servers[s.0 as usize];
         let now = Time(node.clock);
         let mut out = Vec::new();
+        // A restart forgets the view; otherwise it never goes back.
+        let restart = input == ServerInput::Start;
+        let before: Vec<Version> = self.topology.servers().map(|x| node.state.view.version_of(x)).collect();
         self.servers[s.0 as usize].step(&mut node.state, now, input, &mut out);
+        if !restart && self.topology.servers().zip(before).any(|(x, v)| node.state.view.version_of(x) < v) {
+            st.seen.view_regressed = true;
+        }
         let me = Addr::Server(s);
         for o in out {
             match o {
@@ -588,6 +609,7 @@ impl Model for ClusterModel {
                 pauses: c.pauses,
                 cuts: c.cuts,
                 master_crashes: c.master_crashes,
+                store_delays: c.store_delays,
             },
             cut: None,
             testers: (0..c.keys).map(|_| LinearizabilityTester::new(Register(None))).collect(),
@@ -627,6 +649,9 @@ impl Model for ClusterModel {
                 }
                 overdue |= chan[0].0 + c.max_delay <= st.now;
             }
+            if to == Addr::Store && faults && st.budget.store_delays > 0 {
+                actions.push(Action::Delay(from));
+            }
             for i in 0..chan.len() {
                 if across_cut || (faults && lossy && st.budget.losses > 0) {
                     actions.push(Action::Drop(from, to, i));
@@ -642,6 +667,10 @@ impl Model for ClusterModel {
         // no behaviour.
         let due = self.due_timers(st);
         let urgent = !due.is_empty() || overdue;
+        // Operations start, and nodes restart or resume, between a tick's
+        // work, when nothing is in flight or due: when they do still varies
+        // over the ticks, and the interleavings saved are many.
+        let quiet = receiver.is_none() && !urgent;
         actions.extend(due.into_iter().next().map(Action::Fire));
         if !urgent && st.now < c.max_time {
             actions.push(Action::Tick);
@@ -662,8 +691,8 @@ impl Model for ClusterModel {
                 Status::Up if faults && st.budget.crashes > 0 => actions.push(Action::Crash(s)),
                 // A crashed server may come back until the restart horizon
                 // (late enough to be served for a while by its failover).
-                Status::Crashed if st.now < c.restart_horizon => actions.push(Action::Restart(s)),
-                Status::Paused => actions.push(Action::Resume(s)),
+                Status::Crashed if quiet && st.now < c.restart_horizon => actions.push(Action::Restart(s)),
+                Status::Paused if quiet => actions.push(Action::Resume(s)),
                 _ => {}
             }
             if n.status == Status::Up && faults && st.budget.pauses > 0 {
@@ -692,9 +721,7 @@ impl Model for ClusterModel {
         if st.cut.is_some() {
             actions.push(Action::Heal);
         }
-        // New operations start between ticks' work, when nothing is in flight
-        // or due: when an operation starts still varies over the ticks.
-        if faults && receiver.is_none() && !urgent {
+        if st.now < c.op_horizon && quiet {
             for (i, n) in st.clients.iter().enumerate() {
                 if n.current.is_none() && !n.failed && n.invoked < c.ops_per_client {
                     actions.push(Action::Invoke(i as u16));
@@ -720,6 +747,11 @@ impl Model for ClusterModel {
                 st.budget.duplicates -= 1;
                 let env = st.peek(from, to, i)?;
                 st.send(from, to, env.msg);
+            }
+            Action::Delay(from) => {
+                st.budget.store_delays -= 1;
+                let now = st.now;
+                st.net.get_mut(&(from, Addr::Store))?.front_mut()?.0 = now + 1;
             }
             Action::Tick => self.tick(&mut st, None),
             Action::Lag(s) => self.tick(&mut st, Some(s)),
@@ -758,8 +790,8 @@ impl Model for ClusterModel {
                 let n = &mut st.servers[s.0 as usize];
                 n.status = Status::Crashed;
                 n.timers.clear();
-                // Its connections break: what was on the way is gone. (Its
-                // calls already at the store are not: they may still land.)
+                // What was on the way to it is gone; its calls already on the
+                // way to the store may still land.
                 st.disconnect(Addr::Server(s));
             }
             Action::Restart(s) => {
@@ -778,6 +810,14 @@ impl Model for ClusterModel {
                 st.master = None;
                 st.master_timers.clear();
                 st.disconnect(Addr::Master);
+                // Its notices still in flight travel on their own (old)
+                // connections, and may arrive after the next master's.
+                let old = Addr::OldMaster(st.incarnation);
+                let channels: Vec<(Addr, Addr)> = st.net.keys().filter(|(f, _)| *f == Addr::Master).copied().collect();
+                for (from, to) in channels {
+                    let chan = st.net.remove(&(from, to)).expect("channel");
+                    st.net.insert((old, to), chan);
+                }
             }
             Action::RestartMaster => {
                 st.incarnation += 1;
@@ -814,6 +854,7 @@ impl Model for ClusterModel {
                     serving.count() <= 1
                 })
             }),
+            Property::always("notices in order", |_: &ClusterModel, st: &ClusterState| !st.seen.view_regressed),
             Property::always("verified offline", |_: &ClusterModel, st: &ClusterState| !st.seen.unverified_offline),
             Property::always("temporary cache dropped", |m: &ClusterModel, st: &ClusterState| {
                 st.servers.iter().enumerate().filter(|(_, n)| n.status != Status::Crashed).all(|(i, n)| {
@@ -850,6 +891,7 @@ impl Model for ClusterModel {
             Property::sometimes("marked offline", |_: &ClusterModel, st: &ClusterState| st.seen.marked_offline),
             Property::sometimes("handed back", |_: &ClusterModel, st: &ClusterState| st.seen.handed_back),
             Property::sometimes("owner recovered", |_: &ClusterModel, st: &ClusterState| st.seen.owner_recovered),
+            Property::sometimes("notice applied", |_: &ClusterModel, st: &ClusterState| st.seen.notice_applied),
             Property::sometimes("forwarded", |_: &ClusterModel, st: &ClusterState| st.seen.forwarded),
         ]
     }

@@ -120,6 +120,7 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
         Action::Deliver(from, to) => env(from, to, 0),
         Action::Drop(from, to, i) => format!("LOST {}", env(from, to, *i)),
         Action::Duplicate(from, to, i) => format!("DUPLICATED {}", env(from, to, *i)),
+        Action::Delay(from) => format!("the store is slow: held back {}", env(from, &Addr::Store, 0)),
         Action::Tick => "clock ticks".into(),
         Action::Lag(s) => format!("clock ticks; {s}'s clock stands still (drift)"),
         Action::CatchUp(s) => format!("{s}'s clock catches up one tick"),
@@ -181,13 +182,13 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
                     .map(|(k, e)| format!("{}={}", key(k), result(&OpResult::Value(e.value.clone()))))
                     .collect();
                 let off: Vec<String> = n.state.view.offline().map(|s| s.to_string()).collect();
+                let lag = if n.clock == st.now { String::new() } else { format!(", clock {} (lags)", n.clock) };
                 format!(
-                    "{}serves [{}], cache [{}], sees offline [{}], clock {}",
+                    "{}serves [{}], cache [{}], sees offline [{}]{lag}",
                     if status == Status::Paused { "PAUSED, " } else { "" },
                     rights.join(", "),
                     cache.join(", "),
                     off.join(", "),
-                    n.clock
                 )
             }
         };
