@@ -1,0 +1,170 @@
+//! The model checker over the real core, as ordinary tests: exhaustive
+//! checks that must pass, and broken variants that must be caught.
+
+use failgroup::check::{self, CheckConfig, Outcome, Report, RunOptions, Strategy};
+use failgroup_model::{Mode, Mutant};
+use stateright::Expectation;
+
+fn exhaust(cfg: CheckConfig) -> Report {
+    let report = check::run(cfg, &RunOptions::default(), |_| {});
+    println!("{}", report.summary());
+    report
+}
+
+fn assert_all_hold(report: &Report, unreachable: &[&str]) {
+    assert!(report.complete, "the search must exhaust the state space");
+    for v in &report.verdicts {
+        match (&v.expectation, &v.outcome) {
+            (Expectation::Sometimes, Outcome::NotReached) => {
+                assert!(unreachable.contains(&v.name), "`{}` never happened: the check is vacuous there", v.name)
+            }
+            (_, Outcome::Violated(trace)) => panic!("`{}` violated:\n{trace}", v.name),
+            _ => {}
+        }
+    }
+}
+
+/// Master, 3 servers in one group, 2 clients, 1 key, one lost message and
+/// one server crash (with restart), every interleaving: all safety and
+/// liveness properties hold in `linearizable` mode.
+#[test]
+fn three_servers_with_loss_and_a_crash() {
+    let cfg = CheckConfig { ops_per_client: 1, losses: 1, crashes: 1, ..CheckConfig::default() };
+    let report = exhaust(cfg);
+    // With one operation per client, no request can come after the owner's
+    // return; that path is reached by the default configuration below.
+    assert_all_hold(&report, &["owner recovered"]);
+    assert!(report.unique > 1_000_000, "bounds shrank unexpectedly: {}", report.unique);
+}
+
+/// `failgroup check` with its defaults (two operations per client, one
+/// crash): everything holds and every `sometimes` is reached.
+#[test]
+fn default_configuration_holds() {
+    let report = exhaust(CheckConfig::default());
+    assert_all_hold(&report, &[]);
+    assert_eq!(report.exit_code(), 0);
+}
+
+/// The master may crash and come back (rebuilding its view by probing)
+/// while a server crashes too.
+#[test]
+fn master_crash_and_server_crash() {
+    let cfg = CheckConfig { ops_per_client: 1, crashes: 1, master_crashes: 1, ..CheckConfig::default() };
+    assert_all_hold(&exhaust(cfg), &["owner recovered", "handed back"]);
+}
+
+/// The claims read literally serve stale data: the checker shows how.
+#[test]
+fn available_mode_is_not_linearizable() {
+    let report = exhaust(CheckConfig { mode: Mode::Available, ..CheckConfig::default() });
+    assert!(report.violated("linearizable"), "{}", report.summary());
+    let trace = report.trace("linearizable").unwrap();
+    assert!(trace.contains("restarts") && trace.contains("unfenced"), "{trace}");
+    assert_eq!(report.exit_code(), 1);
+    assert!(report.summary().ends_with("counterexample: linearizable"));
+}
+
+/// What `available` mode still keeps, in the same bounds.
+#[test]
+fn available_mode_keeps_verification_and_hand_back() {
+    let report = check::run(
+        CheckConfig { mode: Mode::Available, ..CheckConfig::default() },
+        &RunOptions { stop_at_first_failure: false, ..RunOptions::default() },
+        |_| {},
+    );
+    for kept in ["verified offline", "temporary cache dropped", "notices in order", "requests complete", "views agree"] {
+        assert!(!report.violated(kept), "available mode broke `{kept}`");
+    }
+    assert!(report.violated("linearizable"));
+}
+
+fn caught(mutant: Mutant, cfg: CheckConfig, property: &str) {
+    let report = exhaust(CheckConfig { mutant: Some(mutant), ..cfg });
+    assert!(report.violated(property), "{} not caught by `{property}`: {}", mutant.name(), report.summary());
+    let trace = report.trace(property).unwrap();
+    assert!(trace.lines().count() >= 3, "{trace}");
+}
+
+#[test]
+fn mutant_skip_verification_is_caught() {
+    caught(Mutant::SkipVerification, CheckConfig::default(), "verified offline");
+}
+
+#[test]
+fn mutant_keep_temp_cache_is_caught() {
+    let cfg = CheckConfig { ops_per_client: 1, losses: 1, ..CheckConfig::default() };
+    caught(Mutant::KeepTempCache, cfg, "temporary cache dropped");
+}
+
+#[test]
+fn mutant_early_takeover_is_caught() {
+    let cfg = CheckConfig { crashes: 0, pauses: 1, ..CheckConfig::default() };
+    caught(Mutant::EarlyTakeover, cfg, "one server per slot");
+}
+
+#[test]
+fn mutant_ignore_notice_versions_is_caught() {
+    let cfg = CheckConfig { ops_per_client: 1, master_crashes: 1, ..CheckConfig::default() };
+    caught(Mutant::IgnoreNoticeVersions, cfg, "notices in order");
+}
+
+#[test]
+fn mutant_keep_cache_on_regain_is_caught() {
+    let cfg = CheckConfig { crashes: 0, pauses: 1, clients: 1, ops_per_client: 4, op_horizon: 16, ..CheckConfig::default() };
+    caught(Mutant::KeepCacheOnRegain, cfg, "linearizable");
+}
+
+/// Seeded random walks over a configuration far too big to exhaust: every
+/// fault kind at once. A failure prints the seed that replays it.
+#[test]
+fn simulation_of_a_big_cluster() {
+    let cfg = CheckConfig {
+        servers: 5,
+        groups: 2,
+        clients: 3,
+        keys: 2,
+        ops_per_client: 4,
+        crashes: 2,
+        losses: 3,
+        duplicates: 2,
+        pauses: 1,
+        cuts: 1,
+        master_crashes: 1,
+        store_delays: 2,
+        drift: 1,
+        max_delay: 1,
+        fault_horizon: 12,
+        op_horizon: 16,
+        restart_horizon: 20,
+        max_time: 40,
+        ..CheckConfig::default()
+    };
+    let seed = std::env::var("FAILGROUP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let walks = std::env::var("FAILGROUP_WALKS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let opts = RunOptions { strategy: Strategy::Simulate, seed, walks, ..RunOptions::default() };
+    let report = check::run(cfg, &opts, |_| {});
+    println!("{} walks from seed {seed}: {} steps, deepest {}", walks, report.states, report.depth);
+    if let Some(failed) = report.failing_seed {
+        let v = report.failures().next().unwrap();
+        let Outcome::Violated(trace) = &v.outcome else { unreachable!() };
+        panic!("`{}` violated; replay with FAILGROUP_SEED={failed} FAILGROUP_WALKS=1:\n{trace}", v.name);
+    }
+    assert!(report.depth > 100, "walks too short to mean anything: {}", report.depth);
+    for reached in ["failover served", "marked offline", "forwarded"] {
+        assert!(report.verdicts.iter().any(|v| v.name == reached && v.outcome == Outcome::Reached), "{reached}");
+    }
+}
+
+/// Random walks find what exhaustive search finds, and a seed replays.
+#[test]
+fn simulation_catches_available_mode_and_replays_by_seed() {
+    let cfg = CheckConfig { mode: Mode::Available, ..CheckConfig::default() };
+    let opts = RunOptions { strategy: Strategy::Simulate, walks: 20_000, ..RunOptions::default() };
+    let report = check::run(cfg.clone(), &opts, |_| {});
+    let seed = report.failing_seed.expect("some walk finds the stale read");
+    assert!(report.violated("linearizable"));
+    let again = check::run(cfg, &RunOptions { seed, walks: 1, ..opts }, |_| {});
+    assert_eq!(again.failing_seed, Some(seed));
+    assert_eq!(again.trace("linearizable"), report.trace("linearizable"));
+}
