@@ -46,7 +46,10 @@
 //! sout.clear();
 //! let fwd = Forwarded { req, op, hops: 0 };
 //! server.step(&mut sst, now, ServerInput::Request { origin: Origin::Client(7), fwd }, &mut sout);
-//! let ServerOutput::Store { tag, op } = sout.remove(0) else { panic!() };
+//! let Some(ServerOutput::Store { tag, op }) = sout.into_iter().find(|o| matches!(o, ServerOutput::Store { .. })) else {
+//!     panic!("the write goes to the store")
+//! };
+//! let mut sout = Vec::new();
 //! let reply = store.execute(owner, op, now);
 //! server.step(&mut sst, now, ServerInput::Store { tag, reply }, &mut sout);
 //! assert!(sout.contains(&ServerOutput::Reply { to: Origin::Client(7), result: OpResult::Ok }));

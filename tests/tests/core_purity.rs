@@ -33,7 +33,11 @@ fn core_depends_on_no_io_crate() {
         .output()
         .expect("cargo tree");
     let tree = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && tree.contains("imbl"), "cargo tree failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && tree.contains("imbl"),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for name in tree.lines().filter_map(|l| l.split_whitespace().next()) {
         for banned in ["stateright", "proptest", "mio", "tokio", "rusqlite", "postgres", "socket2", "libc", "clap"] {
             assert_ne!(name, banned, "the core pulls in {banned}");

@@ -73,7 +73,14 @@ fn available_mode_keeps_verification_and_hand_back() {
         &RunOptions { stop_at_first_failure: false, ..RunOptions::default() },
         |_| {},
     );
-    for kept in ["verified offline", "temporary cache dropped", "notices in order", "requests complete", "views agree"] {
+    for kept in [
+        "verified offline",
+        "temporary cache dropped",
+        "notices in order",
+        "fenced writes",
+        "requests complete",
+        "views agree",
+    ] {
         assert!(!report.violated(kept), "available mode broke `{kept}`");
     }
     assert!(report.violated("linearizable"));
@@ -84,6 +91,16 @@ fn caught(mutant: Mutant, cfg: CheckConfig, property: &str) {
     assert!(report.violated(property), "{} not caught by `{property}`: {}", mutant.name(), report.summary());
     let trace = report.trace(property).unwrap();
     assert!(trace.lines().count() >= 3, "{trace}");
+}
+
+/// Every mutant `failgroup check --list-mutants` names has a test here.
+#[test]
+fn every_mutant_has_a_test() {
+    let this = include_str!("model_check.rs");
+    for m in Mutant::ALL {
+        let name = format!("mutant_{}_is_caught", m.name().replace('-', "_"));
+        assert!(this.contains(&format!("fn {name}()")), "no test {name}");
+    }
 }
 
 #[test]
@@ -110,8 +127,16 @@ fn mutant_ignore_notice_versions_is_caught() {
 }
 
 #[test]
+fn mutant_no_fencing_is_caught() {
+    let cfg =
+        CheckConfig { crashes: 0, pauses: 1, clients: 1, ops_per_client: 1, store_delays: 8, ..CheckConfig::default() };
+    caught(Mutant::NoFencing, cfg, "fenced writes");
+}
+
+#[test]
 fn mutant_keep_cache_on_regain_is_caught() {
-    let cfg = CheckConfig { crashes: 0, pauses: 1, clients: 1, ops_per_client: 4, op_horizon: 16, ..CheckConfig::default() };
+    let cfg =
+        CheckConfig { crashes: 0, pauses: 1, clients: 1, ops_per_client: 4, op_horizon: 16, ..CheckConfig::default() };
     caught(Mutant::KeepCacheOnRegain, cfg, "linearizable");
 }
 

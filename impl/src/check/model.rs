@@ -251,6 +251,8 @@ pub struct Seen {
     pub unverified_offline: bool,
     /// A server's view of some server went back to an older notice.
     pub view_regressed: bool,
+    /// The store applied a write under a right that was no longer current.
+    pub deposed_write: bool,
     /// Servers whose latest probe the master saw answered.
     pub probe_answered: BTreeSet<ServerId>,
 }
@@ -483,7 +485,21 @@ impl ClusterModel {
         match (env.to, env.msg) {
             (Addr::Store, Msg::StoreCall { tag, op }) => {
                 let Addr::Server(from) = env.from else { return };
+                let fence = match &op {
+                    StoreOp::Write { slot, fence: Some(epoch), req, .. } if !st.store.applied.contains_key(req) => {
+                        Some((*slot, *epoch))
+                    }
+                    _ => None,
+                };
                 let reply = st.store.execute(from, op, now);
+                // A write fenced by a right takes effect only while that
+                // right is the slot's current one.
+                if let (Some((slot, epoch)), StoreReply::Written { .. }) = (fence, &reply) {
+                    let current = st.store.rights.get(&slot);
+                    if !current.is_some_and(|r| r.holder == from && r.epoch == epoch && now < r.expires) {
+                        st.seen.deposed_write = true;
+                    }
+                }
                 if st.servers[from.0 as usize].status != Status::Crashed {
                     st.send(Addr::Store, env.from, Msg::StoreAnswer { tag, reply });
                 }
@@ -854,6 +870,7 @@ impl Model for ClusterModel {
                     serving.count() <= 1
                 })
             }),
+            Property::always("fenced writes", |_: &ClusterModel, st: &ClusterState| !st.seen.deposed_write),
             Property::always("notices in order", |_: &ClusterModel, st: &ClusterState| !st.seen.view_regressed),
             Property::always("verified offline", |_: &ClusterModel, st: &ClusterState| !st.seen.unverified_offline),
             Property::always("temporary cache dropped", |m: &ClusterModel, st: &ClusterState| {
