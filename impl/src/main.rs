@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use failgroup::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
 use failgroup_model::{Mode, Mutant};
-use stateright::{Expectation, Model};
+use stateright::{Expectation, Model as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -200,7 +200,6 @@ fn run_check(args: CheckArgs) -> ExitCode {
         cfg.fault_horizon,
         cfg.max_time
     );
-    let model = cfg.clone().into_model();
     let report = check::run(cfg, &opts, |p| {
         eprintln!(
             "states {}, unique {}, {:.0} states/s, depth {}",
@@ -232,7 +231,6 @@ fn run_check(args: CheckArgs) -> ExitCode {
     if let Some(seed) = report.failing_seed {
         println!("replay with: --strategy simulate --seed {seed} --walks 1");
     }
-    let _ = model.properties();
     println!("{}", report.summary());
     ExitCode::from(report.exit_code() as u8)
 }

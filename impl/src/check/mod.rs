@@ -172,9 +172,11 @@ pub fn run(cfg: CheckConfig, opts: &RunOptions, mut progress: impl FnMut(&Progre
     let secs = start.elapsed().as_secs_f64();
     let model = checker.model();
     let discoveries = checker.discoveries();
-    let stopped_early = discoveries.values().count() > 0 && opts.stop_at_first_failure;
+    // A search cut short by a bound, the timeout or the first failure has
+    // not seen every state.
     let timed_out = opts.timeout.is_some_and(|t| start.elapsed() >= t);
-    let complete = !timed_out && opts.depth.is_none() && !(stopped_early && has_failure(model, &discoveries));
+    let stopped_early = opts.stop_at_first_failure && has_failure(model, &discoveries);
+    let complete = !timed_out && opts.depth.is_none() && !stopped_early;
     let verdicts = model
         .properties()
         .into_iter()
