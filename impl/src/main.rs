@@ -1,6 +1,7 @@
 //! The `failgroup` binary.
 
 use clap::{Args, Parser, Subcommand};
+use failgroup::check::model::Faults;
 use failgroup::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
 use failgroup_model::{Mode, Mutant};
 use stateright::{Expectation, Model as _};
@@ -93,13 +94,15 @@ impl ModelArgs {
             clients: self.clients,
             keys: self.keys,
             ops_per_client: self.ops,
-            crashes: self.crashes,
-            losses: self.losses,
-            duplicates: self.duplicates,
-            pauses: self.pauses,
-            cuts: self.cuts,
-            master_crashes: self.master_crashes,
-            store_delays: self.store_delays,
+            faults: Faults {
+                crashes: self.crashes,
+                losses: self.losses,
+                duplicates: self.duplicates,
+                pauses: self.pauses,
+                cuts: self.cuts,
+                master_crashes: self.master_crashes,
+                store_delays: self.store_delays,
+            },
             drift: self.drift,
             mode: self.mode,
             mutant: self.mutant,
@@ -190,12 +193,12 @@ fn run_check(args: CheckArgs) -> ExitCode {
         cfg.keys,
         cfg.mode,
         cfg.mutant.map(|m| format!(", mutant {}", m.name())).unwrap_or_default(),
-        cfg.crashes,
-        cfg.losses,
-        cfg.duplicates,
-        cfg.pauses,
-        cfg.cuts,
-        cfg.master_crashes,
+        cfg.faults.crashes,
+        cfg.faults.losses,
+        cfg.faults.duplicates,
+        cfg.faults.pauses,
+        cfg.faults.cuts,
+        cfg.faults.master_crashes,
         cfg.drift,
         cfg.fault_horizon,
         cfg.max_time

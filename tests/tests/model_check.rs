@@ -1,6 +1,7 @@
 //! The model checker over the real core, as ordinary tests: exhaustive
 //! checks that must pass, and broken variants that must be caught.
 
+use failgroup::check::model::Faults;
 use failgroup::check::{self, CheckConfig, Outcome, Report, RunOptions, Strategy};
 use failgroup_model::{Mode, Mutant};
 use stateright::Expectation;
@@ -29,7 +30,11 @@ fn assert_all_hold(report: &Report, unreachable: &[&str]) {
 /// liveness properties hold in `linearizable` mode.
 #[test]
 fn three_servers_with_loss_and_a_crash() {
-    let cfg = CheckConfig { ops_per_client: 1, losses: 1, crashes: 1, ..CheckConfig::default() };
+    let cfg = CheckConfig {
+        ops_per_client: 1,
+        faults: Faults { losses: 1, crashes: 1, ..Faults::default() },
+        ..CheckConfig::default()
+    };
     let report = exhaust(cfg);
     // With one operation per client, no request can come after the owner's
     // return; that path is reached by the default configuration below.
@@ -50,7 +55,11 @@ fn default_configuration_holds() {
 /// while a server crashes too.
 #[test]
 fn master_crash_and_server_crash() {
-    let cfg = CheckConfig { ops_per_client: 1, crashes: 1, master_crashes: 1, ..CheckConfig::default() };
+    let cfg = CheckConfig {
+        ops_per_client: 1,
+        faults: Faults { crashes: 1, master_crashes: 1, ..Faults::default() },
+        ..CheckConfig::default()
+    };
     assert_all_hold(&exhaust(cfg), &["owner recovered", "handed back"]);
 }
 
@@ -110,33 +119,50 @@ fn mutant_skip_verification_is_caught() {
 
 #[test]
 fn mutant_keep_temp_cache_is_caught() {
-    let cfg = CheckConfig { ops_per_client: 1, losses: 1, ..CheckConfig::default() };
+    let cfg = CheckConfig {
+        ops_per_client: 1,
+        faults: Faults { losses: 1, crashes: 1, ..Faults::default() },
+        ..CheckConfig::default()
+    };
     caught(Mutant::KeepTempCache, cfg, "temporary cache dropped");
 }
 
 #[test]
 fn mutant_early_takeover_is_caught() {
-    let cfg = CheckConfig { crashes: 0, pauses: 1, ..CheckConfig::default() };
+    let cfg = CheckConfig { faults: Faults { pauses: 1, ..Faults::default() }, ..CheckConfig::default() };
     caught(Mutant::EarlyTakeover, cfg, "one server per slot");
 }
 
 #[test]
 fn mutant_ignore_notice_versions_is_caught() {
-    let cfg = CheckConfig { ops_per_client: 1, master_crashes: 1, ..CheckConfig::default() };
+    let cfg = CheckConfig {
+        ops_per_client: 1,
+        faults: Faults { crashes: 1, master_crashes: 1, ..Faults::default() },
+        ..CheckConfig::default()
+    };
     caught(Mutant::IgnoreNoticeVersions, cfg, "notices in order");
 }
 
 #[test]
 fn mutant_no_fencing_is_caught() {
-    let cfg =
-        CheckConfig { crashes: 0, pauses: 1, clients: 1, ops_per_client: 1, store_delays: 8, ..CheckConfig::default() };
+    let cfg = CheckConfig {
+        clients: 1,
+        ops_per_client: 1,
+        faults: Faults { pauses: 1, store_delays: 8, ..Faults::default() },
+        ..CheckConfig::default()
+    };
     caught(Mutant::NoFencing, cfg, "fenced writes");
 }
 
 #[test]
 fn mutant_keep_cache_on_regain_is_caught() {
-    let cfg =
-        CheckConfig { crashes: 0, pauses: 1, clients: 1, ops_per_client: 4, op_horizon: 16, ..CheckConfig::default() };
+    let cfg = CheckConfig {
+        clients: 1,
+        ops_per_client: 4,
+        op_horizon: 16,
+        faults: Faults { pauses: 1, ..Faults::default() },
+        ..CheckConfig::default()
+    };
     caught(Mutant::KeepCacheOnRegain, cfg, "linearizable");
 }
 
@@ -150,13 +176,7 @@ fn simulation_of_a_big_cluster() {
         clients: 3,
         keys: 2,
         ops_per_client: 4,
-        crashes: 2,
-        losses: 3,
-        duplicates: 2,
-        pauses: 1,
-        cuts: 1,
-        master_crashes: 1,
-        store_delays: 2,
+        faults: Faults { crashes: 2, losses: 3, duplicates: 2, pauses: 1, cuts: 1, master_crashes: 1, store_delays: 2 },
         drift: 1,
         max_delay: 1,
         fault_horizon: 12,

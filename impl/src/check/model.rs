@@ -27,14 +27,8 @@ pub struct CheckConfig {
     pub keys: u16,
     /// Operations each client runs, alternating SET and GET.
     pub ops_per_client: u8,
-    pub crashes: u8,
-    pub losses: u8,
-    pub duplicates: u8,
-    pub pauses: u8,
-    pub cuts: u8,
-    pub master_crashes: u8,
-    /// Ticks by which store calls may be held back in all (a slow store).
-    pub store_delays: u8,
+    /// How many faults of each kind a run may inject.
+    pub faults: Faults,
     /// Clock lag bound in ticks (0: clocks advance together).
     pub drift: u64,
     pub mode: Mode,
@@ -61,13 +55,7 @@ impl Default for CheckConfig {
             clients: 2,
             keys: 1,
             ops_per_client: 2,
-            crashes: 1,
-            losses: 0,
-            duplicates: 0,
-            pauses: 0,
-            cuts: 0,
-            master_crashes: 0,
-            store_delays: 0,
+            faults: Faults { crashes: 1, ..Faults::default() },
             drift: 0,
             mode: Mode::Linearizable,
             mutant: None,
@@ -226,14 +214,21 @@ pub struct ClientNode {
     pub failed: bool,
 }
 
+/// Fault budgets: in a configuration, how many of each fault a run may
+/// inject; in a state, how many are left.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Budget {
+pub struct Faults {
+    /// Server crashes (each may be followed by a restart).
     pub crashes: u8,
+    /// Lost messages.
     pub losses: u8,
     pub duplicates: u8,
+    /// Servers paused (alive but silent), then resumed.
     pub pauses: u8,
+    /// Links cut between two nodes (healed later).
     pub cuts: u8,
     pub master_crashes: u8,
+    /// Ticks by which store calls may be held back in all (a slow store).
     pub store_delays: u8,
 }
 
@@ -271,7 +266,7 @@ pub struct ClusterState {
     /// In flight: one FIFO channel per (from, to), as a TCP connection is;
     /// messages on different channels overtake each other freely.
     pub net: BTreeMap<(Addr, Addr), VecDeque<(u64, Msg)>>,
-    pub budget: Budget,
+    pub budget: Faults,
     pub cut: Option<(Addr, Addr)>,
     /// One linearizability tester per key.
     pub testers: Vec<Tester>,
@@ -618,15 +613,7 @@ impl Model for ClusterModel {
                 .collect(),
             store: MemStore::new(c.mutant),
             net: BTreeMap::new(),
-            budget: Budget {
-                crashes: c.crashes,
-                losses: c.losses,
-                duplicates: c.duplicates,
-                pauses: c.pauses,
-                cuts: c.cuts,
-                master_crashes: c.master_crashes,
-                store_delays: c.store_delays,
-            },
+            budget: c.faults.clone(),
             cut: None,
             testers: (0..c.keys).map(|_| LinearizabilityTester::new(Register(None))).collect(),
             seen: Seen::default(),
