@@ -23,21 +23,26 @@ fn offline(server: ServerId, counter: u64) -> ServerInput {
     ServerInput::Master(MasterMsg::Notice { server, liveness: Liveness::Offline, version })
 }
 
+/// The failover server of "foo" in `mode`, after a client's GET for it: the
+/// request is forwarded to the owner (c15). Returns the server, its state,
+/// the forwarded operation's id and the owner.
+fn forwarded_get(mode: Mode) -> (Server, ServerState, u64, ServerId) {
+    let (topo, key, owner, f) = setup();
+    let server = Server::new(f, topo, ProtocolConfig { mode, ..ProtocolConfig::default() });
+    let mut st = ServerState::default();
+    let mut out = Vec::new();
+    server.step(&mut st, Time(0), request(&key), &mut out);
+    let Some(ServerOutput::Forward { to, op, fwd }) = out.first().cloned() else { panic!("{mode}: {out:?}") };
+    assert!(to == owner && fwd.hops == 1, "{mode}: {out:?}");
+    (server, st, op, owner)
+}
+
 #[test]
 fn a_non_owner_forwards_to_the_owner() {
     for mode in [Mode::Linearizable, Mode::Available] {
-        let (topo, key, owner, f) = setup();
-        let server = Server::new(f, topo, ProtocolConfig { mode, ..ProtocolConfig::default() });
-        let mut st = ServerState::default();
-        let mut out = Vec::new();
-        server.step(&mut st, Time(0), request(&key), &mut out);
-        assert!(
-            matches!(&out[0], ServerOutput::Forward { to, fwd, .. } if *to == owner && fwd.hops == 1),
-            "{mode}: {out:?}"
-        );
+        let (server, mut st, op, _) = forwarded_get(mode);
         // The owner's reply goes back to the client.
-        let ServerOutput::Forward { op, .. } = out[0].clone() else { unreachable!() };
-        out.clear();
+        let mut out = Vec::new();
         let result = OpResult::Value(Some(b"v".to_vec()));
         server.step(&mut st, Time(1), ServerInput::ForwardReply { op, result: result.clone() }, &mut out);
         assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(1), result }));
@@ -48,13 +53,8 @@ fn a_non_owner_forwards_to_the_owner() {
 #[test]
 fn a_failed_forward_is_reported_then_served_per_mode() {
     for mode in [Mode::Linearizable, Mode::Available] {
-        let (topo, key, owner, f) = setup();
-        let server = Server::new(f, topo, ProtocolConfig { mode, ..ProtocolConfig::default() });
-        let mut st = ServerState::default();
+        let (server, mut st, op, owner) = forwarded_get(mode);
         let mut out = Vec::new();
-        server.step(&mut st, Time(0), request(&key), &mut out);
-        let ServerOutput::Forward { op, .. } = out[0].clone() else { panic!("{out:?}") };
-        out.clear();
         server.step(&mut st, Time(5), ServerInput::ForwardFailed { op }, &mut out);
         // c15: notify the master that the owner is offline.
         assert!(out.contains(&ServerOutput::ToMaster(Report::MaybeOffline { server: owner })));
