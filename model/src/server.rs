@@ -307,6 +307,9 @@ impl Server {
                 }
                 StoreOp::Read { key: key.clone() }
             }
+            Op::Ttl(key) => StoreOp::Ttl { key: key.clone() },
+            Op::SetWith(key, v, opts) => self.write_op(p, epoch, key, Write::SetWith(v.clone(), *opts)),
+            Op::Expire(key, ms) => self.write_op(p, epoch, key, Write::Expire(*ms)),
             Op::Set(key, v) => self.write_op(p, epoch, key, Write::Set(v.clone())),
             Op::Del(key) => self.write_op(p, epoch, key, Write::Del),
             Op::Incr(key, d) => self.write_op(p, epoch, key, Write::Incr(*d)),
@@ -344,8 +347,10 @@ impl Server {
     }
 
     /// Puts a value read or written under `epoch` into the cache, unless the
-    /// right moved meanwhile or a newer version is already there.
-    fn fill(&self, st: &mut ServerState, p: &Pending, value: Option<Value>, version: u64, now: Time) {
+    /// right moved meanwhile or a newer version is already there. A key with
+    /// a time to live leaves the cache instead: only the store's clock says
+    /// when it expires.
+    fn fill(&self, st: &mut ServerState, p: &Pending, value: Option<Value>, version: u64, expiring: bool, now: Time) {
         let (slot, key) = (p.slot, p.fwd.op.key());
         let Stage::Store(epoch) = p.stage else { return };
         let expires = match self.config.mode {
@@ -358,7 +363,11 @@ impl Server {
         };
         let m = st.cache.entry(slot).or_default();
         if m.get(key).is_none_or(|e| e.version <= version) {
-            m.insert(key.to_vec(), CacheEntry { value, version, expires });
+            if expiring {
+                m.remove(key);
+            } else {
+                m.insert(key.to_vec(), CacheEntry { value, version, expires });
+            }
         }
     }
 
@@ -370,14 +379,15 @@ impl Server {
                 let Stage::Store(epoch) = p.stage else { return };
                 let key = p.fwd.op.key();
                 let result = match reply {
-                    StoreReply::Read { value, version } => {
-                        self.fill(st, &p, value.clone(), version, now);
+                    StoreReply::Read { value, version, expiring } => {
+                        self.fill(st, &p, value.clone(), version, expiring, now);
                         OpResult::Value(value)
                     }
-                    StoreReply::Written { version, value, result } => {
-                        self.fill(st, &p, value, version, now);
+                    StoreReply::Written { version, value, expiring, result } => {
+                        self.fill(st, &p, value, version, expiring, now);
                         result
                     }
+                    StoreReply::Ttl(ms) => OpResult::Int(ms),
                     StoreReply::Rejected(e) => OpResult::Err(e),
                     StoreReply::Fenced => {
                         // The right moved: drop it and its cache, route again.

@@ -6,7 +6,7 @@
 //! are applied at most once, whatever the retries and duplicates.
 
 use crate::config::Mutant;
-use crate::types::{Epoch, ErrorKind, Key, OpResult, ReqId, ServerId, Slot, Time, Value};
+use crate::types::{Epoch, ErrorKind, Key, OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time, Value};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,9 @@ pub enum Write {
     Set(Value),
     Del,
     Incr(i64),
+    SetWith(Value, SetOpts),
+    /// Milliseconds to live from the store's now; 0 or less deletes.
+    Expire(i64),
 }
 
 /// A command from a server to the store.
@@ -23,6 +26,8 @@ pub enum Write {
 pub enum StoreOp {
     /// Read a key and its version.
     Read { key: Key },
+    /// A key's remaining time to live (PTTL).
+    Ttl { key: Key },
     /// Write a key; with `fence`, only if the sender holds the slot's right
     /// at that epoch and it has not expired.
     Write { slot: Slot, fence: Option<Epoch>, req: ReqId, key: Key, write: Write },
@@ -37,17 +42,22 @@ pub enum StoreOp {
 /// The store's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StoreReply {
-    /// `version` is 0 for an absent key.
+    /// `version` is 0 for an absent key; `expiring`: the key has a time to
+    /// live, so it must not be cached.
     Read {
         value: Option<Value>,
         version: u64,
+        expiring: bool,
     },
     /// The write is committed; `value` is the key's value after it.
     Written {
         version: u64,
         value: Option<Value>,
+        expiring: bool,
         result: OpResult,
     },
+    /// Milliseconds to live, -1 without expiry, -2 absent.
+    Ttl(i64),
     /// Not applied: the write is invalid (INCR of a non-integer).
     Rejected(ErrorKind),
     /// Not applied: the sender does not hold the right at that epoch.
@@ -83,7 +93,8 @@ pub struct RightRecord {
 /// A linearizable in-memory store: each `execute` is one atomic step.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MemStore {
-    pub data: OrdMap<Key, (Value, u64)>,
+    /// Value, version and expiry (store time) of each key.
+    pub data: OrdMap<Key, (Value, u64, Option<Time>)>,
     pub rights: OrdMap<Slot, RightRecord>,
     /// Replies of applied writes, so a duplicate gets the same answer.
     pub applied: OrdMap<ReqId, StoreReply>,
@@ -108,33 +119,67 @@ impl MemStore {
         matches!(self.rights.get(&slot), Some(r) if r.holder == from && r.epoch == epoch && now < r.expires)
     }
 
-    fn write(&mut self, key: Key, write: Write) -> StoreReply {
-        let old = self.data.get(&key).map(|(v, _)| v.clone());
-        let (value, result) = match write {
-            Write::Set(v) => (Some(v), OpResult::Ok),
-            Write::Del => (None, OpResult::Deleted(old.is_some() as u8)),
-            Write::Incr(d) => match as_int(old.as_ref()).and_then(|n| n.checked_add(d)) {
-                Some(n) => (Some(n.to_string().into_bytes()), OpResult::Int(n)),
+    /// A key as it is at `now`: expired keys are absent.
+    fn live(&self, key: &[u8], now: Time) -> Option<&(Value, u64, Option<Time>)> {
+        self.data.get(key).filter(|(_, _, exp)| exp.is_none_or(|t| now < t))
+    }
+
+    fn current(&self, key: &[u8], now: Time) -> (Option<Value>, u64, bool) {
+        match self.live(key, now) {
+            Some((v, ver, exp)) => (Some(v.clone()), *ver, exp.is_some()),
+            None => (None, 0, false),
+        }
+    }
+
+    fn write(&mut self, key: Key, write: Write, now: Time) -> StoreReply {
+        let old = self.live(&key, now).cloned();
+        let old_value = old.as_ref().map(|(v, ..)| v.clone());
+        let old_expiry = old.as_ref().and_then(|(_, _, e)| *e);
+        let (value, expiry, result) = match write {
+            Write::Set(v) => (Some(v), None, OpResult::Ok),
+            Write::SetWith(v, opts) => {
+                let applies = match opts.cond {
+                    SetCond::Always => true,
+                    SetCond::IfAbsent => old.is_none(),
+                    SetCond::IfPresent => old.is_some(),
+                };
+                if !applies {
+                    let (value, version, expiring) = self.current(&key, now);
+                    return StoreReply::Written { version, value, expiring, result: OpResult::NotSet };
+                }
+                (Some(v), opts.ttl_ms.map(|ms| now.plus(ms)), OpResult::Ok)
+            }
+            Write::Del => (None, None, OpResult::Deleted(old.is_some() as u8)),
+            Write::Incr(d) => match as_int(old_value.as_ref()).and_then(|n| n.checked_add(d)) {
+                Some(n) => (Some(n.to_string().into_bytes()), old_expiry, OpResult::Int(n)),
                 None => return StoreReply::Rejected(ErrorKind::NotInteger),
             },
+            Write::Expire(_) if old.is_none() => (None, None, OpResult::Int(0)),
+            Write::Expire(ms) if ms <= 0 => (None, None, OpResult::Int(1)),
+            Write::Expire(ms) => (old_value, Some(now.plus(ms as u64)), OpResult::Int(1)),
         };
         self.last_version += 1;
         let version = self.last_version;
         match &value {
-            Some(v) => self.data.insert(key, (v.clone(), version)),
+            Some(v) => self.data.insert(key, (v.clone(), version, expiry)),
             None => self.data.remove(&key),
         };
-        StoreReply::Written { version, value, result }
+        StoreReply::Written { version, value, expiring: expiry.is_some(), result }
     }
 }
 
 impl Store for MemStore {
     fn execute(&mut self, from: ServerId, op: StoreOp, now: Time) -> StoreReply {
         match op {
-            StoreOp::Read { key } => match self.data.get(&key) {
-                Some((v, ver)) => StoreReply::Read { value: Some(v.clone()), version: *ver },
-                None => StoreReply::Read { value: None, version: 0 },
-            },
+            StoreOp::Read { key } => {
+                let (value, version, expiring) = self.current(&key, now);
+                StoreReply::Read { value, version, expiring }
+            }
+            StoreOp::Ttl { key } => StoreReply::Ttl(match self.live(&key, now) {
+                None => -2,
+                Some((_, _, None)) => -1,
+                Some((_, _, Some(t))) => t.since(now) as i64,
+            }),
             StoreOp::Write { slot, fence, req, key, write } => {
                 if let Some(done) = self.applied.get(&req) {
                     // A duplicate or a retry: applied at most once. The client
@@ -142,11 +187,8 @@ impl Store for MemStore {
                     // it is now: later writes may have followed this one.
                     return match done {
                         StoreReply::Written { result, .. } => {
-                            let (value, version) = match self.data.get(&key) {
-                                Some((v, ver)) => (Some(v.clone()), *ver),
-                                None => (None, 0),
-                            };
-                            StoreReply::Written { version, value, result: result.clone() }
+                            let (value, version, expiring) = self.current(&key, now);
+                            StoreReply::Written { version, value, expiring, result: result.clone() }
                         }
                         other => other.clone(),
                     };
@@ -156,7 +198,7 @@ impl Store for MemStore {
                         return StoreReply::Fenced;
                     }
                 }
-                let reply = self.write(key, write);
+                let reply = self.write(key, write, now);
                 self.applied.insert(req, reply.clone());
                 reply
             }

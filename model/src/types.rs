@@ -85,24 +85,54 @@ pub enum Node {
     Client(ClientId),
 }
 
+/// When a conditional SET applies (NX, XX).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SetCond {
+    #[default]
+    Always,
+    /// NX: only if the key does not exist.
+    IfAbsent,
+    /// XX: only if the key exists.
+    IfPresent,
+}
+
+/// Options of a SET beyond the plain one (EX, PX, NX, XX).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SetOpts {
+    /// Time to live in milliseconds, counted by the store's clock.
+    pub ttl_ms: Option<u64>,
+    pub cond: SetCond,
+}
+
 /// A client-visible operation on one key.
+///
+/// Keys with a time to live are never cached: their expiry is decided by the
+/// store's clock alone, so no server's clock can serve an expired value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Op {
     Get(Key),
     Set(Key, Value),
     Del(Key),
     Incr(Key, i64),
+    /// SET with EX/PX/NX/XX.
+    SetWith(Key, Value, SetOpts),
+    /// PEXPIRE: a time to live in milliseconds from now; 0 or less deletes.
+    Expire(Key, i64),
+    /// PTTL: the remaining time to live in milliseconds; -1 for a key
+    /// without one, -2 for an absent key.
+    Ttl(Key),
 }
 
 impl Op {
     pub fn key(&self) -> &[u8] {
         match self {
             Op::Get(k) | Op::Set(k, _) | Op::Del(k) | Op::Incr(k, _) => k,
+            Op::SetWith(k, ..) | Op::Expire(k, _) | Op::Ttl(k) => k,
         }
     }
 
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Get(_))
+        !matches!(self, Op::Get(_) | Op::Ttl(_))
     }
 }
 
@@ -139,6 +169,8 @@ pub enum OpResult {
     Ok,
     /// DEL: how many keys were removed (0 or 1).
     Deleted(u8),
+    /// A SET NX/XX whose condition did not hold: nothing was written.
+    NotSet,
     /// INCR: the new value.
     Int(i64),
     Err(ErrorKind),

@@ -170,7 +170,7 @@ impl Harness {
         assert_eq!(r.holder, self.server.id, "served {slot} from cache while {} holds it", r.holder);
         assert!(Time(self.now) < r.expires, "served {slot} from cache after the store's lease ended");
         if !self.key_has_write_in_flight(&key) {
-            let stored = self.store.data.get(&key).map(|(v, _)| v.clone());
+            let stored = self.store.data.get(&key).map(|(v, ..)| v.clone());
             assert_eq!(result, OpResult::Value(stored), "stale cache hit");
         }
     }

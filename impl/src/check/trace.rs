@@ -15,6 +15,9 @@ fn op(o: &Op) -> String {
         Op::Set(k, v) => format!("SET {} = {}", key(k), v.first().copied().unwrap_or(0)),
         Op::Del(k) => format!("DEL {}", key(k)),
         Op::Incr(k, d) => format!("INCRBY {} {d}", key(k)),
+        Op::SetWith(k, v, o) => format!("SET {} = {} {o:?}", key(k), v.first().copied().unwrap_or(0)),
+        Op::Expire(k, ms) => format!("PEXPIRE {} {ms}", key(k)),
+        Op::Ttl(k) => format!("PTTL {}", key(k)),
     }
 }
 
@@ -24,6 +27,7 @@ fn result(r: &OpResult) -> String {
         OpResult::Value(Some(v)) => format!("{}", v.first().copied().unwrap_or(0)),
         OpResult::Ok => "OK".into(),
         OpResult::Deleted(n) => format!("deleted {n}"),
+        OpResult::NotSet => "(nil): not set".into(),
         OpResult::Int(n) => format!("{n}"),
         OpResult::Err(e) => format!("error: {e}"),
     }
@@ -32,11 +36,14 @@ fn result(r: &OpResult) -> String {
 fn store_op(o: &StoreOp) -> String {
     match o {
         StoreOp::Read { key: k } => format!("read {}", key(k)),
+        StoreOp::Ttl { key: k } => format!("time to live of {}", key(k)),
         StoreOp::Write { fence, key: k, write, .. } => {
             let w = match write {
                 Write::Set(v) => format!("set {} = {}", key(k), v.first().copied().unwrap_or(0)),
                 Write::Del => format!("delete {}", key(k)),
                 Write::Incr(d) => format!("incr {} by {d}", key(k)),
+                Write::SetWith(v, o) => format!("set {} = {} {o:?}", key(k), v.first().copied().unwrap_or(0)),
+                Write::Expire(ms) => format!("expire {} in {ms} ms", key(k)),
             };
             match fence {
                 Some(e) => format!("{w} fenced by epoch {}", e.0),
@@ -59,11 +66,12 @@ fn rights_list(rights: &[(Slot, Epoch)]) -> String {
 
 fn store_reply(r: &StoreReply) -> String {
     match r {
-        StoreReply::Read { value, version } => {
+        StoreReply::Read { value, version, .. } => {
             format!("value {} (version {version})", result(&OpResult::Value(value.clone())))
         }
         StoreReply::Written { version, result: r, .. } => format!("written, {} (version {version})", result(r)),
         StoreReply::Rejected(e) => format!("rejected: {e}"),
+        StoreReply::Ttl(ms) => format!("time to live {ms} ms"),
         StoreReply::Fenced => "FENCED: stale epoch".into(),
         StoreReply::Acquired { granted, held } => {
             let mut s = String::new();
@@ -199,7 +207,7 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
         out.push((format!("client{c}"), format!("failover mode for [{}]", modes.join(", "))));
     }
     out.push(("store".into(), {
-        let data: Vec<String> = st.store.data.iter().map(|(k, (v, _))| format!("{}={}", key(k), v[0])).collect();
+        let data: Vec<String> = st.store.data.iter().map(|(k, (v, ..))| format!("{}={}", key(k), v[0])).collect();
         let rights: Vec<String> = st
             .store
             .rights
