@@ -2,3 +2,6 @@
 //! model checker that drives that same core.
 
 pub mod check;
+pub mod resp;
+pub mod sqlite;
+pub mod wire;

@@ -98,7 +98,10 @@ pub struct Timing {
     /// T: how long a client sends straight to the failover server before it
     /// probes the owner again (c13, c14).
     pub failover_period: u64,
-    /// How long a client or forwarding server waits for a reply.
+    /// How long a client or forwarding server waits for a reply. A refused
+    /// connection fails at once; this bounds a silent one, and should exceed
+    /// what a failover takes (probe_timeout + lease), so that a request
+    /// waiting at the failover server is not counted as a failed send.
     pub send_timeout: u64,
     /// How long the master waits for a server to answer its probe (c19).
     pub probe_timeout: u64,
@@ -125,7 +128,7 @@ impl Default for Timing {
         Timing {
             retries: 2,
             failover_period: 5_000,
-            send_timeout: 500,
+            send_timeout: 3_000,
             probe_timeout: 500,
             reprobe_interval: 1_000,
             sync_interval: 2_000,

@@ -1,0 +1,195 @@
+//! The node protocol: what servers, the master and library clients say to
+//! each other over TCP. A connection opens with a 4-byte preamble (a zero
+//! byte, which no RESP request starts with, then "FG" and the protocol
+//! version), then carries frames: a 4-byte big-endian length and a postcard
+//! encoding of one [`Msg`]. The first frame is a [`Msg::Hello`]; frames over
+//! the size limit close the connection.
+
+use failgroup_model::{ClientId, ClusterSpec, Forwarded, MasterMsg, OpResult, ProtocolConfig, Report, ServerId};
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+pub const VERSION: u8 = 1;
+pub const PREAMBLE: [u8; 4] = [0, b'F', b'G', VERSION];
+/// Largest frame accepted by default (a value of a few megabytes plus room).
+pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// Who opens a node connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Peer {
+    Server(ServerId),
+    Master,
+    Client(ClientId),
+    /// `failgroup status` and other tools: may only ask.
+    Admin,
+}
+
+/// What a client needs to route: the cluster, its protocol settings, and
+/// where the master listens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub cluster: ClusterSpec,
+    pub protocol: ProtocolConfig,
+    pub master: String,
+}
+
+/// One server as the master sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub name: String,
+    pub addr: String,
+    pub group: String,
+    pub online: bool,
+    /// Slot ranges this server serves in the master's view.
+    pub serves: Vec<(u16, u16)>,
+    /// How many times the master marked it offline.
+    pub failovers: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub mode: String,
+    pub view_version: String,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    Hello {
+        from: Peer,
+        secret: Option<String>,
+    },
+    Welcome,
+    Refused(String),
+    /// A request: forwarded by a server (c15), or sent by a library client
+    /// (then `op` is the client's sequence number).
+    Forward {
+        op: u64,
+        fwd: Forwarded,
+    },
+    ForwardReply {
+        op: u64,
+        result: OpResult,
+    },
+    /// From the master to a server (probe, notices, view).
+    Master(MasterMsg),
+    /// To the master (from servers and clients), and probe answers.
+    Report(Report),
+    InfoRequest,
+    Info(Box<ClusterInfo>),
+    StatusRequest,
+    Status(Box<Status>),
+}
+
+/// The frame of `msg`, length prefix included.
+pub fn encode(msg: &Msg) -> Vec<u8> {
+    let mut body = postcard::to_extend(msg, vec![0; 4]).expect("encoding to a Vec cannot fail");
+    let len = (body.len() - 4) as u32;
+    body[..4].copy_from_slice(&len.to_be_bytes());
+    body
+}
+
+/// Decodes one frame from the front of `buf`: `Ok(None)` needs more bytes.
+pub fn decode(buf: &[u8], max: usize) -> Result<Option<(Msg, usize)>, String> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    if len > max {
+        return Err(format!("frame of {len} bytes over the limit of {max}"));
+    }
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    let msg = postcard::from_bytes(&buf[4..4 + len]).map_err(|e| format!("undecodable frame: {e}"))?;
+    Ok(Some((msg, 4 + len)))
+}
+
+/// Compares secrets without an early exit on the first difference.
+pub fn secret_matches(expected: Option<&str>, given: Option<&str>) -> bool {
+    match (expected, given) {
+        (None, _) => true,
+        (Some(e), Some(g)) => {
+            e.len() == g.len() && e.bytes().zip(g.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        }
+        (Some(_), None) => false,
+    }
+}
+
+/// A blocking connection, for the client library and tools.
+pub struct Conn {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Connects, sends the preamble and hello, and waits for the welcome.
+    pub fn open(addr: &str, from: Peer, secret: Option<&str>, timeout: std::time::Duration) -> io::Result<Conn> {
+        let sock = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {addr}")))?;
+        let stream = std::net::TcpStream::connect_timeout(&sock, timeout)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut conn = Conn { stream, buf: Vec::new() };
+        conn.stream.write_all(&PREAMBLE)?;
+        conn.send(&Msg::Hello { from, secret: secret.map(str::to_string) })?;
+        match conn.recv()? {
+            Msg::Welcome => Ok(conn),
+            Msg::Refused(why) => Err(io::Error::new(io::ErrorKind::PermissionDenied, why)),
+            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a welcome, got {other:?}"))),
+        }
+    }
+
+    pub fn send(&mut self, msg: &Msg) -> io::Result<()> {
+        self.stream.write_all(&encode(msg))
+    }
+
+    /// Waits for one message (bounded by the read timeout).
+    pub fn recv(&mut self) -> io::Result<Msg> {
+        loop {
+            match decode(&self.buf, MAX_FRAME) {
+                Ok(Some((msg, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(msg);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: std::time::Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(t.max(std::time::Duration::from_millis(1))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_respect_the_limit() {
+        let msg = Msg::Hello { from: Peer::Server(ServerId(3)), secret: Some("s".into()) };
+        let frame = encode(&msg);
+        assert_eq!(decode(&frame[..frame.len() - 1], MAX_FRAME), Ok(None));
+        assert_eq!(decode(&frame, MAX_FRAME), Ok(Some((msg, frame.len()))));
+        assert!(decode(&frame, 2).is_err());
+        assert!(decode(&[0, 0, 0, 2, 0xff, 0xff], MAX_FRAME).is_err());
+    }
+
+    #[test]
+    fn secrets_must_match_when_configured() {
+        assert!(secret_matches(None, None));
+        assert!(secret_matches(Some("abc"), Some("abc")));
+        assert!(!secret_matches(Some("abc"), Some("abd")));
+        assert!(!secret_matches(Some("abc"), None));
+    }
+}
