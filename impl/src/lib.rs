@@ -2,6 +2,10 @@
 //! model checker that drives that same core.
 
 pub mod check;
+pub mod commands;
+pub mod config;
+pub mod net;
 pub mod resp;
+pub mod server;
 pub mod sqlite;
 pub mod wire;

@@ -1,0 +1,210 @@
+//! The cluster's TOML configuration file, shared by the master and every
+//! server. Errors name the field that is wrong.
+//!
+//! ```toml
+//! master = "127.0.0.1:7100"
+//! store = "sqlite:/var/lib/failgroup/data.db"
+//! mode = "linearizable"          # or "available"
+//! # secret = "..."               # authenticates nodes to each other
+//! # requirepass = "..."          # AUTH for RESP clients
+//!
+//! [timing]                       # milliseconds; every field optional
+//! lease = 2000
+//!
+//! [limits]                       # every field optional
+//! maxclients = 10000
+//!
+//! [cluster]
+//! [[cluster.servers]]
+//! name = "s1"
+//! addr = "127.0.0.1:7101"
+//! [[cluster.groups]]
+//! name = "g1"
+//! members = ["s1"]
+//! ```
+
+use crate::resp;
+use failgroup_model::{ClusterSpec, Mode, ProtocolConfig, ServerId, Timing, Topology};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Limits of a server, with safe defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Most client connections at once (Redis' `maxclients`).
+    pub maxclients: usize,
+    /// Largest bulk string a client may send (Redis' `proto-max-bulk-len`).
+    pub max_bulk: usize,
+    /// Largest unprocessed input of one connection.
+    pub max_query_buffer: usize,
+    /// Largest unsent output of one connection before it is closed.
+    pub max_output_buffer: usize,
+    /// Largest node-protocol frame.
+    pub max_frame: usize,
+    /// Seconds a client connection may stay idle; 0: forever (Redis' `timeout`).
+    pub idle_timeout: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            maxclients: 10_000,
+            max_bulk: 512 * 1024 * 1024,
+            max_query_buffer: 1024 * 1024 * 1024,
+            max_output_buffer: 256 * 1024 * 1024,
+            max_frame: crate::wire::MAX_FRAME,
+            idle_timeout: 0,
+        }
+    }
+}
+
+impl Limits {
+    pub fn resp(&self) -> resp::Limits {
+        resp::Limits { max_bulk: self.max_bulk, ..resp::Limits::default() }
+    }
+}
+
+fn default_store() -> String {
+    "sqlite:failgroup.db".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address the master listens on.
+    pub master: String,
+    /// `sqlite:PATH` (relative paths are relative to the config file).
+    #[serde(default = "default_store")]
+    pub store: String,
+    #[serde(default)]
+    pub mode: Mode,
+    /// Shared secret of the nodes; when set, every node connection must
+    /// present it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Password RESP clients must give with AUTH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirepass: Option<String>,
+    #[serde(default)]
+    pub timing: Timing,
+    #[serde(default)]
+    pub limits: Limits,
+    pub cluster: ClusterSpec,
+}
+
+/// A loaded, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: FileConfig,
+    pub topology: Topology,
+    /// Where the config was read from (relative store paths start there).
+    pub dir: PathBuf,
+}
+
+/// The store a configuration selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    Sqlite(PathBuf),
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, dir).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str, dir: PathBuf) -> Result<Config, String> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        Config::new(file, dir)
+    }
+
+    pub fn new(file: FileConfig, dir: PathBuf) -> Result<Config, String> {
+        let topology = file.cluster.validate().map_err(|e| format!("cluster.{e}"))?;
+        file.timing.validate()?;
+        check_addr("master", &file.master)?;
+        for (i, s) in file.cluster.servers.iter().enumerate() {
+            check_addr(&format!("cluster.servers[{i}].addr"), &s.addr)?;
+        }
+        if file.limits.maxclients == 0 {
+            return Err("limits.maxclients: must be positive".into());
+        }
+        if file.limits.max_frame < 1024 {
+            return Err("limits.max_frame: must be at least 1024".into());
+        }
+        let config = Config { file, topology, dir };
+        config.store()?;
+        Ok(config)
+    }
+
+    pub fn protocol(&self) -> ProtocolConfig {
+        ProtocolConfig { mode: self.file.mode, timing: self.file.timing.clone(), mutant: None }
+    }
+
+    pub fn store(&self) -> Result<StoreUrl, String> {
+        match self.file.store.split_once(':') {
+            Some(("sqlite", path)) if !path.is_empty() => Ok(StoreUrl::Sqlite(self.dir.join(path))),
+            _ => Err(format!("store: {:?} is not a store this build knows (expected sqlite:PATH)", self.file.store)),
+        }
+    }
+
+    /// A server by name (e.g. "s1"), or by its index in the config.
+    pub fn server_id(&self, name: &str) -> Result<ServerId, String> {
+        self.topology.id_of(name).ok_or_else(|| {
+            let names: Vec<&str> = self.file.cluster.servers.iter().map(|s| s.name.as_str()).collect();
+            format!("--id: no server {name:?} in the config (servers: {})", names.join(", "))
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&self.file).expect("a config serializes")
+    }
+}
+
+fn check_addr(field: &str, addr: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    match addr.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(format!("{field}: {addr:?} is not a host:port address")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+master = "127.0.0.1:7100"
+store = "sqlite:data.db"
+[timing]
+lease = 3000
+[cluster]
+[[cluster.servers]]
+name = "s1"
+addr = "127.0.0.1:7101"
+[[cluster.groups]]
+name = "g1"
+members = ["s1"]
+"#;
+
+    #[test]
+    fn parses_and_round_trips() {
+        let c = Config::parse(GOOD, PathBuf::from("/x")).unwrap();
+        assert_eq!(c.file.timing.lease, 3000);
+        assert_eq!(c.store().unwrap(), StoreUrl::Sqlite(PathBuf::from("/x/data.db")));
+        let again = Config::parse(&c.to_toml(), PathBuf::from("/x")).unwrap();
+        assert_eq!(again.file, c.file);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let bad = |from: &str, to: &str| Config::parse(&GOOD.replace(from, to), PathBuf::new()).unwrap_err();
+        assert!(bad("lease = 3000", "lease = \"x\"").contains("lease"));
+        assert!(bad("lease = 3000", "lease = 10").contains("timing.lease"));
+        assert!(bad("lease = 3000", "leese = 1").contains("leese"));
+        assert!(bad("127.0.0.1:7100", "nowhere").contains("master"));
+        assert!(bad("sqlite:data.db", "mysql://x").contains("store"));
+        assert!(bad("members = [\"s1\"]", "members = [\"s9\"]").contains("cluster.groups"));
+    }
+}

@@ -1,0 +1,259 @@
+//! What the server and master event loops share: non-blocking connections
+//! with buffers, the node-protocol handshake, timers and the clock.
+
+use crate::wire::{self, Msg, Peer};
+use failgroup_model::Time;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The node's monotonic clock, in the core's milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock(Instant);
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock(Instant::now())
+    }
+
+    pub fn now(&self) -> Time {
+        Time(self.0.elapsed().as_millis() as u64)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::new()
+    }
+}
+
+/// Named timers with deadlines, as the core sets and cancels them.
+pub struct Timers<T> {
+    at: HashMap<T, Time>,
+    queue: BTreeSet<(Time, T)>,
+}
+
+impl<T: Copy + Ord + Hash> Timers<T> {
+    pub fn new() -> Timers<T> {
+        Timers { at: HashMap::new(), queue: BTreeSet::new() }
+    }
+
+    pub fn set(&mut self, timer: T, at: Time) {
+        if let Some(old) = self.at.insert(timer, at) {
+            self.queue.remove(&(old, timer));
+        }
+        self.queue.insert((at, timer));
+    }
+
+    pub fn cancel(&mut self, timer: T) {
+        if let Some(old) = self.at.remove(&timer) {
+            self.queue.remove(&(old, timer));
+        }
+    }
+
+    /// The next timer due at `now`, removed.
+    pub fn pop_due(&mut self, now: Time) -> Option<T> {
+        let &(at, timer) = self.queue.first()?;
+        if at > now {
+            return None;
+        }
+        self.queue.pop_first();
+        self.at.remove(&timer);
+        Some(timer)
+    }
+
+    /// Milliseconds until the next deadline.
+    pub fn wait(&self, now: Time) -> Option<u64> {
+        self.queue.first().map(|(at, _)| at.since(now))
+    }
+}
+
+impl<T: Copy + Ord + Hash> Default for Timers<T> {
+    fn default() -> Timers<T> {
+        Timers::new()
+    }
+}
+
+/// What a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// Accepted; the first bytes decide.
+    Unknown,
+    Resp,
+    /// Node protocol; `peer` once the hello is accepted.
+    Node {
+        peer: Option<Peer>,
+    },
+}
+
+/// A non-blocking connection with its buffers.
+pub struct Conn {
+    pub sock: TcpStream,
+    pub addr: SocketAddr,
+    pub rbuf: Vec<u8>,
+    pub wbuf: Vec<u8>,
+    pub proto: Proto,
+    /// Close once the output is flushed.
+    pub closing: bool,
+    /// The peer closed or failed: drop now.
+    pub dead: bool,
+    pub last_active: Instant,
+    pub created: Instant,
+    /// Outbound connection still connecting.
+    pub connecting: bool,
+}
+
+impl Conn {
+    pub fn new(sock: TcpStream, addr: SocketAddr, proto: Proto) -> Conn {
+        let now = Instant::now();
+        Conn {
+            sock,
+            addr,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            proto,
+            closing: false,
+            dead: false,
+            last_active: now,
+            created: now,
+            connecting: false,
+        }
+    }
+
+    /// Opens a node connection to `addr`: the preamble and hello are queued
+    /// and leave when the connection is established.
+    pub fn connect(addr: &str, from: Peer, secret: Option<&str>) -> io::Result<Conn> {
+        let sock_addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {addr}")))?;
+        let sock = TcpStream::connect(sock_addr)?;
+        let mut conn = Conn::new(sock, sock_addr, Proto::Node { peer: None });
+        conn.connecting = true;
+        conn.wbuf.extend_from_slice(&wire::PREAMBLE);
+        conn.send(&Msg::Hello { from, secret: secret.map(str::to_string) });
+        Ok(conn)
+    }
+
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(&mut self.sock, token, Interest::READABLE | Interest::WRITABLE)
+    }
+
+    pub fn send(&mut self, msg: &Msg) {
+        self.wbuf.extend_from_slice(&wire::encode(msg));
+    }
+
+    /// Reads all that is available (edge-triggered). Marks the connection
+    /// dead on EOF or error.
+    pub fn read_all(&mut self) {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match self.sock.read(&mut chunk) {
+                Ok(0) => {
+                    self.dead = true;
+                    return;
+                }
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&chunk[..n]);
+                    self.last_active = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.dead = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes what it can of the output.
+    pub fn flush(&mut self) {
+        if self.connecting {
+            match self.sock.peer_addr() {
+                Ok(_) => self.connecting = false,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    if let Ok(Some(_)) | Err(_) = self.sock.take_error() {
+                        self.dead = true;
+                    }
+                    return;
+                }
+                Err(_) => {
+                    self.dead = true;
+                    return;
+                }
+            }
+        }
+        let mut written = 0;
+        while written < self.wbuf.len() {
+            match self.sock.write(&self.wbuf[written..]) {
+                Ok(0) => {
+                    self.dead = true;
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.dead = true;
+                    break;
+                }
+            }
+        }
+        self.wbuf.drain(..written);
+        if self.closing && self.wbuf.is_empty() {
+            self.dead = true;
+        }
+    }
+
+    /// Decodes the next node message. On a bad frame the connection is
+    /// marked dead and `None` returned.
+    pub fn next_msg(&mut self, max_frame: usize) -> Option<Msg> {
+        match wire::decode(&self.rbuf, max_frame) {
+            Ok(Some((msg, used))) => {
+                self.rbuf.drain(..used);
+                Some(msg)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(peer = %self.addr, error = %e, "closing a node connection");
+                self.dead = true;
+                None
+            }
+        }
+    }
+
+    /// Consumes the preamble of an accepted node connection; false if the
+    /// bytes are not ours (or not yet all there).
+    pub fn take_preamble(&mut self) -> bool {
+        if self.rbuf.len() < wire::PREAMBLE.len() {
+            return false;
+        }
+        if self.rbuf[..4] != wire::PREAMBLE {
+            self.dead = true;
+            return false;
+        }
+        self.rbuf.drain(..4);
+        true
+    }
+}
+
+/// Sets up logging: `RUST_LOG` (or the given default level) to stderr.
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Stops a loop on SIGTERM or SIGINT.
+pub fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
+    flag
+}
