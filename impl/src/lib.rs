@@ -2,10 +2,15 @@
 //! model checker that drives that same core.
 
 pub mod check;
+pub mod client;
 pub mod commands;
 pub mod config;
+pub mod dev;
+pub mod master;
 pub mod net;
 pub mod resp;
 pub mod server;
 pub mod sqlite;
 pub mod wire;
+
+pub use client::{Client, Error};

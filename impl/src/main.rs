@@ -3,8 +3,10 @@
 use clap::{Args, Parser, Subcommand};
 use failgroup::check::model::Faults;
 use failgroup::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
+use failgroup::config::Config;
 use failgroup_model::{Mode, Mutant};
 use stateright::{Expectation, Model as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,6 +19,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a local cluster: the master on 127.0.0.1:PORT, servers on the
+    /// ports after it, each its own process, one SQLite file.
+    Dev {
+        #[arg(long, default_value_t = 3)]
+        servers: u16,
+        #[arg(long, default_value_t = 1)]
+        groups: u16,
+        /// The master's port; servers listen on PORT+1..PORT+N.
+        #[arg(long, default_value_t = 7100)]
+        port: u16,
+        /// Where the config (cluster.toml) and the database go
+        /// [default: failgroup-dev-PORT in the temporary directory].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "linearizable")]
+        mode: Mode,
+    },
+    /// Run one cache server of a cluster.
+    Server {
+        #[arg(long)]
+        config: PathBuf,
+        /// The server's name in the config, e.g. s1.
+        #[arg(long)]
+        id: String,
+    },
+    /// Run the master of a cluster.
+    Master {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the master's view: servers online/offline, who serves which slots.
+    Status {
+        /// The master's address [default: from --config, else 127.0.0.1:7100].
+        #[arg(long)]
+        master: Option<String>,
+        /// Read the master's address and the secret from this config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Model-check the failover protocol (the same core the servers run).
     Check(CheckArgs),
     /// Browse the model's state space in stateright's web explorer.
@@ -146,6 +187,30 @@ struct CheckArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Dev { servers, groups, port, data, mode } => {
+            let data = data.unwrap_or_else(|| std::env::temp_dir().join(format!("failgroup-dev-{port}")));
+            failgroup::net::init_logging("info");
+            exit(failgroup::dev::run(failgroup::dev::DevOptions { servers, groups, port, data, mode }))
+        }
+        Command::Server { config, id } => {
+            failgroup::net::init_logging("info");
+            exit(Config::load(&config).and_then(|cfg| failgroup::server::main(cfg, &id)))
+        }
+        Command::Master { config } => {
+            failgroup::net::init_logging("info");
+            exit(Config::load(&config).and_then(failgroup::master::main))
+        }
+        Command::Status { master, config } => {
+            let cfg = match config.map(|c| Config::load(&c)).transpose() {
+                Ok(cfg) => cfg,
+                Err(e) => return exit(Err(e)),
+            };
+            let secret = cfg.as_ref().and_then(|c| c.file.secret.clone());
+            let addr = master.or(cfg.map(|c| c.file.master)).unwrap_or_else(|| "127.0.0.1:7100".into());
+            exit(failgroup::dev::fetch_status(&addr, secret.as_deref()).map(|s| {
+                print!("{}", failgroup::dev::format_status(&s));
+            }))
+        }
         Command::Check(args) => run_check(args),
         Command::Explore { model, addr } => {
             let cfg = model.config();
@@ -156,6 +221,16 @@ fn main() -> ExitCode {
             println!("serving the explorer on http://{addr}");
             cfg.into_model().checker().serve(addr.as_str());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+fn exit(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

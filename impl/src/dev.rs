@@ -1,0 +1,190 @@
+//! `failgroup dev`: a local cluster on loopback, each node its own child
+//! process, sharing one SQLite file. A node that dies is reported and not
+//! restarted, so a user can kill one and watch the failover; Ctrl-C or
+//! SIGTERM stops them all.
+
+use crate::config::{Config, FileConfig, Limits};
+use crate::wire::{Msg, Peer, Status};
+use failgroup_model::{ClusterSpec, Mode, Timing};
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub struct DevOptions {
+    pub servers: u16,
+    pub groups: u16,
+    pub port: u16,
+    pub data: PathBuf,
+    pub mode: Mode,
+}
+
+/// The configuration `dev` writes: master on `port`, servers after it.
+pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
+    if o.servers == 0 || o.servers > 64 {
+        return Err("--servers: must be 1..=64".into());
+    }
+    if o.groups == 0 || o.groups > o.servers {
+        return Err("--groups: must be 1..=servers".into());
+    }
+    if o.port as u32 + o.servers as u32 > 65535 {
+        return Err("--port: the servers' ports would pass 65535".into());
+    }
+    let file = FileConfig {
+        master: format!("127.0.0.1:{}", o.port),
+        store: "sqlite:data.db".into(),
+        mode: o.mode,
+        secret: None,
+        requirepass: None,
+        timing: Timing::default(),
+        limits: Limits::default(),
+        cluster: ClusterSpec::local(o.servers, o.groups, o.port + 1, failgroup_model::SLOTS),
+    };
+    Config::new(file, o.data.clone())
+}
+
+struct Node {
+    role: &'static str,
+    name: String,
+    addr: String,
+    child: Option<Child>,
+}
+
+pub fn run(o: DevOptions) -> Result<(), String> {
+    let cfg = dev_config(&o)?;
+    let addrs: Vec<String> = std::iter::once(cfg.file.master.clone())
+        .chain(cfg.file.cluster.servers.iter().map(|s| s.addr.clone()))
+        .collect();
+    for a in &addrs {
+        if std::net::TcpListener::bind(a).is_err() {
+            return Err(format!("{a} is in use: stop what listens there or pick another --port"));
+        }
+    }
+    std::fs::create_dir_all(&o.data).map_err(|e| format!("--data {}: {e}", o.data.display()))?;
+    let path = o.data.join("cluster.toml");
+    std::fs::write(&path, cfg.to_toml()).map_err(|e| format!("{}: {e}", path.display()))?;
+    let stop = crate::net::stop_flag();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    println!("config {}", path.display());
+    let mut nodes: Vec<Node> = Vec::new();
+    // Servers first, up before the master, so that its first probes find them.
+    for s in &cfg.file.cluster.servers {
+        let child = spawn(&exe, &path, Some(&s.name))?;
+        nodes.push(Node { role: "server", name: s.name.clone(), addr: s.addr.clone(), child: Some(child) });
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
+        shutdown(&mut nodes);
+        return Err(e);
+    }
+    let child = spawn(&exe, &path, None)?;
+    nodes.push(Node { role: "master", name: "-".into(), addr: cfg.file.master.clone(), child: Some(child) });
+    if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
+        shutdown(&mut nodes);
+        return Err(e);
+    }
+    for n in &nodes {
+        println!("{} {} {} pid {}", n.role, n.name, n.addr, n.child.as_ref().map_or(0, |c| c.id()));
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    while !stop.load(Ordering::Relaxed) {
+        for n in &mut nodes {
+            if let Some(status) = n.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                let pid = n.child.take().map_or(0, |c| c.id());
+                println!("{} {} {} pid {pid} exited ({status}); the others keep running", n.role, n.name, n.addr);
+                let _ = std::io::stdout().flush();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    shutdown(&mut nodes);
+    println!("stopped");
+    Ok(())
+}
+
+/// Waits until every node accepts connections.
+fn wait_up(nodes: &mut [Node], deadline: Instant, stop: &std::sync::atomic::AtomicBool) -> Result<(), String> {
+    for n in nodes.iter_mut() {
+        while TcpStream::connect(&n.addr).is_err() {
+            if exited(n) {
+                return Err(format!("{} {} exited at start (see the log above)", n.role, n.name));
+            }
+            if Instant::now() > deadline || stop.load(Ordering::Relaxed) {
+                return Err("the cluster did not come up in time".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}
+
+fn exited(n: &mut Node) -> bool {
+    n.child.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
+}
+
+fn spawn(exe: &Path, config: &Path, server: Option<&str>) -> Result<Child, String> {
+    let mut cmd = Command::new(exe);
+    match server {
+        Some(name) => cmd.args(["server", "--config"]).arg(config).args(["--id", name]),
+        None => cmd.args(["master", "--config"]).arg(config),
+    };
+    cmd.spawn().map_err(|e| format!("starting {}: {e}", exe.display()))
+}
+
+/// SIGTERM to every live node, then SIGKILL to any still up after 5 s.
+fn shutdown(nodes: &mut [Node]) {
+    for c in nodes.iter().filter_map(|n| n.child.as_ref()) {
+        // SAFETY: kill(2) on a child's pid has no memory effects.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for n in nodes.iter_mut() {
+        let Some(c) = n.child.as_mut() else { continue };
+        while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Asks the master for its view.
+pub fn fetch_status(master: &str, secret: Option<&str>) -> Result<Status, String> {
+    let mut conn = crate::wire::Conn::open(master, Peer::Admin, secret, Duration::from_secs(2))
+        .map_err(|e| format!("master {master}: {e}"))?;
+    conn.send(&Msg::StatusRequest).map_err(|e| e.to_string())?;
+    match conn.recv().map_err(|e| format!("master {master}: {e}"))? {
+        Msg::Status(s) => Ok(*s),
+        other => Err(format!("master {master}: unexpected answer {other:?}")),
+    }
+}
+
+/// The status as a table.
+pub fn format_status(s: &Status) -> String {
+    let mut o = format!("mode {}, view {}\n", s.mode, s.view_version);
+    o.push_str(&format!(
+        "{:<8} {:<22} {:<8} {:<8} {:>9}  serves\n",
+        "server", "address", "group", "state", "failovers"
+    ));
+    for srv in &s.servers {
+        let slots: u32 = srv.serves.iter().map(|(a, b)| (b - a + 1) as u32).sum();
+        let mut ranges: Vec<String> =
+            srv.serves.iter().take(4).map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+        if srv.serves.len() > 4 {
+            ranges.push(format!("... ({} ranges)", srv.serves.len()));
+        }
+        o.push_str(&format!(
+            "{:<8} {:<22} {:<8} {:<8} {:>9}  {slots} slots: {}\n",
+            srv.name,
+            srv.addr,
+            srv.group,
+            if srv.online { "online" } else { "offline" },
+            srv.failovers,
+            if ranges.is_empty() { "-".into() } else { ranges.join(", ") },
+        ));
+    }
+    o
+}

@@ -1,0 +1,269 @@
+//! The master process: an event loop around the core's [`Master`]. It
+//! connects to every server (probes and notices travel on those
+//! connections, so a probe answered is the server itself answering) and
+//! accepts reports from servers and clients, and status requests.
+
+use crate::config::Config;
+use crate::net::{self, Clock, Conn, Proto, Timers};
+use crate::wire::{ClusterInfo, Msg, Peer, ServerStatus, Status};
+use failgroup_model::{
+    Liveness, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId, Slot,
+};
+use mio::net::TcpListener;
+use mio::{Events, Poll, Token};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LISTENER: Token = Token(0);
+
+pub struct MasterNode {
+    cfg: Config,
+    core: Master,
+    st: MasterState,
+    clock: Clock,
+    poll: Poll,
+    listener: TcpListener,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    /// Our connection to each server.
+    to_server: HashMap<ServerId, Token>,
+    timers: Timers<MasterTimer>,
+    failovers: HashMap<ServerId, u64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl MasterNode {
+    pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<MasterNode, String> {
+        let addr = cfg.file.master.clone();
+        let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+            .map_err(|e| format!("{addr}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{addr}: no address"))?;
+        let poll = Poll::new().map_err(|e| e.to_string())?;
+        let mut listener = TcpListener::bind(sock).map_err(|e| format!("listen on {addr}: {e}"))?;
+        poll.registry().register(&mut listener, LISTENER, mio::Interest::READABLE).map_err(|e| e.to_string())?;
+        let core = Master::new(Arc::new(cfg.topology.clone()), cfg.protocol());
+        let st = core.initial_state();
+        let mut node = MasterNode {
+            cfg,
+            core,
+            st,
+            clock: Clock::new(),
+            poll,
+            listener,
+            conns: HashMap::new(),
+            next_token: 1,
+            to_server: HashMap::new(),
+            timers: Timers::new(),
+            failovers: HashMap::new(),
+            stop,
+        };
+        tracing::info!(%addr, "master listening");
+        // Incarnations must grow across restarts: the wall clock does.
+        node.step(MasterInput::Start { incarnation: crate::sqlite::unix_ms() });
+        Ok(node)
+    }
+
+    pub fn run(mut self) -> Result<(), String> {
+        let mut events = Events::with_capacity(256);
+        while !self.stop.load(Ordering::Relaxed) {
+            let wait = self.timers.wait(self.clock.now()).unwrap_or(1000).min(1000);
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(format!("poll: {e}"));
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    tok => self.on_readiness(tok),
+                }
+            }
+            let now = self.clock.now();
+            while let Some(timer) = self.timers.pop_due(now) {
+                self.step(MasterInput::Timer(timer));
+            }
+            self.housekeeping();
+        }
+        tracing::info!("master shutting down");
+        Ok(())
+    }
+
+    fn step(&mut self, input: MasterInput) {
+        let mut out = Vec::new();
+        self.core.step(&mut self.st, self.clock.now(), input, &mut out);
+        for o in out {
+            match o {
+                MasterOutput::Probe { to, nonce } => self.send(to, MasterMsg::Probe { nonce }),
+                MasterOutput::Send { to, msg } => self.send(to, msg),
+                MasterOutput::SetTimer { timer, at } => self.timers.set(timer, at),
+                MasterOutput::CancelTimer(timer) => self.timers.cancel(timer),
+                MasterOutput::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: MasterEvent) {
+        let topo = &self.cfg.topology;
+        match e {
+            MasterEvent::MarkedOffline(s, v) => {
+                *self.failovers.entry(s).or_default() += 1;
+                tracing::warn!(server = topo.name(s), version = %v, "marked offline; notice sent");
+            }
+            MasterEvent::MarkedOnline(s, v) => {
+                tracing::info!(server = topo.name(s), version = %v, "marked online; notice sent")
+            }
+            MasterEvent::ReportRefuted(s) => tracing::debug!(server = topo.name(s), "probe answered"),
+        }
+    }
+
+    fn send(&mut self, to: ServerId, msg: MasterMsg) {
+        if !self.to_server.get(&to).is_some_and(|t| self.conns.contains_key(t)) {
+            let addr = self.cfg.topology.addr(to).to_string();
+            let Ok(mut conn) = Conn::connect(&addr, Peer::Master, self.cfg.file.secret.as_deref()) else { return };
+            let tok = Token(self.next_token);
+            self.next_token += 1;
+            if conn.register(self.poll.registry(), tok).is_err() {
+                return;
+            }
+            self.conns.insert(tok, conn);
+            self.to_server.insert(to, tok);
+        }
+        if let Some(c) = self.conns.get_mut(&self.to_server[&to]) {
+            c.send(&Msg::Master(msg));
+        }
+    }
+
+    fn accept(&mut self) {
+        while let Ok((sock, addr)) = self.listener.accept() {
+            let _ = sock.set_nodelay(true);
+            let tok = Token(self.next_token);
+            self.next_token += 1;
+            let mut conn = Conn::new(sock, addr, Proto::Unknown);
+            if conn.register(self.poll.registry(), tok).is_ok() {
+                self.conns.insert(tok, conn);
+            }
+        }
+    }
+
+    fn on_readiness(&mut self, tok: Token) {
+        let Some(c) = self.conns.get_mut(&tok) else { return };
+        c.read_all();
+        c.flush();
+        if c.proto == Proto::Unknown && c.rbuf.len() >= 4 {
+            if c.take_preamble() {
+                c.proto = Proto::Node { peer: None };
+            } else {
+                c.dead = true;
+                return;
+            }
+        }
+        let outbound = self.to_server.iter().find(|(_, t)| **t == tok).map(|(s, _)| *s);
+        let max = self.cfg.file.limits.max_frame;
+        loop {
+            let Some(c) = self.conns.get_mut(&tok) else { return };
+            let Proto::Node { peer } = c.proto else { return };
+            let Some(msg) = c.next_msg(max) else { return };
+            // On our own connection to a server, what comes back is that server's.
+            let from = match (outbound, peer) {
+                (Some(s), _) => Some(Node::Server(s)),
+                (None, Some(Peer::Server(s))) => Some(Node::Server(s)),
+                (None, Some(Peer::Client(c))) => Some(Node::Client(c)),
+                _ => None,
+            };
+            match (msg, from) {
+                (Msg::Report(report), Some(from)) => self.step(MasterInput::Report { from, report }),
+                (Msg::Welcome, _) if outbound.is_some() => {}
+                (Msg::Refused(why), _) if outbound.is_some() => {
+                    tracing::error!(peer = %c.addr, %why, "refused by a server");
+                    c.dead = true;
+                }
+                (Msg::Hello { from, secret }, None) if peer.is_none() => {
+                    if !crate::wire::secret_matches(self.cfg.file.secret.as_deref(), secret.as_deref())
+                        || matches!(from, Peer::Server(s) if s.0 as usize >= self.cfg.topology.server_count())
+                    {
+                        c.send(&Msg::Refused("wrong secret or unknown server".into()));
+                        c.closing = true;
+                        return;
+                    }
+                    c.proto = Proto::Node { peer: Some(from) };
+                    c.send(&Msg::Welcome);
+                }
+                (Msg::StatusRequest, _) if peer.is_some() => {
+                    let status = self.status();
+                    let c = self.conns.get_mut(&tok).expect("connection");
+                    c.send(&Msg::Status(Box::new(status)));
+                }
+                (Msg::InfoRequest, _) if peer.is_some() => {
+                    let info = ClusterInfo {
+                        cluster: self.cfg.file.cluster.clone(),
+                        protocol: self.cfg.protocol(),
+                        master: self.cfg.file.master.clone(),
+                    };
+                    c.send(&Msg::Info(Box::new(info)));
+                }
+                (m, _) => {
+                    tracing::warn!(peer = %c.addr, msg = ?m, "unexpected message; closing");
+                    c.dead = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The view for `failgroup status`.
+    pub fn status(&self) -> Status {
+        let topo = &self.cfg.topology;
+        let servers = topo
+            .servers()
+            .map(|s| {
+                let mut serves: Vec<(u16, u16)> = Vec::new();
+                for slot in 0..topo.slot_count() {
+                    if topo.serving_server(Slot(slot), |x| self.st.is_online(x)) == Some(s) {
+                        match serves.last_mut() {
+                            Some(r) if r.1 + 1 == slot => r.1 = slot,
+                            _ => serves.push((slot, slot)),
+                        }
+                    }
+                }
+                ServerStatus {
+                    name: topo.name(s).to_string(),
+                    addr: topo.addr(s).to_string(),
+                    group: topo.group_name(s).to_string(),
+                    online: self.st.liveness.get(&s) != Some(&Liveness::Offline),
+                    serves,
+                    failovers: self.failovers.get(&s).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        Status { mode: self.cfg.file.mode.to_string(), view_version: self.st.version.to_string(), servers }
+    }
+
+    fn housekeeping(&mut self) {
+        let mut dead = Vec::new();
+        for (tok, c) in self.conns.iter_mut() {
+            if !c.wbuf.is_empty() {
+                c.flush();
+            }
+            if c.wbuf.len() > self.cfg.file.limits.max_output_buffer {
+                c.dead = true;
+            }
+            if c.dead {
+                dead.push(*tok);
+            }
+        }
+        for tok in dead {
+            if let Some(mut c) = self.conns.remove(&tok) {
+                let _ = self.poll.registry().deregister(&mut c.sock);
+            }
+            self.to_server.retain(|_, t| *t != tok);
+        }
+    }
+}
+
+/// `failgroup master`: runs the master until SIGTERM/SIGINT.
+pub fn main(cfg: Config) -> Result<(), String> {
+    MasterNode::start(cfg, net::stop_flag())?.run()
+}
