@@ -1,1 +1,201 @@
-//! Helpers shared by the cross-crate tests.
+//! Helpers of the end-to-end tests: a local cluster of real processes
+//! started with `failgroup dev` on loopback, and a minimal RESP connection.
+
+use failgroup::resp::{self, Reply};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The `failgroup` binary of this build.
+pub fn binary() -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test executable");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("failgroup");
+    assert!(bin.exists(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// A cluster started by `failgroup dev`, stopped when dropped.
+pub struct Cluster {
+    dev: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+    /// Server name -> (address, pid) as `dev` printed them.
+    pub servers: Vec<(String, String, u32)>,
+    /// Servers restarted by the test (not children of `dev`).
+    restarted: Vec<Child>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Cluster {
+    /// Starts `servers` servers in `groups` groups, master on `port`.
+    pub fn start(port: u16, servers: u16, groups: u16) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut dev = Command::new(binary())
+            .args(["dev", "--port", &port.to_string(), "--servers", &servers.to_string()])
+            .args(["--groups", &groups.to_string(), "--data"])
+            .arg(&dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start failgroup dev");
+        let out = dev.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut cluster = Cluster { dev, dir, port, servers: Vec::new(), restarted: Vec::new(), lines };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = cluster.lines.recv_timeout(left).expect("failgroup dev printed `ready` in time");
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["ready"] => break,
+                ["server", name, addr, "pid", pid] => {
+                    cluster.servers.push((name.to_string(), addr.to_string(), pid.parse().expect("pid")));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(cluster.servers.len(), servers as usize, "one line per server");
+        cluster
+    }
+
+    pub fn addr(&self, name: &str) -> String {
+        self.servers.iter().find(|s| s.0 == name).map(|s| s.1.clone()).expect("server name")
+    }
+
+    pub fn master(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `kill -9` of a server.
+    pub fn kill9(&mut self, name: &str) {
+        let pid = self.servers.iter().find(|s| s.0 == name).map(|s| s.2).expect("server name");
+        let status = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -9 {pid}");
+    }
+
+    /// Restarts a server from the config `dev` wrote.
+    pub fn restart(&mut self, name: &str) {
+        let child = Command::new(binary())
+            .args(["server", "--config"])
+            .arg(self.dir.join("cluster.toml"))
+            .args(["--id", name])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("restart a server");
+        if let Some(s) = self.servers.iter_mut().find(|s| s.0 == name) {
+            s.2 = child.id();
+        }
+        self.restarted.push(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(self.addr(name)).is_err() {
+            assert!(Instant::now() < deadline, "{name} did not come back");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lines `dev` printed since the last call.
+    pub fn output(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in &mut self.restarted {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("kill").args(["-TERM", &self.dev.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.dev.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.dev.kill();
+        let _ = self.dev.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A RESP connection with a read timeout.
+pub struct Resp {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Resp {
+    pub fn connect(addr: &str) -> Resp {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        Resp { stream, buf: Vec::new() }
+    }
+
+    /// Sends one command and reads its reply.
+    pub fn cmd(&mut self, args: &[&[u8]]) -> Reply {
+        let mut out = Vec::new();
+        resp::encode_command(&mut out, args);
+        self.stream.write_all(&out).expect("send");
+        self.read()
+    }
+
+    /// `cmd` with text arguments split on spaces.
+    pub fn run(&mut self, line: &str) -> Reply {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        self.cmd(&args)
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads one reply; panics on a timeout or a closed connection.
+    pub fn read(&mut self) -> Reply {
+        self.try_read().expect("a reply")
+    }
+
+    /// Reads one reply; `None` if the server closed the connection.
+    pub fn try_read(&mut self) -> Option<Reply> {
+        loop {
+            if let Some((r, used)) = resp::decode_reply(&self.buf).expect("a well-formed reply") {
+                self.buf.drain(..used);
+                return Some(r);
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("reading a reply: {e}"),
+            }
+        }
+    }
+}
+
+pub fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Some(s.as_bytes().to_vec()))
+}
+
+pub fn ok() -> Reply {
+    Reply::Simple("OK".into())
+}
+
+/// One field of an INFO reply.
+pub fn info_field(r: &mut Resp, section: &str, field: &str) -> Option<String> {
+    let Reply::Bulk(Some(text)) = r.run(&format!("INFO {section}")) else { return None };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+}
