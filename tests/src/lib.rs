@@ -42,7 +42,7 @@ impl Cluster {
             .args(["dev", "--port", &port.to_string(), "--servers", &servers.to_string()])
             .args(["--groups", &groups.to_string(), "--data"])
             .arg(&dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .spawn()
             .expect("start failgroup dev");
@@ -94,7 +94,7 @@ impl Cluster {
             .args(["server", "--config"])
             .arg(self.dir.join("cluster.toml"))
             .args(["--id", name])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .spawn()
             .expect("restart a server");
         if let Some(s) = self.servers.iter_mut().find(|s| s.0 == name) {

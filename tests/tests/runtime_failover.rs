@@ -1,0 +1,147 @@
+//! The runtime under real process faults, on loopback: `kill -9` of a
+//! server under steady load from the Rust client gives no client-visible
+//! error and no stale read, and the restarted server serves its slots
+//! again. Also: redis-cli and redis-benchmark work against `failgroup dev`.
+
+use failgroup::resp::Reply;
+use failgroup_tests::{info_field, ok, Cluster, Resp};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// One client, its own keys: every read must return the last value this
+/// client wrote (nobody else writes them), so a stale read is seen at once.
+struct Load {
+    client: failgroup::Client,
+    keys: Vec<Vec<u8>>,
+    last: Vec<u64>,
+    ops: u64,
+    errors: Vec<String>,
+    slowest: Duration,
+}
+
+impl Load {
+    fn new(addr: &str, keys: usize) -> Load {
+        let client = failgroup::Client::connect(addr).expect("client connects");
+        let keys: Vec<Vec<u8>> = (0..keys).map(|i| format!("load:{i}").into_bytes()).collect();
+        let last = vec![0; keys.len()];
+        Load { client, keys, last, ops: 0, errors: Vec::new(), slowest: Duration::ZERO }
+    }
+
+    /// One write and one read of the next key.
+    fn round(&mut self) {
+        let i = (self.ops as usize) % self.keys.len();
+        self.ops += 1;
+        let next = self.last[i] + 1;
+        let t = Instant::now();
+        match self.client.set(&self.keys[i], next.to_string().as_bytes()) {
+            Ok(()) => self.last[i] = next,
+            Err(e) => self.errors.push(format!("SET {}: {e}", String::from_utf8_lossy(&self.keys[i]))),
+        }
+        match self.client.get(&self.keys[i]) {
+            Ok(v) => {
+                let got: u64 = v.map(|v| String::from_utf8(v).unwrap().parse().unwrap()).unwrap_or(0);
+                assert_eq!(got, self.last[i], "stale read of {}", String::from_utf8_lossy(&self.keys[i]));
+            }
+            Err(e) => self.errors.push(format!("GET: {e}")),
+        }
+        self.slowest = self.slowest.max(t.elapsed());
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.round();
+        }
+    }
+}
+
+fn serves_own_slots(addr: &str) -> bool {
+    let mut c = Resp::connect(addr);
+    let served = info_field(&mut c, "failgroup", "slots_served");
+    served.is_some() && served == info_field(&mut c, "failgroup", "slots_owned")
+}
+
+#[test]
+fn kill_9_of_a_server_gives_no_errors_and_no_stale_reads() {
+    let mut cluster = Cluster::start(21400, 3, 1);
+    let mut load = Load::new(&cluster.addr("s1"), 24);
+    load.run_for(Duration::from_secs(2));
+    assert!(load.ops > 50, "steady load before the kill: {} rounds", load.ops);
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+
+    cluster.kill9("s2");
+    let before = load.ops;
+    load.run_for(Duration::from_secs(6));
+    assert!(load.errors.is_empty(), "client-visible errors after kill -9: {:?}", load.errors);
+    assert!(load.ops - before > 20, "the load went on: {} rounds", load.ops - before);
+    let mut status = Resp::connect(&cluster.addr("s1"));
+    assert_eq!(info_field(&mut status, "failgroup", "servers_offline").as_deref(), Some("s2"));
+    let others: u64 = info_field(&mut status, "failgroup", "slots_served_for_others").unwrap().parse().unwrap();
+    let mut s3 = Resp::connect(&cluster.addr("s3"));
+    let others3: u64 = info_field(&mut s3, "failgroup", "slots_served_for_others").unwrap().parse().unwrap();
+    assert!(others + others3 > 0, "survivors serve the dead server's slots");
+
+    // Restart: the server takes its slots back, the load never errs.
+    cluster.restart("s2");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        load.run_for(Duration::from_millis(300));
+        if serves_own_slots(&cluster.addr("s2")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "s2 serves its slots again within 20 s of its restart");
+    }
+    load.run_for(Duration::from_secs(2));
+    assert!(load.errors.is_empty(), "client-visible errors after the restart: {:?}", load.errors);
+    let mut s2 = Resp::connect(&cluster.addr("s2"));
+    assert_eq!(info_field(&mut s2, "failgroup", "slots_served_for_others").as_deref(), Some("0"));
+    let offline = info_field(&mut status, "failgroup", "servers_offline");
+    assert_eq!(offline.as_deref(), Some(""), "s2 announced online again");
+    eprintln!("{} rounds, slowest {:?}", load.ops, load.slowest);
+}
+
+#[test]
+fn redis_cli_and_redis_benchmark_work_unmodified() {
+    let cluster = Cluster::start(21500, 3, 1);
+    let port = |name: &str| cluster.addr(name).rsplit(':').next().unwrap().to_string();
+    let cli = |p: &str, args: &[&str]| {
+        let out = Command::new("redis-cli").args(["-p", p]).args(args).output().expect("redis-cli is installed");
+        assert!(out.status.success(), "redis-cli {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(cli(&port("s1"), &["SET", "k", "v"]), "OK\n");
+    assert_eq!(cli(&port("s3"), &["GET", "k"]), "v\n");
+    assert_eq!(cli(&port("s2"), &["INCRBY", "c", "5"]), "5\n");
+
+    let out = Command::new("redis-benchmark")
+        .args(["-p", &port("s1"), "-t", "set,get", "-n", "100000", "-P", "16", "-q"])
+        .output()
+        .expect("redis-benchmark is installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "redis-benchmark failed: {text}");
+    assert!(!text.to_lowercase().contains("error"), "redis-benchmark saw errors: {text}");
+    for t in ["SET: ", "GET: "] {
+        assert!(text.contains(t) && text.contains("requests per second"), "{t} completed: {text}");
+    }
+    // The benchmark's keys are readable through another server.
+    let mut c = Resp::connect(&cluster.addr("s2"));
+    assert!(matches!(c.run("GET key:__rand_int__"), Reply::Bulk(Some(_))));
+    assert_eq!(c.run("PING"), Reply::Simple("PONG".into()));
+    let _ = ok();
+}
+
+#[test]
+fn the_default_build_has_no_async_runtime() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["tree", "-p", "failgroup", "-e", "normal", "--prefix", "none"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+    let tree = String::from_utf8(out.stdout).unwrap();
+    assert!(tree.lines().any(|l| l.starts_with("mio ")), "the tree is read: {tree}");
+    for runtime in ["tokio ", "async-std ", "smol "] {
+        assert!(!tree.lines().any(|l| l.starts_with(runtime)), "{runtime}in the default build");
+    }
+}
