@@ -37,6 +37,9 @@ fn perr<T>(msg: impl Into<String>) -> Result<T, ProtocolError> {
     Err(ProtocolError(msg.into()))
 }
 
+/// A decoded command and the bytes it took, `None` if more are needed.
+pub type Decoded = Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError>;
+
 /// The position of the first CRLF at or after `from`.
 fn line_end(buf: &[u8], from: usize) -> Option<usize> {
     buf.get(from..)?.windows(2).position(|w| w == b"\r\n").map(|p| from + p)
@@ -50,7 +53,7 @@ fn number(buf: &[u8], from: usize, end: usize) -> Option<i64> {
 /// Decodes one command from the front of `buf`. `Ok(None)`: more bytes are
 /// needed. `Ok(Some((args, used)))`: a command and the bytes it took; an
 /// empty `args` is a blank inline line, to be skipped.
-pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
+pub fn decode(buf: &[u8], limits: &Limits) -> Decoded {
     let Some(&first) = buf.first() else { return Ok(None) };
     if first != b'*' {
         return decode_inline(buf, limits);
@@ -90,7 +93,7 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<Vec<u8>>, usize
     Ok(Some((args, pos)))
 }
 
-fn decode_inline(buf: &[u8], limits: &Limits) -> Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError> {
+fn decode_inline(buf: &[u8], limits: &Limits) -> Decoded {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         return if buf.len() > limits.max_inline { perr("too big inline request") } else { Ok(None) };
     };
