@@ -247,7 +247,9 @@ impl MasterNode {
             if !c.wbuf.is_empty() {
                 c.flush();
             }
-            if c.wbuf.len() > self.cfg.file.limits.max_output_buffer {
+            let timeout = Duration::from_millis(self.cfg.file.timing.probe_timeout);
+            if c.wbuf.len() > self.cfg.file.limits.max_output_buffer || (c.connecting && c.created.elapsed() > timeout)
+            {
                 c.dead = true;
             }
             if c.dead {

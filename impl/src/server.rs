@@ -739,6 +739,7 @@ impl ServerNode {
         }
         let idle = self.cfg.file.limits.idle_timeout;
         let max_out = self.cfg.file.limits.max_output_buffer;
+        let connect_timeout = Duration::from_millis(self.cfg.file.timing.send_timeout);
         let mut dead = Vec::new();
         for (tok, c) in self.conns.iter_mut() {
             if !c.wbuf.is_empty() {
@@ -751,6 +752,11 @@ impl ServerNode {
                 c.dead = true;
             }
             if c.proto == Proto::Unknown && c.rbuf.is_empty() && c.created.elapsed() > Duration::from_secs(60) {
+                c.dead = true;
+            }
+            // A peer that never completes the handshake (a silent host):
+            // give up, so that the next forward tries afresh.
+            if c.connecting && c.created.elapsed() > connect_timeout {
                 c.dead = true;
             }
             if c.dead {

@@ -130,6 +130,43 @@ fn redis_cli_and_redis_benchmark_work_unmodified() {
     let _ = ok();
 }
 
+/// redis-py (Debian's python3-redis), unmodified: handshake, commands,
+/// binary values, a pipeline, through an owner and a non-owner.
+#[test]
+fn redis_py_works_unmodified() {
+    let cluster = Cluster::start(21600, 3, 1);
+    let python = if std::path::Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
+    let script = r#"
+import sys, redis
+a = redis.Redis(port=int(sys.argv[1]), client_name="t")
+b = redis.Redis(port=int(sys.argv[2]))
+assert a.ping()
+assert a.set("py", b"\x00bin\r\n")
+assert b.get("py") == b"\x00bin\r\n"
+assert a.incr("pyc") == 1 and b.incrby("pyc", 4) == 5
+assert a.mget(["py", "pyc", "none"]) == [b"\x00bin\r\n", b"5", None]
+assert a.set("e", "1", ex=10) and b.ttl("e") in (9, 10)
+assert a.set("py", "x", nx=True) is None
+assert b.exists("py", "e") == 2 and a.delete("py", "e") == 2
+assert b.client_getname() is None and a.client_getname() == "t"
+assert a.info("failgroup")["mode"] == "linearizable"
+p = b.pipeline(transaction=False)
+for i in range(50):
+    p.set(f"k{i}", i)
+    p.get(f"k{i}")
+out = p.execute()
+assert out[1::2] == [str(i).encode() for i in range(50)], out
+print("ok")
+"#;
+    let port = |n: &str| cluster.addr(n).rsplit(':').next().unwrap().to_string();
+    let out = Command::new(python)
+        .args(["-c", script, &port("s1"), &port("s3")])
+        .output()
+        .expect("python3 with the redis module (python3-redis) is installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.trim() == "ok", "redis-py: {text}");
+}
+
 #[test]
 fn the_default_build_has_no_async_runtime() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
