@@ -80,6 +80,15 @@ fn kill_9_of_a_server_gives_no_errors_and_no_stale_reads() {
     let mut s3 = Resp::connect(&cluster.addr("s3"));
     let others3: u64 = info_field(&mut s3, "failgroup", "slots_served_for_others").unwrap().parse().unwrap();
     assert!(others + others3 > 0, "survivors serve the dead server's slots");
+    // `failgroup status` shows the master's view.
+    let out = Command::new(failgroup_tests::binary()).args(["status", "--master", &cluster.master()]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "failgroup status: {table}");
+    let s2_line = table.lines().find(|l| l.starts_with("s2 ")).expect("a line for s2");
+    assert!(s2_line.contains("offline") && s2_line.contains(" 0 slots"), "{table}");
+    // A client may also fetch the topology from the master.
+    let mut via_master = failgroup::Client::connect(&cluster.master()).expect("topology from the master");
+    assert_eq!(via_master.get(&load.keys[0]).unwrap(), Some(load.last[0].to_string().into_bytes()));
 
     // Restart: the server takes its slots back, the load never errs.
     cluster.restart("s2");
