@@ -63,6 +63,9 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         }
     }
     std::fs::create_dir_all(&o.data).map_err(|e| format!("--data {}: {e}", o.data.display()))?;
+    // Create the database (WAL, schema) once, before the servers share it.
+    let crate::config::StoreUrl::Sqlite(db) = cfg.store()?;
+    drop(crate::sqlite::open(&db)?);
     let path = o.data.join("cluster.toml");
     std::fs::write(&path, cfg.to_toml()).map_err(|e| format!("{}: {e}", path.display()))?;
     let stop = crate::net::stop_flag();

@@ -54,7 +54,19 @@ pub fn open(path: &Path) -> Result<Connection, String> {
         )?;
         conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0))
     };
-    match setup() {
+    // Servers of one cluster may open the file at the same moment; switching
+    // it to WAL can fail as busy without waiting, so retry for a while.
+    let mut result = setup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while matches!(&result, Err(rusqlite::Error::SqliteFailure(e, _))
+        if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+        && std::time::Instant::now() < deadline
+    {
+        let _ = conn.execute_batch("ROLLBACK");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        result = setup();
+    }
+    match result {
         Ok(SCHEMA_VERSION) => Ok(conn),
         Ok(v) => Err(format!("store {}: schema version {v}, this build reads {SCHEMA_VERSION}", path.display())),
         Err(e) => Err(format!("store {}: {e}", path.display())),
