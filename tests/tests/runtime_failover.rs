@@ -80,6 +80,9 @@ fn kill_9_of_a_server_gives_no_errors_and_no_stale_reads() {
     let mut s3 = Resp::connect(&cluster.addr("s3"));
     let others3: u64 = info_field(&mut s3, "failgroup", "slots_served_for_others").unwrap().parse().unwrap();
     assert!(others + others3 > 0, "survivors serve the dead server's slots");
+    // `failgroup dev` said so, and kept the others running.
+    let said = cluster.output();
+    assert!(said.iter().any(|l| l.starts_with("server s2 ") && l.contains("exited")), "dev printed: {said:?}");
     // `failgroup status` shows the master's view.
     let out = Command::new(failgroup_tests::binary()).args(["status", "--master", &cluster.master()]).output().unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
