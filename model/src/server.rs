@@ -428,13 +428,18 @@ impl Server {
                     st.acquiring.remove(slot);
                 }
                 self.reconcile(st, out);
-                // Waiting requests: serve them, or send them to the holder.
+                // Waiting requests: serve them, or send them to the holder
+                // if it could still pass them on (hops to spare): a request
+                // forwarded here by a server that no longer serves the slot
+                // (a hand-back in flight) waits here instead, for the
+                // holder's release, rather than bouncing back to a server
+                // that can neither serve nor forward it.
                 let waiting: Vec<u64> =
                     st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
                 for id in waiting {
                     let p = &st.ops[&id];
                     match held.iter().find(|(s, _)| *s == p.slot) {
-                        Some((_, holder)) if *holder != self.id && p.fwd.hops < t.max_hops => {
+                        Some((_, holder)) if *holder != self.id && p.fwd.hops + 1 < t.max_hops => {
                             self.forward(st, id, *holder, now, out)
                         }
                         Some(_) => {}

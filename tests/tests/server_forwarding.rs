@@ -138,3 +138,34 @@ fn a_restarted_owner_waits_for_the_failover_holder_then_forwards_to_it() {
     server.step(&mut st, Time(13), ServerInput::Store { tag, reply }, &mut out);
     assert!(matches!(&out[0], ServerOutput::Forward { to, .. } if *to == f), "{out:?}");
 }
+
+/// The owner, acquiring its slot's right, finds it still held by another
+/// server (a hand-back in flight). A request that reached it directly is
+/// sent to the holder, which may forward it once more; one that was already
+/// forwarded here waits for the right instead of bouncing back to a server
+/// that can neither serve nor forward it.
+#[test]
+fn only_requests_with_hops_to_spare_go_to_the_holder() {
+    let (topo, key, owner, f) = setup();
+    let server = Server::new(owner, topo.clone(), ProtocolConfig::default());
+    let slot = topo.slot(&key);
+    for (hops, forwarded) in [(0u8, true), (1, false)] {
+        let mut st = ServerState::default();
+        let mut out = Vec::new();
+        let ServerInput::Request { origin, mut fwd } = request(&key) else { unreachable!() };
+        fwd.hops = hops;
+        server.step(&mut st, Time(0), ServerInput::Request { origin, fwd }, &mut out);
+        let Some(ServerOutput::Store { tag, .. }) =
+            out.iter().find(|o| matches!(o, ServerOutput::Store { .. })).cloned()
+        else {
+            panic!("the owner acquires its right: {out:?}")
+        };
+        out.clear();
+        let reply = StoreReply::Acquired { granted: vec![], held: vec![(slot, f)] };
+        server.step(&mut st, Time(1), ServerInput::Store { tag, reply }, &mut out);
+        let sent =
+            out.iter().any(|o| matches!(o, ServerOutput::Forward { to, fwd, .. } if *to == f && fwd.hops == hops + 1));
+        assert_eq!(sent, forwarded, "hops {hops}: {out:?}");
+        assert_eq!(st.ops.len(), 1, "the request is still pending");
+    }
+}
