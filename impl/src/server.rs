@@ -748,7 +748,8 @@ impl ServerNode {
             if c.wbuf.len() > max_out {
                 c.dead = true;
             }
-            if idle > 0 && c.proto == Proto::Resp && c.last_active.elapsed() > Duration::from_secs(idle) {
+            let client_side = matches!(c.proto, Proto::Resp | Proto::Unknown);
+            if idle > 0 && client_side && c.last_active.elapsed() > Duration::from_secs(idle) {
                 c.dead = true;
             }
             if c.proto == Proto::Unknown && c.rbuf.is_empty() && c.created.elapsed() > Duration::from_secs(60) {

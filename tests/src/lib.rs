@@ -23,7 +23,8 @@ pub fn binary() -> PathBuf {
 
 /// A cluster started by `failgroup dev`, stopped when dropped.
 pub struct Cluster {
-    dev: Child,
+    /// `failgroup dev`, or `None` when the test started the nodes itself.
+    dev: Option<Child>,
     pub dir: PathBuf,
     pub port: u16,
     /// Server name -> (address, pid) as `dev` printed them.
@@ -55,7 +56,7 @@ impl Cluster {
                 }
             }
         });
-        let mut cluster = Cluster { dev, dir, port, servers: Vec::new(), restarted: Vec::new(), lines };
+        let mut cluster = Cluster { dev: Some(dev), dir, port, servers: Vec::new(), restarted: Vec::new(), lines };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -70,6 +71,42 @@ impl Cluster {
             }
         }
         assert_eq!(cluster.servers.len(), servers as usize, "one line per server");
+        cluster
+    }
+
+    /// Starts `servers` servers (one group) and the master as separate
+    /// processes from a config: `extra` is TOML placed before `[cluster]`
+    /// (e.g. `requirepass`, `secret`, a `[limits]` table).
+    pub fn with_config(port: u16, servers: u16, top: &str, extra: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let names: Vec<String> = (1..=servers).map(|i| format!("s{i}")).collect();
+        let mut toml =
+            format!("master = \"127.0.0.1:{port}\"\nstore = \"sqlite:data.db\"\n{top}\n{extra}\n[cluster]\n");
+        for (i, n) in names.iter().enumerate() {
+            toml += &format!("[[cluster.servers]]\nname = \"{n}\"\naddr = \"127.0.0.1:{}\"\n", port + 1 + i as u16);
+        }
+        toml += &format!("[[cluster.groups]]\nname = \"g1\"\nmembers = {names:?}\n");
+        std::fs::write(dir.join("cluster.toml"), toml).expect("config");
+        let (_tx, lines) = mpsc::channel();
+        let mut cluster = Cluster { dev: None, dir, port, servers: Vec::new(), restarted: Vec::new(), lines };
+        for (i, n) in names.iter().enumerate() {
+            cluster.servers.push((n.clone(), format!("127.0.0.1:{}", port + 1 + i as u16), 0));
+            cluster.restart(n);
+        }
+        let master = Command::new(binary())
+            .args(["master", "--config"])
+            .arg(cluster.dir.join("cluster.toml"))
+            .env("RUST_LOG", std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .spawn()
+            .expect("start the master");
+        cluster.restarted.push(master);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(cluster.master()).is_err() {
+            assert!(Instant::now() < deadline, "the master did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         cluster
     }
 
@@ -120,13 +157,15 @@ impl Drop for Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("kill").args(["-TERM", &self.dev.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.dev.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(dev) = self.dev.as_mut() {
+            let _ = Command::new("kill").args(["-TERM", &dev.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while dev.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = dev.kill();
+            let _ = dev.wait();
         }
-        let _ = self.dev.kill();
-        let _ = self.dev.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -165,6 +204,17 @@ impl Resp {
     /// Reads one reply; panics on a timeout or a closed connection.
     pub fn read(&mut self) -> Reply {
         self.try_read().expect("a reply")
+    }
+
+    /// Whether the server closes the connection within `d` (without
+    /// sending anything more).
+    pub fn closed_within(&mut self, d: Duration) -> bool {
+        self.stream.set_read_timeout(Some(d)).expect("timeout");
+        let mut chunk = [0u8; 1024];
+        let closed = matches!(self.stream.read(&mut chunk), Ok(0) | Err(_)) && self.buf.is_empty();
+        let timed_out = matches!(self.stream.read(&mut chunk), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        self.stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        closed && !timed_out
     }
 
     /// Reads one reply; `None` if the server closed the connection.
