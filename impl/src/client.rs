@@ -87,6 +87,17 @@ impl Client {
         })
     }
 
+    /// This client's id: with a sequence number it names each request, and
+    /// the store records applied writes under that name.
+    pub fn id(&self) -> ClientId {
+        self.core.id
+    }
+
+    /// The sequence number of the last operation run.
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
     /// The topology in use.
     pub fn topology(&self) -> &Topology {
         &self.core.topology

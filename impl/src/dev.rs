@@ -130,6 +130,14 @@ fn exited(n: &mut Node) -> bool {
 
 fn spawn(exe: &Path, config: &Path, server: Option<&str>) -> Result<Child, String> {
     let mut cmd = Command::new(exe);
+    // If `dev` itself is killed, its nodes stop too.
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
     match server {
         Some(name) => cmd.args(["server", "--config"]).arg(config).args(["--id", name]),
         None => cmd.args(["master", "--config"]).arg(config),

@@ -4,10 +4,25 @@
 use failgroup::resp::{self, Reply};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// A command for the `failgroup` binary whose process is killed if the
+/// test process dies first (an aborted test leaves no cluster behind).
+pub fn failgroup_command() -> Command {
+    let mut cmd = Command::new(binary());
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}
 
 /// The `failgroup` binary of this build.
 pub fn binary() -> PathBuf {
@@ -31,6 +46,7 @@ pub struct Cluster {
     pub servers: Vec<(String, String, u32)>,
     /// Servers restarted by the test (not children of `dev`).
     restarted: Vec<Child>,
+    master_pid: u32,
     lines: mpsc::Receiver<String>,
 }
 
@@ -39,7 +55,7 @@ impl Cluster {
     pub fn start(port: u16, servers: u16, groups: u16) -> Cluster {
         let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut dev = Command::new(binary())
+        let mut dev = failgroup_command()
             .args(["dev", "--port", &port.to_string(), "--servers", &servers.to_string()])
             .args(["--groups", &groups.to_string(), "--data"])
             .arg(&dir)
@@ -56,7 +72,8 @@ impl Cluster {
                 }
             }
         });
-        let mut cluster = Cluster { dev: Some(dev), dir, port, servers: Vec::new(), restarted: Vec::new(), lines };
+        let mut cluster =
+            Cluster { dev: Some(dev), dir, port, servers: Vec::new(), restarted: Vec::new(), master_pid: 0, lines };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -81,6 +98,12 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("test dir");
+        for p in port..=port + servers {
+            assert!(
+                std::net::TcpListener::bind(("127.0.0.1", p)).is_ok(),
+                "port {p} is in use: a cluster of an earlier run may still be up"
+            );
+        }
         let names: Vec<String> = (1..=servers).map(|i| format!("s{i}")).collect();
         let mut toml =
             format!("master = \"127.0.0.1:{port}\"\nstore = \"sqlite:data.db\"\n{top}\n{extra}\n[cluster]\n");
@@ -90,24 +113,44 @@ impl Cluster {
         toml += &format!("[[cluster.groups]]\nname = \"g1\"\nmembers = {names:?}\n");
         std::fs::write(dir.join("cluster.toml"), toml).expect("config");
         let (_tx, lines) = mpsc::channel();
-        let mut cluster = Cluster { dev: None, dir, port, servers: Vec::new(), restarted: Vec::new(), lines };
+        let mut cluster =
+            Cluster { dev: None, dir, port, servers: Vec::new(), restarted: Vec::new(), master_pid: 0, lines };
         for (i, n) in names.iter().enumerate() {
             cluster.servers.push((n.clone(), format!("127.0.0.1:{}", port + 1 + i as u16), 0));
             cluster.restart(n);
         }
-        let master = Command::new(binary())
+        cluster.start_master();
+        cluster
+    }
+
+    /// Starts the master from the config (after `with_config`).
+    pub fn start_master(&mut self) {
+        let master = failgroup_command()
             .args(["master", "--config"])
-            .arg(cluster.dir.join("cluster.toml"))
+            .arg(self.dir.join("cluster.toml"))
             .env("RUST_LOG", std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .spawn()
             .expect("start the master");
-        cluster.restarted.push(master);
+        self.master_pid = master.id();
+        self.restarted.push(master);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(cluster.master()).is_err() {
+        while TcpStream::connect(self.master()).is_err() {
             assert!(Instant::now() < deadline, "the master did not come up");
             std::thread::sleep(Duration::from_millis(20));
         }
-        cluster
+    }
+
+    /// `kill -9` of the master (started by `with_config`).
+    pub fn kill_master(&mut self) {
+        let status = Command::new("kill").args(["-9", &self.master_pid.to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -9 of the master");
+    }
+
+    /// Sends a signal (STOP, CONT, ...) to a server.
+    pub fn signal(&mut self, name: &str, sig: &str) {
+        let pid = self.servers.iter().find(|s| s.0 == name).map(|s| s.2).expect("server name");
+        let status = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -{sig} {pid}");
     }
 
     pub fn addr(&self, name: &str) -> String {
@@ -127,7 +170,7 @@ impl Cluster {
 
     /// Restarts a server from the config `dev` wrote.
     pub fn restart(&mut self, name: &str) {
-        let child = Command::new(binary())
+        let child = failgroup_command()
             .args(["server", "--config"])
             .arg(self.dir.join("cluster.toml"))
             .args(["--id", name])
@@ -141,6 +184,8 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(self.addr(name)).is_err() {
             assert!(Instant::now() < deadline, "{name} did not come back");
+            let exited = self.restarted.last_mut().and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "{name} exited at start: {exited:?}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -154,6 +199,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for c in &mut self.restarted {
+            let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
             let _ = c.kill();
             let _ = c.wait();
         }
