@@ -67,7 +67,7 @@ impl Rng {
 
 /// What one worker does: a library client or a RESP connection.
 enum Conn {
-    Lib(failgroup::Client),
+    Lib(Box<failgroup::Client>),
     Resp(Resp),
 }
 
@@ -291,7 +291,7 @@ fn faults_cause_no_stale_reads_no_lost_writes_and_no_errors() {
     let mut handles = Vec::new();
     for id in 0..4u64 {
         let conn = if id < 2 {
-            Conn::Lib(failgroup::Client::connect(&cluster.addr("s3")).expect("client"))
+            Conn::Lib(Box::new(failgroup::Client::connect(&cluster.addr("s3")).expect("client")))
         } else {
             Conn::Resp(Resp::connect(&cluster.addr("s3")))
         };
