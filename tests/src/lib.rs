@@ -47,6 +47,9 @@ pub struct Cluster {
     /// Servers restarted by the test (not children of `dev`).
     restarted: Vec<Child>,
     master_pid: u32,
+    /// Network namespace of each node (master first), if any.
+    netns: Vec<Option<String>>,
+    master_addr: String,
     lines: mpsc::Receiver<String>,
 }
 
@@ -72,8 +75,17 @@ impl Cluster {
                 }
             }
         });
-        let mut cluster =
-            Cluster { dev: Some(dev), dir, port, servers: Vec::new(), restarted: Vec::new(), master_pid: 0, lines };
+        let mut cluster = Cluster {
+            dev: Some(dev),
+            dir,
+            port,
+            servers: Vec::new(),
+            restarted: Vec::new(),
+            master_pid: 0,
+            lines,
+            netns: Vec::new(),
+            master_addr: format!("127.0.0.1:{port}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -92,31 +104,48 @@ impl Cluster {
     }
 
     /// Starts `servers` servers (one group) and the master as separate
-    /// processes from a config: `extra` is TOML placed before `[cluster]`
-    /// (e.g. `requirepass`, `secret`, a `[limits]` table).
+    /// processes from a config: `top` and `extra` are TOML placed before
+    /// `[cluster]` (e.g. `mode`, `requirepass`, `secret`, a `[limits]` table).
     pub fn with_config(port: u16, servers: u16, top: &str, extra: &str) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("test dir");
         for p in port..=port + servers {
             assert!(
                 std::net::TcpListener::bind(("127.0.0.1", p)).is_ok(),
                 "port {p} is in use: a cluster of an earlier run may still be up"
             );
         }
+        let hosts = vec![("127.0.0.1".to_string(), None); servers as usize + 1];
+        Cluster::on_hosts(port, &hosts, top, extra)
+    }
+
+    /// As `with_config`, with each node (master first, then s1..) on its own
+    /// host address and port `port + i`, optionally inside a network namespace.
+    pub fn on_hosts(port: u16, hosts: &[(String, Option<String>)], top: &str, extra: &str) -> Cluster {
+        let servers = hosts.len() - 1;
+        let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test dir");
         let names: Vec<String> = (1..=servers).map(|i| format!("s{i}")).collect();
-        let mut toml =
-            format!("master = \"127.0.0.1:{port}\"\nstore = \"sqlite:data.db\"\n{top}\n{extra}\n[cluster]\n");
+        let addr = |i: usize| format!("{}:{}", hosts[i].0, port + i as u16);
+        let mut toml = format!("master = \"{}\"\nstore = \"sqlite:data.db\"\n{top}\n{extra}\n[cluster]\n", addr(0));
         for (i, n) in names.iter().enumerate() {
-            toml += &format!("[[cluster.servers]]\nname = \"{n}\"\naddr = \"127.0.0.1:{}\"\n", port + 1 + i as u16);
+            toml += &format!("[[cluster.servers]]\nname = \"{n}\"\naddr = \"{}\"\n", addr(i + 1));
         }
         toml += &format!("[[cluster.groups]]\nname = \"g1\"\nmembers = {names:?}\n");
         std::fs::write(dir.join("cluster.toml"), toml).expect("config");
         let (_tx, lines) = mpsc::channel();
-        let mut cluster =
-            Cluster { dev: None, dir, port, servers: Vec::new(), restarted: Vec::new(), master_pid: 0, lines };
+        let mut cluster = Cluster {
+            dev: None,
+            dir,
+            port,
+            servers: Vec::new(),
+            restarted: Vec::new(),
+            master_pid: 0,
+            lines,
+            netns: hosts.iter().map(|h| h.1.clone()).collect(),
+            master_addr: addr(0),
+        };
         for (i, n) in names.iter().enumerate() {
-            cluster.servers.push((n.clone(), format!("127.0.0.1:{}", port + 1 + i as u16), 0));
+            cluster.servers.push((n.clone(), addr(i + 1), 0));
             cluster.restart(n);
         }
         cluster.start_master();
@@ -125,7 +154,8 @@ impl Cluster {
 
     /// Starts the master from the config (after `with_config`).
     pub fn start_master(&mut self) {
-        let master = failgroup_command()
+        let master = self
+            .node_command(0)
             .args(["master", "--config"])
             .arg(self.dir.join("cluster.toml"))
             .env("RUST_LOG", std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
@@ -158,7 +188,26 @@ impl Cluster {
     }
 
     pub fn master(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.master_addr.clone()
+    }
+
+    /// The command for node `i` (0: master), inside its namespace if any.
+    fn node_command(&self, i: usize) -> Command {
+        match self.netns.get(i).cloned().flatten() {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &ns]).arg(binary());
+                // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                cmd
+            }
+            None => failgroup_command(),
+        }
     }
 
     /// `kill -9` of a server.
@@ -170,7 +219,9 @@ impl Cluster {
 
     /// Restarts a server from the config `dev` wrote.
     pub fn restart(&mut self, name: &str) {
-        let child = failgroup_command()
+        let index = self.servers.iter().position(|s| s.0 == name).map_or(1, |i| i + 1);
+        let child = self
+            .node_command(index)
             .args(["server", "--config"])
             .arg(self.dir.join("cluster.toml"))
             .args(["--id", name])
