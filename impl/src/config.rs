@@ -44,6 +44,8 @@ pub struct Limits {
     pub max_frame: usize,
     /// Seconds a client connection may stay idle; 0: forever (Redis' `timeout`).
     pub idle_timeout: u64,
+    /// Pipelined commands one connection runs before the others get a turn.
+    pub max_pipeline: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +57,7 @@ impl Default for Limits {
             max_output_buffer: 256 * 1024 * 1024,
             max_frame: crate::wire::MAX_FRAME,
             idle_timeout: 0,
+            max_pipeline: 1024,
         }
     }
 }
@@ -129,6 +132,9 @@ impl Config {
         }
         if file.limits.maxclients == 0 {
             return Err("limits.maxclients: must be positive".into());
+        }
+        if file.limits.max_pipeline == 0 {
+            return Err("limits.max_pipeline: must be positive".into());
         }
         if file.limits.max_frame < 1024 {
             return Err("limits.max_frame: must be at least 1024".into());

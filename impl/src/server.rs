@@ -65,7 +65,12 @@ struct Session {
     /// One command at a time, in order: replies keep the request order and
     /// a command sees the effects of the ones before it.
     inflight: Option<InFlight>,
+    /// The input holds no whole command: wait for more bytes.
+    starved: bool,
 }
+
+/// Replies waiting to be sent beyond which a connection's commands pause.
+const OUTPUT_PAUSE: usize = 4 * 1024 * 1024;
 
 #[derive(Default)]
 struct Stats {
@@ -108,6 +113,8 @@ pub struct ServerNode {
     next_client: u64,
     inputs: VecDeque<ServerInput>,
     to_drive: Vec<Token>,
+    /// RESP connections with whole commands waiting for their turn.
+    backlog: Vec<Token>,
     stats: Stats,
     stop: Arc<AtomicBool>,
 }
@@ -163,6 +170,7 @@ impl ServerNode {
             next_client: 0,
             inputs: VecDeque::new(),
             to_drive: Vec::new(),
+            backlog: Vec::new(),
             stats: Stats::default(),
             stop,
             cfg,
@@ -181,7 +189,7 @@ impl ServerNode {
         let mut events = Events::with_capacity(1024);
         while !self.stop.load(Ordering::Relaxed) {
             let now = self.clock.now();
-            let wait = self.timers.wait(now).unwrap_or(1000).min(1000);
+            let wait = if self.backlog.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
             if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(format!("poll: {e}"));
@@ -193,6 +201,9 @@ impl ServerNode {
                     WAKER => {}
                     tok => self.on_readiness(tok),
                 }
+            }
+            for tok in std::mem::take(&mut self.backlog) {
+                self.drive(tok);
             }
             while let Ok((tag, reply)) = self.done.try_recv() {
                 self.step(ServerInput::Store { tag, reply });
@@ -355,6 +366,9 @@ impl ServerNode {
         let Some(c) = self.conns.get_mut(&tok) else { return };
         c.read_all();
         c.flush();
+        if let Some(s) = self.sessions.get_mut(&tok) {
+            s.starved = false;
+        }
         if c.proto == Proto::Unknown && !c.rbuf.is_empty() {
             if c.rbuf[0] == 0 {
                 if c.take_preamble() {
@@ -374,7 +388,8 @@ impl ServerNode {
                 self.next_client += 1;
                 let client = ClientId(self.client_base.wrapping_add(id));
                 let authed = self.cfg.file.requirepass.is_none();
-                self.sessions.insert(tok, Session { client, seq: 0, authed, name: None, id, inflight: None });
+                self.sessions
+                    .insert(tok, Session { client, seq: 0, authed, name: None, id, inflight: None, starved: false });
             }
         }
         match self.conns[&tok].proto {
@@ -470,12 +485,15 @@ impl ServerNode {
     }
 
     /// Runs a RESP connection's commands, one at a time, in order.
+    ///
+    /// At most `limits.max_pipeline` commands per call: a deep pipeline
+    /// yields to the other connections and resumes on the next turn.
     fn drive(&mut self, tok: Token) {
         let limits = self.cfg.file.limits.clone();
-        loop {
+        for _ in 0..limits.max_pipeline {
             let Some(c) = self.conns.get_mut(&tok) else { return };
-            let Some(s) = self.sessions.get(&tok) else { return };
-            if s.inflight.is_some() || c.closing || c.dead || c.wbuf.len() > 4 * 1024 * 1024 {
+            let Some(s) = self.sessions.get_mut(&tok) else { return };
+            if s.inflight.is_some() || c.closing || c.dead || c.wbuf.len() > OUTPUT_PAUSE {
                 return;
             }
             let args = match resp::decode(&c.rbuf, &limits.resp()) {
@@ -484,6 +502,7 @@ impl ServerNode {
                     args
                 }
                 Ok(None) => {
+                    s.starved = true;
                     if c.rbuf.len() > limits.max_query_buffer {
                         reply::error(&mut c.wbuf, "ERR Protocol error: query buffer limit reached");
                         c.closing = true;
@@ -767,16 +786,18 @@ impl ServerNode {
         for tok in dead {
             self.drop_conn(tok);
         }
-        // Connections paused on a full output buffer resume once drained.
-        let paused: Vec<Token> = self
+        // Connections with whole commands left (a pipeline that yielded, or
+        // one paused on a full output buffer now drained) go on next turn.
+        self.backlog = self
             .sessions
             .iter()
-            .filter(|(t, s)| s.inflight.is_none() && self.conns.get(t).is_some_and(|c| !c.rbuf.is_empty()))
+            .filter(|(t, s)| {
+                s.inflight.is_none()
+                    && !s.starved
+                    && self.conns.get(t).is_some_and(|c| !c.rbuf.is_empty() && c.wbuf.len() <= OUTPUT_PAUSE)
+            })
             .map(|(t, _)| *t)
             .collect();
-        for tok in paused {
-            self.drive(tok);
-        }
     }
 
     fn drop_conn(&mut self, tok: Token) {

@@ -201,3 +201,23 @@ fn forged_and_replayed_notices_never_take_a_healthy_server_offline() {
     assert_eq!(info_field(&mut c, "failgroup", "servers_offline").as_deref(), Some(""));
     assert_eq!(c.run("SET k v"), ok());
 }
+
+/// A deep pipeline runs `limits.max_pipeline` commands at a time and yields
+/// to the other connections in between; every reply still comes, in order.
+#[test]
+fn deep_pipelines_yield_to_other_clients() {
+    let cluster = Cluster::with_config(22900, 1, "", "[limits]\nmax_pipeline = 8\n");
+    let addr = cluster.addr("s1");
+    let mut deep = Resp::connect(&addr);
+    let mut batch = Vec::new();
+    for i in 0..5000 {
+        failgroup::resp::encode_command(&mut batch, &[b"ECHO", i.to_string().as_bytes()]);
+    }
+    deep.send_raw(&batch);
+    let mut other = Resp::connect(&addr);
+    assert_eq!(other.run("SET k v"), ok());
+    assert_eq!(other.run("GET k"), bulk("v"));
+    for i in 0..5000 {
+        assert_eq!(deep.read(), bulk(&i.to_string()), "reply {i} in order");
+    }
+}
