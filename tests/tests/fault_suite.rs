@@ -558,3 +558,52 @@ fn partitions_keep_reads_fresh_and_writes_safe() {
         assert_eq!(n, 1, "acknowledged write ({client}, {seq}) is in the store");
     }
 }
+
+/// The model checker's counterexample for `available` mode, on real
+/// processes: the owner of a key dies, its failover server serves the key
+/// from a temporary cache, the owner comes back and takes a write before
+/// the master has announced it online, and the failover server still
+/// answers from its temporary cache: a stale read. The same steps in
+/// `linearizable` mode read the new value.
+#[test]
+fn available_mode_shows_the_stale_read_the_checker_predicts() {
+    let topo = failgroup_model::ClusterSpec::local(3, 1, 7101, failgroup_model::SLOTS).validate().unwrap();
+    let key = "fa"; // owned by s2
+    let slot = topo.slot(key.as_bytes());
+    let owner = topo.owner(slot);
+    assert_eq!(topo.name(owner), "s2");
+    let f = topo.failover_server(slot, |s| s != owner).unwrap();
+    let f = topo.name(f).to_string();
+    let mut reads = Vec::new();
+    for (port, mode) in [(23100, "available"), (23200, "linearizable")] {
+        // A slow re-probe keeps the window between the owner's return and
+        // its announcement open long enough to look into it.
+        let top = format!("mode = \"{mode}\"\n[timing]\nreprobe_interval = 5000\n");
+        let mut cluster = Cluster::with_config(port, 3, &top, "");
+        let mut via_owner = Resp::connect(&cluster.addr("s2"));
+        let mut via_f = Resp::connect(&cluster.addr(&f));
+        assert_eq!(via_owner.cmd(&[b"SET", key.as_bytes(), b"old"]), Reply::Simple("OK".into()));
+        cluster.kill9("s2");
+        // Once the master has marked s2 offline, f serves the key itself
+        // (a temporary cache in `available` mode).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            assert_eq!(via_f.cmd(&[b"GET", key.as_bytes()]), Reply::Bulk(Some(b"old".to_vec())), "{mode}");
+            let offline = failgroup_tests::info_field(&mut via_f, "failgroup", "servers_offline");
+            if offline.as_deref() == Some("s2") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{mode}: s2 marked offline");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(via_f.cmd(&[b"GET", key.as_bytes()]), Reply::Bulk(Some(b"old".to_vec())));
+        cluster.restart("s2");
+        let mut via_owner = Resp::connect(&cluster.addr("s2"));
+        assert_eq!(via_owner.cmd(&[b"SET", key.as_bytes(), b"new"]), Reply::Simple("OK".into()), "{mode}");
+        let read = via_f.cmd(&[b"GET", key.as_bytes()]);
+        eprintln!("{mode}: after SET new through the returned owner, GET through {f} = {read:?}");
+        reads.push(read);
+    }
+    assert_eq!(reads[0], Reply::Bulk(Some(b"old".to_vec())), "available mode reads the overwritten value");
+    assert_eq!(reads[1], Reply::Bulk(Some(b"new".to_vec())), "linearizable mode reads the new value");
+}
