@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Steady-state benchmark, side by side in one run on this machine:
+#   redis-server (persistence off), redis-server (appendonly yes,
+#   appendfsync always), twemproxy (nutcracker) in front of two
+#   redis-servers with auto_eject_hosts, and a failgroup cluster
+#   (failgroup dev: 3 servers, SQLite with synchronous=FULL).
+# The same redis-benchmark workloads (-c 50, -r 100000, -P 1 and -P 16) run
+# against each; failgroup both through the keys' owner and through a
+# non-owner (forwarded). Prints ops/s, p50 and p99, and failgroup/peer.
+#
+# Usage: bench/run.sh [REQUESTS]   (default 200000 per workload)
+# Needs: redis-server, redis-benchmark, nutcracker (Debian: redis-server,
+# redis-tools, nutcracker).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-200000}"
+for tool in redis-server redis-benchmark nutcracker; do
+  command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 2; }
+done
+cargo build --release -p failgroup -q
+FG=target/release/failgroup
+DIR="$(mktemp -d /tmp/failgroup-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+redis() { # port, extra args...
+  local port=$1; shift
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" \
+    --dbfilename "dump-$port.rdb" --appendfilename "aof-$port.aof" --daemonize no "$@" >"$DIR/redis-$port.log" 2>&1 &
+  PIDS+=($!)
+}
+redis 7600
+redis 7601 --appendonly yes --appendfsync always
+redis 7602
+redis 7603
+cat >"$DIR/nutcracker.yml" <<EOF
+bench:
+  listen: 127.0.0.1:7610
+  hash: fnv1a_64
+  distribution: ketama
+  auto_eject_hosts: true
+  server_retry_timeout: 2000
+  server_failure_limit: 1
+  redis: true
+  servers:
+   - 127.0.0.1:7602:1
+   - 127.0.0.1:7603:1
+EOF
+nutcracker -c "$DIR/nutcracker.yml" -o "$DIR/nutcracker.log" &
+PIDS+=($!)
+"$FG" dev --port 7620 --data "$DIR/fg" >"$DIR/dev.out" 2>"$DIR/dev.err" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q '^ready' "$DIR/dev.out" 2>/dev/null && break; sleep 0.1; done
+grep -q '^ready' "$DIR/dev.out" || { echo "error: failgroup dev did not start" >&2; cat "$DIR/dev.err" >&2; exit 1; }
+for port in 7600 7601 7602 7603 7610; do
+  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+# Keys {b}:N hash to slot 3300, owned by s1 (port 7621); s2 (7622) forwards.
+run() { # port, pipeline, command... -> "rps p50 p99"
+  local port=$1 p=$2; shift 2
+  redis-benchmark -p "$port" -c 50 -n "$N" -r 100000 -P "$p" --csv "$@" 2>/dev/null |
+    awk -F, 'NR==2 { gsub(/"/, ""); print $2, $5, $7 }'
+}
+printf '%-28s %-4s %-3s %12s %9s %9s %14s\n' system test P ops/s p50_ms p99_ms failgroup/peer
+declare -A RPS
+for p in 1 16; do
+  for t in SET GET; do
+    args=(SET '{b}:__rand_int__' xxx)
+    [ "$t" = GET ] && args=(GET '{b}:__rand_int__')
+    for sys in redis:7600 redis-aof-always:7601 twemproxy:7610 failgroup-owner:7621 failgroup-forwarded:7622; do
+      name=${sys%%:*}; port=${sys##*:}
+      read -r rps p50 p99 < <(run "$port" "$p" "${args[@]}")
+      RPS[$name-$t-$p]=$rps
+      ratio=""
+      case $name in
+        failgroup-*)
+          peer=redis; [ "$t" = SET ] && peer=redis-aof-always
+          ratio=$(awk -v a="$rps" -v b="${RPS[$peer-$t-$p]}" -v c="${RPS[twemproxy-$t-$p]}" -v peer="$peer" \
+            'BEGIN { printf "%.2fx %s, %.2fx twemproxy", a / b, peer, a / c }')
+          ;;
+      esac
+      printf '%-28s %-4s %-3s %12s %9s %9s %s\n' "$name" "$t" "$p" "$rps" "$p50" "$p99" "$ratio"
+    done
+  done
+done
+echo "machine: $(nproc) cores, $(uname -sr); requests per workload: $N"
