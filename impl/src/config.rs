@@ -148,6 +148,15 @@ impl Config {
         ProtocolConfig { mode: self.file.mode, timing: self.file.timing.clone(), mutant: None }
     }
 
+    /// What nodes tell a client that asks for the topology.
+    pub fn cluster_info(&self) -> crate::wire::ClusterInfo {
+        crate::wire::ClusterInfo {
+            cluster: self.file.cluster.clone(),
+            protocol: self.protocol(),
+            master: self.file.master.clone(),
+        }
+    }
+
     pub fn store(&self) -> Result<StoreUrl, String> {
         match self.file.store.split_once(':') {
             Some(("sqlite", path)) if !path.is_empty() => Ok(StoreUrl::Sqlite(self.dir.join(path))),
@@ -169,11 +178,7 @@ impl Config {
 }
 
 fn check_addr(field: &str, addr: &str) -> Result<(), String> {
-    use std::net::ToSocketAddrs;
-    match addr.to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(_)) => Ok(()),
-        _ => Err(format!("{field}: {addr:?} is not a host:port address")),
-    }
+    crate::net::resolve(addr).map(drop).map_err(|_| format!("{field}: {addr:?} is not a host:port address"))
 }
 
 #[cfg(test)]

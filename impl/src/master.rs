@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::net::{self, Clock, Conn, Proto, Timers};
-use crate::wire::{ClusterInfo, Msg, Peer, ServerStatus, Status};
+use crate::wire::{Msg, Peer, ServerStatus, Status};
 use failgroup_model::{
     Liveness, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId, Slot,
 };
@@ -37,13 +37,7 @@ pub struct MasterNode {
 impl MasterNode {
     pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<MasterNode, String> {
         let addr = cfg.file.master.clone();
-        let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-            .map_err(|e| format!("{addr}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{addr}: no address"))?;
-        let poll = Poll::new().map_err(|e| e.to_string())?;
-        let mut listener = TcpListener::bind(sock).map_err(|e| format!("listen on {addr}: {e}"))?;
-        poll.registry().register(&mut listener, LISTENER, mio::Interest::READABLE).map_err(|e| e.to_string())?;
+        let (poll, listener) = net::listen(&addr, LISTENER)?;
         let core = Master::new(Arc::new(cfg.topology.clone()), cfg.protocol());
         let st = core.initial_state();
         let mut node = MasterNode {
@@ -197,12 +191,7 @@ impl MasterNode {
                     c.send(&Msg::Status(Box::new(status)));
                 }
                 (Msg::InfoRequest, _) if peer.is_some() => {
-                    let info = ClusterInfo {
-                        cluster: self.cfg.file.cluster.clone(),
-                        protocol: self.cfg.protocol(),
-                        master: self.cfg.file.master.clone(),
-                    };
-                    c.send(&Msg::Info(Box::new(info)));
+                    c.send(&Msg::Info(Box::new(self.cfg.cluster_info())));
                 }
                 (m, _) => {
                     tracing::warn!(peer = %c.addr, msg = ?m, "unexpected message; closing");

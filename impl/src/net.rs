@@ -78,6 +78,22 @@ impl<T: Copy + Ord + Hash> Default for Timers<T> {
     }
 }
 
+/// The first socket address `addr` names.
+pub fn resolve(addr: &str) -> io::Result<SocketAddr> {
+    std::net::ToSocketAddrs::to_socket_addrs(addr)?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {addr}")))
+}
+
+/// A poll with a listener on `addr` registered under `token`.
+pub fn listen(addr: &str, token: Token) -> Result<(mio::Poll, mio::net::TcpListener), String> {
+    let sock = resolve(addr).map_err(|e| format!("{addr}: {e}"))?;
+    let poll = mio::Poll::new().map_err(|e| e.to_string())?;
+    let mut listener = mio::net::TcpListener::bind(sock).map_err(|e| format!("listen on {addr}: {e}"))?;
+    poll.registry().register(&mut listener, token, Interest::READABLE).map_err(|e| e.to_string())?;
+    Ok((poll, listener))
+}
+
 /// What a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
@@ -127,9 +143,7 @@ impl Conn {
     /// Opens a node connection to `addr`: the preamble and hello are queued
     /// and leave when the connection is established.
     pub fn connect(addr: &str, from: Peer, secret: Option<&str>) -> io::Result<Conn> {
-        let sock_addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {addr}")))?;
+        let sock_addr = resolve(addr)?;
         let sock = TcpStream::connect(sock_addr)?;
         let mut conn = Conn::new(sock, sock_addr, Proto::Node { peer: None });
         conn.connecting = true;

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::net::{self, Clock, Conn, Proto, Timers};
 use crate::resp::{self, reply};
 use crate::sqlite::{self, Done, Job, StoreStats};
-use crate::wire::{ClusterInfo, Msg, Peer};
+use crate::wire::{Msg, Peer};
 use failgroup_model::{
     ClientId, Forwarded, Liveness, Mode, Op, OpResult, Origin, ReqId, Server, ServerEvent, ServerId, ServerInput,
     ServerOutput, ServerState, ServerTimer,
@@ -123,13 +123,7 @@ impl ServerNode {
     /// Binds the port, opens the store and starts the core.
     pub fn start(cfg: Config, id: ServerId, stop: Arc<AtomicBool>) -> Result<ServerNode, String> {
         let addr = cfg.topology.addr(id).to_string();
-        let sock: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-            .map_err(|e| format!("{addr}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{addr}: no address"))?;
-        let poll = Poll::new().map_err(|e| e.to_string())?;
-        let mut listener = TcpListener::bind(sock).map_err(|e| format!("listen on {addr}: {e}"))?;
-        poll.registry().register(&mut listener, LISTENER, mio::Interest::READABLE).map_err(|e| e.to_string())?;
+        let (poll, listener) = net::listen(&addr, LISTENER)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
         let crate::config::StoreUrl::Sqlite(path) = cfg.store()?;
         let db = sqlite::open(&path)?;
@@ -447,12 +441,7 @@ impl ServerNode {
                 }
                 (Some(Peer::Master), Msg::Master(m)) => self.step(ServerInput::Master(m)),
                 (Some(_), Msg::InfoRequest) => {
-                    let info = ClusterInfo {
-                        cluster: self.cfg.file.cluster.clone(),
-                        protocol: self.cfg.protocol(),
-                        master: self.cfg.file.master.clone(),
-                    };
-                    c.send(&Msg::Info(Box::new(info)));
+                    c.send(&Msg::Info(Box::new(self.cfg.cluster_info())));
                 }
                 (Some(p), m) => {
                     tracing::warn!(peer = ?p, msg = ?m, "unexpected node message; closing");

@@ -125,9 +125,7 @@ pub struct Conn {
 impl Conn {
     /// Connects, sends the preamble and hello, and waits for the welcome.
     pub fn open(addr: &str, from: Peer, secret: Option<&str>, timeout: std::time::Duration) -> io::Result<Conn> {
-        let sock = std::net::ToSocketAddrs::to_socket_addrs(addr)?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {addr}")))?;
+        let sock = crate::net::resolve(addr)?;
         let stream = std::net::TcpStream::connect_timeout(&sock, timeout)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(timeout))?;
