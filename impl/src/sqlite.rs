@@ -13,7 +13,7 @@
 //! fails, the whole batch rolls back and every command in it fails.
 
 use failgroup_model::{
-    Epoch, ErrorKind, OpResult, ReqId, ServerId, SetCond, Slot, Store, StoreOp, StoreReply, StoreTag, Time, Write,
+    apply_write, Applied, Epoch, OpResult, ReqId, ServerId, Slot, Store, StoreOp, StoreReply, StoreTag, Time, Write,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
@@ -83,13 +83,6 @@ pub struct Tx<'a> {
 
 type Row = (Vec<u8>, u64, Option<u64>);
 
-fn as_int(v: Option<&[u8]>) -> Option<i64> {
-    match v {
-        None => Some(0),
-        Some(v) => std::str::from_utf8(v).ok()?.parse().ok(),
-    }
-}
-
 impl<'a> Tx<'a> {
     pub fn begin(tx: &'a rusqlite::Transaction<'a>) -> rusqlite::Result<Tx<'a>> {
         let last_version: i64 = tx.query_row("SELECT value FROM meta WHERE name = 'last_version'", [], |r| r.get(0))?;
@@ -141,29 +134,14 @@ impl<'a> Tx<'a> {
     }
 
     fn write(&mut self, key: &[u8], write: Write, now: Time) -> rusqlite::Result<StoreReply> {
-        let old = self.get(key, now)?;
-        let (value, expiry, result) = match write {
-            Write::Set(v) => (Some(v), None, OpResult::Ok),
-            Write::SetWith(v, opts) => {
-                let applies = match opts.cond {
-                    SetCond::Always => true,
-                    SetCond::IfAbsent => old.is_none(),
-                    SetCond::IfPresent => old.is_some(),
-                };
-                if !applies {
-                    let (value, version, expiring) = self.current(key, now)?;
-                    return Ok(StoreReply::Written { version, value, expiring, result: OpResult::NotSet });
-                }
-                (Some(v), opts.ttl_ms.map(|ms| now.0.saturating_add(ms)), OpResult::Ok)
+        let old = self.get(key, now)?.map(|(v, _, exp)| (v, exp.map(Time)));
+        let (value, expiry, result) = match apply_write(old, write, now) {
+            Applied::Write { value, expiry, result } => (value, expiry.map(|t| t.0), result),
+            Applied::NotSet => {
+                let (value, version, expiring) = self.current(key, now)?;
+                return Ok(StoreReply::Written { version, value, expiring, result: OpResult::NotSet });
             }
-            Write::Del => (None, None, OpResult::Deleted(old.is_some() as u8)),
-            Write::Incr(d) => match as_int(old.as_ref().map(|o| o.0.as_slice())).and_then(|n| n.checked_add(d)) {
-                Some(n) => (Some(n.to_string().into_bytes()), old.as_ref().and_then(|o| o.2), OpResult::Int(n)),
-                None => return Ok(StoreReply::Rejected(ErrorKind::NotInteger)),
-            },
-            Write::Expire(_) if old.is_none() => (None, None, OpResult::Int(0)),
-            Write::Expire(ms) if ms <= 0 => (None, None, OpResult::Int(1)),
-            Write::Expire(ms) => (old.map(|o| o.0), Some(now.0.saturating_add(ms as u64)), OpResult::Int(1)),
+            Applied::Rejected(e) => return Ok(StoreReply::Rejected(e)),
         };
         self.last_version += 1;
         let version = self.last_version;

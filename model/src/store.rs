@@ -132,40 +132,69 @@ impl MemStore {
     }
 
     fn write(&mut self, key: Key, write: Write, now: Time) -> StoreReply {
-        let old = self.live(&key, now).cloned();
-        let old_value = old.as_ref().map(|(v, ..)| v.clone());
-        let old_expiry = old.as_ref().and_then(|(_, _, e)| *e);
-        let (value, expiry, result) = match write {
-            Write::Set(v) => (Some(v), None, OpResult::Ok),
-            Write::SetWith(v, opts) => {
-                let applies = match opts.cond {
-                    SetCond::Always => true,
-                    SetCond::IfAbsent => old.is_none(),
-                    SetCond::IfPresent => old.is_some(),
+        let old = self.live(&key, now).map(|(v, _, e)| (v.clone(), *e));
+        match apply_write(old, write, now) {
+            Applied::Write { value, expiry, result } => {
+                self.last_version += 1;
+                let version = self.last_version;
+                match &value {
+                    Some(v) => self.data.insert(key, (v.clone(), version, expiry)),
+                    None => self.data.remove(&key),
                 };
-                if !applies {
-                    let (value, version, expiring) = self.current(&key, now);
-                    return StoreReply::Written { version, value, expiring, result: OpResult::NotSet };
-                }
-                (Some(v), opts.ttl_ms.map(|ms| now.plus(ms)), OpResult::Ok)
+                StoreReply::Written { version, value, expiring: expiry.is_some(), result }
             }
-            Write::Del => (None, None, OpResult::Deleted(old.is_some() as u8)),
-            Write::Incr(d) => match as_int(old_value.as_ref()).and_then(|n| n.checked_add(d)) {
-                Some(n) => (Some(n.to_string().into_bytes()), old_expiry, OpResult::Int(n)),
-                None => return StoreReply::Rejected(ErrorKind::NotInteger),
-            },
-            Write::Expire(_) if old.is_none() => (None, None, OpResult::Int(0)),
-            Write::Expire(ms) if ms <= 0 => (None, None, OpResult::Int(1)),
-            Write::Expire(ms) => (old_value, Some(now.plus(ms as u64)), OpResult::Int(1)),
-        };
-        self.last_version += 1;
-        let version = self.last_version;
-        match &value {
-            Some(v) => self.data.insert(key, (v.clone(), version, expiry)),
-            None => self.data.remove(&key),
-        };
-        StoreReply::Written { version, value, expiring: expiry.is_some(), result }
+            Applied::NotSet => {
+                let (value, version, expiring) = self.current(&key, now);
+                StoreReply::Written { version, value, expiring, result: OpResult::NotSet }
+            }
+            Applied::Rejected(e) => StoreReply::Rejected(e),
+        }
     }
+}
+
+/// What a write makes of a key, whatever the store: every store
+/// implementation applies writes through this one function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The key's new value (`None`: deleted) and expiry, and the result.
+    Write { value: Option<Value>, expiry: Option<Time>, result: OpResult },
+    /// An NX/XX condition did not hold: nothing changes.
+    NotSet,
+    /// Not applied: INCR of a non-integer, or an overflow.
+    Rejected(ErrorKind),
+}
+
+/// Applies `write` to a key that is `old` (its value and expiry; `None`:
+/// absent or expired) at the store's `now`.
+pub fn apply_write(old: Option<(Value, Option<Time>)>, write: Write, now: Time) -> Applied {
+    let exists = old.is_some();
+    let (old_value, old_expiry) = match old {
+        Some((v, e)) => (Some(v), e),
+        None => (None, None),
+    };
+    let (value, expiry, result) = match write {
+        Write::Set(v) => (Some(v), None, OpResult::Ok),
+        Write::SetWith(v, opts) => {
+            let applies = match opts.cond {
+                SetCond::Always => true,
+                SetCond::IfAbsent => !exists,
+                SetCond::IfPresent => exists,
+            };
+            if !applies {
+                return Applied::NotSet;
+            }
+            (Some(v), opts.ttl_ms.map(|ms| now.plus(ms)), OpResult::Ok)
+        }
+        Write::Del => (None, None, OpResult::Deleted(exists as u8)),
+        Write::Incr(d) => match as_int(old_value.as_ref()).and_then(|n| n.checked_add(d)) {
+            Some(n) => (Some(n.to_string().into_bytes()), old_expiry, OpResult::Int(n)),
+            None => return Applied::Rejected(ErrorKind::NotInteger),
+        },
+        Write::Expire(_) if !exists => (None, None, OpResult::Int(0)),
+        Write::Expire(ms) if ms <= 0 => (None, None, OpResult::Int(1)),
+        Write::Expire(ms) => (old_value, Some(now.plus(ms as u64)), OpResult::Int(1)),
+    };
+    Applied::Write { value, expiry, result }
 }
 
 impl Store for MemStore {
