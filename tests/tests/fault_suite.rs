@@ -278,6 +278,82 @@ fn check(events: &[Event]) -> Vec<&'static str> {
     bad
 }
 
+/// The workload: four workers through s3 (two library clients, two RESP
+/// connections), recording into one `Record` until stopped.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    rec: Arc<Mutex<Record>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workload {
+    fn start(cluster: &Cluster, seed: u64) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let rec = Arc::new(Mutex::new(Record::default()));
+        let mut handles = Vec::new();
+        for id in 0..4u64 {
+            let conn = if id < 2 {
+                Conn::Lib(Box::new(failgroup::Client::connect(&cluster.addr("s3")).expect("client")))
+            } else {
+                Conn::Resp(Resp::connect(&cluster.addr("s3")))
+            };
+            let (stop, rec) = (stop.clone(), rec.clone());
+            handles.push(std::thread::spawn(move || worker(id, conn, seed, stop, rec)));
+        }
+        Workload { stop, rec, handles }
+    }
+
+    /// Stops the workers and closes each key's history with a final read,
+    /// once everything has settled. Returns the record and the counter.
+    fn finish(self, cluster: &Cluster) -> (Record, i64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles {
+            h.join().expect("a worker panicked");
+        }
+        let mut r = std::mem::take(&mut *self.rec.lock().unwrap());
+        let mut last = failgroup::Client::connect(&cluster.addr("s3")).expect("client");
+        let counter: i64 =
+            last.get(COUNTER.as_bytes()).unwrap().map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap());
+        for (k, name) in KEYS.iter().enumerate() {
+            let v = last.get(name.as_bytes()).unwrap().map(|v| String::from_utf8(v).unwrap());
+            r.events.push(Event::Invoke { proc: 99_000_000, key: k, op: RegisterOp::Read });
+            r.events.push(Event::Return { proc: 99_000_000, key: k, ret: RegisterRet::ReadOk(v) });
+        }
+        (r, counter)
+    }
+}
+
+/// `check` in a thread with a large stack: the tester searches
+/// recursively, one level per operation, and a long history needs room
+/// (reserved, not committed).
+fn check_long(events: &[Event]) -> Vec<&'static str> {
+    let events = events.to_vec();
+    std::thread::Builder::new()
+        .stack_size(2 << 30)
+        .spawn(move || check(&events))
+        .expect("a checker thread")
+        .join()
+        .expect("the checker finished")
+}
+
+/// Acknowledged library writes whose request id the store has not applied.
+fn missing_writes(cluster: &Cluster, acked: &[(u64, u64)]) -> usize {
+    let db = failgroup::sqlite::open(&cluster.dir.join("data.db")).expect("open the store");
+    acked
+        .iter()
+        .filter(|(client, seq)| {
+            let n: i64 = db
+                .query_row(
+                    "SELECT count(*) FROM applied WHERE client = ?1 AND seq = ?2",
+                    [*client as i64, *seq as i64],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            n == 0
+        })
+        .count()
+}
+
 #[test]
 fn faults_cause_no_stale_reads_no_lost_writes_and_no_errors() {
     let seed: u64 = std::env::var("FAILGROUP_FAULT_SEED")
@@ -288,36 +364,12 @@ fn faults_cause_no_stale_reads_no_lost_writes_and_no_errors() {
     let mode = std::env::var("FAILGROUP_FAULT_MODE").unwrap_or_else(|_| "linearizable".into());
     eprintln!("fault suite: seed {seed} (FAILGROUP_FAULT_SEED={seed} replays it), {rounds} round(s), mode {mode}");
     let mut cluster = Cluster::with_config(22800, 3, &format!("mode = \"{mode}\""), "");
-    let stop = Arc::new(AtomicBool::new(false));
-    let rec = Arc::new(Mutex::new(Record::default()));
-    let mut handles = Vec::new();
-    for id in 0..4u64 {
-        let conn = if id < 2 {
-            Conn::Lib(Box::new(failgroup::Client::connect(&cluster.addr("s3")).expect("client")))
-        } else {
-            Conn::Resp(Resp::connect(&cluster.addr("s3")))
-        };
-        let (stop, rec) = (stop.clone(), rec.clone());
-        handles.push(std::thread::spawn(move || worker(id, conn, seed, stop, rec)));
-    }
+    let load = Workload::start(&cluster, seed);
     std::thread::sleep(Duration::from_secs(1));
     let mut rng = Rng(seed);
     let start = Instant::now();
     nemesis(&mut cluster, &mut rng, rounds, start);
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().expect("a worker panicked");
-    }
-    // Final reads, once everything has settled, close each key's history.
-    let mut last = failgroup::Client::connect(&cluster.addr("s3")).expect("client");
-    let counter: i64 =
-        last.get(COUNTER.as_bytes()).unwrap().map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap());
-    let mut r = rec.lock().unwrap();
-    for (k, name) in KEYS.iter().enumerate() {
-        let v = last.get(name.as_bytes()).unwrap().map(|v| String::from_utf8(v).unwrap());
-        r.events.push(Event::Invoke { proc: 99_000_000, key: k, op: RegisterOp::Read });
-        r.events.push(Event::Return { proc: 99_000_000, key: k, ret: RegisterRet::ReadOk(v) });
-    }
+    let (r, counter) = load.finish(&cluster);
     // INCR results: each value once, and no gaps while no INCR failed.
     let mut seen = r.incr_results.clone();
     seen.sort_by_key(|x| x.0);
@@ -346,15 +398,7 @@ fn faults_cause_no_stale_reads_no_lost_writes_and_no_errors() {
         return;
     }
     assert_eq!(stale, 0, "stale reads (seed {seed})");
-    // The tester searches recursively, one level per operation: a thread
-    // with a large stack (reserved, not committed) holds long histories.
-    let events = r.events.clone();
-    let bad = std::thread::Builder::new()
-        .stack_size(2 << 30)
-        .spawn(move || check(&events))
-        .expect("a checker thread")
-        .join()
-        .expect("the checker finished");
+    let bad = check_long(&r.events);
     eprintln!(
         "{} operations in {:?}, {} errors, {} acknowledged library writes, counter {counter} for {} acknowledged INCRs, \
          non-linearizable keys: {bad:?}",
@@ -364,19 +408,7 @@ fn faults_cause_no_stale_reads_no_lost_writes_and_no_errors() {
         r.acked_writes.len(),
         r.acked_incrs
     );
-    // Every acknowledged write is in the database.
-    let db = failgroup::sqlite::open(&cluster.dir.join("data.db")).expect("open the store");
-    let mut missing = 0;
-    for (client, seq) in &r.acked_writes {
-        let n: i64 = db
-            .query_row(
-                "SELECT count(*) FROM applied WHERE client = ?1 AND seq = ?2",
-                [*client as i64, *seq as i64],
-                |row| row.get(0),
-            )
-            .unwrap();
-        missing += (n == 0) as usize;
-    }
+    let missing = missing_writes(&cluster, &r.acked_writes);
     assert!(r.ops > 200, "the load ran: {} operations", r.ops);
     assert!(r.errors.is_empty(), "client-visible errors (seed {seed}): {:?}", r.errors);
     assert!(bad.is_empty(), "not linearizable (seed {seed}): {bad:?}");
@@ -491,19 +523,7 @@ fn partitions_keep_reads_fresh_and_writes_safe() {
     };
     let hosts: Vec<(String, Option<String>)> = (0..4).map(|i| (Net::host(i), Some(net.ns(i)))).collect();
     let cluster = Cluster::on_hosts(23000, &hosts, "", "");
-    let stop = Arc::new(AtomicBool::new(false));
-    let rec = Arc::new(Mutex::new(Record::default()));
-    let seed = 7;
-    let mut handles = Vec::new();
-    for id in 0..4u64 {
-        let conn = if id < 2 {
-            Conn::Lib(Box::new(failgroup::Client::connect(&cluster.addr("s3")).expect("client")))
-        } else {
-            Conn::Resp(Resp::connect(&cluster.addr("s3")))
-        };
-        let (stop, rec) = (stop.clone(), rec.clone());
-        handles.push(std::thread::spawn(move || worker(id, conn, seed, stop, rec)));
-    }
+    let load = Workload::start(&cluster, 7);
     std::thread::sleep(Duration::from_secs(2));
     eprintln!("cut s1 both ways for 4 s");
     net.link(1, false);
@@ -515,19 +535,7 @@ fn partitions_keep_reads_fresh_and_writes_safe() {
     std::thread::sleep(Duration::from_secs(4));
     net.mute(2, false);
     std::thread::sleep(Duration::from_secs(5));
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().expect("a worker panicked");
-    }
-    let mut last = failgroup::Client::connect(&cluster.addr("s3")).expect("client");
-    let counter: i64 =
-        last.get(COUNTER.as_bytes()).unwrap().map_or(0, |v| String::from_utf8(v).unwrap().parse().unwrap());
-    let mut r = rec.lock().unwrap();
-    for (k, name) in KEYS.iter().enumerate() {
-        let v = last.get(name.as_bytes()).unwrap().map(|v| String::from_utf8(v).unwrap());
-        r.events.push(Event::Invoke { proc: 99_000_000, key: k, op: RegisterOp::Read });
-        r.events.push(Event::Return { proc: 99_000_000, key: k, ret: RegisterRet::ReadOk(v) });
-    }
+    let (r, counter) = load.finish(&cluster);
     let failed_incrs = r.errors.iter().filter(|e| e.contains(" incr ")).count() as i64;
     eprintln!(
         "partitions: {} operations, {} client-visible errors, counter {counter} for {} acknowledged INCRs",
@@ -538,25 +546,14 @@ fn partitions_keep_reads_fresh_and_writes_safe() {
     assert!(r.ops > 200, "the load ran");
     assert!(r.errors.is_empty(), "client-visible errors: {:?}", r.errors);
     assert_eq!(stale_reads(&r.events), 0, "stale reads");
-    let events = r.events.clone();
-    let bad = std::thread::Builder::new().stack_size(2 << 30).spawn(move || check(&events)).unwrap().join().unwrap();
+    let bad = check_long(&r.events);
     assert!(bad.is_empty(), "not linearizable: {bad:?}");
     assert!(
         counter >= r.acked_incrs && counter <= r.acked_incrs + failed_incrs,
         "counter {counter}: acknowledged {} + unknown {failed_incrs}",
         r.acked_incrs
     );
-    let db = failgroup::sqlite::open(&cluster.dir.join("data.db")).expect("open the store");
-    for (client, seq) in &r.acked_writes {
-        let n: i64 = db
-            .query_row(
-                "SELECT count(*) FROM applied WHERE client = ?1 AND seq = ?2",
-                [*client as i64, *seq as i64],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert_eq!(n, 1, "acknowledged write ({client}, {seq}) is in the store");
-    }
+    assert_eq!(missing_writes(&cluster, &r.acked_writes), 0, "acknowledged writes missing from the store");
 }
 
 /// The model checker's counterexample for `available` mode, on real
