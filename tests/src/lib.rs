@@ -36,6 +36,18 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// The nodes' log level: `FAILGROUP_TEST_LOG`, else warnings only.
+fn log_level() -> String {
+    std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
+/// A fresh directory for one cluster's config and database.
+fn fresh_dir(port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// A cluster started by `failgroup dev`, stopped when dropped.
 pub struct Cluster {
     /// `failgroup dev`, or `None` when the test started the nodes itself.
@@ -54,15 +66,26 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    fn new(
+        dev: Option<Child>,
+        dir: PathBuf,
+        port: u16,
+        lines: mpsc::Receiver<String>,
+        netns: Vec<Option<String>>,
+        master_addr: String,
+    ) -> Cluster {
+        let (servers, restarted) = (Vec::new(), Vec::new());
+        Cluster { dev, dir, port, servers, restarted, master_pid: 0, netns, master_addr, lines }
+    }
+
     /// Starts `servers` servers in `groups` groups, master on `port`.
     pub fn start(port: u16, servers: u16, groups: u16) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir(port);
         let mut dev = failgroup_command()
             .args(["dev", "--port", &port.to_string(), "--servers", &servers.to_string()])
             .args(["--groups", &groups.to_string(), "--data"])
             .arg(&dir)
-            .env("RUST_LOG", std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("RUST_LOG", log_level())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start failgroup dev");
@@ -75,17 +98,7 @@ impl Cluster {
                 }
             }
         });
-        let mut cluster = Cluster {
-            dev: Some(dev),
-            dir,
-            port,
-            servers: Vec::new(),
-            restarted: Vec::new(),
-            master_pid: 0,
-            lines,
-            netns: Vec::new(),
-            master_addr: format!("127.0.0.1:{port}"),
-        };
+        let mut cluster = Cluster::new(Some(dev), dir, port, lines, Vec::new(), format!("127.0.0.1:{port}"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -121,8 +134,7 @@ impl Cluster {
     /// host address and port `port + i`, optionally inside a network namespace.
     pub fn on_hosts(port: u16, hosts: &[(String, Option<String>)], top: &str, extra: &str) -> Cluster {
         let servers = hosts.len() - 1;
-        let dir = std::env::temp_dir().join(format!("failgroup-test-{port}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir(port);
         std::fs::create_dir_all(&dir).expect("test dir");
         let names: Vec<String> = (1..=servers).map(|i| format!("s{i}")).collect();
         let addr = |i: usize| format!("{}:{}", hosts[i].0, port + i as u16);
@@ -133,17 +145,8 @@ impl Cluster {
         toml += &format!("[[cluster.groups]]\nname = \"g1\"\nmembers = {names:?}\n");
         std::fs::write(dir.join("cluster.toml"), toml).expect("config");
         let (_tx, lines) = mpsc::channel();
-        let mut cluster = Cluster {
-            dev: None,
-            dir,
-            port,
-            servers: Vec::new(),
-            restarted: Vec::new(),
-            master_pid: 0,
-            lines,
-            netns: hosts.iter().map(|h| h.1.clone()).collect(),
-            master_addr: addr(0),
-        };
+        let netns = hosts.iter().map(|h| h.1.clone()).collect();
+        let mut cluster = Cluster::new(None, dir, port, lines, netns, addr(0));
         for (i, n) in names.iter().enumerate() {
             cluster.servers.push((n.clone(), addr(i + 1), 0));
             cluster.restart(n);
@@ -158,7 +161,7 @@ impl Cluster {
             .node_command(0)
             .args(["master", "--config"])
             .arg(self.dir.join("cluster.toml"))
-            .env("RUST_LOG", std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("RUST_LOG", log_level())
             .spawn()
             .expect("start the master");
         self.master_pid = master.id();
@@ -225,7 +228,7 @@ impl Cluster {
             .args(["server", "--config"])
             .arg(self.dir.join("cluster.toml"))
             .args(["--id", name])
-            .env("RUST_LOG", std::env::var("FAILGROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("RUST_LOG", log_level())
             .spawn()
             .expect("restart a server");
         if let Some(s) = self.servers.iter_mut().find(|s| s.0 == name) {
