@@ -9,11 +9,15 @@
 # non-owner (forwarded). Prints ops/s, p50 and p99, and failgroup/peer.
 #
 # Usage: bench/run.sh [REQUESTS]   (default 200000 per workload)
+# Also writes $OUT/steady.csv (OUT defaults to bench/results).
 # Needs: redis-server, redis-benchmark, nutcracker (Debian: redis-server,
 # redis-tools, nutcracker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-200000}"
+OUT="${OUT:-bench/results}"
+mkdir -p "$OUT"
+echo "system,test,P,ops_per_s,p50_ms,p99_ms" >"$OUT/steady.csv"
 for tool in redis-server redis-benchmark nutcracker; do
   command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 2; }
 done
@@ -86,6 +90,7 @@ for p in 1 16; do
           ;;
       esac
       printf '%-28s %-4s %-3s %12s %9s %9s %s\n' "$name" "$t" "$p" "$rps" "$p50" "$p99" "$ratio"
+      echo "$name,$t,$p,$rps,$p50,$p99" >>"$OUT/steady.csv"
     done
   done
 done

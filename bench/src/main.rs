@@ -1,0 +1,82 @@
+//! `failgroup-bench`: the failover window and the benchmark plots.
+//!
+//! `failover` runs a fixed-rate load against three systems in turn, kills
+//! one server of each mid-run and restarts it, and records every operation:
+//! - `failgroup-client`: `failgroup dev`, the Rust client, `s2` killed;
+//! - `failgroup-resp`: the same cluster through plain RESP to `s1`/`s3`
+//!   (they forward `s2`'s keys, then take them over);
+//! - `twemproxy`: nutcracker in front of two redis-servers
+//!   (`auto_eject_hosts`), one of them killed.
+//!
+//! It writes per-100 ms CSVs and a summary into `--out`; `plot` draws them
+//! (and `steady.csv` from `bench/run.sh`) as SVG.
+
+mod load;
+mod plot;
+mod systems;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "failgroup-bench", about = "failgroup's failover-window benchmark and plots")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fixed-rate load while one server is killed and restarted, on
+    /// failgroup (Rust client, plain RESP) and on twemproxy.
+    Failover {
+        /// Where the CSVs and the summary go.
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+        /// Operations per second, all workers together.
+        #[arg(long, default_value_t = 2000)]
+        rate: u32,
+        /// Load threads (each one connection).
+        #[arg(long, default_value_t = 8)]
+        workers: u32,
+        /// Length of each run, seconds.
+        #[arg(long, default_value_t = 16.0)]
+        secs: f64,
+        /// When the server is killed, seconds into the run.
+        #[arg(long, default_value_t = 4.0)]
+        kill_at: f64,
+        /// When it is restarted, seconds into the run.
+        #[arg(long, default_value_t = 9.0)]
+        restart_at: f64,
+        /// First of the loopback ports used (about 10 from here).
+        #[arg(long, default_value_t = 7640)]
+        port: u16,
+        /// Only these systems (failgroup-client, failgroup-resp, twemproxy).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Draws failover.svg and steady.svg from the CSVs in `--out`.
+    Plot {
+        #[arg(long, default_value = "bench/results")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Failover { out, rate, workers, secs, kill_at, restart_at, port, only } => {
+            let plan = load::Plan { rate, workers, secs, kill_at, restart_at };
+            plan.validate().and_then(|()| systems::run_all(&out, &plan, port, &only))
+        }
+        Cmd::Plot { out } => plot::draw(&out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

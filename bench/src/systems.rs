@@ -1,0 +1,335 @@
+//! Starting, killing and restarting each system on loopback, and one
+//! failover run per system.
+
+use crate::load::{self, Plan, Resp, Sample, Target};
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process of ours that dies with us and is killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(mut cmd: Command, log: &Path) -> Result<Proc, String> {
+    let err = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let out = err.try_clone().map_err(|e| e.to_string())?;
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let name = format!("{:?}", cmd.get_program());
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().map(Proc).map_err(|e| format!("{name}: {e}"))
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("{what} did not come up within {timeout:?}"))
+}
+
+/// One INFO field of a RESP server, or None if it does not answer.
+fn info_field(addr: &str, field: &str) -> Option<String> {
+    let mut r = Resp::new(vec![addr.to_string()], 0);
+    let text = match r.call(&[b"INFO", b"failgroup"]).ok()? {
+        failgroup::resp::Reply::Bulk(Some(b)) => String::from_utf8(b).ok()?,
+        _ => return None,
+    };
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+}
+
+fn pings(addr: &str) -> bool {
+    Resp::new(vec![addr.to_string()], 0).call(&[b"PING"]).is_ok()
+}
+
+/// A system under test: how to reach it, and its victim.
+trait System {
+    fn target(&self, worker: u32) -> Result<Box<dyn Target>, String>;
+    fn kill(&mut self) -> Result<(), String>;
+    fn restart(&mut self) -> Result<(), String>;
+    /// The restarted node is back in service (serves what it owns).
+    fn back(&self) -> bool;
+}
+
+struct Failgroup {
+    _dev: Proc,
+    dir: PathBuf,
+    exe: PathBuf,
+    /// s1, s2, s3 addresses; s2 is the victim.
+    addrs: Vec<String>,
+    victim_pid: u32,
+    restarted: Option<Proc>,
+    rust_client: bool,
+}
+
+impl Failgroup {
+    fn start(dir: &Path, port: u16, rust_client: bool) -> Result<Failgroup, String> {
+        let exe = sibling("failgroup")?;
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(["dev", "--port", &port.to_string(), "--data"]).arg(dir).env("RUST_LOG", "warn");
+        let dev = spawn(cmd, &dir.join("dev.log"))?;
+        let log = dir.join("dev.log");
+        wait_for("failgroup dev", Duration::from_secs(30), || {
+            fs::read_to_string(&log).is_ok_and(|t| t.lines().any(|l| l == "ready"))
+        })?;
+        let text = fs::read_to_string(&log).map_err(|e| e.to_string())?;
+        let mut addrs = Vec::new();
+        let mut victim_pid = 0;
+        for l in text.lines() {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if let ["server", name, addr, "pid", pid] = w[..] {
+                addrs.push(addr.to_string());
+                if name == "s2" {
+                    victim_pid = pid.parse().map_err(|_| format!("bad pid line {l:?}"))?;
+                }
+            }
+        }
+        if addrs.len() < 3 || victim_pid == 0 {
+            return Err(format!("failgroup dev printed no s1..s3: {text}"));
+        }
+        Ok(Failgroup { _dev: dev, dir: dir.to_path_buf(), exe, addrs, victim_pid, restarted: None, rust_client })
+    }
+}
+
+impl System for Failgroup {
+    fn target(&self, worker: u32) -> Result<Box<dyn Target>, String> {
+        if self.rust_client {
+            let c = failgroup::Client::connect(&self.addrs[0]).map_err(|e| e.to_string())?;
+            Ok(Box::new(c))
+        } else {
+            // Plain RESP to the survivors, which forward s2's keys.
+            Ok(Box::new(Resp::new(vec![self.addrs[0].clone(), self.addrs[2].clone()], worker as usize)))
+        }
+    }
+    fn kill(&mut self) -> Result<(), String> {
+        // SAFETY: plain syscall on a pid `failgroup dev` printed.
+        if unsafe { libc::kill(self.victim_pid as i32, libc::SIGKILL) } != 0 {
+            return Err(format!("kill -9 {}: {}", self.victim_pid, std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+    fn restart(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("server").arg("--config").arg(self.dir.join("cluster.toml")).args(["--id", "s2"]);
+        cmd.env("RUST_LOG", "warn");
+        self.restarted = Some(spawn(cmd, &self.dir.join("s2-restarted.log"))?);
+        Ok(())
+    }
+    fn back(&self) -> bool {
+        let owned = info_field(&self.addrs[1], "slots_owned");
+        owned.is_some() && owned == info_field(&self.addrs[1], "slots_served")
+    }
+}
+
+struct Twemproxy {
+    _proxy: Proc,
+    backends: Vec<Option<Proc>>,
+    dir: PathBuf,
+    ports: [u16; 3],
+}
+
+fn redis(dir: &Path, port: u16) -> Result<Proc, String> {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    cmd.arg("--dir").arg(dir);
+    let p = spawn(cmd, &dir.join(format!("redis-{port}.log")))?;
+    let addr = format!("127.0.0.1:{port}");
+    wait_for("redis-server", Duration::from_secs(10), || pings(&addr))?;
+    Ok(p)
+}
+
+impl Twemproxy {
+    fn start(dir: &Path, port: u16) -> Result<Twemproxy, String> {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let ports = [port, port + 1, port + 2];
+        let backends = vec![Some(redis(dir, ports[1])?), Some(redis(dir, ports[2])?)];
+        let yml = dir.join("nutcracker.yml");
+        let conf = format!(
+            "bench:\n  listen: 127.0.0.1:{}\n  hash: fnv1a_64\n  distribution: ketama\n  auto_eject_hosts: true\n  \
+             server_retry_timeout: 2000\n  server_failure_limit: 1\n  timeout: 1000\n  redis: true\n  servers:\n   \
+             - 127.0.0.1:{}:1\n   - 127.0.0.1:{}:1\n",
+            ports[0], ports[1], ports[2]
+        );
+        fs::write(&yml, conf).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("nutcracker");
+        cmd.arg("-c").arg(&yml);
+        let proxy = spawn(cmd, &dir.join("nutcracker.log"))?;
+        let addr = format!("127.0.0.1:{}", ports[0]);
+        wait_for("nutcracker", Duration::from_secs(10), || pings(&addr))?;
+        Ok(Twemproxy { _proxy: proxy, backends, dir: dir.to_path_buf(), ports })
+    }
+}
+
+impl System for Twemproxy {
+    fn target(&self, worker: u32) -> Result<Box<dyn Target>, String> {
+        Ok(Box::new(Resp::new(vec![format!("127.0.0.1:{}", self.ports[0])], worker as usize)))
+    }
+    fn kill(&mut self) -> Result<(), String> {
+        self.backends[1] = None; // SIGKILL in Drop
+        Ok(())
+    }
+    fn restart(&mut self) -> Result<(), String> {
+        self.backends[1] = Some(redis(&self.dir, self.ports[2])?);
+        Ok(())
+    }
+    fn back(&self) -> bool {
+        pings(&format!("127.0.0.1:{}", self.ports[2]))
+    }
+}
+
+/// The binary `name` next to this one (the same `cargo build --release`).
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let mut p = std::env::current_exe().map_err(|e| e.to_string())?;
+    p.pop();
+    let bin = p.join(name);
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!("{} is missing: cargo build --release -p failgroup", bin.display()))
+    }
+}
+
+struct Run {
+    samples: Vec<Sample>,
+    errors: Vec<String>,
+    back_after_restart_ms: Option<u64>,
+}
+
+fn run(sys: &mut dyn System, plan: &Plan) -> Result<Run, String> {
+    load::preload(sys.target(0)?.as_mut())?;
+    let targets = (0..plan.workers).map(|w| sys.target(w)).collect::<Result<Vec<_>, _>>()?;
+    let start = Instant::now() + Duration::from_millis(100);
+    let per_sec = plan.rate as f64 / plan.workers as f64;
+    let handles: Vec<_> = targets
+        .into_iter()
+        .enumerate()
+        .map(|(w, t)| {
+            let secs = plan.secs;
+            std::thread::spawn(move || {
+                std::thread::sleep(start.saturating_duration_since(Instant::now()));
+                load::worker(t, start, secs, per_sec, 0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1))
+            })
+        })
+        .collect();
+    let until =
+        |s: f64| std::thread::sleep((start + Duration::from_secs_f64(s)).saturating_duration_since(Instant::now()));
+    until(plan.kill_at);
+    sys.kill()?;
+    until(plan.restart_at);
+    sys.restart()?;
+    let restarted = Instant::now();
+    let mut back_after_restart_ms = None;
+    while start.elapsed().as_secs_f64() < plan.secs {
+        if sys.back() {
+            back_after_restart_ms = Some(restarted.elapsed().as_millis() as u64);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut samples = Vec::new();
+    let mut errors = Vec::new();
+    for h in handles {
+        let (s, e) = h.join().map_err(|_| "a load worker panicked".to_string())?;
+        samples.extend(s);
+        for e in e {
+            if !errors.contains(&e) {
+                errors.push(e);
+            }
+        }
+    }
+    Ok(Run { samples, errors, back_after_restart_ms })
+}
+
+pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String]) -> Result<(), String> {
+    const NAMES: [&str; 3] = ["failgroup-client", "failgroup-resp", "twemproxy"];
+    if let Some(bad) = only.iter().find(|o| !NAMES.contains(&o.as_str())) {
+        return Err(format!("--only: unknown system {bad:?} (known: {})", NAMES.join(", ")));
+    }
+    fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let work = std::env::temp_dir().join(format!("failgroup-failover-{}", std::process::id()));
+    let mut summary = format!(
+        "# failover window: {} ops/s, {} workers, {} s, kill at {} s, restart at {} s; 90% GET / 10% SET on {} keys\n\
+         {:<17} {:>7} {:>6} {:>6} {:>9} {:>9} {:>13} {:>16} {:>14}\n",
+        plan.rate,
+        plan.workers,
+        plan.secs,
+        plan.kill_at,
+        plan.restart_at,
+        load::KEYS,
+        "system",
+        "ops",
+        "errors",
+        "misses",
+        "base_p999",
+        "worst_ms",
+        "kill_recov_ms",
+        "restart_recov_ms",
+        "back_after_ms"
+    );
+    for name in NAMES.iter().filter(|n| only.is_empty() || only.iter().any(|o| o == *n)) {
+        eprintln!("failover: {name} ...");
+        let dir = work.join(name);
+        let mut sys: Box<dyn System> = match *name {
+            "failgroup-client" => Box::new(Failgroup::start(&dir, port, true)?),
+            "failgroup-resp" => Box::new(Failgroup::start(&dir, port, false)?),
+            _ => Box::new(Twemproxy::start(&dir, port)?),
+        };
+        let r = run(sys.as_mut(), plan)?;
+        drop(sys);
+        let b = load::buckets(&r.samples, plan.secs);
+        let s = load::summarize(&r.samples, &b, plan);
+        let mut csv = String::from("t_ms,ops_per_s,p50_ms,p99_ms,p999_ms,errors,misses\n");
+        for x in &b {
+            csv += &format!(
+                "{},{},{:.3},{:.3},{:.3},{},{}\n",
+                x.start_ms,
+                x.ops as u64 * 1000 / load::BUCKET_MS,
+                x.p50_ms,
+                x.p99_ms,
+                x.p999_ms,
+                x.errors,
+                x.misses
+            );
+        }
+        let path = out.join(format!("failover-{name}.csv"));
+        fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+        let back = r.back_after_restart_ms.map_or("never".into(), |ms| ms.to_string());
+        summary += &format!(
+            "{:<17} {:>7} {:>6} {:>6} {:>9.2} {:>9.1} {:>13} {:>16} {:>14}\n",
+            name,
+            s.ops,
+            s.errors,
+            s.misses,
+            s.baseline_p999_ms,
+            s.worst_ms,
+            s.kill_recovery_ms,
+            s.restart_recovery_ms,
+            back
+        );
+        for e in &r.errors {
+            summary += &format!("  {name} error: {e}\n");
+        }
+    }
+    let _ = fs::remove_dir_all(&work);
+    print!("{summary}");
+    let path = out.join("failover-summary.txt");
+    fs::write(&path, &summary).map_err(|e| format!("{}: {e}", path.display()))
+}
