@@ -163,9 +163,17 @@ impl Conn {
     /// Reads all that is available (edge-triggered). Marks the connection
     /// dead on EOF or error.
     pub fn read_all(&mut self) {
-        let mut chunk = [0u8; 64 * 1024];
+        // One zeroed buffer per thread, not one per call: a 64 KiB array
+        // on the stack cost a 64 KiB memset for every readable event.
+        thread_local! {
+            static CHUNK: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; 64 * 1024].into_boxed_slice());
+        }
+        CHUNK.with(|c| self.read_with(&mut c.borrow_mut()));
+    }
+
+    fn read_with(&mut self, chunk: &mut [u8]) {
         loop {
-            match self.sock.read(&mut chunk) {
+            match self.sock.read(chunk) {
                 Ok(0) => {
                     self.dead = true;
                     return;

@@ -73,7 +73,9 @@ pub use client::{Client, ClientInput, ClientOutput, ClientState, ClientTimer};
 pub use config::{Mode, Mutant, ProtocolConfig, Timing};
 pub use master::{Master, MasterEvent, MasterInput, MasterOutput, MasterState, MasterTimer};
 pub use messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
-pub use server::{Server, ServerEvent, ServerInput, ServerOutput, ServerState, ServerTimer, StoreTag};
+pub use server::{
+    CacheKey, KeyRef, Server, ServerEvent, ServerInput, ServerOutput, ServerState, ServerTimer, StoreTag,
+};
 pub use store::{apply_write, Applied, MemStore, Store, StoreOp, StoreReply, Write};
 pub use topology::{key_slot, ClusterSpec, ConfigError, Topology, SLOTS};
 pub use types::*;

@@ -18,8 +18,10 @@ use crate::messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
 use crate::store::{StoreOp, StoreReply, Write};
 use crate::topology::Topology;
 use crate::types::{Epoch, ErrorKind, Key, Op, OpResult, ServerId, Slot, Time, Value};
+use equivalent::{Comparable, Equivalent};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,9 +108,54 @@ pub struct Right {
     pub trusted_until: Time,
 }
 
+/// A cached key, ordered by a hash of its bytes before the bytes: a lookup
+/// in a slot of many keys compares integers on its way down the tree and the
+/// bytes about once (ordered by the bytes alone, GET hits spent half their
+/// time in byte comparisons).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CacheKey {
+    pub hash: u64,
+    /// A boxed slice, not a `Vec`: 8 bytes less per cached key.
+    pub key: Box<[u8]>,
+}
+
+impl CacheKey {
+    pub fn new(key: &[u8]) -> CacheKey {
+        CacheKey { hash: KeyRef::new(key).hash, key: key.into() }
+    }
+}
+
+/// A borrowed [`CacheKey`], to look one up without copying the key.
+#[derive(Clone, Copy)]
+pub struct KeyRef<'a> {
+    hash: u64,
+    key: &'a [u8],
+}
+
+impl<'a> KeyRef<'a> {
+    /// FNV-1a: deterministic, so equal states hash and order alike.
+    pub fn new(key: &'a [u8]) -> KeyRef<'a> {
+        let hash = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3));
+        KeyRef { hash, key }
+    }
+}
+
+impl Equivalent<CacheKey> for KeyRef<'_> {
+    fn equivalent(&self, k: &CacheKey) -> bool {
+        self.hash == k.hash && self.key == &*k.key
+    }
+}
+
+impl Comparable<CacheKey> for KeyRef<'_> {
+    fn compare(&self, k: &CacheKey) -> Ordering {
+        self.hash.cmp(&k.hash).then_with(|| self.key.cmp(&*k.key))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CacheEntry {
-    pub value: Option<Value>,
+    /// Boxed, as the key: 8 bytes less per cached key.
+    pub value: Option<Box<[u8]>>,
     pub version: u64,
     /// `available` mode, another server's slot: a temporary entry (c3).
     pub expires: Option<Time>,
@@ -138,7 +185,7 @@ pub struct ServerState {
     pub view: View,
     pub rights: OrdMap<Slot, Right>,
     pub acquiring: OrdSet<Slot>,
-    pub cache: OrdMap<Slot, OrdMap<Key, CacheEntry>>,
+    pub cache: OrdMap<Slot, OrdMap<CacheKey, CacheEntry>>,
     pub ops: OrdMap<u64, Pending>,
     pub next_op: u64,
     pub retry_armed: bool,
@@ -297,9 +344,9 @@ impl Server {
         out.push(ServerOutput::Event(ServerEvent::Served { slot, for_other }));
         let op = match &p.fwd.op {
             Op::Get(key) => {
-                let hit = st.cache.get(&slot).and_then(|m| m.get(key));
+                let hit = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)));
                 if let Some(e) = hit.filter(|e| e.expires.is_none_or(|t| now < t)) {
-                    let result = OpResult::Value(e.value.clone());
+                    let result = OpResult::Value(e.value.as_deref().map(<[u8]>::to_vec));
                     out.push(ServerOutput::Event(ServerEvent::CacheHit));
                     out.push(ServerOutput::Reply { to: p.origin, result });
                     st.ops.remove(&id);
@@ -362,11 +409,12 @@ impl Server {
             Mode::Available => Some(now.plus(self.config.timing.temp_ttl)),
         };
         let m = st.cache.entry(slot).or_default();
-        if m.get(key).is_none_or(|e| e.version <= version) {
+        let k = KeyRef::new(key);
+        if m.get(&k).is_none_or(|e| e.version <= version) {
             if expiring {
-                m.remove(key);
+                m.remove(&k);
             } else {
-                m.insert(key.to_vec(), CacheEntry { value, version, expires });
+                m.insert(CacheKey::new(key), CacheEntry { value: value.map(Vec::into_boxed_slice), version, expires });
             }
         }
     }
@@ -401,7 +449,7 @@ impl Server {
                     StoreReply::Failed(msg) => {
                         // Outcome unknown: forget the key so no guess is served.
                         if let Some(m) = st.cache.get_mut(&p.slot) {
-                            m.remove(key);
+                            m.remove(&KeyRef::new(key));
                         }
                         OpResult::Err(ErrorKind::Store(msg))
                     }

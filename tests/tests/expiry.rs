@@ -54,7 +54,7 @@ impl Rig {
     }
 
     fn cached(&self, key: &[u8]) -> bool {
-        self.st.cache.values().any(|m| m.contains_key(key))
+        self.st.cache.values().any(|m| m.contains_key(&failgroup_model::KeyRef::new(key)))
     }
 }
 

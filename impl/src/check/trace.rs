@@ -187,7 +187,9 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
                     .cache
                     .values()
                     .flat_map(|m| m.iter())
-                    .map(|(k, e)| format!("{}={}", key(k), result(&OpResult::Value(e.value.clone()))))
+                    .map(|(k, e)| {
+                        format!("{}={}", key(&k.key), result(&OpResult::Value(e.value.as_deref().map(<[u8]>::to_vec))))
+                    })
                     .collect();
                 let off: Vec<String> = n.state.view.offline().map(|s| s.to_string()).collect();
                 let lag = if n.clock == st.now { String::new() } else { format!(", clock {} (lags)", n.clock) };
