@@ -4,6 +4,7 @@
 #   bench/memory.sh   RSS per cached key vs redis-server
 #   failgroup-bench failover   the failover window (failover-*.csv, summary)
 #   failgroup-bench plot       failover.svg and steady.svg
+#   failgroup check            the model checker's speed (two configurations)
 # Results go to $OUT (default docs/bench, which docs/BENCHMARKS.md shows). Usage: bench/all.sh [REQUESTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,15 @@ bench/run.sh "${1:-200000}" | tee "$OUT/steady.txt"
 bench/memory.sh | tee "$OUT/memory.txt"
 target/release/failgroup-bench failover --out "$OUT"
 target/release/failgroup-bench plot --out "$OUT"
+{
+  echo "# model checker: unique states, time, states/s (one thread)"
+  for flags in "" "--ops 1 --master-crashes 1"; do
+    start=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    line=$(target/release/failgroup check $flags | tail -1)
+    end=$(date +%s.%N)
+    states=$(echo "$line" | sed -n 's/^unique states \([0-9]*\),.*/\1/p')
+    awk -v f="${flags:-defaults}" -v s="$states" -v a="$start" -v b="$end" -v l="$line" \
+      'BEGIN { t = b - a; printf "%-28s %10d states %7.1f s %8.0f states/s  | %s\n", f, s, t, s / t, l }'
+  done
+} | tee "$OUT/checker.txt"

@@ -49,7 +49,7 @@ enum Cmd {
         /// When it is restarted, seconds into the run.
         #[arg(long, default_value_t = 9.0)]
         restart_at: f64,
-        /// First of the loopback ports used (about 10 from here).
+        /// First of the loopback ports used (30 from here).
         #[arg(long, default_value_t = 7640)]
         port: u16,
         /// Only these systems (failgroup-client, failgroup-resp, twemproxy).

@@ -12,7 +12,17 @@ use std::time::{Duration, Instant};
 struct Proc(Child);
 
 impl Drop for Proc {
+    /// SIGTERM first (`failgroup dev` then stops its nodes), SIGKILL after 5 s.
     fn drop(&mut self) {
+        // SAFETY: plain syscall on our own child's pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -284,9 +294,11 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String]) -> Result<()
         "restart_recov_ms",
         "back_after_ms"
     );
-    for name in NAMES.iter().filter(|n| only.is_empty() || only.iter().any(|o| o == *n)) {
+    for (i, name) in NAMES.iter().enumerate().filter(|(_, n)| only.is_empty() || only.iter().any(|o| o == **n)) {
         eprintln!("failover: {name} ...");
         let dir = work.join(name);
+        // Ports of their own: a system's sockets may linger after it stopped.
+        let port = port + 10 * i as u16;
         let mut sys: Box<dyn System> = match *name {
             "failgroup-client" => Box::new(Failgroup::start(&dir, port, true)?),
             "failgroup-resp" => Box::new(Failgroup::start(&dir, port, false)?),

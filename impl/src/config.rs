@@ -109,6 +109,20 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreUrl {
     Sqlite(PathBuf),
+    Postgres(crate::pg::PgUrl),
+}
+
+impl StoreUrl {
+    /// Opens the database, creating or checking its schema.
+    pub fn open(&self) -> Result<Box<dyn crate::tables::BatchStore + Send>, String> {
+        Ok(match self {
+            StoreUrl::Sqlite(path) => Box::new(crate::sqlite::SqliteStore::new(crate::sqlite::open(path)?)),
+            StoreUrl::Postgres(url) => {
+                let conn = crate::pgstore::open(url)?;
+                Box::new(crate::pgstore::PgStore::new(url.clone(), conn))
+            }
+        })
+    }
 }
 
 impl Config {
@@ -160,7 +174,11 @@ impl Config {
     pub fn store(&self) -> Result<StoreUrl, String> {
         match self.file.store.split_once(':') {
             Some(("sqlite", path)) if !path.is_empty() => Ok(StoreUrl::Sqlite(self.dir.join(path))),
-            _ => Err(format!("store: {:?} is not a store this build knows (expected sqlite:PATH)", self.file.store)),
+            Some(("postgres" | "postgresql", _)) => crate::pg::PgUrl::parse(&self.file.store).map(StoreUrl::Postgres),
+            _ => Err(format!(
+                "store: {:?} is not a store this build knows (expected sqlite:PATH or postgres://user@host/db)",
+                crate::pg::redact(&self.file.store)
+            )),
         }
     }
 

@@ -1,5 +1,5 @@
 //! `failgroup dev`: a local cluster on loopback, each node its own child
-//! process, sharing one SQLite file. A node that dies is reported and not
+//! process, sharing one SQLite file (or a PostgreSQL database, `--store`). A node that dies is reported and not
 //! restarted, so a user can kill one and watch the failover; Ctrl-C or
 //! SIGTERM stops them all.
 
@@ -19,6 +19,8 @@ pub struct DevOptions {
     pub port: u16,
     pub data: PathBuf,
     pub mode: Mode,
+    /// `sqlite:PATH` (relative to `data`) or `postgres://...`.
+    pub store: String,
 }
 
 /// The configuration `dev` writes: master on `port`, servers after it.
@@ -34,7 +36,7 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
     }
     let file = FileConfig {
         master: format!("127.0.0.1:{}", o.port),
-        store: "sqlite:data.db".into(),
+        store: o.store.clone(),
         mode: o.mode,
         secret: None,
         requirepass: None,
@@ -63,9 +65,8 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         }
     }
     std::fs::create_dir_all(&o.data).map_err(|e| format!("--data {}: {e}", o.data.display()))?;
-    // Create the database (WAL, schema) once, before the servers share it.
-    let crate::config::StoreUrl::Sqlite(db) = cfg.store()?;
-    drop(crate::sqlite::open(&db)?);
+    // Create the database's schema once, before the servers share it.
+    drop(cfg.store()?.open()?);
     let path = o.data.join("cluster.toml");
     std::fs::write(&path, cfg.to_toml()).map_err(|e| format!("{}: {e}", path.display()))?;
     let stop = crate::net::stop_flag();

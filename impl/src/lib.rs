@@ -8,9 +8,12 @@ pub mod config;
 pub mod dev;
 pub mod master;
 pub mod net;
+pub mod pg;
+pub mod pgstore;
 pub mod resp;
 pub mod server;
 pub mod sqlite;
+pub mod tables;
 pub mod wire;
 
 pub use client::{Client, Error};

@@ -35,6 +35,10 @@ enum Command {
         data: Option<PathBuf>,
         #[arg(long, default_value = "linearizable")]
         mode: Mode,
+        /// The database: sqlite:PATH (relative to --data) or
+        /// postgres://user[:password]@host[:port]/dbname.
+        #[arg(long, default_value = "sqlite:data.db")]
+        store: String,
     },
     /// Run one cache server of a cluster.
     Server {
@@ -187,10 +191,10 @@ struct CheckArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev { servers, groups, port, data, mode } => {
+        Command::Dev { servers, groups, port, data, mode, store } => {
             let data = data.unwrap_or_else(|| std::env::temp_dir().join(format!("failgroup-dev-{port}")));
             failgroup::net::init_logging("info");
-            exit(failgroup::dev::run(failgroup::dev::DevOptions { servers, groups, port, data, mode }))
+            exit(failgroup::dev::run(failgroup::dev::DevOptions { servers, groups, port, data, mode, store }))
         }
         Command::Server { config, id } => {
             failgroup::net::init_logging("info");

@@ -11,7 +11,8 @@ use crate::commands::{self, Command, Kind, Local};
 use crate::config::Config;
 use crate::net::{self, Clock, Conn, Proto, Timers};
 use crate::resp::{self, reply};
-use crate::sqlite::{self, Done, Job, StoreStats};
+use crate::sqlite;
+use crate::tables::{self, Done, Job, StoreStats};
 use crate::wire::{Msg, Peer};
 use failgroup_model::{
     ClientId, Forwarded, Liveness, Mode, Op, OpResult, Origin, ReqId, Server, ServerEvent, ServerId, ServerInput,
@@ -125,8 +126,7 @@ impl ServerNode {
         let addr = cfg.topology.addr(id).to_string();
         let (poll, listener) = net::listen(&addr, LISTENER)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
-        let crate::config::StoreUrl::Sqlite(path) = cfg.store()?;
-        let db = sqlite::open(&path)?;
+        let db = cfg.store()?.open()?;
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let store_stats = Arc::new(StoreStats::default());
@@ -134,7 +134,7 @@ impl ServerNode {
         let store_thread = std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
-                sqlite::run_store(db, id, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
+                tables::run_store(db, id, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
             })
             .map_err(|e| e.to_string())?;
         let core = Server::new(id, Arc::new(cfg.topology.clone()), cfg.protocol());

@@ -1,0 +1,428 @@
+//! A small blocking PostgreSQL client: `postgres-protocol` encodes and
+//! decodes the messages, a `std::net::TcpStream` with timeouts carries them.
+//! No async runtime (the `postgres` crate runs tokio underneath) and no C
+//! library (libpq): a store thread blocks on its one connection anyway, and
+//! a socket timeout is all a cut link needs to surface as an error.
+//!
+//! Statements go through the extended protocol, prepared once per
+//! connection and cached by their text; parameters and results are binary.
+//! Authentication: trust, cleartext, MD5 and SCRAM-SHA-256 (no TLS: run it
+//! on a trusted network or through a tunnel).
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::{md5_hash, sasl};
+use postgres_protocol::message::{backend::Message, frontend};
+use postgres_protocol::IsNull;
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Where and how to connect, from `postgres://user:password@host:port/db`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgUrl {
+    pub user: String,
+    pub password: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    /// Connect timeout and socket read/write timeout (`?timeout_ms=`).
+    pub timeout: Duration,
+}
+
+impl PgUrl {
+    pub fn parse(url: &str) -> Result<PgUrl, String> {
+        let bad = |why: &str| {
+            format!("store: {why} in {:?} (expected postgres://user[:password]@host[:port]/dbname)", redact(url))
+        };
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or_else(|| bad("no postgres:// scheme"))?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (auth, rest) = rest.rsplit_once('@').ok_or_else(|| bad("no user@"))?;
+        let (user, password) = match auth.split_once(':') {
+            Some((u, p)) => {
+                (decode(u).ok_or_else(|| bad("bad %-escape"))?, Some(decode(p).ok_or_else(|| bad("bad %-escape"))?))
+            }
+            None => (decode(auth).ok_or_else(|| bad("bad %-escape"))?, None),
+        };
+        let (hostport, dbname) = rest.split_once('/').ok_or_else(|| bad("no /dbname"))?;
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().map_err(|_| bad("bad port"))?),
+            None => (hostport, 5432),
+        };
+        if user.is_empty() || host.is_empty() || dbname.is_empty() {
+            return Err(bad("empty user, host or dbname"));
+        }
+        let mut timeout = Duration::from_secs(5);
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            match kv.split_once('=') {
+                Some(("timeout_ms", v)) => {
+                    let ms: u64 = v
+                        .parse()
+                        .ok()
+                        .filter(|ms| *ms > 0)
+                        .ok_or_else(|| bad("timeout_ms must be a positive integer"))?;
+                    timeout = Duration::from_millis(ms);
+                }
+                _ => return Err(bad(&format!("unknown option {kv:?} (known: timeout_ms)"))),
+            }
+        }
+        Ok(PgUrl {
+            user,
+            password,
+            host: host.trim_matches(['[', ']']).to_string(),
+            port,
+            dbname: dbname.to_string(),
+            timeout,
+        })
+    }
+}
+
+/// The URL with its password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
+            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+fn decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// An error: from the server (with its SQLSTATE) or from the connection.
+#[derive(Debug, Clone)]
+pub struct PgError {
+    pub code: Option<String>,
+    pub msg: String,
+}
+
+impl PgError {
+    fn io(e: impl fmt::Display) -> PgError {
+        PgError { code: None, msg: format!("postgres connection: {e}") }
+    }
+    /// Serialization failure or deadlock: the transaction may simply be retried.
+    pub fn retryable(&self) -> bool {
+        matches!(self.code.as_deref(), Some("40001" | "40P01"))
+    }
+}
+
+impl fmt::Display for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(c) => write!(f, "postgres: {} ({c})", self.msg),
+            None => write!(f, "{}", self.msg),
+        }
+    }
+}
+
+/// A parameter: `int8`, `bytea`, or a null `int8`.
+#[derive(Clone, Copy, Debug)]
+pub enum Param<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+    NullInt,
+}
+
+const INT8: u32 = 20;
+const BYTEA: u32 = 17;
+
+/// A result row, binary columns (`None`: NULL).
+#[derive(Debug)]
+pub struct PgRow(Vec<Option<Vec<u8>>>);
+
+impl PgRow {
+    fn col(&self, i: usize) -> Result<Option<&[u8]>, PgError> {
+        self.0.get(i).map(|c| c.as_deref()).ok_or_else(|| PgError::io(format!("no column {i}")))
+    }
+    pub fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>, PgError> {
+        Ok(self.col(i)?.map(<[u8]>::to_vec))
+    }
+    /// An `int8` column (cast in the query where needed).
+    pub fn int(&self, i: usize) -> Result<Option<i64>, PgError> {
+        match self.col(i)? {
+            None => Ok(None),
+            Some(b) => {
+                Ok(Some(i64::from_be_bytes(b.try_into().map_err(|_| PgError::io("int8 column of another size"))?)))
+            }
+        }
+    }
+    pub fn int_req(&self, i: usize) -> Result<i64, PgError> {
+        self.int(i)?.ok_or_else(|| PgError::io(format!("column {i} is NULL")))
+    }
+}
+
+pub struct PgConn {
+    sock: TcpStream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    statements: HashMap<String, String>,
+    /// A connection error left it in an unknown state: open a new one.
+    pub broken: bool,
+}
+
+impl PgConn {
+    pub fn connect(url: &PgUrl) -> Result<PgConn, PgError> {
+        let addrs: Vec<_> = (url.host.as_str(), url.port).to_socket_addrs().map_err(PgError::io)?.collect();
+        let mut last = PgError::io(format!("{}: no address", url.host));
+        let sock = addrs.iter().find_map(|a| match TcpStream::connect_timeout(a, url.timeout) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                last = PgError::io(format!("{a}: {e}"));
+                None
+            }
+        });
+        let sock = sock.ok_or(last)?;
+        sock.set_nodelay(true).map_err(PgError::io)?;
+        sock.set_read_timeout(Some(url.timeout)).map_err(PgError::io)?;
+        sock.set_write_timeout(Some(url.timeout)).map_err(PgError::io)?;
+        let mut c =
+            PgConn { sock, rbuf: BytesMut::new(), wbuf: BytesMut::new(), statements: HashMap::new(), broken: false };
+        c.startup(url).inspect_err(|_| c.broken = true)?;
+        Ok(c)
+    }
+
+    fn startup(&mut self, url: &PgUrl) -> Result<(), PgError> {
+        let params =
+            [("user", url.user.as_str()), ("database", url.dbname.as_str()), ("application_name", "failgroup")];
+        frontend::startup_message(params.iter().copied(), &mut self.wbuf).map_err(PgError::io)?;
+        self.flush()?;
+        let password = || {
+            url.password
+                .as_deref()
+                .ok_or_else(|| PgError::io("the server asks for a password; put one in the store URL"))
+        };
+        let mut scram: Option<sasl::ScramSha256> = None;
+        loop {
+            match self.recv()? {
+                Message::AuthenticationOk => {}
+                Message::AuthenticationCleartextPassword => {
+                    frontend::password_message(password()?.as_bytes(), &mut self.wbuf).map_err(PgError::io)?;
+                    self.flush()?;
+                }
+                Message::AuthenticationMd5Password(body) => {
+                    let hash = md5_hash(url.user.as_bytes(), password()?.as_bytes(), body.salt());
+                    frontend::password_message(hash.as_bytes(), &mut self.wbuf).map_err(PgError::io)?;
+                    self.flush()?;
+                }
+                Message::AuthenticationSasl(body) => {
+                    let mut mechs = body.mechanisms();
+                    let mut ok = false;
+                    while let Some(m) = mechs.next().map_err(PgError::io)? {
+                        ok |= m == sasl::SCRAM_SHA_256;
+                    }
+                    if !ok {
+                        return Err(PgError::io("the server offers no SCRAM-SHA-256"));
+                    }
+                    let s = sasl::ScramSha256::new(password()?.as_bytes(), sasl::ChannelBinding::unsupported());
+                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut self.wbuf)
+                        .map_err(PgError::io)?;
+                    self.flush()?;
+                    scram = Some(s);
+                }
+                Message::AuthenticationSaslContinue(body) => {
+                    let s = scram.as_mut().ok_or_else(|| PgError::io("SASL continue without a start"))?;
+                    s.update(body.data()).map_err(PgError::io)?;
+                    frontend::sasl_response(s.message(), &mut self.wbuf).map_err(PgError::io)?;
+                    self.flush()?;
+                }
+                Message::AuthenticationSaslFinal(body) => {
+                    let s = scram.as_mut().ok_or_else(|| PgError::io("SASL final without a start"))?;
+                    s.finish(body.data()).map_err(PgError::io)?;
+                }
+                Message::ErrorResponse(body) => return Err(server_error(body)),
+                Message::ReadyForQuery(_) => return Ok(()),
+                Message::ParameterStatus(_) | Message::BackendKeyData(_) | Message::NoticeResponse(_) => {}
+                _ => return Err(PgError::io("unexpected message during start-up (Kerberos/GSS are not supported)")),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), PgError> {
+        let r = self.sock.write_all(&self.wbuf);
+        self.wbuf.clear();
+        r.map_err(|e| {
+            self.broken = true;
+            PgError::io(e)
+        })
+    }
+
+    fn recv(&mut self) -> Result<Message, PgError> {
+        loop {
+            match Message::parse(&mut self.rbuf) {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(PgError::io(e));
+                }
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.sock.read(&mut chunk) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(PgError::io("the server closed the connection"));
+                }
+                Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
+                Err(e) => {
+                    self.broken = true;
+                    return Err(PgError::io(e));
+                }
+            }
+        }
+    }
+
+    /// Runs `sql` (one or more statements, no parameters) with the simple protocol.
+    pub fn batch(&mut self, sql: &str) -> Result<(), PgError> {
+        frontend::query(sql, &mut self.wbuf).map_err(PgError::io)?;
+        self.flush()?;
+        let mut err = None;
+        loop {
+            match self.recv()? {
+                Message::ReadyForQuery(_) => return err.map_or(Ok(()), Err),
+                Message::ErrorResponse(body) => err = Some(server_error(body)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs one statement with parameters; returns its rows.
+    pub fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<PgRow>, PgError> {
+        let name = match self.statements.get(sql) {
+            Some(n) => n.clone(),
+            None => {
+                let n = format!("s{}", self.statements.len());
+                let types = params.iter().map(|p| match p {
+                    Param::Int(_) | Param::NullInt => INT8,
+                    Param::Bytes(_) => BYTEA,
+                });
+                frontend::parse(&n, sql, types, &mut self.wbuf).map_err(PgError::io)?;
+                n
+            }
+        };
+        let bound = frontend::bind(
+            "",
+            &name,
+            [1i16],
+            params.iter(),
+            |p, buf| {
+                match p {
+                    Param::Int(v) => buf.extend_from_slice(&v.to_be_bytes()),
+                    Param::Bytes(b) => buf.extend_from_slice(b),
+                    Param::NullInt => return Ok(IsNull::Yes),
+                }
+                Ok(IsNull::No)
+            },
+            [1i16],
+            &mut self.wbuf,
+        );
+        if bound.is_err() {
+            self.wbuf.clear();
+            return Err(PgError::io("too many parameters"));
+        }
+        frontend::execute("", 0, &mut self.wbuf).map_err(PgError::io)?;
+        frontend::sync(&mut self.wbuf);
+        self.flush()?;
+        let mut rows = Vec::new();
+        let mut err = None;
+        loop {
+            match self.recv()? {
+                Message::ParseComplete => {
+                    self.statements.insert(sql.to_string(), name.clone());
+                }
+                Message::DataRow(body) => {
+                    let buf = body.buffer();
+                    let cols: Vec<Option<Vec<u8>>> =
+                        body.ranges().map(|r| Ok(r.map(|r| buf[r].to_vec()))).collect().map_err(
+                            |e: std::io::Error| {
+                                self.broken = true;
+                                PgError::io(e)
+                            },
+                        )?;
+                    rows.push(PgRow(cols));
+                }
+                Message::ErrorResponse(body) => err = Some(server_error(body)),
+                Message::ReadyForQuery(_) => return err.map_or(Ok(rows), Err),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn server_error(body: postgres_protocol::message::backend::ErrorResponseBody) -> PgError {
+    let (mut code, mut msg) = (None, String::from("error"));
+    let mut fields = body.fields();
+    while let Ok(Some(f)) = fields.next() {
+        match f.type_() {
+            b'C' => code = Some(String::from_utf8_lossy(f.value_bytes()).into_owned()),
+            b'M' => msg = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            _ => {}
+        }
+    }
+    PgError { code, msg }
+}
+
+/// For tests: a fresh database `name` on the server of `FAILGROUP_TEST_PG`
+/// (an admin URL), or None with a note when that is not set. With
+/// `FAILGROUP_REQUIRE_PG=1` (CI) a missing server fails instead.
+pub fn test_database(name: &str) -> Option<PgUrl> {
+    let Ok(admin) = std::env::var("FAILGROUP_TEST_PG") else {
+        assert!(
+            std::env::var_os("FAILGROUP_REQUIRE_PG").is_none(),
+            "FAILGROUP_REQUIRE_PG is set but FAILGROUP_TEST_PG is not"
+        );
+        eprintln!("note: FAILGROUP_TEST_PG is not set; skipping the PostgreSQL part (see tests/scripts/postgres.sh)");
+        return None;
+    };
+    let admin = PgUrl::parse(&admin).unwrap_or_else(|e| panic!("FAILGROUP_TEST_PG: {e}"));
+    let mut c = PgConn::connect(&admin).unwrap_or_else(|e| panic!("FAILGROUP_TEST_PG: {e}"));
+    c.batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap_or_else(|e| panic!("{e}"));
+    c.batch(&format!("CREATE DATABASE {name}")).unwrap_or_else(|e| panic!("{e}"));
+    Some(PgUrl { dbname: name.to_string(), ..admin })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_bad_ones_name_the_problem() {
+        let u = PgUrl::parse("postgres://fg:p%40ss@db.example:6432/cache?timeout_ms=1500").unwrap();
+        assert_eq!((u.user.as_str(), u.password.as_deref(), u.host.as_str()), ("fg", Some("p@ss"), "db.example"));
+        assert_eq!((u.port, u.dbname.as_str(), u.timeout), (6432, "cache", Duration::from_millis(1500)));
+        let d = PgUrl::parse("postgresql://postgres@127.0.0.1/postgres").unwrap();
+        assert_eq!((d.port, d.password, d.timeout), (5432, None, Duration::from_secs(5)));
+        for (bad, why) in [
+            ("mysql://a@b/c", "scheme"),
+            ("postgres://host/db", "user@"),
+            ("postgres://u@h", "/dbname"),
+            ("postgres://u@h:x/d", "port"),
+            ("postgres://u:s3cret@h/d?sslmode=require", "unknown option"),
+            ("postgres://u@h/d?timeout_ms=0", "timeout_ms"),
+        ] {
+            let e = PgUrl::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains("s3cret"), "the password leaked: {e}");
+        }
+    }
+}
