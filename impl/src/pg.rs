@@ -82,6 +82,19 @@ impl PgUrl {
     }
 }
 
+/// The URL again (with the password: for configs, not for logs).
+impl fmt::Display for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let enc = |s: &str| s.replace('%', "%25").replace('@', "%40").replace(':', "%3A").replace('/', "%2F");
+        write!(f, "postgres://{}", enc(&self.user))?;
+        if let Some(p) = &self.password {
+            write!(f, ":{}", enc(p))?;
+        }
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        write!(f, "@{host}:{}/{}?timeout_ms={}", self.port, self.dbname, self.timeout.as_millis())
+    }
+}
+
 /// The URL with its password replaced, for messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -410,6 +423,7 @@ mod tests {
         let u = PgUrl::parse("postgres://fg:p%40ss@db.example:6432/cache?timeout_ms=1500").unwrap();
         assert_eq!((u.user.as_str(), u.password.as_deref(), u.host.as_str()), ("fg", Some("p@ss"), "db.example"));
         assert_eq!((u.port, u.dbname.as_str(), u.timeout), (6432, "cache", Duration::from_millis(1500)));
+        assert_eq!(PgUrl::parse(&u.to_string()).unwrap(), u, "{u}");
         let d = PgUrl::parse("postgresql://postgres@127.0.0.1/postgres").unwrap();
         assert_eq!((d.port, d.password, d.timeout), (5432, None, Duration::from_secs(5)));
         for (bad, why) in [

@@ -161,12 +161,11 @@ impl Tables for PgTx<'_> {
     }
 }
 
-/// A server's PostgreSQL store: one connection, opened again after a
-/// failure (at most once per `timeout`, so a dead database is not hammered).
+/// A server's PostgreSQL store: one connection (the store thread runs one
+/// batch at a time), opened again after a failure.
 pub struct PgStore {
     url: PgUrl,
     conn: Option<PgConn>,
-    last_attempt: Option<Instant>,
     batches: u64,
 }
 
@@ -175,7 +174,7 @@ const RETRIES: usize = 8;
 
 impl PgStore {
     pub fn new(url: PgUrl, conn: PgConn) -> PgStore {
-        PgStore { url, conn: Some(conn), last_attempt: None, batches: 0 }
+        PgStore { url, conn: Some(conn), batches: 0 }
     }
 
     fn conn(&mut self) -> Result<&mut PgConn, PgError> {
@@ -183,13 +182,6 @@ impl PgStore {
             self.conn = None;
         }
         if self.conn.is_none() {
-            if let Some(t) = self.last_attempt {
-                let wait = self.url.timeout.min(Duration::from_secs(1));
-                if t.elapsed() < wait {
-                    return Err(PgError { code: None, msg: "postgres: reconnecting".into() });
-                }
-            }
-            self.last_attempt = Some(Instant::now());
             let c = PgConn::connect(&self.url)?;
             tracing::info!(host = %self.url.host, "store connection opened");
             self.conn = Some(c);
@@ -226,16 +218,25 @@ impl PgStore {
 }
 
 impl BatchStore for PgStore {
+    /// Serialization failures are retried at once, a lost connection for up
+    /// to twice the timeout (a new connection every 200 ms): the batch is
+    /// one transaction, so it either committed or left no trace, and running
+    /// it again is safe (a write that did commit answers from `applied`).
     fn run_batch(&mut self, from: ServerId, batch: &[Job]) -> Vec<StoreReply> {
         self.batches += 1;
         let prune = self.batches % 1000 == 1;
-        let mut result = self.attempt(from, batch, prune);
-        for _ in 0..RETRIES {
-            match &result {
-                Err(e) if e.retryable() => result = self.attempt(from, batch, prune),
-                _ => break,
+        let deadline = Instant::now() + 2 * self.url.timeout;
+        let mut conflicts = 0;
+        let result = loop {
+            match self.attempt(from, batch, prune) {
+                Err(e) if e.retryable() && conflicts < RETRIES => conflicts += 1,
+                Err(e) if e.code.is_none() && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "store connection lost; trying again");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => break other,
             }
-        }
+        };
         result.unwrap_or_else(|e| {
             tracing::warn!(error = %e, commands = batch.len(), "store batch failed and rolled back");
             batch.iter().map(|_| StoreReply::Failed(e.to_string())).collect()

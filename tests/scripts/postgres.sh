@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL for the tests: its own data directory, loopback
-# only, trust authentication, fsync on (the store's durability is tested).
+# A throwaway PostgreSQL for the tests: its own data directory, listening on
+# one address (loopback by default), trust authentication for that address's
+# subnet, fsync on (the store's durability is tested).
 #
 #   tests/scripts/postgres.sh start DIR [PORT [LISTEN]]   prints the admin URL
 #   tests/scripts/postgres.sh stop DIR
@@ -21,6 +22,8 @@ case $cmd in
     if [ ! -f "$dir/PG_VERSION" ]; then
       as_pg "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >"$dir.initdb.log" 2>&1 ||
         { cat "$dir.initdb.log" >&2; exit 1; }
+      # Hosts on the listening address's own subnet (the test's namespaces).
+      echo "host all all samenet trust" >>"$dir/pg_hba.conf"
     fi
     as_pg "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
       -o "-h $listen -p $port -k $dir -c max_connections=200 -c fsync=on" start >/dev/null ||

@@ -24,6 +24,16 @@ pub fn failgroup_command() -> Command {
     cmd
 }
 
+/// Moves the calling thread into network namespace `ns` (made by `ip netns
+/// add`); other threads stay where they are.
+pub fn enter_netns(ns: &str) {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("the namespace's file");
+    // SAFETY: setns on a file descriptor we hold open; affects this thread only.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+}
+
 /// The `failgroup` binary of this build.
 pub fn binary() -> PathBuf {
     let mut dir = std::env::current_exe().expect("test executable");
@@ -48,12 +58,97 @@ fn fresh_dir(port: u16) -> PathBuf {
     dir
 }
 
+/// The database under a test cluster: SQLite (a file in the cluster's
+/// directory), or with `FAILGROUP_TEST_STORE=postgres` a fresh database per
+/// cluster on the PostgreSQL server of `FAILGROUP_TEST_PG`.
+#[derive(Clone, Debug)]
+pub enum TestStore {
+    Sqlite,
+    Postgres(failgroup::pg::PgUrl),
+}
+
+impl TestStore {
+    /// The store for a cluster whose master listens on `port`.
+    pub fn for_port(port: u16) -> TestStore {
+        match std::env::var("FAILGROUP_TEST_STORE").as_deref() {
+            Err(_) | Ok("sqlite") => TestStore::Sqlite,
+            Ok("postgres") => TestStore::Postgres(
+                failgroup::pg::test_database(&format!("fg_t{port}"))
+                    .expect("FAILGROUP_TEST_STORE=postgres needs FAILGROUP_TEST_PG (tests/scripts/postgres.sh)"),
+            ),
+            Ok(other) => panic!("FAILGROUP_TEST_STORE={other:?}: expected sqlite or postgres"),
+        }
+    }
+
+    /// Whether the tests run on PostgreSQL (`FAILGROUP_TEST_STORE=postgres`).
+    pub fn postgres_selected() -> bool {
+        std::env::var("FAILGROUP_TEST_STORE").as_deref() == Ok("postgres")
+    }
+
+    /// The config's `store` value.
+    pub fn url(&self) -> String {
+        match self {
+            TestStore::Sqlite => "sqlite:data.db".into(),
+            TestStore::Postgres(u) => u.to_string(),
+        }
+    }
+
+    /// Whether the store has applied the write with this request id.
+    pub fn applied(&self, dir: &std::path::Path, client: u64, seq: u64) -> bool {
+        match self {
+            TestStore::Sqlite => {
+                let db = failgroup::sqlite::open(&dir.join("data.db")).expect("open the store");
+                let n: i64 = db
+                    .query_row(
+                        "SELECT count(*) FROM applied WHERE client = ?1 AND seq = ?2",
+                        [client as i64, seq as i64],
+                        |row| row.get(0),
+                    )
+                    .expect("query applied");
+                n > 0
+            }
+            TestStore::Postgres(u) => {
+                use failgroup::pg::{Param, PgConn};
+                let mut c = PgConn::connect(u).expect("connect to the store");
+                let rows = c
+                    .query(
+                        "SELECT 1::int8 FROM failgroup_applied WHERE client = $1 AND seq = $2",
+                        &[Param::Int(client as i64), Param::Int(seq as i64)],
+                    )
+                    .expect("query applied");
+                !rows.is_empty()
+            }
+        }
+    }
+
+    /// Holds the store's write lock for `hold`: every server's store
+    /// commands wait meanwhile (a slow store).
+    pub fn hold_write_lock(&self, dir: &std::path::Path, hold: Duration) {
+        match self {
+            TestStore::Sqlite => {
+                let db = failgroup::sqlite::open(&dir.join("data.db")).expect("open the store");
+                db.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+                std::thread::sleep(hold);
+                db.execute_batch("COMMIT").expect("release it");
+            }
+            TestStore::Postgres(u) => {
+                let mut c = failgroup::pg::PgConn::connect(u).expect("connect to the store");
+                c.batch("BEGIN; LOCK TABLE failgroup_kv, failgroup_rights IN ACCESS EXCLUSIVE MODE")
+                    .expect("take the tables' locks");
+                std::thread::sleep(hold);
+                c.batch("COMMIT").expect("release them");
+            }
+        }
+    }
+}
+
 /// A cluster started by `failgroup dev`, stopped when dropped.
 pub struct Cluster {
     /// `failgroup dev`, or `None` when the test started the nodes itself.
     dev: Option<Child>,
     pub dir: PathBuf,
     pub port: u16,
+    pub store: TestStore,
     /// Server name -> (address, pid) as `dev` printed them.
     pub servers: Vec<(String, String, u32)>,
     /// Servers restarted by the test (not children of `dev`).
@@ -73,17 +168,19 @@ impl Cluster {
         lines: mpsc::Receiver<String>,
         netns: Vec<Option<String>>,
         master_addr: String,
+        store: TestStore,
     ) -> Cluster {
         let (servers, restarted) = (Vec::new(), Vec::new());
-        Cluster { dev, dir, port, servers, restarted, master_pid: 0, netns, master_addr, lines }
+        Cluster { dev, dir, port, store, servers, restarted, master_pid: 0, netns, master_addr, lines }
     }
 
     /// Starts `servers` servers in `groups` groups, master on `port`.
     pub fn start(port: u16, servers: u16, groups: u16) -> Cluster {
         let dir = fresh_dir(port);
+        let store = TestStore::for_port(port);
         let mut dev = failgroup_command()
             .args(["dev", "--port", &port.to_string(), "--servers", &servers.to_string()])
-            .args(["--groups", &groups.to_string(), "--data"])
+            .args(["--groups", &groups.to_string(), "--store", &store.url(), "--data"])
             .arg(&dir)
             .env("RUST_LOG", log_level())
             .stdout(Stdio::piped())
@@ -98,7 +195,7 @@ impl Cluster {
                 }
             }
         });
-        let mut cluster = Cluster::new(Some(dev), dir, port, lines, Vec::new(), format!("127.0.0.1:{port}"));
+        let mut cluster = Cluster::new(Some(dev), dir, port, lines, Vec::new(), format!("127.0.0.1:{port}"), store);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -133,12 +230,23 @@ impl Cluster {
     /// As `with_config`, with each node (master first, then s1..) on its own
     /// host address and port `port + i`, optionally inside a network namespace.
     pub fn on_hosts(port: u16, hosts: &[(String, Option<String>)], top: &str, extra: &str) -> Cluster {
+        Cluster::on_hosts_with(port, hosts, top, extra, TestStore::for_port(port))
+    }
+
+    /// As `on_hosts`, on the given store.
+    pub fn on_hosts_with(
+        port: u16,
+        hosts: &[(String, Option<String>)],
+        top: &str,
+        extra: &str,
+        store: TestStore,
+    ) -> Cluster {
         let servers = hosts.len() - 1;
         let dir = fresh_dir(port);
         std::fs::create_dir_all(&dir).expect("test dir");
         let names: Vec<String> = (1..=servers).map(|i| format!("s{i}")).collect();
         let addr = |i: usize| format!("{}:{}", hosts[i].0, port + i as u16);
-        let mut toml = format!("master = \"{}\"\nstore = \"sqlite:data.db\"\n{top}\n{extra}\n[cluster]\n", addr(0));
+        let mut toml = format!("master = \"{}\"\nstore = \"{}\"\n{top}\n{extra}\n[cluster]\n", addr(0), store.url());
         for (i, n) in names.iter().enumerate() {
             toml += &format!("[[cluster.servers]]\nname = \"{n}\"\naddr = \"{}\"\n", addr(i + 1));
         }
@@ -146,7 +254,7 @@ impl Cluster {
         std::fs::write(dir.join("cluster.toml"), toml).expect("config");
         let (_tx, lines) = mpsc::channel();
         let netns = hosts.iter().map(|h| h.1.clone()).collect();
-        let mut cluster = Cluster::new(None, dir, port, lines, netns, addr(0));
+        let mut cluster = Cluster::new(None, dir, port, lines, netns, addr(0), store);
         for (i, n) in names.iter().enumerate() {
             cluster.servers.push((n.clone(), addr(i + 1), 0));
             cluster.restart(n);

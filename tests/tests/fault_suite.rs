@@ -20,7 +20,7 @@
 //! of failing.
 
 use failgroup::resp::Reply;
-use failgroup_tests::{Cluster, Resp};
+use failgroup_tests::{Cluster, Resp, TestStore};
 use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -203,10 +203,7 @@ fn nemesis(cluster: &mut Cluster, rng: &mut Rng, rounds: u64, t0: Instant) {
                 _ => {
                     let hold = Duration::from_millis(500 + rng.below(500));
                     eprintln!("{:?} round {round}: slow store, write lock held {hold:?}", t0.elapsed());
-                    let db = failgroup::sqlite::open(&cluster.dir.join("data.db")).expect("open the store");
-                    db.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
-                    std::thread::sleep(hold);
-                    db.execute_batch("COMMIT").expect("release it");
+                    cluster.store.hold_write_lock(&cluster.dir, hold);
                 }
             }
             std::thread::sleep(settle);
@@ -288,17 +285,27 @@ struct Workload {
 
 impl Workload {
     fn start(cluster: &Cluster, seed: u64) -> Workload {
+        Workload::start_from(cluster, seed, None)
+    }
+
+    /// The clients run in network namespace `netns` if given (a host of their own).
+    fn start_from(cluster: &Cluster, seed: u64, netns: Option<&str>) -> Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let rec = Arc::new(Mutex::new(Record::default()));
         let mut handles = Vec::new();
         for id in 0..4u64 {
-            let conn = if id < 2 {
-                Conn::Lib(Box::new(failgroup::Client::connect(&cluster.addr("s3")).expect("client")))
-            } else {
-                Conn::Resp(Resp::connect(&cluster.addr("s3")))
-            };
-            let (stop, rec) = (stop.clone(), rec.clone());
-            handles.push(std::thread::spawn(move || worker(id, conn, seed, stop, rec)));
+            let (stop, rec, addr, netns) = (stop.clone(), rec.clone(), cluster.addr("s3"), netns.map(str::to_string));
+            handles.push(std::thread::spawn(move || {
+                if let Some(ns) = netns {
+                    failgroup_tests::enter_netns(&ns);
+                }
+                let conn = if id < 2 {
+                    Conn::Lib(Box::new(failgroup::Client::connect(&addr).expect("client")))
+                } else {
+                    Conn::Resp(Resp::connect(&addr))
+                };
+                worker(id, conn, seed, stop, rec)
+            }));
         }
         Workload { stop, rec, handles }
     }
@@ -338,20 +345,7 @@ fn check_long(events: &[Event]) -> Vec<&'static str> {
 
 /// Acknowledged library writes whose request id the store has not applied.
 fn missing_writes(cluster: &Cluster, acked: &[(u64, u64)]) -> usize {
-    let db = failgroup::sqlite::open(&cluster.dir.join("data.db")).expect("open the store");
-    acked
-        .iter()
-        .filter(|(client, seq)| {
-            let n: i64 = db
-                .query_row(
-                    "SELECT count(*) FROM applied WHERE client = ?1 AND seq = ?2",
-                    [*client as i64, *seq as i64],
-                    |row| row.get(0),
-                )
-                .unwrap();
-            n == 0
-        })
-        .count()
+    acked.iter().filter(|(client, seq)| !cluster.store.applied(&cluster.dir, *client, *seq)).count()
 }
 
 #[test]
@@ -435,9 +429,11 @@ fn the_history_checker_catches_a_stale_read() {
     assert_eq!(stale_reads(&events[..4]), 0);
 }
 
-/// Network namespaces joined by a bridge: node `i` is `10.79.0.(10+i)`.
+/// Network namespaces joined by a bridge: node `i` is `10.79.N.(10+i)`,
+/// the bridge (this process's side) `10.79.N.1`; N tells tests apart.
 struct Net {
     tag: String,
+    subnet: u8,
     nodes: usize,
 }
 
@@ -451,12 +447,12 @@ fn ip(args: &str) -> Result<(), String> {
 }
 
 impl Net {
-    fn create(nodes: usize) -> Result<Net, String> {
-        let tag = format!("fg{}", std::process::id() % 100_000);
-        let net = Net { tag: tag.clone(), nodes: 0 };
+    fn create(nodes: usize, subnet: u8) -> Result<Net, String> {
+        let tag = format!("fg{}x{subnet}", std::process::id() % 100_000);
+        let net = Net { tag: tag.clone(), subnet, nodes: 0 };
         ip(&format!("link add {tag}br type bridge"))?;
         ip(&format!("link set {tag}br up"))?;
-        ip(&format!("addr add 10.79.0.1/24 dev {tag}br"))?;
+        ip(&format!("addr add 10.79.{subnet}.1/24 dev {tag}br"))?;
         let mut net = net;
         for i in 0..nodes {
             let ns = format!("{tag}n{i}");
@@ -466,15 +462,15 @@ impl Net {
             ip(&format!("link set {tag}p{i} netns {ns}"))?;
             ip(&format!("link set {tag}v{i} master {tag}br"))?;
             ip(&format!("link set {tag}v{i} up"))?;
-            ip(&format!("netns exec {ns} ip addr add {}/24 dev {tag}p{i}", Net::host(i)))?;
+            ip(&format!("netns exec {ns} ip addr add {}/24 dev {tag}p{i}", net.host(i)))?;
             ip(&format!("netns exec {ns} ip link set {tag}p{i} up"))?;
             ip(&format!("netns exec {ns} ip link set lo up"))?;
         }
         Ok(net)
     }
 
-    fn host(i: usize) -> String {
-        format!("10.79.0.{}", 10 + i)
+    fn host(&self, i: usize) -> String {
+        format!("10.79.{}.{}", self.subnet, 10 + i)
     }
 
     fn ns(&self, i: usize) -> String {
@@ -489,7 +485,8 @@ impl Net {
     /// One way: node `i` can receive but not send (or can again).
     fn mute(&self, i: usize, on: bool) {
         let verb = if on { "add" } else { "del" };
-        for half in ["10.79.0.0/25", "10.79.0.128/25"] {
+        let s = self.subnet;
+        for half in [format!("10.79.{s}.0/25"), format!("10.79.{s}.128/25")] {
             ip(&format!("netns exec {} ip route {verb} blackhole {half}", self.ns(i))).expect("route");
         }
     }
@@ -514,14 +511,20 @@ impl Drop for Net {
 /// so, where namespaces cannot be made.
 #[test]
 fn partitions_keep_reads_fresh_and_writes_safe() {
-    let net = match Net::create(4) {
+    if TestStore::postgres_selected() {
+        // Nodes in namespaces cannot reach a database on this host's
+        // loopback; `a_cluster_across_hosts_on_postgres` runs this on PostgreSQL.
+        eprintln!("SKIPPED on PostgreSQL: see a_cluster_across_hosts_on_postgres");
+        return;
+    }
+    let net = match Net::create(4, 0) {
         Ok(net) => net,
         Err(e) => {
             eprintln!("SKIPPED: network namespaces are not available here ({e})");
             return;
         }
     };
-    let hosts: Vec<(String, Option<String>)> = (0..4).map(|i| (Net::host(i), Some(net.ns(i)))).collect();
+    let hosts: Vec<(String, Option<String>)> = (0..4).map(|i| (net.host(i), Some(net.ns(i)))).collect();
     let cluster = Cluster::on_hosts(23000, &hosts, "", "");
     let load = Workload::start(&cluster, 7);
     std::thread::sleep(Duration::from_secs(2));
@@ -603,4 +606,125 @@ fn available_mode_shows_the_stale_read_the_checker_predicts() {
     }
     assert_eq!(reads[0], Reply::Bulk(Some(b"old".to_vec())), "available mode reads the overwritten value");
     assert_eq!(reads[1], Reply::Bulk(Some(b"new".to_vec())), "linearizable mode reads the new value");
+}
+
+/// A cluster across hosts: the master, three servers, the PostgreSQL
+/// database and the clients each on a host of their own (network
+/// namespaces joined by a bridge; the database is a throwaway instance the
+/// test starts on its host). Under the fault suite's workload, run from the
+/// clients' host: s1 is cut off both ways, from the database too, so its
+/// rights lapse and a survivor serves its slots while it is away (with one
+/// shared SQLite file they would wait for it); then s2 can receive but not
+/// send. The fault suite's checks hold: no stale read, no lost write, no
+/// client error. Skips, saying so, where namespaces or PostgreSQL are missing.
+#[test]
+fn a_cluster_across_hosts_on_postgres() {
+    if std::process::Command::new("ls").arg("/usr/lib/postgresql").output().map_or(true, |o| !o.status.success()) {
+        assert!(
+            std::env::var_os("FAILGROUP_REQUIRE_PG").is_none(),
+            "FAILGROUP_REQUIRE_PG is set but PostgreSQL is missing"
+        );
+        eprintln!("SKIPPED: PostgreSQL is not installed (apt-get install postgresql)");
+        return;
+    }
+    let net = match Net::create(6, 1) {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("SKIPPED: network namespaces are not available here ({e})");
+            return;
+        }
+    };
+    // Hosts: 0 master, 1-3 servers, 4 database, 5 clients.
+    let db = Postgres::start(&net.ns(4), &net.host(4));
+    let url =
+        failgroup::pg::PgUrl::parse(&format!("postgres://postgres@{}:5432/postgres?timeout_ms=3000", net.host(4)))
+            .expect("url");
+    let hosts: Vec<(String, Option<String>)> = (0..4).map(|i| (net.host(i), Some(net.ns(i)))).collect();
+    let cluster = Cluster::on_hosts_with(23300, &hosts, "", "", TestStore::Postgres(url));
+    let load = Workload::start_from(&cluster, 11, Some(&net.ns(5)));
+    std::thread::sleep(Duration::from_secs(2));
+    // Long enough for detection (a silent link: the send timeout, 3 s),
+    // the master's probe and the end of s1's lease.
+    eprintln!("cut s1 (from everyone, the database too) for 9 s");
+    net.link(1, false);
+    let taken_over = max_served_for_others(&cluster, Duration::from_secs(9));
+    net.link(1, true);
+    std::thread::sleep(Duration::from_secs(5));
+    eprintln!("s2 can receive but not send, for 4 s");
+    net.mute(2, true);
+    std::thread::sleep(Duration::from_secs(4));
+    net.mute(2, false);
+    std::thread::sleep(Duration::from_secs(5));
+    let (r, counter) = load.finish(&cluster);
+    eprintln!(
+        "across hosts: {} operations, {} client-visible errors, counter {counter} for {} acknowledged INCRs, \
+         up to {taken_over} of s1's slots served by survivors during its cut; errors: {:?}",
+        r.ops,
+        r.errors.len(),
+        r.acked_incrs,
+        r.errors
+    );
+    assert!(r.ops > 200, "the load ran");
+    assert!(taken_over > 0, "a survivor took s1's slots over while s1 could not reach the database");
+    assert_eq!(stale_reads(&r.events), 0, "stale reads");
+    assert_eq!(check_long(&r.events), Vec::<&str>::new(), "linearizability");
+    assert_eq!(missing_writes(&cluster, &r.acked_writes), 0, "acknowledged writes missing from the store");
+    assert!(r.errors.is_empty(), "client-visible errors: {:?}", r.errors);
+    assert_eq!(counter, r.acked_incrs, "counter");
+    drop(cluster);
+    drop(db);
+}
+
+/// Watches s2's and s3's INFO for `duration`: the most slots they served
+/// for another server at once.
+fn max_served_for_others(cluster: &Cluster, duration: Duration) -> u64 {
+    let end = Instant::now() + duration;
+    let mut most = 0;
+    while Instant::now() < end {
+        for s in ["s2", "s3"] {
+            if let Ok(stream) = std::net::TcpStream::connect_timeout(
+                &cluster.addr(s).parse().expect("addr"),
+                Duration::from_millis(300),
+            ) {
+                drop(stream);
+                let mut c = Resp::connect(&cluster.addr(s));
+                let v = failgroup_tests::info_field(&mut c, "failgroup", "slots_served_for_others");
+                most = most.max(v.and_then(|v| v.parse().ok()).unwrap_or(0));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    most
+}
+
+/// A throwaway PostgreSQL in network namespace `ns`, listening on `addr`,
+/// stopped (and its files removed) when dropped.
+struct Postgres {
+    ns: String,
+    dir: std::path::PathBuf,
+}
+
+impl Postgres {
+    fn start(ns: &str, addr: &str) -> Postgres {
+        let dir = std::env::temp_dir().join(format!("fg-pg-{}-{ns}", std::process::id()));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, script, "start"])
+            .arg(&dir)
+            .args(["5432", addr])
+            .output()
+            .expect("run tests/scripts/postgres.sh");
+        assert!(out.status.success(), "postgres.sh start: {}", String::from_utf8_lossy(&out.stderr));
+        Postgres { ns: ns.to_string(), dir }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/postgres.sh");
+        let _ =
+            std::process::Command::new("ip").args(["netns", "exec", &self.ns, script, "stop"]).arg(&self.dir).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(self.dir.with_extension("initdb.log"));
+    }
 }
