@@ -149,16 +149,34 @@ impl fmt::Display for PgError {
     }
 }
 
-/// A parameter: `int8`, `bytea`, or a null `int8`.
+/// A parameter: `int8`, `bytea`, a null `int8`, or an `int8[]`.
 #[derive(Clone, Copy, Debug)]
 pub enum Param<'a> {
     Int(i64),
     Bytes(&'a [u8]),
     NullInt,
+    IntArray(&'a [i64]),
 }
 
 const INT8: u32 = 20;
 const BYTEA: u32 = 17;
+const INT8_ARRAY: u32 = 1016;
+
+/// The binary form of a one-dimensional `int8[]` without NULLs.
+fn int_array(v: &[i64], buf: &mut BytesMut) {
+    let dims: i32 = if v.is_empty() { 0 } else { 1 };
+    buf.extend_from_slice(&dims.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes()); // no NULLs
+    buf.extend_from_slice(&INT8.to_be_bytes());
+    if !v.is_empty() {
+        buf.extend_from_slice(&(v.len() as i32).to_be_bytes());
+        buf.extend_from_slice(&1i32.to_be_bytes()); // lower bound
+        for x in v {
+            buf.extend_from_slice(&8i32.to_be_bytes());
+            buf.extend_from_slice(&x.to_be_bytes());
+        }
+    }
+}
 
 /// A result row, binary columns (`None`: NULL).
 #[derive(Debug)]
@@ -328,6 +346,7 @@ impl PgConn {
                 let types = params.iter().map(|p| match p {
                     Param::Int(_) | Param::NullInt => INT8,
                     Param::Bytes(_) => BYTEA,
+                    Param::IntArray(_) => INT8_ARRAY,
                 });
                 frontend::parse(&n, sql, types, &mut self.wbuf).map_err(PgError::io)?;
                 n
@@ -343,6 +362,7 @@ impl PgConn {
                     Param::Int(v) => buf.extend_from_slice(&v.to_be_bytes()),
                     Param::Bytes(b) => buf.extend_from_slice(b),
                     Param::NullInt => return Ok(IsNull::Yes),
+                    Param::IntArray(v) => int_array(v, buf),
                 }
                 Ok(IsNull::No)
             },

@@ -7,11 +7,13 @@
 //! and `Acquire` (a right read, then replaced) need. A serialization failure
 //! retries the batch; any other error rolls it back and fails every command
 //! in it. Versions come from a sequence (no row every batch would lock).
+//! Keys are indexed by their SHA-256 (a B-tree entry must fit in a third of
+//! a page; keys, as in Redis, may be far longer).
 //! Time is the database's clock (`clock_timestamp()`), read once per
 //! transaction, so leases do not depend on the servers' clocks.
 
 use crate::pg::{Param, PgConn, PgError, PgUrl};
-use crate::tables::{self, BatchStore, Job, Row, Tables, APPLIED_KEEP_MS};
+use crate::tables::{self, BatchStore, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
 use failgroup_model::{Epoch, ReqId, ServerId, Slot, StoreReply, Time};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,7 +23,8 @@ pub const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS failgroup_meta (name text PRIMARY KEY, value bigint NOT NULL);
     CREATE TABLE IF NOT EXISTS failgroup_kv (
-        key bytea PRIMARY KEY, value bytea NOT NULL, version bigint NOT NULL, expires_at bigint);
+        key_hash bytea PRIMARY KEY, key bytea NOT NULL, value bytea NOT NULL,
+        version bigint NOT NULL, expires_at bigint);
     CREATE TABLE IF NOT EXISTS failgroup_rights (
         slot bigint PRIMARY KEY, holder bigint NOT NULL, epoch bigint NOT NULL, expires bigint NOT NULL);
     CREATE TABLE IF NOT EXISTS failgroup_applied (
@@ -72,8 +75,8 @@ impl Tables for PgTx<'_> {
     type Error = PgError;
 
     fn kv_get(&mut self, key: &[u8]) -> Result<Option<Row>, PgError> {
-        let rows =
-            self.0.query("SELECT value, version, expires_at FROM failgroup_kv WHERE key = $1", &[Param::Bytes(key)])?;
+        let sql = "SELECT value, version, expires_at FROM failgroup_kv WHERE key_hash = sha256($1)";
+        let rows = self.0.query(sql, &[Param::Bytes(key)])?;
         let Some(r) = rows.first() else { return Ok(None) };
         Ok(Some((r.bytes(0)?.unwrap_or_default(), r.int_req(1)? as u64, r.int(2)?.map(|e| e as u64))))
     }
@@ -81,9 +84,9 @@ impl Tables for PgTx<'_> {
     fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> Result<u64, PgError> {
         let exp = expiry.map_or(Param::NullInt, int);
         let v = self.one_int(
-            "INSERT INTO failgroup_kv (key, value, version, expires_at)
-             VALUES ($1, $2, nextval('failgroup_version'), $3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version,
+            "INSERT INTO failgroup_kv (key_hash, key, value, version, expires_at)
+             VALUES (sha256($1), $1, $2, nextval('failgroup_version'), $3)
+             ON CONFLICT (key_hash) DO UPDATE SET value = excluded.value, version = excluded.version,
              expires_at = excluded.expires_at RETURNING version",
             &[Param::Bytes(key), Param::Bytes(value), exp],
         )?;
@@ -91,24 +94,37 @@ impl Tables for PgTx<'_> {
     }
 
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, PgError> {
-        let sql = "WITH d AS (DELETE FROM failgroup_kv WHERE key = $1) SELECT nextval('failgroup_version')";
+        let sql =
+            "WITH d AS (DELETE FROM failgroup_kv WHERE key_hash = sha256($1)) SELECT nextval('failgroup_version')";
         Ok(self.one_int(sql, &[Param::Bytes(key)])? as u64)
     }
 
-    fn right(&mut self, slot: Slot) -> Result<Option<(ServerId, Epoch, u64)>, PgError> {
-        let rows = self
-            .0
-            .query("SELECT holder, epoch, expires FROM failgroup_rights WHERE slot = $1", &[int(slot.0 as u64)])?;
-        let Some(r) = rows.first() else { return Ok(None) };
-        Ok(Some((ServerId(r.int_req(0)? as u16), Epoch(r.int_req(1)? as u64), r.int_req(2)? as u64)))
+    fn rights(&mut self, slots: &[Slot]) -> Result<HashMap<u16, RightRow>, PgError> {
+        let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
+        let rows = self.0.query(
+            "SELECT slot, holder, epoch, expires FROM failgroup_rights WHERE slot = ANY($1)",
+            &[Param::IntArray(&ids)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let row = (ServerId(r.int_req(1)? as u16), Epoch(r.int_req(2)? as u64), r.int_req(3)? as u64);
+                Ok((r.int_req(0)? as u16, row))
+            })
+            .collect()
     }
 
-    fn set_right(&mut self, slot: Slot, holder: ServerId, epoch: Epoch, expires: u64) -> Result<(), PgError> {
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, expires: u64) -> Result<(), PgError> {
+        if rights.is_empty() {
+            return Ok(());
+        }
+        let slots: Vec<i64> = rights.iter().map(|r| r.0 .0 as i64).collect();
+        let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
         self.exec(
-            "INSERT INTO failgroup_rights (slot, holder, epoch, expires) VALUES ($1, $2, $3, $4)
+            "INSERT INTO failgroup_rights (slot, holder, epoch, expires)
+             SELECT s, $3, e, $4 FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
              ON CONFLICT (slot) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch,
              expires = excluded.expires",
-            &[int(slot.0 as u64), int(holder.0 as u64), int(epoch.0), int(expires)],
+            &[Param::IntArray(&slots), Param::IntArray(&epochs), int(holder.0 as u64), int(expires)],
         )
     }
 
@@ -127,15 +143,19 @@ impl Tables for PgTx<'_> {
         )
     }
 
-    fn extend(&mut self, slot: Slot, until: u64) -> Result<(), PgError> {
-        self.exec("UPDATE failgroup_rights SET expires = $1 WHERE slot = $2", &[int(until), int(slot.0 as u64)])
+    fn extend(&mut self, slots: &[Slot], until: u64) -> Result<(), PgError> {
+        let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
+        self.exec("UPDATE failgroup_rights SET expires = $1 WHERE slot = ANY($2)", &[int(until), Param::IntArray(&ids)])
     }
 
-    fn release(&mut self, slot: Slot, holder: ServerId, epoch: Epoch, now: u64) -> Result<(), PgError> {
+    fn release(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, now: u64) -> Result<(), PgError> {
+        let slots: Vec<i64> = rights.iter().map(|r| r.0 .0 as i64).collect();
+        let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
         self.exec(
-            "UPDATE failgroup_rights SET expires = $1
-             WHERE slot = $2 AND holder = $3 AND epoch = $4 AND expires > $1",
-            &[int(now), int(slot.0 as u64), int(holder.0 as u64), int(epoch.0)],
+            "UPDATE failgroup_rights AS f SET expires = $1
+             FROM unnest($2::int8[], $3::int8[]) AS r(s, e)
+             WHERE f.slot = r.s AND f.epoch = r.e AND f.holder = $4 AND f.expires > $1",
+            &[int(now), Param::IntArray(&slots), Param::IntArray(&epochs), int(holder.0 as u64)],
         )
     }
 
@@ -168,9 +188,6 @@ pub struct PgStore {
     conn: Option<PgConn>,
     batches: u64,
 }
-
-/// Serialization failures retried before the batch fails.
-const RETRIES: usize = 8;
 
 impl PgStore {
     pub fn new(url: PgUrl, conn: PgConn) -> PgStore {
@@ -218,18 +235,21 @@ impl PgStore {
 }
 
 impl BatchStore for PgStore {
-    /// Serialization failures are retried at once, a lost connection for up
-    /// to twice the timeout (a new connection every 200 ms): the batch is
-    /// one transaction, so it either committed or left no trace, and running
-    /// it again is safe (a write that did commit answers from `applied`).
+    /// Serialization failures (another server's batch touched the same
+    /// rows) and a lost connection are retried for up to twice the timeout,
+    /// after a short random pause, resp. 200 ms: the batch is one
+    /// transaction, so it either committed or left no trace, and running it
+    /// again is safe (a write that did commit answers from `applied`).
     fn run_batch(&mut self, from: ServerId, batch: &[Job]) -> Vec<StoreReply> {
         self.batches += 1;
         let prune = self.batches % 1000 == 1;
         let deadline = Instant::now() + 2 * self.url.timeout;
-        let mut conflicts = 0;
         let result = loop {
             match self.attempt(from, batch, prune) {
-                Err(e) if e.retryable() && conflicts < RETRIES => conflicts += 1,
+                Err(e) if e.retryable() && Instant::now() < deadline => {
+                    let pause = 2 + crate::server::random_u64() % 30;
+                    std::thread::sleep(Duration::from_millis(pause));
+                }
                 Err(e) if e.code.is_none() && Instant::now() < deadline => {
                     tracing::debug!(error = %e, "store connection lost; trying again");
                     std::thread::sleep(Duration::from_millis(200));

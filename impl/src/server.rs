@@ -758,7 +758,12 @@ impl ServerNode {
             }
             let client_side = matches!(c.proto, Proto::Resp | Proto::Unknown);
             if idle > 0 && client_side && c.last_active.elapsed() > Duration::from_secs(idle) {
-                c.dead = true;
+                // Idle means silent with nothing in flight: a command waiting
+                // for the store or a peer keeps its connection.
+                let busy = self.waiters.values().any(|w| match w {
+                    Waiter::Lib { conn, .. } | Waiter::Resp { conn, .. } => conn == tok,
+                });
+                c.dead |= !busy;
             }
             if c.proto == Proto::Unknown && c.rbuf.is_empty() && c.created.elapsed() > Duration::from_secs(60) {
                 c.dead = true;

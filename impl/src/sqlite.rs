@@ -9,7 +9,7 @@
 //! for many writes. If anything in it fails, it rolls back and every
 //! command in it fails.
 
-use crate::tables::{self, BatchStore, Job, Row, Tables, APPLIED_KEEP_MS};
+use crate::tables::{self, BatchStore, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
 use failgroup_model::{Epoch, ReqId, ServerId, Slot, StoreReply, Time};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
@@ -114,19 +114,30 @@ impl Tables for Tx<'_> {
         Ok(self.last_version)
     }
 
-    fn right(&mut self, slot: Slot) -> rusqlite::Result<Option<(ServerId, Epoch, u64)>> {
+    fn rights(&mut self, slots: &[Slot]) -> rusqlite::Result<HashMap<u16, RightRow>> {
         let mut st = self.tx.prepare_cached("SELECT holder, epoch, expires FROM rights WHERE slot = ?1")?;
-        st.query_row([slot.0], |r| {
-            Ok((ServerId(r.get(0)?), Epoch(r.get::<_, i64>(1)? as u64), r.get::<_, i64>(2)? as u64))
-        })
-        .optional()
+        let mut out = HashMap::new();
+        for slot in slots {
+            let row = st
+                .query_row([slot.0], |r| {
+                    Ok((ServerId(r.get(0)?), Epoch(r.get::<_, i64>(1)? as u64), r.get::<_, i64>(2)? as u64))
+                })
+                .optional()?;
+            if let Some(row) = row {
+                out.insert(slot.0, row);
+            }
+        }
+        Ok(out)
     }
 
-    fn set_right(&mut self, slot: Slot, holder: ServerId, epoch: Epoch, expires: u64) -> rusqlite::Result<()> {
-        self.exec(
-            "INSERT OR REPLACE INTO rights (slot, holder, epoch, expires) VALUES (?1, ?2, ?3, ?4)",
-            params![slot.0, holder.0, epoch.0 as i64, expires as i64],
-        )
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, expires: u64) -> rusqlite::Result<()> {
+        let mut st = self
+            .tx
+            .prepare_cached("INSERT OR REPLACE INTO rights (slot, holder, epoch, expires) VALUES (?1, ?2, ?3, ?4)")?;
+        for (slot, epoch) in rights {
+            st.execute(params![slot.0, holder.0, epoch.0 as i64, expires as i64])?;
+        }
+        Ok(())
     }
 
     fn rights_of(&mut self, holder: ServerId, now: u64) -> rusqlite::Result<HashMap<u16, u64>> {
@@ -142,15 +153,22 @@ impl Tables for Tx<'_> {
         )
     }
 
-    fn extend(&mut self, slot: Slot, until: u64) -> rusqlite::Result<()> {
-        self.exec("UPDATE rights SET expires = ?1 WHERE slot = ?2", params![until as i64, slot.0])
+    fn extend(&mut self, slots: &[Slot], until: u64) -> rusqlite::Result<()> {
+        let mut st = self.tx.prepare_cached("UPDATE rights SET expires = ?1 WHERE slot = ?2")?;
+        for slot in slots {
+            st.execute(params![until as i64, slot.0])?;
+        }
+        Ok(())
     }
 
-    fn release(&mut self, slot: Slot, holder: ServerId, epoch: Epoch, now: u64) -> rusqlite::Result<()> {
-        self.exec(
+    fn release(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, now: u64) -> rusqlite::Result<()> {
+        let mut st = self.tx.prepare_cached(
             "UPDATE rights SET expires = ?1 WHERE slot = ?2 AND holder = ?3 AND epoch = ?4 AND expires > ?1",
-            params![now as i64, slot.0, holder.0, epoch.0 as i64],
-        )
+        )?;
+        for (slot, epoch) in rights {
+            st.execute(params![now as i64, slot.0, holder.0, epoch.0 as i64])?;
+        }
+        Ok(())
     }
 
     fn applied(&mut self, req: ReqId) -> rusqlite::Result<Option<Vec<u8>>> {

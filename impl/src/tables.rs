@@ -22,6 +22,8 @@ pub const APPLIED_KEEP_MS: u64 = 10 * 60 * 1000;
 
 /// A `kv` row: value, version, expiry.
 pub type Row = (Vec<u8>, u64, Option<u64>);
+/// A `rights` row: holder, epoch, expiry.
+pub type RightRow = (ServerId, Epoch, u64);
 
 /// Row operations of one transaction.
 pub trait Tables {
@@ -32,15 +34,18 @@ pub trait Tables {
     fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> Result<u64, Self::Error>;
     /// Deletes `key`; returns a new version, as a write does.
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error>;
-    fn right(&mut self, slot: Slot) -> Result<Option<(ServerId, Epoch, u64)>, Self::Error>;
-    fn set_right(&mut self, slot: Slot, holder: ServerId, epoch: Epoch, expires: u64) -> Result<(), Self::Error>;
+    /// The rights rows of `slots` (slot -> holder, epoch, expiry); a slot
+    /// never acquired has none.
+    fn rights(&mut self, slots: &[Slot]) -> Result<HashMap<u16, RightRow>, Self::Error>;
+    /// Gives `holder` each slot under its epoch until `expires`.
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, expires: u64) -> Result<(), Self::Error>;
     /// Slot -> epoch of the rights `holder` holds at `now`.
     fn rights_of(&mut self, holder: ServerId, now: u64) -> Result<HashMap<u16, u64>, Self::Error>;
     /// Extends every right `holder` holds at `now` until `until`.
     fn extend_all(&mut self, holder: ServerId, now: u64, until: u64) -> Result<(), Self::Error>;
-    fn extend(&mut self, slot: Slot, until: u64) -> Result<(), Self::Error>;
-    /// Ends `holder`'s right on `slot` under `epoch` at `now`, if it holds it.
-    fn release(&mut self, slot: Slot, holder: ServerId, epoch: Epoch, now: u64) -> Result<(), Self::Error>;
+    fn extend(&mut self, slots: &[Slot], until: u64) -> Result<(), Self::Error>;
+    /// Ends `holder`'s right on each slot under its epoch at `now`, where it holds it.
+    fn release(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, now: u64) -> Result<(), Self::Error>;
     fn applied(&mut self, req: ReqId) -> Result<Option<Vec<u8>>, Self::Error>;
     fn record(&mut self, req: ReqId, result: &[u8], now: u64) -> Result<(), Self::Error>;
     /// Deletes keys expired at `now` and replies older than `before`.
@@ -102,7 +107,8 @@ pub fn run<T: Tables>(t: &mut T, from: ServerId, op: StoreOp, now: Time) -> Resu
                 None => {}
             }
             if let Some(epoch) = fence {
-                let holds = matches!(t.right(slot)?, Some((h, e, exp)) if h == from && e == epoch && now.0 < exp);
+                let right = t.rights(&[slot])?.remove(&slot.0);
+                let holds = matches!(right, Some((h, e, exp)) if h == from && e == epoch && now.0 < exp);
                 if !holds {
                     return Ok(StoreReply::Fenced);
                 }
@@ -122,17 +128,15 @@ pub fn run<T: Tables>(t: &mut T, from: ServerId, op: StoreOp, now: Time) -> Resu
         }
         StoreOp::Acquire { slots, lease } => {
             let (mut granted, mut held) = (Vec::new(), Vec::new());
+            let current = t.rights(&slots)?;
             for slot in slots {
-                match t.right(slot)? {
-                    Some((holder, _, expires)) if holder != from && now.0 < expires => held.push((slot, holder)),
-                    current => {
-                        // Always a new epoch: writes under the old one are fenced.
-                        let epoch = Epoch(current.map_or(0, |r| r.1 .0) + 1);
-                        t.set_right(slot, from, epoch, now.0.saturating_add(lease))?;
-                        granted.push((slot, epoch));
-                    }
+                match current.get(&slot.0) {
+                    Some((holder, _, expires)) if *holder != from && now.0 < *expires => held.push((slot, *holder)),
+                    // Always a new epoch: writes under the old one are fenced.
+                    right => granted.push((slot, Epoch(right.map_or(0, |r| r.1 .0) + 1))),
                 }
             }
+            t.set_rights(&granted, from, now.0.saturating_add(lease))?;
             StoreReply::Acquired { granted, held }
         }
         StoreOp::Renew { rights, lease } => {
@@ -143,16 +147,12 @@ pub fn run<T: Tables>(t: &mut T, from: ServerId, op: StoreOp, now: Time) -> Resu
             if kept.len() == mine.len() {
                 t.extend_all(from, now.0, until)?;
             } else {
-                for (slot, _) in &kept {
-                    t.extend(*slot, until)?;
-                }
+                t.extend(&kept.iter().map(|(s, _)| *s).collect::<Vec<_>>(), until)?;
             }
             StoreReply::Renewed { kept, lost }
         }
         StoreOp::Release { rights } => {
-            for (slot, epoch) in rights {
-                t.release(slot, from, epoch, now.0)?;
-            }
+            t.release(&rights, from, now.0)?;
             StoreReply::Released
         }
     })
