@@ -179,7 +179,7 @@ fn int_array(v: &[i64], buf: &mut BytesMut) {
 }
 
 /// A result row, binary columns (`None`: NULL).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PgRow(Vec<Option<Vec<u8>>>);
 
 impl PgRow {
@@ -339,50 +339,61 @@ impl PgConn {
 
     /// Runs one statement with parameters; returns its rows.
     pub fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<PgRow>, PgError> {
-        let name = match self.statements.get(sql) {
-            Some(n) => n.clone(),
-            None => {
-                let n = format!("s{}", self.statements.len());
-                let types = params.iter().map(|p| match p {
-                    Param::Int(_) | Param::NullInt => INT8,
-                    Param::Bytes(_) => BYTEA,
-                    Param::IntArray(_) => INT8_ARRAY,
-                });
-                frontend::parse(&n, sql, types, &mut self.wbuf).map_err(PgError::io)?;
-                n
-            }
-        };
-        let bound = frontend::bind(
-            "",
-            &name,
-            [1i16],
-            params.iter(),
-            |p, buf| {
-                match p {
-                    Param::Int(v) => buf.extend_from_slice(&v.to_be_bytes()),
-                    Param::Bytes(b) => buf.extend_from_slice(b),
-                    Param::NullInt => return Ok(IsNull::Yes),
-                    Param::IntArray(v) => int_array(v, buf),
+        let mut r = self.pipeline(&[(sql, params)])?;
+        Ok(r.pop().unwrap_or_default())
+    }
+
+    /// Runs statements in one round trip (sent together, one Sync); returns
+    /// each one's rows. The first error stops the rest and is returned (in
+    /// a transaction block, the transaction is then aborted).
+    pub fn pipeline(&mut self, stmts: &[(&str, &[Param])]) -> Result<Vec<Vec<PgRow>>, PgError> {
+        let mut parsing: HashMap<&str, String> = HashMap::new();
+        for (sql, params) in stmts {
+            let name = match self.statements.get(*sql).or_else(|| parsing.get(sql)) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = format!("s{}", self.statements.len() + parsing.len());
+                    let types = params.iter().map(|p| match p {
+                        Param::Int(_) | Param::NullInt => INT8,
+                        Param::Bytes(_) => BYTEA,
+                        Param::IntArray(_) => INT8_ARRAY,
+                    });
+                    frontend::parse(&n, sql, types, &mut self.wbuf).map_err(PgError::io)?;
+                    parsing.insert(sql, n.clone());
+                    n
                 }
-                Ok(IsNull::No)
-            },
-            [1i16],
-            &mut self.wbuf,
-        );
-        if bound.is_err() {
-            self.wbuf.clear();
-            return Err(PgError::io("too many parameters"));
+            };
+            let bound = frontend::bind(
+                "",
+                &name,
+                [1i16],
+                params.iter(),
+                |p, buf| {
+                    match p {
+                        Param::Int(v) => buf.extend_from_slice(&v.to_be_bytes()),
+                        Param::Bytes(b) => buf.extend_from_slice(b),
+                        Param::NullInt => return Ok(IsNull::Yes),
+                        Param::IntArray(v) => int_array(v, buf),
+                    }
+                    Ok(IsNull::No)
+                },
+                [1i16],
+                &mut self.wbuf,
+            );
+            if bound.is_err() {
+                self.wbuf.clear();
+                return Err(PgError::io("too many parameters"));
+            }
+            frontend::execute("", 0, &mut self.wbuf).map_err(PgError::io)?;
         }
-        frontend::execute("", 0, &mut self.wbuf).map_err(PgError::io)?;
         frontend::sync(&mut self.wbuf);
         self.flush()?;
+        let mut results = Vec::with_capacity(stmts.len());
         let mut rows = Vec::new();
         let mut err = None;
         loop {
             match self.recv()? {
-                Message::ParseComplete => {
-                    self.statements.insert(sql.to_string(), name.clone());
-                }
+                Message::CommandComplete(_) | Message::EmptyQueryResponse => results.push(std::mem::take(&mut rows)),
                 Message::DataRow(body) => {
                     let buf = body.buffer();
                     let cols: Vec<Option<Vec<u8>>> =
@@ -395,9 +406,23 @@ impl PgConn {
                     rows.push(PgRow(cols));
                 }
                 Message::ErrorResponse(body) => err = Some(server_error(body)),
-                Message::ReadyForQuery(_) => return err.map_or(Ok(rows), Err),
+                Message::ReadyForQuery(_) => break,
                 _ => {}
             }
+        }
+        // Statements parsed before an error stay prepared; after one, the
+        // server skipped the rest, parses included: forget those.
+        let done = results.len();
+        for (i, (sql, _)) in stmts.iter().enumerate() {
+            if let Some(n) = parsing.remove(sql) {
+                if i < done || err.is_none() {
+                    self.statements.insert(sql.to_string(), n);
+                }
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(results),
         }
     }
 }

@@ -12,9 +12,10 @@
 //! Time is the database's clock (`clock_timestamp()`), read once per
 //! transaction, so leases do not depend on the servers' clocks.
 
+use crate::pg::PgRow;
 use crate::pg::{Param, PgConn, PgError, PgUrl};
 use crate::tables::{self, BatchStore, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
-use failgroup_model::{Epoch, ReqId, ServerId, Slot, StoreReply, Time};
+use failgroup_model::{Epoch, ReqId, ServerId, Slot, StoreOp, StoreReply, Time};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -54,69 +55,193 @@ pub fn open(url: &PgUrl) -> Result<PgConn, String> {
     }
 }
 
-/// One transaction's rows.
-struct PgTx<'a>(&'a mut PgConn);
+const KV_GET: &str = "SELECT value, version, expires_at FROM failgroup_kv WHERE key_hash = sha256($1)";
+const APPLIED_GET: &str = "SELECT result FROM failgroup_applied WHERE client = $1 AND seq = $2";
+const RIGHTS_GET: &str = "SELECT slot, holder, epoch, expires FROM failgroup_rights WHERE slot = ANY($1)";
+const NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8";
+const VERSIONS: &str = "SELECT nextval('failgroup_version') FROM generate_series(1, $1)";
 
-impl PgTx<'_> {
-    fn exec(&mut self, sql: &str, p: &[Param]) -> Result<(), PgError> {
-        self.0.query(sql, p).map(drop)
-    }
-    fn one_int(&mut self, sql: &str, p: &[Param]) -> Result<i64, PgError> {
-        let rows = self.0.query(sql, p)?;
-        rows.first().ok_or_else(|| PgError { code: None, msg: "no row".into() })?.int_req(0)
-    }
+/// A write held until the batch's last round trip.
+enum Pending {
+    Put { key: Vec<u8>, value: Vec<u8>, version: u64, expiry: Option<u64> },
+    Del { key: Vec<u8> },
+    Record { req: ReqId, result: Vec<u8>, at: u64 },
+}
+
+/// One transaction's rows, read ahead and written behind: the rows a batch
+/// needs are read in its first round trip (one statement each, pipelined),
+/// its writes are sent with the COMMIT in its last. A batch of plain reads
+/// and writes is three round trips however many commands it has; rights
+/// commands (acquire, renew, release) add one or two each.
+struct PgTx<'a> {
+    c: &'a mut PgConn,
+    /// Rows read or written in this transaction (None: no row).
+    kv: HashMap<Vec<u8>, Option<Row>>,
+    applied: HashMap<(u64, u64), Option<Vec<u8>>>,
+    rights: HashMap<u16, Option<RightRow>>,
+    /// Versions drawn ahead from the sequence, smallest first.
+    versions: std::collections::VecDeque<u64>,
+    pending: Vec<Pending>,
 }
 
 fn int(v: u64) -> Param<'static> {
     Param::Int(v as i64)
 }
 
+fn kv_row(r: Option<&PgRow>) -> Result<Option<Row>, PgError> {
+    let Some(r) = r else { return Ok(None) };
+    Ok(Some((r.bytes(0)?.unwrap_or_default(), r.int_req(1)? as u64, r.int(2)?.map(|e| e as u64))))
+}
+
+fn right_rows(rows: &[PgRow]) -> Result<Vec<(u16, RightRow)>, PgError> {
+    rows.iter()
+        .map(|r| {
+            let row = (ServerId(r.int_req(1)? as u16), Epoch(r.int_req(2)? as u64), r.int_req(3)? as u64);
+            Ok((r.int_req(0)? as u16, row))
+        })
+        .collect()
+}
+
+impl<'a> PgTx<'a> {
+    /// Begins the transaction and reads what `batch` will need, in one
+    /// round trip; returns the transaction and the database's time.
+    fn begin(c: &'a mut PgConn, batch: &[Job]) -> Result<(PgTx<'a>, Time), PgError> {
+        let mut keys: Vec<&[u8]> = Vec::new();
+        let mut reqs: Vec<(i64, i64)> = Vec::new();
+        let mut slots: Vec<i64> = Vec::new();
+        for (_, op) in batch {
+            match op {
+                StoreOp::Read { key } | StoreOp::Ttl { key } => keys.push(key),
+                StoreOp::Write { key, req, slot, .. } => {
+                    keys.push(key);
+                    reqs.push((req.client.0 as i64, req.seq as i64));
+                    slots.push(slot.0 as i64);
+                }
+                _ => {}
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        reqs.sort_unstable();
+        reqs.dedup();
+        slots.sort_unstable();
+        slots.dedup();
+        let key_params: Vec<[Param; 1]> = keys.iter().map(|k| [Param::Bytes(k)]).collect();
+        let req_params: Vec<[Param; 2]> = reqs.iter().map(|(c, s)| [Param::Int(*c), Param::Int(*s)]).collect();
+        let slot_param = [Param::IntArray(&slots)];
+        let count = [Param::Int(reqs.len() as i64)];
+        let mut stmts: Vec<(&str, &[Param])> = vec![
+            ("BEGIN ISOLATION LEVEL SERIALIZABLE", &[]),
+            (NOW, &[]),
+            (RIGHTS_GET, &slot_param),
+            (VERSIONS, &count),
+        ];
+        stmts.extend(key_params.iter().map(|p| (KV_GET, &p[..])));
+        stmts.extend(req_params.iter().map(|p| (APPLIED_GET, &p[..])));
+        let mut results = c.pipeline(&stmts)?.into_iter();
+        let mut next = || results.next().ok_or_else(|| PgError { code: None, msg: "a result is missing".into() });
+        next()?; // BEGIN
+        let now = Time(next()?.first().map(|r| r.int_req(0)).transpose()?.unwrap_or(0) as u64);
+        let mut rights: HashMap<u16, Option<RightRow>> = slots.iter().map(|s| (*s as u16, None)).collect();
+        for (slot, row) in right_rows(&next()?)? {
+            rights.insert(slot, Some(row));
+        }
+        let mut versions: Vec<u64> =
+            next()?.iter().map(|r| r.int_req(0).map(|v| v as u64)).collect::<Result<_, _>>()?;
+        versions.sort_unstable();
+        let mut kv = HashMap::new();
+        for k in &keys {
+            kv.insert(k.to_vec(), kv_row(next()?.first())?);
+        }
+        let mut applied = HashMap::new();
+        for (client, seq) in &reqs {
+            let blob = next()?.first().map(|r| r.bytes(0)).transpose()?.flatten();
+            applied.insert((*client as u64, *seq as u64), blob);
+        }
+        Ok((PgTx { c, kv, applied, rights, versions: versions.into(), pending: Vec::new() }, now))
+    }
+
+    /// Sends the held writes and the COMMIT in one round trip.
+    fn commit(self) -> Result<(), PgError> {
+        const PUT: &str = "INSERT INTO failgroup_kv (key_hash, key, value, version, expires_at)
+             VALUES (sha256($1), $1, $2, $3, $4)
+             ON CONFLICT (key_hash) DO UPDATE SET value = excluded.value, version = excluded.version,
+             expires_at = excluded.expires_at";
+        const DEL: &str = "DELETE FROM failgroup_kv WHERE key_hash = sha256($1)";
+        const RECORD: &str = "INSERT INTO failgroup_applied (client, seq, result, at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (client, seq) DO UPDATE SET result = excluded.result, at = excluded.at";
+        let params: Vec<(&str, Vec<Param>)> = self
+            .pending
+            .iter()
+            .map(|p| match p {
+                Pending::Put { key, value, version, expiry } => (
+                    PUT,
+                    vec![Param::Bytes(key), Param::Bytes(value), int(*version), expiry.map_or(Param::NullInt, int)],
+                ),
+                Pending::Del { key } => (DEL, vec![Param::Bytes(key)]),
+                Pending::Record { req, result, at } => {
+                    (RECORD, vec![int(req.client.0), int(req.seq), Param::Bytes(result), int(*at)])
+                }
+            })
+            .collect();
+        let mut stmts: Vec<(&str, &[Param])> = params.iter().map(|(sql, p)| (*sql, &p[..])).collect();
+        stmts.push(("COMMIT", &[]));
+        self.c.pipeline(&stmts).map(drop)
+    }
+
+    fn exec(&mut self, sql: &str, p: &[Param]) -> Result<(), PgError> {
+        self.c.query(sql, p).map(drop)
+    }
+
+    fn version(&mut self) -> Result<u64, PgError> {
+        if let Some(v) = self.versions.pop_front() {
+            return Ok(v);
+        }
+        let rows = self.c.query(VERSIONS, &[Param::Int(1)])?;
+        Ok(rows.first().ok_or_else(|| PgError { code: None, msg: "no version".into() })?.int_req(0)? as u64)
+    }
+}
+
 impl Tables for PgTx<'_> {
     type Error = PgError;
 
     fn kv_get(&mut self, key: &[u8]) -> Result<Option<Row>, PgError> {
-        let sql = "SELECT value, version, expires_at FROM failgroup_kv WHERE key_hash = sha256($1)";
-        let rows = self.0.query(sql, &[Param::Bytes(key)])?;
-        let Some(r) = rows.first() else { return Ok(None) };
-        Ok(Some((r.bytes(0)?.unwrap_or_default(), r.int_req(1)? as u64, r.int(2)?.map(|e| e as u64))))
+        if let Some(row) = self.kv.get(key) {
+            return Ok(row.clone());
+        }
+        let row = kv_row(self.c.query(KV_GET, &[Param::Bytes(key)])?.first())?;
+        self.kv.insert(key.to_vec(), row.clone());
+        Ok(row)
     }
 
     fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> Result<u64, PgError> {
-        let exp = expiry.map_or(Param::NullInt, int);
-        let v = self.one_int(
-            "INSERT INTO failgroup_kv (key_hash, key, value, version, expires_at)
-             VALUES (sha256($1), $1, $2, nextval('failgroup_version'), $3)
-             ON CONFLICT (key_hash) DO UPDATE SET value = excluded.value, version = excluded.version,
-             expires_at = excluded.expires_at RETURNING version",
-            &[Param::Bytes(key), Param::Bytes(value), exp],
-        )?;
-        Ok(v as u64)
+        let version = self.version()?;
+        self.kv.insert(key.to_vec(), Some((value.to_vec(), version, expiry)));
+        self.pending.push(Pending::Put { key: key.to_vec(), value: value.to_vec(), version, expiry });
+        Ok(version)
     }
 
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, PgError> {
-        let sql =
-            "WITH d AS (DELETE FROM failgroup_kv WHERE key_hash = sha256($1)) SELECT nextval('failgroup_version')";
-        Ok(self.one_int(sql, &[Param::Bytes(key)])? as u64)
+        let version = self.version()?;
+        self.kv.insert(key.to_vec(), None);
+        self.pending.push(Pending::Del { key: key.to_vec() });
+        Ok(version)
     }
 
     fn rights(&mut self, slots: &[Slot]) -> Result<HashMap<u16, RightRow>, PgError> {
+        if slots.iter().all(|s| self.rights.contains_key(&s.0)) {
+            return Ok(slots.iter().filter_map(|s| self.rights[&s.0].map(|r| (s.0, r))).collect());
+        }
         let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
-        let rows = self.0.query(
-            "SELECT slot, holder, epoch, expires FROM failgroup_rights WHERE slot = ANY($1)",
-            &[Param::IntArray(&ids)],
-        )?;
-        rows.iter()
-            .map(|r| {
-                let row = (ServerId(r.int_req(1)? as u16), Epoch(r.int_req(2)? as u64), r.int_req(3)? as u64);
-                Ok((r.int_req(0)? as u16, row))
-            })
-            .collect()
+        let rows = self.c.query(RIGHTS_GET, &[Param::IntArray(&ids)])?;
+        Ok(right_rows(&rows)?.into_iter().collect())
     }
 
     fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, expires: u64) -> Result<(), PgError> {
         if rights.is_empty() {
             return Ok(());
         }
+        self.rights.clear();
         let slots: Vec<i64> = rights.iter().map(|r| r.0 .0 as i64).collect();
         let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
         self.exec(
@@ -129,7 +254,7 @@ impl Tables for PgTx<'_> {
     }
 
     fn rights_of(&mut self, holder: ServerId, now: u64) -> Result<HashMap<u16, u64>, PgError> {
-        let rows = self.0.query(
+        let rows = self.c.query(
             "SELECT slot, epoch FROM failgroup_rights WHERE holder = $1 AND expires > $2",
             &[int(holder.0 as u64), int(now)],
         )?;
@@ -137,6 +262,7 @@ impl Tables for PgTx<'_> {
     }
 
     fn extend_all(&mut self, holder: ServerId, now: u64, until: u64) -> Result<(), PgError> {
+        self.rights.clear();
         self.exec(
             "UPDATE failgroup_rights SET expires = $1 WHERE holder = $2 AND expires > $3",
             &[int(until), int(holder.0 as u64), int(now)],
@@ -144,11 +270,13 @@ impl Tables for PgTx<'_> {
     }
 
     fn extend(&mut self, slots: &[Slot], until: u64) -> Result<(), PgError> {
+        self.rights.clear();
         let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
         self.exec("UPDATE failgroup_rights SET expires = $1 WHERE slot = ANY($2)", &[int(until), Param::IntArray(&ids)])
     }
 
     fn release(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, now: u64) -> Result<(), PgError> {
+        self.rights.clear();
         let slots: Vec<i64> = rights.iter().map(|r| r.0 .0 as i64).collect();
         let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
         self.exec(
@@ -160,19 +288,17 @@ impl Tables for PgTx<'_> {
     }
 
     fn applied(&mut self, req: ReqId) -> Result<Option<Vec<u8>>, PgError> {
-        let rows = self.0.query(
-            "SELECT result FROM failgroup_applied WHERE client = $1 AND seq = $2",
-            &[int(req.client.0), int(req.seq)],
-        )?;
+        if let Some(blob) = self.applied.get(&(req.client.0, req.seq)) {
+            return Ok(blob.clone());
+        }
+        let rows = self.c.query(APPLIED_GET, &[int(req.client.0), int(req.seq)])?;
         rows.first().map(|r| r.bytes(0)).transpose().map(Option::flatten)
     }
 
     fn record(&mut self, req: ReqId, result: &[u8], now: u64) -> Result<(), PgError> {
-        self.exec(
-            "INSERT INTO failgroup_applied (client, seq, result, at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (client, seq) DO UPDATE SET result = excluded.result, at = excluded.at",
-            &[int(req.client.0), int(req.seq), Param::Bytes(result), int(now)],
-        )
+        self.applied.insert((req.client.0, req.seq), Some(result.to_vec()));
+        self.pending.push(Pending::Record { req, result: result.to_vec(), at: now });
+        Ok(())
     }
 
     fn prune(&mut self, now: u64, before: u64) -> Result<(), PgError> {
@@ -208,29 +334,19 @@ impl PgStore {
 
     fn attempt(&mut self, from: ServerId, batch: &[Job], prune: bool) -> Result<Vec<StoreReply>, PgError> {
         let c = self.conn()?;
-        c.batch("BEGIN ISOLATION LEVEL SERIALIZABLE")?;
-        let body = |c: &mut PgConn| -> Result<Vec<StoreReply>, PgError> {
-            let rows = c.query("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8", &[])?;
-            let now = Time(rows.first().map(|r| r.int_req(0)).transpose()?.unwrap_or(0) as u64);
-            let mut t = PgTx(c);
+        let result = (|| {
+            let (mut t, now) = PgTx::begin(c, batch)?;
             let replies = tables::run_all(&mut t, from, batch.iter().map(|(_, op)| op), now)?;
             if prune {
                 t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
             }
+            t.commit()?;
             Ok(replies)
-        };
-        match body(c) {
-            Ok(replies) => {
-                c.batch("COMMIT")?;
-                Ok(replies)
-            }
-            Err(e) => {
-                if !c.broken {
-                    let _ = c.batch("ROLLBACK");
-                }
-                Err(e)
-            }
+        })();
+        if result.is_err() && !c.broken {
+            let _ = c.batch("ROLLBACK");
         }
+        result
     }
 }
 
@@ -267,7 +383,7 @@ impl BatchStore for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use failgroup_model::{MemStore, Store};
+    use failgroup_model::{MemStore, Store, StoreTag};
 
     /// The PostgreSQL store answers a sequence of commands exactly as the
     /// model-checked `MemStore` does. Needs `FAILGROUP_TEST_PG` (an admin
@@ -277,15 +393,69 @@ mod tests {
         let Some(admin) = crate::pg::test_database("fg_unit_agreement") else { return };
         let mut conn = open(&admin).unwrap();
         let mut mem = MemStore::new(None);
+        let mut versions = Versions::default();
         for (i, (from, op, now)) in tables::agreement_script().into_iter().enumerate() {
-            conn.batch("BEGIN ISOLATION LEVEL SERIALIZABLE").unwrap();
-            let got = tables::run(&mut PgTx(&mut conn), from, op.clone(), now).unwrap();
-            conn.batch("COMMIT").unwrap();
+            // Through the read-ahead of a batch, at the script's time.
+            let (mut t, _) = PgTx::begin(&mut conn, &[(StoreTag::Op(i as u64), op.clone())]).unwrap();
+            let got = tables::run(&mut t, from, op.clone(), now).unwrap();
+            t.commit().unwrap();
             let want = mem.execute(from, op.clone(), now);
-            // Versions come from a sequence shared with nothing else here,
-            // so they match too.
-            assert_eq!(got, want, "command {i}: {op:?}");
+            assert_eq!(got, versions.map(&want, &got), "command {i}: {op:?}");
         }
+    }
+
+    /// Versions from a sequence skip numbers (a batch draws as many as it
+    /// has writes, and not every write writes): replies must agree up to an
+    /// order-keeping renaming of versions, which this builds as it goes.
+    #[derive(Default)]
+    struct Versions(std::collections::BTreeMap<u64, u64>);
+
+    impl Versions {
+        /// `want` with its version renamed to `got`'s, after checking that
+        /// the renaming stays one-to-one and keeps the order.
+        fn map(&mut self, want: &StoreReply, got: &StoreReply) -> StoreReply {
+            let version = |r: &StoreReply| match r {
+                StoreReply::Read { version, .. } | StoreReply::Written { version, .. } => Some(*version),
+                _ => None,
+            };
+            let (Some(w), Some(g)) = (version(want), version(got)) else { return want.clone() };
+            if w != 0 && g != 0 {
+                let before = self.0.range(..w).next_back().map(|(_, g)| *g);
+                let after = self.0.range(w + 1..).next().map(|(_, g)| *g);
+                assert!(before.is_none_or(|b| b < g) && after.is_none_or(|a| a > g), "version order: {w} -> {g}");
+                assert_eq!(*self.0.entry(w).or_insert(g), g, "version {w} renamed twice");
+            }
+            let mut r = want.clone();
+            if let StoreReply::Read { version, .. } | StoreReply::Written { version, .. } = &mut r {
+                *version = if w == 0 { 0 } else { g };
+            }
+            r
+        }
+    }
+
+    /// The same script as one batch: the rows read ahead and the writes
+    /// held until the commit must answer as command-by-command execution.
+    #[test]
+    fn one_batch_agrees_with_the_in_memory_store() {
+        let Some(url) = crate::pg::test_database("fg_unit_batch") else { return };
+        let mut conn = open(&url).unwrap();
+        let mut mem = MemStore::new(None);
+        let script = tables::agreement_script();
+        let jobs: Vec<Job> =
+            script.iter().enumerate().map(|(i, (_, op, _))| (StoreTag::Op(i as u64), op.clone())).collect();
+        let (mut t, _) = PgTx::begin(&mut conn, &jobs).unwrap();
+        let mut versions = Versions::default();
+        for (i, (from, op, now)) in script.into_iter().enumerate() {
+            let got = tables::run(&mut t, from, op.clone(), now).unwrap();
+            let want = mem.execute(from, op.clone(), now);
+            assert_eq!(got, versions.map(&want, &got), "command {i}: {op:?}");
+        }
+        t.commit().unwrap();
+        // What was committed is what the store now holds.
+        let (mut t, _) = PgTx::begin(&mut conn, &[]).unwrap();
+        assert_eq!(t.kv_get(b"k").unwrap().map(|r| r.0), None, "the script ends with the key deleted");
+        assert_eq!(t.rights(&[Slot(1)]).unwrap()[&1].1, Epoch(2));
+        t.commit().unwrap();
     }
 
     #[test]
