@@ -208,6 +208,9 @@ pub struct PgConn {
     rbuf: BytesMut,
     wbuf: BytesMut,
     statements: HashMap<String, String>,
+    /// Statement names are never reused: one parsed in a pipeline that then
+    /// failed may exist on the server even though it is not in `statements`.
+    next_statement: u64,
     /// A connection error left it in an unknown state: open a new one.
     pub broken: bool,
 }
@@ -227,8 +230,14 @@ impl PgConn {
         sock.set_nodelay(true).map_err(PgError::io)?;
         sock.set_read_timeout(Some(url.timeout)).map_err(PgError::io)?;
         sock.set_write_timeout(Some(url.timeout)).map_err(PgError::io)?;
-        let mut c =
-            PgConn { sock, rbuf: BytesMut::new(), wbuf: BytesMut::new(), statements: HashMap::new(), broken: false };
+        let mut c = PgConn {
+            sock,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            statements: HashMap::new(),
+            next_statement: 0,
+            broken: false,
+        };
         c.startup(url).inspect_err(|_| c.broken = true)?;
         Ok(c)
     }
@@ -352,7 +361,8 @@ impl PgConn {
             let name = match self.statements.get(*sql).or_else(|| parsing.get(sql)) {
                 Some(n) => n.clone(),
                 None => {
-                    let n = format!("s{}", self.statements.len() + parsing.len());
+                    let n = format!("s{}", self.next_statement);
+                    self.next_statement += 1;
                     let types = params.iter().map(|p| match p {
                         Param::Int(_) | Param::NullInt => INT8,
                         Param::Bytes(_) => BYTEA,

@@ -643,11 +643,15 @@ fn a_cluster_across_hosts_on_postgres() {
     let cluster = Cluster::on_hosts_with(23300, &hosts, "", "", TestStore::Postgres(url));
     let load = Workload::start_from(&cluster, 11, Some(&net.ns(5)));
     std::thread::sleep(Duration::from_secs(2));
-    // Long enough for detection (a silent link: the send timeout, 3 s),
-    // the master's probe and the end of s1's lease.
-    eprintln!("cut s1 (from everyone, the database too) for 9 s");
+    // Until a survivor serves s1's slots (detection over a silent link
+    // takes the send timeout, 3 s, then the master's probe and the end of
+    // s1's lease), and a second more; at most 20 s.
+    eprintln!("cut s1 (from everyone, the database too) until a survivor serves its slots");
     net.link(1, false);
-    let taken_over = max_served_for_others(&cluster, Duration::from_secs(9));
+    let cut = Instant::now();
+    let taken_over = served_for_others(&cluster, Duration::from_secs(20));
+    eprintln!("a survivor served s1's slots {:?} after the cut", cut.elapsed());
+    std::thread::sleep(Duration::from_secs(1));
     net.link(1, true);
     std::thread::sleep(Duration::from_secs(5));
     eprintln!("s2 can receive but not send, for 4 s");
@@ -675,12 +679,12 @@ fn a_cluster_across_hosts_on_postgres() {
     drop(db);
 }
 
-/// Watches s2's and s3's INFO for `duration`: the most slots they served
-/// for another server at once.
-fn max_served_for_others(cluster: &Cluster, duration: Duration) -> u64 {
-    let end = Instant::now() + duration;
+/// Watches s2's and s3's INFO until one serves slots for another server
+/// (returns how many) or `limit` passes (returns 0).
+fn served_for_others(cluster: &Cluster, limit: Duration) -> u64 {
+    let end = Instant::now() + limit;
     let mut most = 0;
-    while Instant::now() < end {
+    while most == 0 && Instant::now() < end {
         for s in ["s2", "s3"] {
             if let Ok(stream) = std::net::TcpStream::connect_timeout(
                 &cluster.addr(s).parse().expect("addr"),
