@@ -383,7 +383,7 @@ impl BatchStore for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use failgroup_model::{MemStore, Store, StoreTag};
+    use failgroup_model::StoreTag;
 
     /// The PostgreSQL store answers a sequence of commands exactly as the
     /// model-checked `MemStore` does. Needs `FAILGROUP_TEST_PG` (an admin
@@ -392,45 +392,13 @@ mod tests {
     fn agrees_with_the_in_memory_store() {
         let Some(admin) = crate::pg::test_database("fg_unit_agreement") else { return };
         let mut conn = open(&admin).unwrap();
-        let mut mem = MemStore::new(None);
-        let mut versions = Versions::default();
-        for (i, (from, op, now)) in tables::agreement_script().into_iter().enumerate() {
-            // Through the read-ahead of a batch, at the script's time.
-            let (mut t, _) = PgTx::begin(&mut conn, &[(StoreTag::Op(i as u64), op.clone())]).unwrap();
-            let got = tables::run(&mut t, from, op.clone(), now).unwrap();
+        tables::check_agreement(|from, op, now| {
+            // Through the read-ahead of a one-command batch, at the script's time.
+            let (mut t, _) = PgTx::begin(&mut conn, &[(StoreTag::Op(0), op.clone())]).unwrap();
+            let got = tables::run(&mut t, from, op, now).unwrap();
             t.commit().unwrap();
-            let want = mem.execute(from, op.clone(), now);
-            assert_eq!(got, versions.map(&want, &got), "command {i}: {op:?}");
-        }
-    }
-
-    /// Versions from a sequence skip numbers (a batch draws as many as it
-    /// has writes, and not every write writes): replies must agree up to an
-    /// order-keeping renaming of versions, which this builds as it goes.
-    #[derive(Default)]
-    struct Versions(std::collections::BTreeMap<u64, u64>);
-
-    impl Versions {
-        /// `want` with its version renamed to `got`'s, after checking that
-        /// the renaming stays one-to-one and keeps the order.
-        fn map(&mut self, want: &StoreReply, got: &StoreReply) -> StoreReply {
-            let version = |r: &StoreReply| match r {
-                StoreReply::Read { version, .. } | StoreReply::Written { version, .. } => Some(*version),
-                _ => None,
-            };
-            let (Some(w), Some(g)) = (version(want), version(got)) else { return want.clone() };
-            if w != 0 && g != 0 {
-                let before = self.0.range(..w).next_back().map(|(_, g)| *g);
-                let after = self.0.range(w + 1..).next().map(|(_, g)| *g);
-                assert!(before.is_none_or(|b| b < g) && after.is_none_or(|a| a > g), "version order: {w} -> {g}");
-                assert_eq!(*self.0.entry(w).or_insert(g), g, "version {w} renamed twice");
-            }
-            let mut r = want.clone();
-            if let StoreReply::Read { version, .. } | StoreReply::Written { version, .. } = &mut r {
-                *version = if w == 0 { 0 } else { g };
-            }
-            r
-        }
+            got
+        });
     }
 
     /// The same script as one batch: the rows read ahead and the writes
@@ -439,17 +407,9 @@ mod tests {
     fn one_batch_agrees_with_the_in_memory_store() {
         let Some(url) = crate::pg::test_database("fg_unit_batch") else { return };
         let mut conn = open(&url).unwrap();
-        let mut mem = MemStore::new(None);
-        let script = tables::agreement_script();
-        let jobs: Vec<Job> =
-            script.iter().enumerate().map(|(i, (_, op, _))| (StoreTag::Op(i as u64), op.clone())).collect();
+        let jobs: Vec<Job> = tables::agreement_script().into_iter().map(|(_, op, _)| (StoreTag::Op(0), op)).collect();
         let (mut t, _) = PgTx::begin(&mut conn, &jobs).unwrap();
-        let mut versions = Versions::default();
-        for (i, (from, op, now)) in script.into_iter().enumerate() {
-            let got = tables::run(&mut t, from, op.clone(), now).unwrap();
-            let want = mem.execute(from, op.clone(), now);
-            assert_eq!(got, versions.map(&want, &got), "command {i}: {op:?}");
-        }
+        tables::check_agreement(|from, op, now| tables::run(&mut t, from, op, now).unwrap());
         t.commit().unwrap();
         // What was committed is what the store now holds.
         let (mut t, _) = PgTx::begin(&mut conn, &[]).unwrap();

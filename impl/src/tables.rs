@@ -258,3 +258,48 @@ pub fn agreement_script() -> Vec<(ServerId, StoreOp, Time)> {
     ];
     ops.into_iter().enumerate().map(|(i, (s, op))| (s, op, Time(1000 + i as u64))).collect()
 }
+
+/// Runs the agreement script through `run` (a database) and through the
+/// model-checked `MemStore`, and compares every reply.
+#[cfg(test)]
+pub fn check_agreement(mut run: impl FnMut(ServerId, StoreOp, Time) -> StoreReply) {
+    use failgroup_model::{MemStore, Store};
+    let mut mem = MemStore::new(None);
+    let mut versions = Versions::default();
+    for (i, (from, op, now)) in agreement_script().into_iter().enumerate() {
+        let got = run(from, op.clone(), now);
+        let want = mem.execute(from, op.clone(), now);
+        assert_eq!(got, versions.map(&want, &got), "command {i}: {op:?}");
+    }
+}
+
+/// Versions from a sequence skip numbers (a batch draws as many as it
+/// has writes, and not every write writes): replies must agree up to an
+/// order-keeping renaming of versions, which this builds as it goes.
+#[cfg(test)]
+#[derive(Default)]
+struct Versions(std::collections::BTreeMap<u64, u64>);
+
+#[cfg(test)]
+impl Versions {
+    /// `want` with its version renamed to `got`'s, after checking that
+    /// the renaming stays one-to-one and keeps the order.
+    fn map(&mut self, want: &StoreReply, got: &StoreReply) -> StoreReply {
+        let version = |r: &StoreReply| match r {
+            StoreReply::Read { version, .. } | StoreReply::Written { version, .. } => Some(*version),
+            _ => None,
+        };
+        let (Some(w), Some(g)) = (version(want), version(got)) else { return want.clone() };
+        if w != 0 && g != 0 {
+            let before = self.0.range(..w).next_back().map(|(_, g)| *g);
+            let after = self.0.range(w + 1..).next().map(|(_, g)| *g);
+            assert!(before.is_none_or(|b| b < g) && after.is_none_or(|a| a > g), "version order: {w} -> {g}");
+            assert_eq!(*self.0.entry(w).or_insert(g), g, "version {w} renamed twice");
+        }
+        let mut r = want.clone();
+        if let StoreReply::Read { version, .. } | StoreReply::Written { version, .. } = &mut r {
+            *version = if w == 0 { 0 } else { g };
+        }
+        r
+    }
+}
