@@ -373,10 +373,7 @@ impl BatchStore for PgStore {
                 other => break other,
             }
         };
-        result.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, commands = batch.len(), "store batch failed and rolled back");
-            batch.iter().map(|_| StoreReply::Failed(e.to_string())).collect()
-        })
+        result.unwrap_or_else(|e| tables::failed_batch(batch, &e))
     }
 }
 

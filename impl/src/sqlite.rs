@@ -223,13 +223,7 @@ fn run_batch(conn: &mut Connection, from: ServerId, batch: &[Job], now: Time, pr
         tx.commit()?;
         Ok(replies)
     };
-    match attempt(conn) {
-        Ok(replies) => replies,
-        Err(e) => {
-            tracing::warn!(error = %e, commands = batch.len(), "store batch failed and rolled back");
-            batch.iter().map(|_| StoreReply::Failed(e.to_string())).collect()
-        }
-    }
+    attempt(conn).unwrap_or_else(|e| tables::failed_batch(batch, &e))
 }
 
 #[cfg(test)]

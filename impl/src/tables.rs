@@ -185,6 +185,12 @@ impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
     }
 }
 
+/// The replies of a batch that rolled back: every command failed with `e`.
+pub fn failed_batch(batch: &[Job], e: &dyn std::fmt::Display) -> Vec<StoreReply> {
+    tracing::warn!(error = %e, commands = batch.len(), "store batch failed and rolled back");
+    batch.iter().map(|_| StoreReply::Failed(e.to_string())).collect()
+}
+
 /// Figures of the store thread, for INFO.
 #[derive(Default)]
 pub struct StoreStats {
