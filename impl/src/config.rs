@@ -113,13 +113,15 @@ pub enum StoreUrl {
 }
 
 impl StoreUrl {
-    /// Opens the database, creating or checking its schema.
-    pub fn open(&self) -> Result<Box<dyn crate::tables::BatchStore + Send>, String> {
+    /// Opens the database, creating or checking its schema. A batch that
+    /// meets a lost connection is tried again for up to `retry_for` (the
+    /// request timeout: as long as its requests may wait).
+    pub fn open(&self, retry_for: std::time::Duration) -> Result<Box<dyn crate::tables::BatchStore + Send>, String> {
         Ok(match self {
             StoreUrl::Sqlite(path) => Box::new(crate::sqlite::SqliteStore::new(crate::sqlite::open(path)?)),
             StoreUrl::Postgres(url) => {
                 let conn = crate::pgstore::open(url)?;
-                Box::new(crate::pgstore::PgStore::new(url.clone(), conn))
+                Box::new(crate::pgstore::PgStore::new(url.clone(), conn, retry_for))
             }
         })
     }

@@ -134,9 +134,10 @@ impl PgError {
     fn io(e: impl fmt::Display) -> PgError {
         PgError { code: None, msg: format!("postgres connection: {e}") }
     }
-    /// Serialization failure or deadlock: the transaction may simply be retried.
+    /// Serialization failure, deadlock or a lock not granted in time: the
+    /// transaction may simply be retried.
     pub fn retryable(&self) -> bool {
-        matches!(self.code.as_deref(), Some("40001" | "40P01"))
+        matches!(self.code.as_deref(), Some("40001" | "40P01" | "55P03"))
     }
 }
 
@@ -242,9 +243,25 @@ impl PgConn {
         Ok(c)
     }
 
+    /// Logs in. The session's server-side limits follow the URL's timeout,
+    /// so that a client that vanished (a cut link) cannot hold locks for
+    /// longer than a live one would wait: its transaction, left open
+    /// between statements, ends after the timeout
+    /// (`idle_in_transaction_session_timeout`); a statement waits for a lock
+    /// half of it (`lock_timeout`, a retryable error) and runs at most all
+    /// of it (`statement_timeout`), so a backend whose client gave up does
+    /// not linger.
     fn startup(&mut self, url: &PgUrl) -> Result<(), PgError> {
-        let params =
-            [("user", url.user.as_str()), ("database", url.dbname.as_str()), ("application_name", "failgroup")];
+        let ms = url.timeout.as_millis().max(2);
+        let (whole, half) = (ms.to_string(), (ms / 2).to_string());
+        let params = [
+            ("user", url.user.as_str()),
+            ("database", url.dbname.as_str()),
+            ("application_name", "failgroup"),
+            ("idle_in_transaction_session_timeout", whole.as_str()),
+            ("statement_timeout", whole.as_str()),
+            ("lock_timeout", half.as_str()),
+        ];
         frontend::startup_message(params.iter().copied(), &mut self.wbuf).map_err(PgError::io)?;
         self.flush()?;
         let password = || {
@@ -472,6 +489,34 @@ pub fn test_database(name: &str) -> Option<PgUrl> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that vanishes inside a transaction (a cut link: it neither
+    /// sends nor closes) holds its row locks for the timeout only: another
+    /// session's write to the same row first fails retryably (a lock not
+    /// granted in half the timeout), then goes through once the vanished
+    /// session's transaction has been ended. Needs `FAILGROUP_TEST_PG`.
+    #[test]
+    fn a_vanished_client_holds_its_locks_for_the_timeout_only() {
+        let Some(url) = test_database("fg_unit_vanished") else { return };
+        let url = PgUrl { timeout: Duration::from_millis(1000), ..url };
+        let mut gone = PgConn::connect(&url).unwrap();
+        gone.batch("CREATE TABLE t (k bigint PRIMARY KEY, v bigint); INSERT INTO t VALUES (1, 0)").unwrap();
+        gone.batch("BEGIN; UPDATE t SET v = 1 WHERE k = 1").unwrap();
+        let mut other = PgConn::connect(&url).unwrap();
+        let start = std::time::Instant::now();
+        let first = other.batch("UPDATE t SET v = 2 WHERE k = 1").unwrap_err();
+        assert!(first.retryable(), "{first}");
+        let mut tries = 1;
+        while let Err(e) = other.batch("UPDATE t SET v = 2 WHERE k = 1") {
+            assert!(e.retryable() && tries < 20, "{e} after {tries} tries");
+            tries += 1;
+        }
+        let waited = start.elapsed();
+        assert!(waited < Duration::from_millis(2500), "the write waited {waited:?}");
+        let v = other.query("SELECT v FROM t WHERE k = 1", &[]).unwrap();
+        assert_eq!(v[0].int_req(0).unwrap(), 2);
+        assert!(gone.batch("COMMIT").is_err(), "the vanished session's transaction was ended");
+    }
 
     #[test]
     fn urls_parse_and_bad_ones_name_the_problem() {

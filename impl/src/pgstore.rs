@@ -4,9 +4,9 @@
 //! Each batch of a server's store thread is one `SERIALIZABLE` transaction:
 //! batches of different servers then behave as if run one after the other,
 //! which is what the fencing check (a right read, then a write under it)
-//! and `Acquire` (a right read, then replaced) need. A serialization failure
-//! retries the batch; any other error rolls it back and fails every command
-//! in it. Versions come from a sequence (no row every batch would lock).
+//! and `Acquire` (a right read, then replaced) need. A serialization
+//! failure, a lock not granted in time or a lost connection retries the
+//! batch; any other error rolls it back and fails every command in it. Versions come from a sequence (no row every batch would lock).
 //! Keys are indexed by their SHA-256 (a B-tree entry must fit in a third of
 //! a page; keys, as in Redis, may be far longer).
 //! Time is the database's clock (`clock_timestamp()`), read once per
@@ -313,11 +313,13 @@ pub struct PgStore {
     url: PgUrl,
     conn: Option<PgConn>,
     batches: u64,
+    /// How long a batch is tried again after conflicts and lost connections.
+    retry_for: Duration,
 }
 
 impl PgStore {
-    pub fn new(url: PgUrl, conn: PgConn) -> PgStore {
-        PgStore { url, conn: Some(conn), batches: 0 }
+    pub fn new(url: PgUrl, conn: PgConn, retry_for: Duration) -> PgStore {
+        PgStore { url, conn: Some(conn), batches: 0, retry_for }
     }
 
     fn conn(&mut self) -> Result<&mut PgConn, PgError> {
@@ -351,15 +353,19 @@ impl PgStore {
 }
 
 impl BatchStore for PgStore {
-    /// Serialization failures (another server's batch touched the same
-    /// rows) and a lost connection are retried for up to twice the timeout,
-    /// after a short random pause, resp. 200 ms: the batch is one
-    /// transaction, so it either committed or left no trace, and running it
-    /// again is safe (a write that did commit answers from `applied`).
+    /// Serialization failures and locks not granted in time (another
+    /// server's batch touched the same rows) and a lost connection are
+    /// retried for up to `retry_for` (at least twice the timeout), after a
+    /// short random pause, resp. 200 ms: the batch is one transaction, so it
+    /// either committed or left no trace, and running it again is safe (a
+    /// write that did commit answers from `applied`). A server cut off from
+    /// the database thus keeps its requests until the link heals or the
+    /// request timeout passes; once its rights have lapsed meanwhile, the
+    /// retried batch is fenced and the requests go to the new holder.
     fn run_batch(&mut self, from: ServerId, batch: &[Job]) -> Vec<StoreReply> {
         self.batches += 1;
         let prune = self.batches % 1000 == 1;
-        let deadline = Instant::now() + 2 * self.url.timeout;
+        let deadline = Instant::now() + self.retry_for.max(2 * self.url.timeout);
         let result = loop {
             match self.attempt(from, batch, prune) {
                 Err(e) if e.retryable() && Instant::now() < deadline => {
