@@ -239,29 +239,29 @@ impl PgConn {
             next_statement: 0,
             broken: false,
         };
-        c.startup(url).inspect_err(|_| c.broken = true)?;
+        c.startup(url).and_then(|()| c.limit_session(url.timeout)).inspect_err(|_| c.broken = true)?;
         Ok(c)
     }
 
-    /// Logs in. The session's server-side limits follow the URL's timeout,
-    /// so that a client that vanished (a cut link) cannot hold locks for
-    /// longer than a live one would wait: its transaction, left open
-    /// between statements, ends after the timeout
-    /// (`idle_in_transaction_session_timeout`); a statement waits for a lock
-    /// half of it (`lock_timeout`, a retryable error) and runs at most all
-    /// of it (`statement_timeout`), so a backend whose client gave up does
-    /// not linger.
+    /// The session's server-side limits follow the URL's timeout, so that a
+    /// client that vanished (a cut link) cannot hold locks longer than a
+    /// live one would wait: its transaction, left open between statements,
+    /// ends after the timeout (`idle_in_transaction_session_timeout`); a
+    /// statement waits for a lock half of it (`lock_timeout`, a retryable
+    /// error) and runs at most all of it (`statement_timeout`), so a backend
+    /// whose client gave up does not linger. Set with `SET` rather than as
+    /// start-up parameters, which connection poolers refuse.
+    fn limit_session(&mut self, timeout: Duration) -> Result<(), PgError> {
+        let ms = timeout.as_millis().max(2);
+        self.batch(&format!(
+            "SET idle_in_transaction_session_timeout = {ms}; SET statement_timeout = {ms}; SET lock_timeout = {}",
+            ms / 2
+        ))
+    }
+
     fn startup(&mut self, url: &PgUrl) -> Result<(), PgError> {
-        let ms = url.timeout.as_millis().max(2);
-        let (whole, half) = (ms.to_string(), (ms / 2).to_string());
-        let params = [
-            ("user", url.user.as_str()),
-            ("database", url.dbname.as_str()),
-            ("application_name", "failgroup"),
-            ("idle_in_transaction_session_timeout", whole.as_str()),
-            ("statement_timeout", whole.as_str()),
-            ("lock_timeout", half.as_str()),
-        ];
+        let params =
+            [("user", url.user.as_str()), ("database", url.dbname.as_str()), ("application_name", "failgroup")];
         frontend::startup_message(params.iter().copied(), &mut self.wbuf).map_err(PgError::io)?;
         self.flush()?;
         let password = || {
