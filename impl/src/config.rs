@@ -114,8 +114,7 @@ pub enum StoreUrl {
 
 impl StoreUrl {
     /// Opens the database, creating or checking its schema. A batch that
-    /// meets a lost connection is tried again for up to `retry_for` (the
-    /// request timeout: as long as its requests may wait).
+    /// meets a lost connection is tried again for up to `retry_for`.
     pub fn open(&self, retry_for: std::time::Duration) -> Result<Box<dyn crate::tables::BatchStore + Send>, String> {
         Ok(match self {
             StoreUrl::Sqlite(path) => Box::new(crate::sqlite::SqliteStore::new(crate::sqlite::open(path)?)),
@@ -182,6 +181,13 @@ impl Config {
                 crate::pg::redact(&self.file.store)
             )),
         }
+    }
+
+    /// Opens the configured store; a batch that meets a lost connection is
+    /// tried again for up to the request timeout (as long as its requests
+    /// may wait).
+    pub fn open_store(&self) -> Result<Box<dyn crate::tables::BatchStore + Send>, String> {
+        self.store()?.open(std::time::Duration::from_millis(self.file.timing.request_timeout))
     }
 
     /// A server by name (e.g. "s1"), or by its index in the config.

@@ -66,7 +66,7 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     }
     std::fs::create_dir_all(&o.data).map_err(|e| format!("--data {}: {e}", o.data.display()))?;
     // Create the database's schema once, before the servers share it.
-    drop(cfg.store()?.open(std::time::Duration::ZERO)?);
+    drop(cfg.open_store()?);
     let path = o.data.join("cluster.toml");
     std::fs::write(&path, cfg.to_toml()).map_err(|e| format!("{}: {e}", path.display()))?;
     let stop = crate::net::stop_flag();

@@ -6,7 +6,8 @@
 //! which is what the fencing check (a right read, then a write under it)
 //! and `Acquire` (a right read, then replaced) need. A serialization
 //! failure, a lock not granted in time or a lost connection retries the
-//! batch; any other error rolls it back and fails every command in it. Versions come from a sequence (no row every batch would lock).
+//! batch; any other error rolls it back and fails every command in it.
+//! Versions come from a sequence (no row every batch would lock).
 //! Keys are indexed by their SHA-256 (a B-tree entry must fit in a third of
 //! a page; keys, as in Redis, may be far longer).
 //! Time is the database's clock (`clock_timestamp()`), read once per

@@ -126,7 +126,7 @@ impl ServerNode {
         let addr = cfg.topology.addr(id).to_string();
         let (poll, listener) = net::listen(&addr, LISTENER)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
-        let db = cfg.store()?.open(Duration::from_millis(cfg.file.timing.request_timeout))?;
+        let db = cfg.open_store()?;
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let store_stats = Arc::new(StoreStats::default());
