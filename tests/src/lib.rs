@@ -352,6 +352,40 @@ impl Cluster {
         }
     }
 
+    /// Starts one more server process, named `name`, from the config at
+    /// `config` (e.g. a copy with another address), with extra environment
+    /// variables; waits until it listens on `addr`. Returns its pid. The
+    /// process is stopped with the cluster.
+    pub fn spawn_server(&mut self, name: &str, config: &std::path::Path, addr: &str, env: &[(&str, &str)]) -> u32 {
+        let mut cmd = failgroup_command();
+        cmd.args(["server", "--config"]).arg(config).args(["--id", name]).env("RUST_LOG", log_level());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start a server");
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            let exited = child.try_wait().ok().flatten();
+            assert!(exited.is_none(), "{name} ({addr}) exited at start: {exited:?}");
+            assert!(Instant::now() < deadline, "{name} ({addr}) did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.restarted.push(child);
+        pid
+    }
+
+    /// Restarts a server from the config with extra environment variables
+    /// (e.g. libfaketime's).
+    pub fn restart_with_env(&mut self, name: &str, env: &[(&str, &str)]) {
+        let addr = self.addr(name);
+        let config = self.dir.join("cluster.toml");
+        let pid = self.spawn_server(name, &config, &addr, env);
+        if let Some(s) = self.servers.iter_mut().find(|s| s.0 == name) {
+            s.2 = pid;
+        }
+    }
+
     /// Lines `dev` printed since the last call.
     pub fn output(&self) -> Vec<String> {
         self.lines.try_iter().collect()
@@ -456,4 +490,69 @@ pub fn info_field(r: &mut Resp, section: &str, field: &str) -> Option<String> {
     String::from_utf8_lossy(&text)
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+}
+
+/// A TCP connection to `dst` from the loopback address `src` (e.g.
+/// `127.0.0.2`): a host that is not in the cluster's topology.
+pub fn connect_from(src: std::net::Ipv4Addr, dst: &str) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let dst: std::net::SocketAddrV4 = dst.parse().map_err(|e| std::io::Error::other(format!("{dst}: {e}")))?;
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // addresses live on the stack for the duration of each call.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = sockaddr(src, 0);
+        if libc::bind(fd, &local as *const libc::sockaddr_in as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sockaddr(*dst.ip(), dst.port());
+        if libc::connect(fd, &remote as *const libc::sockaddr_in as *const libc::sockaddr, len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok(stream)
+    }
+}
+
+/// Opens a node connection from `src` to `dst` and says hello as `from`;
+/// returns the connection and the node's first answer.
+pub fn node_hello(
+    src: std::net::Ipv4Addr,
+    dst: &str,
+    from: failgroup::wire::Peer,
+    secret: Option<&str>,
+) -> (TcpStream, Option<failgroup::wire::Msg>) {
+    use failgroup::wire::{self, Msg};
+    let mut s = connect_from(src, dst).unwrap_or_else(|e| panic!("connect {src} -> {dst}: {e}"));
+    s.write_all(&wire::PREAMBLE).expect("preamble");
+    s.write_all(&wire::encode(&Msg::Hello { from, secret: secret.map(str::to_string) })).expect("hello");
+    let answer = read_node_msg(&mut s);
+    (s, answer)
+}
+
+/// One node-protocol message, or `None` if the connection closed or went
+/// silent for the read timeout.
+pub fn read_node_msg(s: &mut TcpStream) -> Option<failgroup::wire::Msg> {
+    let mut buf = Vec::new();
+    loop {
+        if let Ok(Some((msg, _))) = failgroup::wire::decode(&buf, failgroup::wire::MAX_FRAME) {
+            return Some(msg);
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
