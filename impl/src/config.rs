@@ -154,6 +154,12 @@ impl Config {
         if file.limits.max_frame < 1024 {
             return Err("limits.max_frame: must be at least 1024".into());
         }
+        if file.requirepass.is_some() && file.secret.is_none() {
+            return Err("secret: must be set when requirepass is: the node protocol on every server's port \
+                        runs requests too, and without a secret it would run them without the password \
+                        (docs/DEPLOYMENT.md, \"Secrets\")"
+                .into());
+        }
         let config = Config { file, topology, dir };
         config.store()?;
         Ok(config)
@@ -196,6 +202,55 @@ impl Config {
             let names: Vec<&str> = self.file.cluster.servers.iter().map(|s| s.name.as_str()).collect();
             format!("--id: no server {name:?} in the config (servers: {})", names.join(", "))
         })
+    }
+
+    /// What every node must agree on, for the store to check: the mode and
+    /// a fingerprint (FNV-1a) of the server names in order, their groups and
+    /// each slot's owner. Addresses are left out: a server may move.
+    pub fn mark(&self) -> crate::tables::ClusterMark {
+        let topo = &self.topology;
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes.iter().chain([&0xffu8]) {
+                h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for s in topo.servers() {
+            eat(topo.name(s).as_bytes());
+            eat(topo.group_name(s).as_bytes());
+        }
+        for slot in 0..topo.slot_count() {
+            eat(&topo.owner(failgroup_model::Slot(slot)).0.to_be_bytes());
+        }
+        crate::tables::ClusterMark { mode: self.file.mode, topology: h }
+    }
+
+    /// Whether a node connection from `ip` may say hello as `from` with
+    /// `secret`. With a secret configured, the secret decides. Without one,
+    /// a connection that claims to be the master or a server must come
+    /// from an address of the topology (tools and library clients may
+    /// come from anywhere: they can do no more than a RESP client).
+    pub fn admit(&self, from: crate::wire::Peer, secret: Option<&str>, ip: std::net::IpAddr) -> Result<(), String> {
+        use crate::wire::Peer;
+        if !crate::wire::secret_matches(self.file.secret.as_deref(), secret) {
+            return Err("wrong secret".into());
+        }
+        if let Peer::Server(s) = from {
+            if s.0 as usize >= self.topology.server_count() {
+                return Err(format!("no server {s} in this cluster"));
+            }
+        }
+        let claims_a_node = matches!(from, Peer::Server(_) | Peer::Master);
+        if self.file.secret.is_none() && claims_a_node && !self.node_ips().contains(&ip) {
+            return Err(format!("{ip} is not a node of this cluster (set `secret` to admit nodes by it instead)"));
+        }
+        Ok(())
+    }
+
+    /// The addresses of the master and every server.
+    fn node_ips(&self) -> Vec<std::net::IpAddr> {
+        let addrs = std::iter::once(self.file.master.as_str()).chain(self.file.cluster.servers.iter().map(|s| s.addr.as_str()));
+        addrs.filter_map(|a| crate::net::resolve(a).ok()).map(|a| a.ip()).collect()
     }
 
     pub fn to_toml(&self) -> String {
@@ -243,5 +298,31 @@ members = ["s1"]
         assert!(bad("127.0.0.1:7100", "nowhere").contains("master"));
         assert!(bad("sqlite:data.db", "mysql://x").contains("store"));
         assert!(bad("members = [\"s1\"]", "members = [\"s9\"]").contains("cluster.groups"));
+        assert!(bad("[timing]", "requirepass = \"pw\"\n[timing]").contains("secret:"));
+        assert!(Config::parse(&GOOD.replace("[timing]", "requirepass = \"pw\"\nsecret = \"s\"\n[timing]"), PathBuf::new()).is_ok());
+    }
+
+    #[test]
+    fn the_mark_covers_names_groups_owners_and_mode_not_addresses() {
+        let mark = |from: &str, to: &str| Config::parse(&GOOD.replace(from, to), PathBuf::new()).unwrap().mark();
+        let base = mark("", "");
+        assert_eq!(base, mark("127.0.0.1:7101", "127.0.0.2:7201"), "an address may move");
+        assert_ne!(base, mark("\"s1\"", "\"t1\""), "a name is an identity");
+        assert_ne!(base.mode, mark("store = ", "mode = \"available\"\nstore = ").mode);
+    }
+
+    #[test]
+    fn without_a_secret_only_the_topologys_hosts_speak_for_nodes() {
+        use crate::wire::Peer;
+        let c = Config::parse(GOOD, PathBuf::new()).unwrap();
+        let (here, stranger) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        assert!(c.admit(Peer::Master, None, here).is_ok());
+        assert!(c.admit(Peer::Master, None, stranger).is_err());
+        assert!(c.admit(Peer::Server(ServerId(0)), None, stranger).is_err());
+        assert!(c.admit(Peer::Server(ServerId(5)), None, here).is_err(), "no such server");
+        assert!(c.admit(Peer::Admin, None, stranger).is_ok(), "tools ask from anywhere");
+        let with = Config::parse(&GOOD.replace("[timing]", "secret = \"s\"\n[timing]"), PathBuf::new()).unwrap();
+        assert!(with.admit(Peer::Master, Some("s"), stranger).is_ok(), "the secret decides");
+        assert!(with.admit(Peer::Master, None, here).is_err());
     }
 }

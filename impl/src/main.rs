@@ -106,6 +106,15 @@ struct ModelArgs {
     /// Ticks by which store calls may be held back in all (a slow store).
     #[arg(long, default_value_t = 0)]
     store_delays: u8,
+    /// Hosts suspended (paused with their clock stopped), then resumed.
+    #[arg(long, default_value_t = 0)]
+    suspends: u8,
+    /// Second processes of a paused server's identity.
+    #[arg(long, default_value_t = 0)]
+    twins: u8,
+    /// Steps of the store's clock, a lease forward each.
+    #[arg(long, default_value_t = 0)]
+    clock_steps: u8,
     /// Clock lag bound, in ticks.
     #[arg(long, default_value_t = 0)]
     drift: u64,
@@ -147,6 +156,9 @@ impl ModelArgs {
                 cuts: self.cuts,
                 master_crashes: self.master_crashes,
                 store_delays: self.store_delays,
+                suspends: self.suspends,
+                twins: self.twins,
+                clock_steps: self.clock_steps,
             },
             drift: self.drift,
             mode: self.mode,

@@ -54,9 +54,15 @@ impl MasterNode {
             failovers: HashMap::new(),
             stop,
         };
-        tracing::info!(%addr, "master listening");
-        // Incarnations must grow across restarts: the wall clock does.
-        node.step(MasterInput::Start { incarnation: crate::sqlite::unix_ms() });
+        // Incarnations must grow across restarts: the store counts them (a
+        // wall clock may step back). A master of another mode or topology
+        // than the store's cluster is refused.
+        let mut store = node.cfg.open_store()?;
+        store.check_mark(&node.cfg.mark(), false)?;
+        let incarnation = store.next_master_incarnation()?;
+        drop(store);
+        tracing::info!(%addr, incarnation, "master listening");
+        node.step(MasterInput::Start { incarnation });
         Ok(node)
     }
 
@@ -175,10 +181,9 @@ impl MasterNode {
                     c.dead = true;
                 }
                 (Msg::Hello { from, secret }, None) if peer.is_none() => {
-                    if !crate::wire::secret_matches(self.cfg.file.secret.as_deref(), secret.as_deref())
-                        || matches!(from, Peer::Server(s) if s.0 as usize >= self.cfg.topology.server_count())
-                    {
-                        c.send(&Msg::Refused("wrong secret or unknown server".into()));
+                    if let Err(why) = self.cfg.admit(from, secret.as_deref(), c.addr.ip()) {
+                        tracing::warn!(peer = %c.addr, ?from, %why, "node hello refused");
+                        c.send(&Msg::Refused(why));
                         c.closing = true;
                         return;
                     }

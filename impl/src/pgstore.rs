@@ -11,16 +11,19 @@
 //! Keys are indexed by their SHA-256 (a B-tree entry must fit in a third of
 //! a page; keys, as in Redis, may be far longer).
 //! Time is the database's clock (`clock_timestamp()`), read once per
-//! transaction, so leases do not depend on the servers' clocks.
+//! transaction, for keys' time to live only: rights carry no time (see
+//! `failgroup_model::store`).
 
 use crate::pg::PgRow;
 use crate::pg::{Param, PgConn, PgError, PgUrl};
-use crate::tables::{self, BatchStore, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
-use failgroup_model::{Epoch, ReqId, ServerId, Slot, StoreOp, StoreReply, Time};
+use crate::tables::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
+use failgroup_model::{Epoch, ReqId, Slot, StoreOp, StoreReply, Time};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: rights name their holder and its incarnation and count renewals (no
+/// lease time); the cluster's mark and the master's incarnation.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS failgroup_meta (name text PRIMARY KEY, value bigint NOT NULL);
@@ -28,12 +31,22 @@ const SCHEMA: &str = "
         key_hash bytea PRIMARY KEY, key bytea NOT NULL, value bytea NOT NULL,
         version bigint NOT NULL, expires_at bigint);
     CREATE TABLE IF NOT EXISTS failgroup_rights (
-        slot bigint PRIMARY KEY, holder bigint NOT NULL, epoch bigint NOT NULL, expires bigint NOT NULL);
+        slot bigint PRIMARY KEY, holder bytea NOT NULL, incarnation bigint NOT NULL, epoch bigint NOT NULL,
+        renewals bigint NOT NULL, released bigint NOT NULL);
     CREATE TABLE IF NOT EXISTS failgroup_applied (
         client bigint NOT NULL, seq bigint NOT NULL, result bytea NOT NULL, at bigint NOT NULL,
         PRIMARY KEY (client, seq));
     CREATE SEQUENCE IF NOT EXISTS failgroup_version;
-    INSERT INTO failgroup_meta VALUES ('schema_version', 1) ON CONFLICT DO NOTHING;";
+    INSERT INTO failgroup_meta VALUES ('schema_version', 2) ON CONFLICT DO NOTHING;";
+
+/// From schema 1 (rights by a server's position, with a lease time): those
+/// rows are leases and mean nothing now; every node takes its rights afresh.
+const MIGRATE_1: &str = "
+    DROP TABLE failgroup_rights;
+    CREATE TABLE failgroup_rights (
+        slot bigint PRIMARY KEY, holder bytea NOT NULL, incarnation bigint NOT NULL, epoch bigint NOT NULL,
+        renewals bigint NOT NULL, released bigint NOT NULL);
+    UPDATE failgroup_meta SET value = 2 WHERE name = 'schema_version';";
 
 /// Connects, creates the tables if they are missing (under an advisory
 /// lock: servers start together) and checks the schema's version.
@@ -41,8 +54,14 @@ pub fn open(url: &PgUrl) -> Result<PgConn, String> {
     let fail = |e: PgError| format!("store postgres://{}@{}:{}/{}: {e}", url.user, url.host, url.port, url.dbname);
     let mut c = PgConn::connect(url).map_err(fail)?;
     c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock(7243107); {SCHEMA} COMMIT;")).map_err(fail)?;
-    let rows = c.query("SELECT value FROM failgroup_meta WHERE name = 'schema_version'", &[]).map_err(fail)?;
-    let v = rows.first().map(|r| r.int_req(0)).transpose().map_err(fail)?.unwrap_or(0);
+    let version = |c: &mut PgConn| -> Result<i64, String> {
+        let rows = c.query("SELECT value FROM failgroup_meta WHERE name = 'schema_version'", &[]).map_err(fail)?;
+        Ok(rows.first().map(|r| r.int_req(0)).transpose().map_err(fail)?.unwrap_or(0))
+    };
+    if version(&mut c)? == 1 {
+        c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock(7243107); {MIGRATE_1} COMMIT;")).map_err(fail)?;
+    }
+    let v = version(&mut c)?;
     match v {
         SCHEMA_VERSION => Ok(c),
         v if v > SCHEMA_VERSION => Err(fail(PgError {
@@ -58,7 +77,8 @@ pub fn open(url: &PgUrl) -> Result<PgConn, String> {
 
 const KV_GET: &str = "SELECT value, version, expires_at FROM failgroup_kv WHERE key_hash = sha256($1)";
 const APPLIED_GET: &str = "SELECT result FROM failgroup_applied WHERE client = $1 AND seq = $2";
-const RIGHTS_GET: &str = "SELECT slot, holder, epoch, expires FROM failgroup_rights WHERE slot = ANY($1)";
+const RIGHTS_GET: &str =
+    "SELECT slot, holder, incarnation, epoch, renewals, released FROM failgroup_rights WHERE slot = ANY($1)";
 const NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8";
 const VERSIONS: &str = "SELECT nextval('failgroup_version') FROM generate_series(1, $1)";
 
@@ -97,7 +117,13 @@ fn kv_row(r: Option<&PgRow>) -> Result<Option<Row>, PgError> {
 fn right_rows(rows: &[PgRow]) -> Result<Vec<(u16, RightRow)>, PgError> {
     rows.iter()
         .map(|r| {
-            let row = (ServerId(r.int_req(1)? as u16), Epoch(r.int_req(2)? as u64), r.int_req(3)? as u64);
+            let row = RightRow {
+                holder: String::from_utf8_lossy(&r.bytes(1)?.unwrap_or_default()).into_owned(),
+                incarnation: r.int_req(2)? as u64,
+                epoch: Epoch(r.int_req(3)? as u64),
+                renewals: r.int_req(4)? as u64,
+                released: r.int_req(5)? != 0,
+            };
             Ok((r.int_req(0)? as u16, row))
         })
         .collect()
@@ -231,14 +257,14 @@ impl Tables for PgTx<'_> {
 
     fn rights(&mut self, slots: &[Slot]) -> Result<HashMap<u16, RightRow>, PgError> {
         if slots.iter().all(|s| self.rights.contains_key(&s.0)) {
-            return Ok(slots.iter().filter_map(|s| self.rights[&s.0].map(|r| (s.0, r))).collect());
+            return Ok(slots.iter().filter_map(|s| self.rights[&s.0].clone().map(|r| (s.0, r))).collect());
         }
         let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
         let rows = self.c.query(RIGHTS_GET, &[Param::IntArray(&ids)])?;
         Ok(right_rows(&rows)?.into_iter().collect())
     }
 
-    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, expires: u64) -> Result<(), PgError> {
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), PgError> {
         if rights.is_empty() {
             return Ok(());
         }
@@ -246,45 +272,46 @@ impl Tables for PgTx<'_> {
         let slots: Vec<i64> = rights.iter().map(|r| r.0 .0 as i64).collect();
         let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
         self.exec(
-            "INSERT INTO failgroup_rights (slot, holder, epoch, expires)
-             SELECT s, $3, e, $4 FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
-             ON CONFLICT (slot) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch,
-             expires = excluded.expires",
-            &[Param::IntArray(&slots), Param::IntArray(&epochs), int(holder.0 as u64), int(expires)],
+            "INSERT INTO failgroup_rights (slot, holder, incarnation, epoch, renewals, released)
+             SELECT s, $3, $4, e, 0, 0 FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
+             ON CONFLICT (slot) DO UPDATE SET holder = excluded.holder, incarnation = excluded.incarnation,
+             epoch = excluded.epoch, renewals = 0, released = 0",
+            &[Param::IntArray(&slots), Param::IntArray(&epochs), Param::Bytes(holder.as_bytes()), int(incarnation)],
         )
     }
 
-    fn rights_of(&mut self, holder: ServerId, now: u64) -> Result<HashMap<u16, u64>, PgError> {
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, u64>, PgError> {
         let rows = self.c.query(
-            "SELECT slot, epoch FROM failgroup_rights WHERE holder = $1 AND expires > $2",
-            &[int(holder.0 as u64), int(now)],
+            "SELECT slot, epoch FROM failgroup_rights WHERE holder = $1 AND incarnation = $2 AND released = 0",
+            &[Param::Bytes(holder.as_bytes()), int(incarnation)],
         )?;
         rows.iter().map(|r| Ok((r.int_req(0)? as u16, r.int_req(1)? as u64))).collect()
     }
 
-    fn extend_all(&mut self, holder: ServerId, now: u64, until: u64) -> Result<(), PgError> {
+    fn renew_all(&mut self, holder: &str, incarnation: u64) -> Result<(), PgError> {
         self.rights.clear();
         self.exec(
-            "UPDATE failgroup_rights SET expires = $1 WHERE holder = $2 AND expires > $3",
-            &[int(until), int(holder.0 as u64), int(now)],
+            "UPDATE failgroup_rights SET renewals = renewals + 1
+             WHERE holder = $1 AND incarnation = $2 AND released = 0",
+            &[Param::Bytes(holder.as_bytes()), int(incarnation)],
         )
     }
 
-    fn extend(&mut self, slots: &[Slot], until: u64) -> Result<(), PgError> {
+    fn renew(&mut self, slots: &[Slot]) -> Result<(), PgError> {
         self.rights.clear();
         let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
-        self.exec("UPDATE failgroup_rights SET expires = $1 WHERE slot = ANY($2)", &[int(until), Param::IntArray(&ids)])
+        self.exec("UPDATE failgroup_rights SET renewals = renewals + 1 WHERE slot = ANY($1)", &[Param::IntArray(&ids)])
     }
 
-    fn release(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, now: u64) -> Result<(), PgError> {
+    fn release(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), PgError> {
         self.rights.clear();
         let slots: Vec<i64> = rights.iter().map(|r| r.0 .0 as i64).collect();
         let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
         self.exec(
-            "UPDATE failgroup_rights AS f SET expires = $1
-             FROM unnest($2::int8[], $3::int8[]) AS r(s, e)
-             WHERE f.slot = r.s AND f.epoch = r.e AND f.holder = $4 AND f.expires > $1",
-            &[int(now), Param::IntArray(&slots), Param::IntArray(&epochs), int(holder.0 as u64)],
+            "UPDATE failgroup_rights AS f SET released = 1
+             FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
+             WHERE f.slot = r.s AND f.epoch = r.e AND f.holder = $3 AND f.incarnation = $4",
+            &[Param::IntArray(&slots), Param::IntArray(&epochs), Param::Bytes(holder.as_bytes()), int(incarnation)],
         )
     }
 
@@ -335,11 +362,11 @@ impl PgStore {
         Ok(self.conn.as_mut().expect("set above"))
     }
 
-    fn attempt(&mut self, from: ServerId, batch: &[Job], prune: bool) -> Result<Vec<StoreReply>, PgError> {
+    fn attempt(&mut self, me: &Identity, batch: &[Job], prune: bool) -> Result<Vec<StoreReply>, PgError> {
         let c = self.conn()?;
         let result = (|| {
             let (mut t, now) = PgTx::begin(c, batch)?;
-            let replies = tables::run_all(&mut t, from, batch.iter().map(|(_, op)| op), now)?;
+            let replies = tables::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
             if prune {
                 t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
             }
@@ -363,12 +390,12 @@ impl BatchStore for PgStore {
     /// the database thus keeps its requests until the link heals or the
     /// request timeout passes; once its rights have lapsed meanwhile, the
     /// retried batch is fenced and the requests go to the new holder.
-    fn run_batch(&mut self, from: ServerId, batch: &[Job]) -> Vec<StoreReply> {
+    fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply> {
         self.batches += 1;
         let prune = self.batches % 1000 == 1;
         let deadline = Instant::now() + self.retry_for.max(2 * self.url.timeout);
         let result = loop {
-            match self.attempt(from, batch, prune) {
+            match self.attempt(me, batch, prune) {
                 Err(e) if e.retryable() && Instant::now() < deadline => {
                     let pause = 2 + crate::server::random_u64() % 30;
                     std::thread::sleep(Duration::from_millis(pause));
@@ -381,6 +408,60 @@ impl BatchStore for PgStore {
             }
         };
         result.unwrap_or_else(|e| tables::failed_batch(batch, &e))
+    }
+
+    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
+        let c = self.conn().map_err(|e| e.to_string())?;
+        let result = (|| -> Result<Result<(), String>, PgError> {
+            c.batch("BEGIN; SELECT pg_advisory_xact_lock(7243107)")?;
+            let rows = c.query(
+                "SELECT (SELECT value FROM failgroup_meta WHERE name = 'cluster_mode'),
+                        (SELECT value FROM failgroup_meta WHERE name = 'cluster_topology')",
+                &[],
+            )?;
+            let found = match rows.first() {
+                Some(r) => match (r.int(0)?, r.int(1)?) {
+                    (Some(m), Some(t)) => Some(ClusterMark::from_ints(m, t)),
+                    _ => None,
+                },
+                None => None,
+            };
+            if let Some(found) = found.filter(|_| !adopt) {
+                c.batch("COMMIT")?;
+                return Ok(mark.matches(&found));
+            }
+            let (m, t) = mark.to_ints();
+            c.query(
+                "INSERT INTO failgroup_meta (name, value) VALUES ('cluster_mode', $1), ('cluster_topology', $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                &[Param::Int(m), Param::Int(t)],
+            )?;
+            if adopt {
+                c.batch("DELETE FROM failgroup_rights")?;
+            }
+            c.batch("COMMIT")?;
+            Ok(Ok(()))
+        })();
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = c.batch("ROLLBACK");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn next_master_incarnation(&mut self) -> Result<u64, String> {
+        let c = self.conn().map_err(|e| e.to_string())?;
+        let rows = c
+            .query(
+                "INSERT INTO failgroup_meta (name, value) VALUES ('master_incarnation', 1)
+                 ON CONFLICT (name) DO UPDATE SET value = failgroup_meta.value + 1 RETURNING value",
+                &[],
+            )
+            .map_err(|e| e.to_string())?;
+        let n = rows.first().map(|r| r.int_req(0)).transpose().map_err(|e| e.to_string())?;
+        n.map(|n| n as u64).ok_or_else(|| "no master incarnation returned".into())
     }
 }
 
@@ -396,10 +477,10 @@ mod tests {
     fn agrees_with_the_in_memory_store() {
         let Some(admin) = crate::pg::test_database("fg_unit_agreement") else { return };
         let mut conn = open(&admin).unwrap();
-        tables::check_agreement(|from, op, now| {
+        tables::check_agreement(|me, op, now| {
             // Through the read-ahead of a one-command batch, at the script's time.
             let (mut t, _) = PgTx::begin(&mut conn, &[(StoreTag::Op(0), op.clone())]).unwrap();
-            let got = tables::run(&mut t, from, op, now).unwrap();
+            let got = tables::run(&mut t, me, op, now).unwrap();
             t.commit().unwrap();
             got
         });
@@ -413,12 +494,12 @@ mod tests {
         let mut conn = open(&url).unwrap();
         let jobs: Vec<Job> = tables::agreement_script().into_iter().map(|(_, op, _)| (StoreTag::Op(0), op)).collect();
         let (mut t, _) = PgTx::begin(&mut conn, &jobs).unwrap();
-        tables::check_agreement(|from, op, now| tables::run(&mut t, from, op, now).unwrap());
+        tables::check_agreement(|me, op, now| tables::run(&mut t, me, op, now).unwrap());
         t.commit().unwrap();
         // What was committed is what the store now holds.
         let (mut t, _) = PgTx::begin(&mut conn, &[]).unwrap();
         assert_eq!(t.kv_get(b"k").unwrap().map(|r| r.0), None, "the script ends with the key deleted");
-        assert_eq!(t.rights(&[Slot(1)]).unwrap()[&1].1, Epoch(2));
+        assert_eq!(t.rights(&[Slot(1)]).unwrap()[&1].epoch, Epoch(3));
         t.commit().unwrap();
     }
 

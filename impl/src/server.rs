@@ -12,11 +12,11 @@ use crate::config::Config;
 use crate::net::{self, Clock, Conn, Proto, Timers};
 use crate::resp::{self, reply};
 use crate::sqlite;
-use crate::tables::{self, Done, Job, StoreStats};
+use crate::tables::{self, Done, Identity, Job, StoreStats};
 use crate::wire::{Msg, Peer};
 use failgroup_model::{
-    ClientId, Forwarded, Liveness, Mode, Op, OpResult, Origin, ReqId, Server, ServerEvent, ServerId, ServerInput,
-    ServerOutput, ServerState, ServerTimer,
+    ClientId, Forwarded, Holder, Liveness, Mode, Op, OpResult, Origin, ReqId, Server, ServerEvent, ServerId,
+    ServerInput, ServerOutput, ServerState, ServerTimer,
 };
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token, Waker};
@@ -126,7 +126,15 @@ impl ServerNode {
         let addr = cfg.topology.addr(id).to_string();
         let (poll, listener) = net::listen(&addr, LISTENER)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
-        let db = cfg.open_store()?;
+        let mut db = cfg.open_store()?;
+        // A node of another mode or topology than the store's cluster is
+        // refused here (hole 3).
+        db.check_mark(&cfg.mark(), false)?;
+        // This run of the process: its rights and its forwarded requests
+        // are its own, not those of an earlier run of the same name.
+        let incarnation = random_u64();
+        let names = cfg.topology.servers().map(|s| cfg.topology.name(s).to_string()).collect();
+        let me = Identity::new(Holder { server: id, incarnation }, names, cfg.file.mode);
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
         let store_stats = Arc::new(StoreStats::default());
@@ -134,7 +142,7 @@ impl ServerNode {
         let store_thread = std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
-                tables::run_store(db, id, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
+                tables::run_store(db, me, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
             })
             .map_err(|e| e.to_string())?;
         let core = Server::new(id, Arc::new(cfg.topology.clone()), cfg.protocol());
@@ -169,8 +177,8 @@ impl ServerNode {
             stop,
             cfg,
         };
-        tracing::info!(server = node.name(), %addr, mode = %node.cfg.file.mode, "server listening");
-        node.step(ServerInput::Start);
+        tracing::info!(server = node.name(), %addr, mode = %node.cfg.file.mode, incarnation, "server listening");
+        node.step(ServerInput::Start { incarnation });
         Ok(node)
     }
 
@@ -235,21 +243,23 @@ impl ServerNode {
                 Some(Waiter::Resp { conn, part }) => self.part_done(conn, part, result),
                 Some(Waiter::Lib { conn, op }) => {
                     if let Some(c) = self.conns.get_mut(&conn) {
-                        c.send(&Msg::ForwardReply { op, result });
+                        c.send(&Msg::ForwardReply { op, incarnation: 0, result });
                     }
                 }
                 None => {}
             },
-            ServerOutput::Reply { to: Origin::Peer { server, op }, result } => {
+            // The reply names the run that forwarded the request: a newer
+            // run of that peer, on this connection now, drops it.
+            ServerOutput::Reply { to: Origin::Peer { server, incarnation, op }, result } => {
                 if let Some(c) = self.peers_in.get(&server).and_then(|t| self.conns.get_mut(t)) {
-                    c.send(&Msg::ForwardReply { op, result });
+                    c.send(&Msg::ForwardReply { op, incarnation, result });
                 }
             }
-            ServerOutput::Forward { to, op, fwd } => {
+            ServerOutput::Forward { to, op, incarnation, fwd } => {
                 self.stats.forwarded += 1;
                 match self.peer_conn(to) {
                     Some(c) => {
-                        c.send(&Msg::Forward { op, fwd });
+                        c.send(&Msg::Forward { op, incarnation, fwd });
                         self.forwards.insert(op, to);
                     }
                     None => self.inputs.push_back(ServerInput::ForwardFailed { op }),
@@ -396,16 +406,20 @@ impl ServerNode {
     /// Processes a node connection's messages.
     fn node_input(&mut self, tok: Token) {
         let max = self.cfg.file.limits.max_frame;
-        let outbound = self.peers_out.values().any(|t| *t == tok) || self.master_out == Some(tok);
+        let to_peer = self.peers_out.iter().find(|(_, t)| **t == tok).map(|(s, _)| *s);
+        let outbound = to_peer.is_some() || self.master_out == Some(tok);
         loop {
             let Some(c) = self.conns.get_mut(&tok) else { return };
             let Proto::Node { peer } = c.proto else { return };
             let Some(msg) = c.next_msg(max) else { return };
             if outbound {
                 match msg {
-                    Msg::ForwardReply { op, result } => {
-                        self.forwards.remove(&op);
-                        self.step(ServerInput::ForwardReply { op, result });
+                    Msg::ForwardReply { op, incarnation, result } => {
+                        let Some(from) = to_peer else { continue };
+                        if self.forwards.get(&op) == Some(&from) {
+                            self.forwards.remove(&op);
+                        }
+                        self.step(ServerInput::ForwardReply { from, incarnation, op, result });
                     }
                     Msg::Master(m) => self.step(ServerInput::Master(m)),
                     Msg::Refused(why) => {
@@ -430,10 +444,10 @@ impl ServerNode {
                     c.closing = true;
                     return;
                 }
-                (Some(Peer::Server(server)), Msg::Forward { op, fwd }) => {
-                    self.step(ServerInput::Request { origin: Origin::Peer { server, op }, fwd });
+                (Some(Peer::Server(server)), Msg::Forward { op, incarnation, fwd }) => {
+                    self.step(ServerInput::Request { origin: Origin::Peer { server, incarnation, op }, fwd });
                 }
-                (Some(Peer::Client(_)), Msg::Forward { op, fwd }) => {
+                (Some(Peer::Client(_)), Msg::Forward { op, fwd, .. }) => {
                     let w = self.next_waiter;
                     self.next_waiter += 1;
                     self.waiters.insert(w, Waiter::Lib { conn: tok, op });
@@ -454,13 +468,12 @@ impl ServerNode {
 
     /// Checks a node's hello; on success the connection is that node's.
     fn welcome(&mut self, tok: Token, from: Peer, secret: Option<&str>) -> Result<(), String> {
-        if !crate::wire::secret_matches(self.cfg.file.secret.as_deref(), secret) {
-            return Err("wrong secret".into());
+        let ip = self.conns[&tok].addr.ip();
+        if let Err(why) = self.cfg.admit(from, secret, ip) {
+            tracing::warn!(peer = %self.conns[&tok].addr, ?from, %why, "node hello refused");
+            return Err(why);
         }
         match from {
-            Peer::Server(s) if s.0 as usize >= self.cfg.topology.server_count() => {
-                return Err(format!("no server {s} in this cluster"));
-            }
             Peer::Server(s) => {
                 self.peers_in.insert(s, tok);
             }

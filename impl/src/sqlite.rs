@@ -2,20 +2,23 @@
 //! [`crate::tables`], and the store thread that gives one server group commit.
 //!
 //! Tables as in [`crate::tables`], and `meta` (schema version, last
-//! version). Time is the store's clock: Unix milliseconds of the host,
-//! shared by every server of a local cluster.
+//! version, the cluster's mode and topology fingerprint, the master's last
+//! incarnation). Time is the store's clock: Unix milliseconds of the host,
+//! for keys' time to live only.
 //!
 //! A batch of the store thread is one transaction: one commit (one fsync)
 //! for many writes. If anything in it fails, it rolls back and every
 //! command in it fails.
 
-use crate::tables::{self, BatchStore, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
-use failgroup_model::{Epoch, ReqId, ServerId, Slot, StoreReply, Time};
+use crate::tables::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
+use failgroup_model::{Epoch, ReqId, Slot, StoreReply, Time};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: rights name their holder and its incarnation and count renewals
+/// (no lease time); the cluster's mark and the master's incarnation.
+pub const SCHEMA_VERSION: i64 = 2;
 
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -40,15 +43,34 @@ pub fn open(path: &Path) -> Result<Connection, String> {
              CREATE TABLE IF NOT EXISTS kv (
                  key BLOB PRIMARY KEY, value BLOB NOT NULL,
                  version INTEGER NOT NULL, expires_at INTEGER) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS rights (
-                 slot INTEGER PRIMARY KEY, holder INTEGER NOT NULL,
-                 epoch INTEGER NOT NULL, expires INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS applied (
                  client INTEGER NOT NULL, seq INTEGER NOT NULL, result BLOB NOT NULL, at INTEGER NOT NULL,
                  PRIMARY KEY (client, seq)) WITHOUT ROWID;
-             INSERT OR IGNORE INTO meta VALUES ('schema_version', 1), ('last_version', 0);
+             INSERT OR IGNORE INTO meta VALUES ('schema_version', 2), ('last_version', 0);
              COMMIT;",
         )?;
+        // Version 1 kept rights by a server's position and a lease time:
+        // those rows mean nothing now (they are leases; every node of this
+        // build takes its rights afresh).
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS rights (
+                 slot INTEGER PRIMARY KEY, holder TEXT NOT NULL, incarnation INTEGER NOT NULL,
+                 epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL);
+             COMMIT;",
+        )?;
+        let v1: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0))?;
+        if v1 == 1 {
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 DROP TABLE rights;
+                 CREATE TABLE rights (
+                     slot INTEGER PRIMARY KEY, holder TEXT NOT NULL, incarnation INTEGER NOT NULL,
+                     epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL);
+                 UPDATE meta SET value = 2 WHERE name = 'schema_version';
+                 COMMIT;",
+            )?;
+        }
         conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0))
     };
     // Servers of one cluster may open the file at the same moment; switching
@@ -120,12 +142,20 @@ impl Tables for Tx<'_> {
     }
 
     fn rights(&mut self, slots: &[Slot]) -> rusqlite::Result<HashMap<u16, RightRow>> {
-        let mut st = self.tx.prepare_cached("SELECT holder, epoch, expires FROM rights WHERE slot = ?1")?;
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT holder, incarnation, epoch, renewals, released FROM rights WHERE slot = ?1")?;
         let mut out = HashMap::new();
         for slot in slots {
             let row = st
                 .query_row([slot.0], |r| {
-                    Ok((ServerId(r.get(0)?), Epoch(r.get::<_, i64>(1)? as u64), r.get::<_, i64>(2)? as u64))
+                    Ok(RightRow {
+                        holder: r.get(0)?,
+                        incarnation: r.get::<_, i64>(1)? as u64,
+                        epoch: Epoch(r.get::<_, i64>(2)? as u64),
+                        renewals: r.get::<_, i64>(3)? as u64,
+                        released: r.get(4)?,
+                    })
                 })
                 .optional()?;
             if let Some(row) = row {
@@ -135,43 +165,46 @@ impl Tables for Tx<'_> {
         Ok(out)
     }
 
-    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, expires: u64) -> rusqlite::Result<()> {
-        let mut st = self
-            .tx
-            .prepare_cached("INSERT OR REPLACE INTO rights (slot, holder, epoch, expires) VALUES (?1, ?2, ?3, ?4)")?;
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> rusqlite::Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO rights (slot, holder, incarnation, epoch, renewals, released)
+             VALUES (?1, ?2, ?3, ?4, 0, 0)",
+        )?;
         for (slot, epoch) in rights {
-            st.execute(params![slot.0, holder.0, epoch.0 as i64, expires as i64])?;
+            st.execute(params![slot.0, holder, incarnation as i64, epoch.0 as i64])?;
         }
         Ok(())
     }
 
-    fn rights_of(&mut self, holder: ServerId, now: u64) -> rusqlite::Result<HashMap<u16, u64>> {
-        let mut st = self.tx.prepare_cached("SELECT slot, epoch FROM rights WHERE holder = ?1 AND expires > ?2")?;
-        let rows = st.query_map(params![holder.0, now as i64], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<HashMap<u16, u64>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT slot, epoch FROM rights WHERE holder = ?1 AND incarnation = ?2 AND released = 0",
+        )?;
+        let rows = st.query_map(params![holder, incarnation as i64], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
         rows.collect()
     }
 
-    fn extend_all(&mut self, holder: ServerId, now: u64, until: u64) -> rusqlite::Result<()> {
+    fn renew_all(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<()> {
         self.exec(
-            "UPDATE rights SET expires = ?1 WHERE holder = ?2 AND expires > ?3",
-            params![until as i64, holder.0, now as i64],
+            "UPDATE rights SET renewals = renewals + 1 WHERE holder = ?1 AND incarnation = ?2 AND released = 0",
+            params![holder, incarnation as i64],
         )
     }
 
-    fn extend(&mut self, slots: &[Slot], until: u64) -> rusqlite::Result<()> {
-        let mut st = self.tx.prepare_cached("UPDATE rights SET expires = ?1 WHERE slot = ?2")?;
+    fn renew(&mut self, slots: &[Slot]) -> rusqlite::Result<()> {
+        let mut st = self.tx.prepare_cached("UPDATE rights SET renewals = renewals + 1 WHERE slot = ?1")?;
         for slot in slots {
-            st.execute(params![until as i64, slot.0])?;
+            st.execute([slot.0])?;
         }
         Ok(())
     }
 
-    fn release(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, now: u64) -> rusqlite::Result<()> {
+    fn release(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> rusqlite::Result<()> {
         let mut st = self.tx.prepare_cached(
-            "UPDATE rights SET expires = ?1 WHERE slot = ?2 AND holder = ?3 AND epoch = ?4 AND expires > ?1",
+            "UPDATE rights SET released = 1 WHERE slot = ?1 AND holder = ?2 AND incarnation = ?3 AND epoch = ?4",
         )?;
         for (slot, epoch) in rights {
-            st.execute(params![now as i64, slot.0, holder.0, epoch.0 as i64])?;
+            st.execute(params![slot.0, holder, incarnation as i64, epoch.0 as i64])?;
         }
         Ok(())
     }
@@ -207,18 +240,56 @@ impl SqliteStore {
 }
 
 impl BatchStore for SqliteStore {
-    fn run_batch(&mut self, from: ServerId, batch: &[Job]) -> Vec<StoreReply> {
+    fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply> {
         self.batches += 1;
-        run_batch(&mut self.conn, from, batch, Time(unix_ms()), self.batches % 1000 == 1)
+        run_batch(&mut self.conn, me, batch, Time(unix_ms()), self.batches % 1000 == 1)
+    }
+
+    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
+        let get = |name: &str| -> rusqlite::Result<Option<i64>> {
+            tx.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0)).optional()
+        };
+        let found = match (get("cluster_mode"), get("cluster_topology")) {
+            (Ok(Some(m)), Ok(Some(t))) => Some(ClusterMark::from_ints(m, t)),
+            (Ok(_), Ok(_)) => None,
+            (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+        };
+        if let Some(found) = found.filter(|_| !adopt) {
+            return mark.matches(&found);
+        }
+        let (m, t) = mark.to_ints();
+        let put = "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)";
+        tx.execute(put, params!["cluster_mode", m]).map_err(|e| e.to_string())?;
+        tx.execute(put, params!["cluster_topology", t]).map_err(|e| e.to_string())?;
+        if adopt {
+            tx.execute("DELETE FROM rights", []).map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+
+    fn next_master_incarnation(&mut self) -> Result<u64, String> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
+        tx.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('master_incarnation', 0)", [])
+            .map_err(|e| e.to_string())?;
+        let n: i64 = tx
+            .query_row(
+                "UPDATE meta SET value = value + 1 WHERE name = 'master_incarnation' RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(n as u64)
     }
 }
 
-fn run_batch(conn: &mut Connection, from: ServerId, batch: &[Job], now: Time, prune: bool) -> Vec<StoreReply> {
+fn run_batch(conn: &mut Connection, me: &Identity, batch: &[Job], now: Time, prune: bool) -> Vec<StoreReply> {
     let attempt = |conn: &mut Connection| -> rusqlite::Result<Vec<StoreReply>> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let replies = {
             let mut t = Tx::begin(&tx)?;
-            let replies = tables::run_all(&mut t, from, batch.iter().map(|(_, op)| op), now)?;
+            let replies = tables::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
             if prune {
                 t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
             }
@@ -242,10 +313,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fg-sqlite-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut conn = open(&dir.join("t.db")).unwrap();
-        tables::check_agreement(|from, op, now| {
+        tables::check_agreement(|me, op, now| {
             let tx = conn.transaction().unwrap();
             let mut t = Tx::begin(&tx).unwrap();
-            let got = tables::run(&mut t, from, op, now).unwrap();
+            let got = tables::run(&mut t, me, op, now).unwrap();
             t.finish().unwrap();
             tx.commit().unwrap();
             got

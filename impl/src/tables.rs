@@ -4,12 +4,16 @@
 //! (`store::apply_write` decides every write's effect for both).
 //!
 //! Tables: `kv` (key, value, version, expiry), `rights` (each slot's serving
-//! right: holder, fencing epoch, lease expiry), `applied` (replies of applied
-//! writes, so a retried write is applied at most once). Times are the
-//! store's clock in Unix milliseconds, taken once per transaction.
+//! right: the holder's server name and incarnation, fencing epoch, renewal
+//! count, released), `applied` (replies of applied writes, so a retried
+//! write is applied at most once). Rights carry no time: a taker waits on
+//! its own clock (see `failgroup_model::store`). Times are the store's
+//! clock in Unix milliseconds, taken once per transaction, for keys' time
+//! to live and for pruning only.
 
 use failgroup_model::{
-    apply_write, Applied, Epoch, OpResult, ReqId, ServerId, Slot, StoreOp, StoreReply, StoreTag, Time, Write,
+    apply_write, may_take, Applied, Epoch, ErrorKind, Holder, Mode, OpResult, ReqId, ServerId, Slot, Stamp, StoreOp,
+    StoreReply, StoreTag, Time, Write,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +26,47 @@ pub const APPLIED_KEEP_MS: u64 = 10 * 60 * 1000;
 
 /// A `kv` row: value, version, expiry.
 pub type Row = (Vec<u8>, u64, Option<u64>);
-/// A `rights` row: holder, epoch, expiry.
-pub type RightRow = (ServerId, Epoch, u64);
+
+/// A `rights` row. The holder is a server's name (never its position in the
+/// config) and the incarnation of its process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RightRow {
+    pub holder: String,
+    pub incarnation: u64,
+    pub epoch: Epoch,
+    pub renewals: u64,
+    pub released: bool,
+}
+
+/// Who runs a store's commands: this server process, the cluster's server
+/// names (to turn a holder's name into a server) and its mode.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub holder: Holder,
+    pub names: Arc<[String]>,
+    pub mode: Mode,
+}
+
+impl Identity {
+    pub fn new(holder: Holder, names: Vec<String>, mode: Mode) -> Identity {
+        Identity { holder, names: names.into(), mode }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.names[self.holder.server.0 as usize]
+    }
+
+    fn server_of(&self, name: &str) -> Option<ServerId> {
+        self.names.iter().position(|n| n == name).map(|i| ServerId(i as u16))
+    }
+
+    /// A row's holder as the core knows holders; a name this cluster does
+    /// not know is nobody's server (never equal to this process).
+    fn holder_of(&self, row: &RightRow) -> Holder {
+        let server = self.server_of(&row.holder).unwrap_or(ServerId(u16::MAX));
+        Holder { server, incarnation: row.incarnation }
+    }
+}
 
 /// Row operations of one transaction.
 pub trait Tables {
@@ -34,18 +77,19 @@ pub trait Tables {
     fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> Result<u64, Self::Error>;
     /// Deletes `key`; returns a new version, as a write does.
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error>;
-    /// The rights rows of `slots` (slot -> holder, epoch, expiry); a slot
-    /// never acquired has none.
+    /// The rights rows of `slots`; a slot never acquired has none.
     fn rights(&mut self, slots: &[Slot]) -> Result<HashMap<u16, RightRow>, Self::Error>;
-    /// Gives `holder` each slot under its epoch until `expires`.
-    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, expires: u64) -> Result<(), Self::Error>;
-    /// Slot -> epoch of the rights `holder` holds at `now`.
-    fn rights_of(&mut self, holder: ServerId, now: u64) -> Result<HashMap<u16, u64>, Self::Error>;
-    /// Extends every right `holder` holds at `now` until `until`.
-    fn extend_all(&mut self, holder: ServerId, now: u64, until: u64) -> Result<(), Self::Error>;
-    fn extend(&mut self, slots: &[Slot], until: u64) -> Result<(), Self::Error>;
-    /// Ends `holder`'s right on each slot under its epoch at `now`, where it holds it.
-    fn release(&mut self, rights: &[(Slot, Epoch)], holder: ServerId, now: u64) -> Result<(), Self::Error>;
+    /// Gives the holder (name, incarnation) each slot under its epoch, with
+    /// no renewal yet and not released.
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), Self::Error>;
+    /// Slot -> epoch of the rights the holder holds (not released).
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, u64>, Self::Error>;
+    /// Counts a renewal of every right the holder holds.
+    fn renew_all(&mut self, holder: &str, incarnation: u64) -> Result<(), Self::Error>;
+    /// Counts a renewal of each slot's right.
+    fn renew(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
+    /// Marks released each right the holder holds under the epoch given.
+    fn release(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), Self::Error>;
     fn applied(&mut self, req: ReqId) -> Result<Option<Vec<u8>>, Self::Error>;
     fn record(&mut self, req: ReqId, result: &[u8], now: u64) -> Result<(), Self::Error>;
     /// Deletes keys expired at `now` and replies older than `before`.
@@ -84,8 +128,9 @@ fn write<T: Tables>(t: &mut T, key: &[u8], w: Write, now: Time) -> Result<StoreR
     Ok(StoreReply::Written { version, value, expiring: expiry.is_some(), result })
 }
 
-/// Carries out one store command of server `from` at the store's time `now`.
-pub fn run<T: Tables>(t: &mut T, from: ServerId, op: StoreOp, now: Time) -> Result<StoreReply, T::Error> {
+/// Carries out one store command of server process `me` at the store's time `now`.
+pub fn run<T: Tables>(t: &mut T, me: &Identity, op: StoreOp, now: Time) -> Result<StoreReply, T::Error> {
+    let (name, incarnation) = (me.name(), me.holder.incarnation);
     Ok(match op {
         StoreOp::Read { key } => {
             let (value, version, expiring) = current(t, &key, now)?;
@@ -106,12 +151,20 @@ pub fn run<T: Tables>(t: &mut T, from: ServerId, op: StoreOp, now: Time) -> Resu
                 }
                 None => {}
             }
-            if let Some(epoch) = fence {
-                let right = t.rights(&[slot])?.remove(&slot.0);
-                let holds = matches!(right, Some((h, e, exp)) if h == from && e == epoch && now.0 < exp);
-                if !holds {
-                    return Ok(StoreReply::Fenced);
+            match fence {
+                Some(epoch) => {
+                    let right = t.rights(&[slot])?.remove(&slot.0);
+                    let holds = right.is_some_and(|r| {
+                        r.holder == name && r.incarnation == incarnation && r.epoch == epoch && !r.released
+                    });
+                    if !holds {
+                        return Ok(StoreReply::Fenced);
+                    }
                 }
+                None if me.mode == Mode::Linearizable => {
+                    return Ok(StoreReply::Rejected(ErrorKind::Store(failgroup_model::store::UNFENCED.into())));
+                }
+                None => {}
             }
             let reply = write(t, &key, w, now)?;
             // Record the answer for retries (a rejection as an error).
@@ -126,33 +179,40 @@ pub fn run<T: Tables>(t: &mut T, from: ServerId, op: StoreOp, now: Time) -> Resu
             }
             reply
         }
-        StoreOp::Acquire { slots, lease } => {
+        StoreOp::Acquire { slots, lease: _ } => {
             let (mut granted, mut held) = (Vec::new(), Vec::new());
-            let current = t.rights(&slots)?;
-            for slot in slots {
-                match current.get(&slot.0) {
-                    Some((holder, _, expires)) if *holder != from && now.0 < *expires => held.push((slot, *holder)),
+            let ids: Vec<Slot> = slots.iter().map(|(s, _)| *s).collect();
+            let current = t.rights(&ids)?;
+            for (slot, observed) in slots {
+                let row = current.get(&slot.0);
+                let record = row.map(|r| (me.holder_of(r), Stamp { epoch: r.epoch, renewals: r.renewals }, r.released));
+                match record {
+                    Some((holder, stamp, _)) if !may_take(record, me.holder, observed) => {
+                        // A holder of a name this cluster does not know: wait
+                        // here (as for one's own name), never forward to it.
+                        let server = if holder.server.0 == u16::MAX { me.holder.server } else { holder.server };
+                        held.push((slot, server, stamp));
+                    }
                     // Always a new epoch: writes under the old one are fenced.
-                    right => granted.push((slot, Epoch(right.map_or(0, |r| r.1 .0) + 1))),
+                    _ => granted.push((slot, Epoch(row.map_or(0, |r| r.epoch.0) + 1))),
                 }
             }
-            t.set_rights(&granted, from, now.0.saturating_add(lease))?;
+            t.set_rights(&granted, name, incarnation)?;
             StoreReply::Acquired { granted, held }
         }
-        StoreOp::Renew { rights, lease } => {
-            // Read this holder's rights once, then extend the valid ones.
-            let mine = t.rights_of(from, now.0)?;
+        StoreOp::Renew { rights, lease: _ } => {
+            // Read this holder's rights once, then renew the valid ones.
+            let mine = t.rights_of(name, incarnation)?;
             let (kept, lost): (Vec<_>, Vec<_>) = rights.into_iter().partition(|(s, e)| mine.get(&s.0) == Some(&e.0));
-            let until = now.0.saturating_add(lease);
             if kept.len() == mine.len() {
-                t.extend_all(from, now.0, until)?;
+                t.renew_all(name, incarnation)?;
             } else {
-                t.extend(&kept.iter().map(|(s, _)| *s).collect::<Vec<_>>(), until)?;
+                t.renew(&kept.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
             }
             StoreReply::Renewed { kept, lost }
         }
         StoreOp::Release { rights } => {
-            t.release(&rights, from, now.0)?;
+            t.release(&rights, name, incarnation)?;
             StoreReply::Released
         }
     })
@@ -162,11 +222,11 @@ pub fn run<T: Tables>(t: &mut T, from: ServerId, op: StoreOp, now: Time) -> Resu
 /// rolls the transaction back and fails the whole batch).
 pub fn run_all<'a, T: Tables>(
     t: &mut T,
-    from: ServerId,
+    me: &Identity,
     ops: impl Iterator<Item = &'a StoreOp>,
     now: Time,
 ) -> Result<Vec<StoreReply>, T::Error> {
-    ops.map(|op| run(t, from, op.clone(), now)).collect()
+    ops.map(|op| run(t, me, op.clone(), now)).collect()
 }
 
 pub type Job = (StoreTag, StoreOp);
@@ -176,12 +236,64 @@ pub type Done = (StoreTag, StoreReply);
 /// one transaction, a reply for each, given only after the commit (all
 /// `Failed` if it rolled back).
 pub trait BatchStore {
-    fn run_batch(&mut self, from: ServerId, batch: &[Job]) -> Vec<StoreReply>;
+    fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply>;
+
+    /// Records `mark` in a store that has none (or, with `adopt`, replaces
+    /// the one it has and drops every right); otherwise refuses a node
+    /// whose mark differs from the store's.
+    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String>;
+
+    /// A master incarnation greater than every one drawn before.
+    fn next_master_incarnation(&mut self) -> Result<u64, String>;
 }
 
 impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
-    fn run_batch(&mut self, from: ServerId, batch: &[Job]) -> Vec<StoreReply> {
-        (**self).run_batch(from, batch)
+    fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply> {
+        (**self).run_batch(me, batch)
+    }
+
+    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
+        (**self).check_mark(mark, adopt)
+    }
+
+    fn next_master_incarnation(&mut self) -> Result<u64, String> {
+        (**self).next_master_incarnation()
+    }
+}
+
+/// What every node of one cluster must agree on, recorded in its store:
+/// the mode and a fingerprint of the topology (server names, groups, slot
+/// owners; not addresses, which may move).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterMark {
+    pub mode: Mode,
+    pub topology: u64,
+}
+
+impl ClusterMark {
+    pub fn to_ints(self) -> (i64, i64) {
+        (if self.mode == Mode::Linearizable { 0 } else { 1 }, self.topology as i64)
+    }
+
+    pub fn from_ints(mode: i64, topology: i64) -> ClusterMark {
+        ClusterMark { mode: if mode == 0 { Mode::Linearizable } else { Mode::Available }, topology: topology as u64 }
+    }
+
+    /// `Ok` if `stored` is this mark; else an error that says what differs
+    /// and what to do.
+    pub fn matches(&self, stored: &ClusterMark) -> Result<(), String> {
+        let fix = "every node of a cluster must use the same config; to change the cluster's mode or \
+                   servers, stop every node, then run `failgroup adopt --config FILE` once";
+        if stored.mode != self.mode {
+            return Err(format!("the store belongs to a cluster in {} mode, this config says {}: {fix}", stored.mode, self.mode));
+        }
+        if stored.topology != self.topology {
+            return Err(format!(
+                "the store belongs to a cluster of another topology (fingerprint {:016x}, this config's {:016x}): {fix}",
+                stored.topology, self.topology
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -206,7 +318,7 @@ const MAX_BATCH: usize = 2048;
 /// is gone.
 pub fn run_store(
     mut db: impl BatchStore,
-    from: ServerId,
+    me: Identity,
     jobs: Receiver<Job>,
     done: Sender<Done>,
     wake: impl Fn(),
@@ -220,7 +332,7 @@ pub fn run_store(
                 Err(_) => break,
             }
         }
-        let replies = db.run_batch(from, &batch);
+        let replies = db.run_batch(&me, &batch);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
         for ((tag, _), reply) in batch.into_iter().zip(replies) {
@@ -233,47 +345,66 @@ pub fn run_store(
 }
 
 /// Commands whose replies every database must give exactly as `MemStore`
-/// does: fencing, at-most-once retries, versions, rights (`from`, command, time).
+/// does: fencing, at-most-once retries, versions, rights taken only after a
+/// watched stamp, a second process of one name (`from`, command, time).
 #[cfg(test)]
-pub fn agreement_script() -> Vec<(ServerId, StoreOp, Time)> {
+pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
     use failgroup_model::{ClientId, SetCond, SetOpts};
     let req = |seq| ReqId { client: ClientId(u64::MAX - 1), seq };
     let k = || b"k".to_vec();
-    let w = |seq, write| StoreOp::Write { slot: Slot(1), fence: Some(Epoch(1)), req: req(seq), key: k(), write };
+    let w = |seq, epoch, write| StoreOp::Write { slot: Slot(1), fence: Some(Epoch(epoch)), req: req(seq), key: k(), write };
+    let acquire = |stamp: Option<(u64, u64)>| StoreOp::Acquire {
+        slots: vec![(Slot(1), stamp.map(|(e, r)| Stamp { epoch: Epoch(e), renewals: r }))],
+        lease: 100,
+    };
+    // Server 0 twice (two processes of one name), and server 1.
+    let (a, twin, b) = (
+        Holder { server: ServerId(0), incarnation: 7 },
+        Holder { server: ServerId(0), incarnation: 8 },
+        Holder { server: ServerId(1), incarnation: 9 },
+    );
     let ops = vec![
-        (ServerId(0), StoreOp::Acquire { slots: vec![Slot(1)], lease: 100 }),
-        (ServerId(1), StoreOp::Acquire { slots: vec![Slot(1)], lease: 100 }),
-        (ServerId(0), w(1, Write::Set(b"5".to_vec()))),
-        (ServerId(0), w(2, Write::Incr(2))),
-        (ServerId(0), w(2, Write::Incr(2))),
-        (ServerId(1), w(3, Write::Del)),
-        (ServerId(0), w(5, Write::SetWith(b"x".to_vec(), SetOpts { ttl_ms: None, cond: SetCond::IfAbsent }))),
-        (ServerId(0), w(6, Write::SetWith(b"t".to_vec(), SetOpts { ttl_ms: Some(3), cond: SetCond::Always }))),
-        (ServerId(0), StoreOp::Ttl { key: k() }),
-        (ServerId(0), StoreOp::Read { key: k() }),
-        (ServerId(0), StoreOp::Read { key: k() }),
-        (ServerId(0), StoreOp::Read { key: k() }),
-        (ServerId(0), StoreOp::Renew { rights: vec![(Slot(1), Epoch(1)), (Slot(2), Epoch(1))], lease: 100 }),
-        (ServerId(0), StoreOp::Release { rights: vec![(Slot(1), Epoch(1))] }),
-        (ServerId(1), StoreOp::Acquire { slots: vec![Slot(1)], lease: 100 }),
-        (ServerId(0), w(4, Write::Set(b"x".to_vec()))),
-        (
-            ServerId(1),
-            StoreOp::Write { slot: Slot(1), fence: Some(Epoch(2)), req: req(7), key: k(), write: Write::Del },
-        ),
+        (a, acquire(None)),
+        (b, acquire(None)),
+        (a, w(1, 1, Write::Set(b"5".to_vec()))),
+        (a, w(2, 1, Write::Incr(2))),
+        (a, w(2, 1, Write::Incr(2))),
+        (b, w(3, 1, Write::Del)),
+        (a, w(5, 1, Write::SetWith(b"x".to_vec(), SetOpts { ttl_ms: None, cond: SetCond::IfAbsent }))),
+        (a, w(6, 1, Write::SetWith(b"t".to_vec(), SetOpts { ttl_ms: Some(3), cond: SetCond::Always }))),
+        (a, StoreOp::Ttl { key: k() }),
+        (a, StoreOp::Read { key: k() }),
+        (a, StoreOp::Read { key: k() }),
+        (a, StoreOp::Read { key: k() }),
+        (a, StoreOp::Renew { rights: vec![(Slot(1), Epoch(1)), (Slot(2), Epoch(1))], lease: 100 }),
+        (twin, acquire(None)),
+        (twin, acquire(Some((1, 0)))),
+        (twin, acquire(Some((1, 1)))),
+        (a, w(4, 1, Write::Set(b"x".to_vec()))),
+        (a, StoreOp::Renew { rights: vec![(Slot(1), Epoch(1))], lease: 100 }),
+        (twin, StoreOp::Release { rights: vec![(Slot(1), Epoch(2))] }),
+        (b, acquire(None)),
+        (b, w(7, 3, Write::Del)),
+        (a, StoreOp::Write { slot: Slot(1), fence: None, req: req(8), key: k(), write: Write::Del }),
     ];
     ops.into_iter().enumerate().map(|(i, (s, op))| (s, op, Time(1000 + i as u64))).collect()
+}
+
+/// The identity of `holder` in the agreement script's cluster.
+#[cfg(test)]
+pub fn test_identity(holder: Holder) -> Identity {
+    Identity::new(holder, vec!["s0".into(), "s1".into()], Mode::Linearizable)
 }
 
 /// Runs the agreement script through `run` (a database) and through the
 /// model-checked `MemStore`, and compares every reply.
 #[cfg(test)]
-pub fn check_agreement(mut run: impl FnMut(ServerId, StoreOp, Time) -> StoreReply) {
+pub fn check_agreement(mut run: impl FnMut(&Identity, StoreOp, Time) -> StoreReply) {
     use failgroup_model::{MemStore, Store};
-    let mut mem = MemStore::new(None);
+    let mut mem = MemStore::new(Mode::Linearizable, None);
     let mut versions = Versions::default();
     for (i, (from, op, now)) in agreement_script().into_iter().enumerate() {
-        let got = run(from, op.clone(), now);
+        let got = run(&test_identity(from), op.clone(), now);
         let want = mem.execute(from, op.clone(), now);
         assert_eq!(got, versions.map(&want, &got), "command {i}: {op:?}");
     }

@@ -9,7 +9,8 @@ use failgroup_model::{ClientId, ClusterSpec, Forwarded, MasterMsg, OpResult, Pro
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
-pub const VERSION: u8 = 1;
+/// 2: requests and replies between servers carry the forwarder's incarnation.
+pub const VERSION: u8 = 2;
 pub const PREAMBLE: [u8; 4] = [0, b'F', b'G', VERSION];
 /// Largest frame accepted by default (a value of a few megabytes plus room).
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -61,14 +62,18 @@ pub enum Msg {
     },
     Welcome,
     Refused(String),
-    /// A request: forwarded by a server (c15), or sent by a library client
-    /// (then `op` is the client's sequence number).
+    /// A request: forwarded by a server (c15) as operation `op` of its run
+    /// `incarnation`, or sent by a library client (then `op` is the
+    /// client's sequence number and `incarnation` 0).
     Forward {
         op: u64,
+        incarnation: u64,
         fwd: Forwarded,
     },
+    /// The answer to `Forward` with the same `op` and `incarnation`.
     ForwardReply {
         op: u64,
+        incarnation: u64,
         result: OpResult,
     },
     /// From the master to a server (probe, notices, view).

@@ -51,20 +51,38 @@ pub enum Mutant {
     NoFencing,
     /// Servers apply master notices whatever their version.
     IgnoreNoticeVersions,
-    /// The store grants a right before the holder's lease has run out.
+    /// The store grants a right another process holds, without a wait.
     EarlyTakeover,
     /// A failover server keeps its temporary cache after handing back.
     KeepTempCache,
+    /// A server takes a peer's reply for whatever request has its operation
+    /// number, from any peer and any incarnation (hole 1).
+    AcceptAnyForwardReply,
+    /// The store times leases on its own clock, as it once did: a right is
+    /// free once the store's clock says a lease has passed since its last
+    /// renewal (hole 2).
+    StoreClockLeases,
+    /// The store grants a right at once to a new process of the holder's
+    /// name (hole 3).
+    SameNameTakesOver,
+    /// A suspended host's clock stands still and does not catch up on
+    /// resume (a runtime timing leases with CLOCK_MONOTONIC, not
+    /// CLOCK_BOOTTIME; model checker only).
+    SuspendStopsClock,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 6] = [
+    pub const ALL: [Mutant; 10] = [
         Mutant::SkipVerification,
         Mutant::KeepCacheOnRegain,
         Mutant::NoFencing,
         Mutant::IgnoreNoticeVersions,
         Mutant::EarlyTakeover,
         Mutant::KeepTempCache,
+        Mutant::AcceptAnyForwardReply,
+        Mutant::StoreClockLeases,
+        Mutant::SameNameTakesOver,
+        Mutant::SuspendStopsClock,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +93,10 @@ impl Mutant {
             Mutant::IgnoreNoticeVersions => "ignore-notice-versions",
             Mutant::EarlyTakeover => "early-takeover",
             Mutant::KeepTempCache => "keep-temp-cache",
+            Mutant::AcceptAnyForwardReply => "accept-any-forward-reply",
+            Mutant::StoreClockLeases => "store-clock-leases",
+            Mutant::SameNameTakesOver => "same-name-takes-over",
+            Mutant::SuspendStopsClock => "suspend-stops-clock",
         }
     }
 }
@@ -109,9 +131,12 @@ pub struct Timing {
     pub reprobe_interval: u64,
     /// How often the master re-sends its whole view (repairs lost notices).
     pub sync_interval: u64,
-    /// Length of a serving right (lease).
+    /// Length of a serving right (lease): its holder trusts it for less
+    /// (`trusted_lease`) after sending each renewal; a taker waits this long
+    /// on its own clock, watching the record unchanged, before it takes it.
     pub lease: u64,
-    /// Bound on how far two clocks may drift apart during one lease.
+    /// Bound on how far two nodes' clocks may drift apart (rate, not
+    /// offset) during one lease.
     pub max_drift: u64,
     /// How often a server re-routes requests that are waiting.
     pub retry_interval: u64,
@@ -168,6 +193,12 @@ impl Timing {
     /// lease less twice the drift bound, so it ends before the store's.
     pub fn trusted_lease(&self) -> u64 {
         self.lease.saturating_sub(2 * self.max_drift)
+    }
+
+    /// How long a server watches another process's right unchanged, on its
+    /// own clock, before it may take it: a whole lease.
+    pub fn takeover_wait(&self) -> u64 {
+        self.lease
     }
 
     /// When to renew held rights: a third of the lease.

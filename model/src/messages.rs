@@ -72,8 +72,10 @@ impl View {
 pub enum Origin {
     /// A request from a client connection; the token is the runtime's.
     Client(u64),
-    /// A request forwarded by a peer; `op` is the peer's operation id.
-    Peer { server: ServerId, op: u64 },
+    /// A request forwarded by a peer: `op` is the peer's operation number
+    /// in its run `incarnation`; the reply carries both back, so that it
+    /// completes that request and no other.
+    Peer { server: ServerId, incarnation: u64, op: u64 },
 }
 
 /// A request as it travels between servers.

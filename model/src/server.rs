@@ -15,7 +15,7 @@
 
 use crate::config::{Mode, Mutant, ProtocolConfig};
 use crate::messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
-use crate::store::{StoreOp, StoreReply, Write};
+use crate::store::{Stamp, StoreOp, StoreReply, Write};
 use crate::topology::Topology;
 use crate::types::{Epoch, ErrorKind, Key, Op, OpResult, ServerId, Slot, Time, Value};
 use equivalent::{Comparable, Equivalent};
@@ -50,14 +50,20 @@ pub enum StoreTag {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ServerInput {
-    /// (Re)start: everything in memory is gone.
-    Start,
+    /// (Re)start: everything in memory is gone. `incarnation` names this
+    /// run of the process (the runtime draws it at random): replies to what
+    /// an earlier run forwarded are told apart by it.
+    Start { incarnation: u64 },
     /// A request from a client (hops 0) or a peer.
     Request {
         origin: Origin,
         fwd: Forwarded,
     },
+    /// A peer's answer to operation `op` of run `incarnation` of this
+    /// server; taken only if `op` was forwarded to `from` in this run.
     ForwardReply {
+        from: ServerId,
+        incarnation: u64,
         op: u64,
         result: OpResult,
     },
@@ -92,7 +98,8 @@ pub enum ServerEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ServerOutput {
     Reply { to: Origin, result: OpResult },
-    Forward { to: ServerId, op: u64, fwd: Forwarded },
+    /// Forward a request to a peer as operation `op` of run `incarnation`.
+    Forward { to: ServerId, op: u64, incarnation: u64, fwd: Forwarded },
     Store { tag: StoreTag, op: StoreOp },
     ToMaster(Report),
     SetTimer { timer: ServerTimer, at: Time },
@@ -158,6 +165,7 @@ pub struct CacheEntry {
     pub value: Option<Box<[u8]>>,
     pub version: u64,
     /// `available` mode, another server's slot: a temporary entry (c3).
+    /// `Some(Time::ZERO)`: a tombstone of a key with a time to live.
     pub expires: Option<Time>,
 }
 
@@ -182,9 +190,14 @@ pub struct Pending {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServerState {
+    /// This run of the process (from [`ServerInput::Start`]).
+    pub incarnation: u64,
     pub view: View,
     pub rights: OrdMap<Slot, Right>,
     pub acquiring: OrdSet<Slot>,
+    /// Rights another process holds that this server waits to take: the
+    /// record's stamp and when (on this server's clock) it first saw it.
+    pub watching: OrdMap<Slot, (Stamp, Time)>,
     pub cache: OrdMap<Slot, OrdMap<CacheKey, CacheEntry>>,
     pub ops: OrdMap<u64, Pending>,
     pub next_op: u64,
@@ -228,8 +241,8 @@ impl Server {
 
     pub fn step(&self, st: &mut ServerState, now: Time, input: ServerInput, out: &mut Vec<ServerOutput>) {
         match input {
-            ServerInput::Start => {
-                *st = ServerState::default();
+            ServerInput::Start { incarnation } => {
+                *st = ServerState { incarnation, ..ServerState::default() };
                 if self.config.mode == Mode::Linearizable {
                     let slots: Vec<Slot> = self.topology.owned_slots(self.id).collect();
                     self.acquire(st, slots, now, out);
@@ -243,8 +256,16 @@ impl Server {
                 st.ops.insert(id, Pending { origin, fwd, slot, deadline, stage: Stage::Parked });
                 self.route(st, id, now, out);
             }
-            ServerInput::ForwardReply { op, result } => {
-                if let Some(p) = st.ops.get(&op).filter(|p| matches!(p.stage, Stage::Forwarded(_))) {
+            ServerInput::ForwardReply { from, incarnation, op, result } => {
+                // Hole 1: only the peer this run forwarded `op` to answers it;
+                // a late reply to an earlier run, or from a peer tried
+                // before, is dropped (specs/protocol.md, "Forwarding").
+                let any = self.config.has(Mutant::AcceptAnyForwardReply);
+                let ours = |p: &&Pending| match p.stage {
+                    Stage::Forwarded(to) => any || (to == from && incarnation == st.incarnation),
+                    _ => false,
+                };
+                if let Some(p) = st.ops.get(&op).filter(ours) {
                     out.push(ServerOutput::Reply { to: p.origin, result });
                     out.push(ServerOutput::CancelTimer(ServerTimer::ForwardTimeout(op)));
                     st.ops.remove(&op);
@@ -331,7 +352,7 @@ impl Server {
         let p = &mut st.ops[&id];
         p.stage = Stage::Forwarded(to);
         let fwd = Forwarded { hops: p.fwd.hops + 1, ..p.fwd.clone() };
-        out.push(ServerOutput::Forward { to, op: id, fwd });
+        out.push(ServerOutput::Forward { to, op: id, incarnation: st.incarnation, fwd });
         let at = now.plus(self.config.timing.send_timeout);
         out.push(ServerOutput::SetTimer { timer: ServerTimer::ForwardTimeout(id), at });
     }
@@ -369,8 +390,23 @@ impl Server {
         StoreOp::Write { slot: p.slot, fence, req: p.fwd.req, key: key.clone(), write }
     }
 
+    /// Asks the store for rights (hole 2, 3): a slot another process holds
+    /// is asked for with the stamp this server watched for a whole lease,
+    /// and not at all while that wait runs.
     fn acquire(&self, st: &mut ServerState, slots: Vec<Slot>, now: Time, out: &mut Vec<ServerOutput>) {
-        let slots: Vec<Slot> = slots.into_iter().filter(|s| st.acquiring.insert(*s).is_none()).collect();
+        let wait = self.config.timing.takeover_wait();
+        let slots: Vec<(Slot, Option<Stamp>)> = slots
+            .into_iter()
+            .filter(|s| !st.acquiring.contains(s))
+            .filter_map(|s| match st.watching.get(&s) {
+                Some((stamp, seen)) if now.since(*seen) >= wait => Some((s, Some(*stamp))),
+                Some(_) => None,
+                None => Some((s, None)),
+            })
+            .collect();
+        for (s, _) in &slots {
+            st.acquiring.insert(*s);
+        }
         if !slots.is_empty() {
             let lease = self.config.timing.lease;
             out.push(ServerOutput::Store {
@@ -411,11 +447,11 @@ impl Server {
         let m = st.cache.entry(slot).or_default();
         let k = KeyRef::new(key);
         if m.get(&k).is_none_or(|e| e.version <= version) {
-            if expiring {
-                m.remove(&k);
-            } else {
-                m.insert(CacheKey::new(key), CacheEntry { value: value.map(Vec::into_boxed_slice), version, expires });
-            }
+            // An expiring key leaves a tombstone, never served (it expired
+            // at time zero), that keeps its version: a reply of an older
+            // version arriving late cannot bring the old value back.
+            let (value, expires) = if expiring { (None, Some(Time::ZERO)) } else { (value, expires) };
+            m.insert(CacheKey::new(key), CacheEntry { value: value.map(Vec::into_boxed_slice), version, expires });
         }
     }
 
@@ -461,6 +497,7 @@ impl Server {
             (StoreTag::Acquire { sent }, StoreReply::Acquired { granted, held }) => {
                 for (slot, epoch) in &granted {
                     st.acquiring.remove(slot);
+                    st.watching.remove(slot);
                     // A right gained starts with a cold cache: writes may have
                     // happened under other epochs since this server last held it.
                     if !self.config.has(Mutant::KeepCacheOnRegain) {
@@ -472,8 +509,12 @@ impl Server {
                     out.push(ServerOutput::Event(ServerEvent::RightsTaken(granted.clone())));
                     self.arm_renew(st, now, out);
                 }
-                for (slot, _) in &held {
+                for (slot, _, stamp) in &held {
                     st.acquiring.remove(slot);
+                    // A new stamp starts the wait again: the holder renewed.
+                    if st.watching.get(slot).is_none_or(|(seen, _)| seen != stamp) {
+                        st.watching.insert(*slot, (*stamp, now));
+                    }
                 }
                 self.reconcile(st, out);
                 // Waiting requests: serve them, or send them to the holder
@@ -486,8 +527,8 @@ impl Server {
                     st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
                 for id in waiting {
                     let p = &st.ops[&id];
-                    match held.iter().find(|(s, _)| *s == p.slot) {
-                        Some((_, holder)) if *holder != self.id && p.fwd.hops + 1 < t.max_hops => {
+                    match held.iter().find(|(s, ..)| *s == p.slot) {
+                        Some((_, holder, _)) if *holder != self.id && p.fwd.hops + 1 < t.max_hops => {
                             self.forward(st, id, *holder, now, out)
                         }
                         Some(_) => {}

@@ -4,8 +4,17 @@
 //! live beside the data, so a write fenced by a stale epoch is refused in the
 //! same atomic step that would apply it. Writes carry their request id and
 //! are applied at most once, whatever the retries and duplicates.
+//!
+//! The store keeps no lease time. A right's record counts its renewals; a
+//! server that wants a right another process holds reads the record's
+//! [`Stamp`], waits a whole lease on its own clock, and takes the right only
+//! if the stamp is still the same (no renewal came meanwhile). The holder
+//! trusts a right for less than a lease from the moment it sent the renewal,
+//! so by then it has stopped trusting it, whatever the store's clock does.
+//! The store's clock decides only when keys with a time to live expire.
 
 use crate::config::Mutant;
+use crate::config::Mode;
 use crate::types::{Epoch, ErrorKind, Key, OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time, Value};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
@@ -21,6 +30,9 @@ pub enum Write {
     Expire(i64),
 }
 
+/// The error of an unfenced write in a `linearizable` cluster.
+pub const UNFENCED: &str = "unfenced write refused: this cluster is linearizable";
+
 /// A command from a server to the store.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StoreOp {
@@ -31,9 +43,12 @@ pub enum StoreOp {
     /// Write a key; with `fence`, only if the sender holds the slot's right
     /// at that epoch and it has not expired.
     Write { slot: Slot, fence: Option<Epoch>, req: ReqId, key: Key, write: Write },
-    /// Take the rights of free or expired slots, each with a new epoch.
-    Acquire { slots: Vec<Slot>, lease: u64 },
-    /// Extend rights still held at the given epochs.
+    /// Take the rights of slots, each with a new epoch: a slot no one holds
+    /// or one released, one this very process holds, or one whose record
+    /// still carries the stamp given (watched unchanged for a whole lease).
+    /// `lease` serves only the `StoreClockLeases` mutant.
+    Acquire { slots: Vec<(Slot, Option<Stamp>)>, lease: u64 },
+    /// Renew rights still held at the given epochs (a new stamp each).
     Renew { rights: Vec<(Slot, Epoch)>, lease: u64 },
     /// Give rights up (hand-back).
     Release { rights: Vec<(Slot, Epoch)> },
@@ -62,9 +77,11 @@ pub enum StoreReply {
     Rejected(ErrorKind),
     /// Not applied: the sender does not hold the right at that epoch.
     Fenced,
+    /// `held`: slots another process holds, with its server and the
+    /// record's stamp now.
     Acquired {
         granted: Vec<(Slot, Epoch)>,
-        held: Vec<(Slot, ServerId)>,
+        held: Vec<(Slot, ServerId, Stamp)>,
     },
     Renewed {
         kept: Vec<(Slot, Epoch)>,
@@ -75,19 +92,63 @@ pub enum StoreReply {
     Failed(String),
 }
 
+/// Who sends a store command: a server, and which run of its process (a
+/// number drawn at start). Two processes with one server's name are two
+/// holders: a new one waits out the old one's lease like any other taker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Holder {
+    pub server: ServerId,
+    pub incarnation: u64,
+}
+
+/// Which renewal of a right a record shows: unchanged for a whole lease,
+/// the holder has stopped trusting the right.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Stamp {
+    pub epoch: Epoch,
+    pub renewals: u64,
+}
+
 /// What a store does. The runtime's databases implement it; the core only
 /// emits [`StoreOp`]s and consumes [`StoreReply`]s.
 pub trait Store {
-    /// Carries out one command atomically. `now` is the store's clock.
-    fn execute(&mut self, from: ServerId, op: StoreOp, now: Time) -> StoreReply;
+    /// Carries out one command atomically. `now` is the store's clock
+    /// (used for keys' time to live only).
+    fn execute(&mut self, from: Holder, op: StoreOp, now: Time) -> StoreReply;
 }
 
 /// A slot's serving right as the store records it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RightRecord {
-    pub holder: ServerId,
+    pub holder: Holder,
     pub epoch: Epoch,
-    pub expires: Time,
+    pub renewals: u64,
+    pub released: bool,
+    /// The store's time of the last grant or renewal: read only by the
+    /// `StoreClockLeases` mutant, which times leases with it.
+    pub renewed_at: Time,
+}
+
+impl RightRecord {
+    pub fn stamp(&self) -> Stamp {
+        Stamp { epoch: self.epoch, renewals: self.renewals }
+    }
+
+    /// Whether `from` holds this right at `epoch`.
+    pub fn held_by(&self, from: Holder, epoch: Epoch) -> bool {
+        self.holder == from && self.epoch == epoch && !self.released
+    }
+}
+
+/// May `from` take a right whose record is `current`, given the stamp it
+/// watched for a whole lease? The rule every store applies.
+pub fn may_take(current: Option<(Holder, Stamp, bool)>, from: Holder, observed: Option<Stamp>) -> bool {
+    match current {
+        None => true,
+        Some((_, _, true)) => true,
+        Some((holder, _, _)) if holder == from => true,
+        Some((_, stamp, _)) => observed == Some(stamp),
+    }
 }
 
 /// A linearizable in-memory store: each `execute` is one atomic step.
@@ -99,6 +160,8 @@ pub struct MemStore {
     /// Replies of applied writes, so a duplicate gets the same answer.
     pub applied: OrdMap<ReqId, StoreReply>,
     pub last_version: u64,
+    /// In a `linearizable` cluster the store refuses unfenced writes.
+    pub mode: Mode,
     /// A deliberate bug (model checker only).
     pub mutant: Option<Mutant>,
 }
@@ -111,12 +174,28 @@ fn as_int(v: Option<&Value>) -> Option<i64> {
 }
 
 impl MemStore {
-    pub fn new(mutant: Option<Mutant>) -> MemStore {
-        MemStore { mutant, ..MemStore::default() }
+    pub fn new(mode: Mode, mutant: Option<Mutant>) -> MemStore {
+        MemStore { mode, mutant, ..MemStore::default() }
     }
 
-    fn holds(&self, from: ServerId, slot: Slot, epoch: Epoch, now: Time) -> bool {
-        matches!(self.rights.get(&slot), Some(r) if r.holder == from && r.epoch == epoch && now < r.expires)
+    fn holds(&self, from: Holder, slot: Slot, epoch: Epoch) -> bool {
+        self.rights.get(&slot).is_some_and(|r| r.held_by(from, epoch))
+    }
+
+    /// Whether `from` may take `slot` (see [`may_take`]), or a mutant says so.
+    fn grants(&self, slot: Slot, from: Holder, observed: Option<Stamp>, lease: u64, now: Time) -> bool {
+        let current = self.rights.get(&slot);
+        if may_take(current.map(|r| (r.holder, r.stamp(), r.released)), from, observed) {
+            return true;
+        }
+        let r = current.expect("a held right has a record");
+        match self.mutant {
+            Some(Mutant::EarlyTakeover) => true,
+            // The old design: the lease runs out on the store's clock.
+            Some(Mutant::StoreClockLeases) => now >= r.renewed_at.plus(lease),
+            Some(Mutant::SameNameTakesOver) => r.holder.server == from.server,
+            _ => false,
+        }
     }
 
     /// A key as it is at `now`: expired keys are absent.
@@ -198,7 +277,7 @@ pub fn apply_write(old: Option<(Value, Option<Time>)>, write: Write, now: Time) 
 }
 
 impl Store for MemStore {
-    fn execute(&mut self, from: ServerId, op: StoreOp, now: Time) -> StoreReply {
+    fn execute(&mut self, from: Holder, op: StoreOp, now: Time) -> StoreReply {
         match op {
             StoreOp::Read { key } => {
                 let (value, version, expiring) = self.current(&key, now);
@@ -222,10 +301,14 @@ impl Store for MemStore {
                         other => other.clone(),
                     };
                 }
-                if let Some(epoch) = fence {
-                    if self.mutant != Some(Mutant::NoFencing) && !self.holds(from, slot, epoch, now) {
+                match fence {
+                    Some(epoch) if self.mutant != Some(Mutant::NoFencing) && !self.holds(from, slot, epoch) => {
                         return StoreReply::Fenced;
                     }
+                    None if self.mode == Mode::Linearizable => {
+                        return StoreReply::Rejected(ErrorKind::Store(UNFENCED.into()));
+                    }
+                    _ => {}
                 }
                 let reply = self.write(key, write, now);
                 self.applied.insert(req, reply.clone());
@@ -233,31 +316,32 @@ impl Store for MemStore {
             }
             StoreOp::Acquire { slots, lease } => {
                 let (mut granted, mut held) = (Vec::new(), Vec::new());
-                for slot in slots {
-                    let current = self.rights.get(&slot).cloned();
-                    match current {
-                        Some(r)
-                            if r.holder != from && now < r.expires && self.mutant != Some(Mutant::EarlyTakeover) =>
-                        {
-                            held.push((slot, r.holder))
-                        }
-                        _ => {
-                            // Always a new epoch, even for the holder itself, so
-                            // writes it sent under the old one are fenced.
-                            let epoch = Epoch(current.map_or(0, |r| r.epoch.0) + 1);
-                            let expires = now.plus(lease);
-                            self.rights.insert(slot, RightRecord { holder: from, epoch, expires });
-                            granted.push((slot, epoch));
-                        }
+                for (slot, observed) in slots {
+                    if self.grants(slot, from, observed, lease, now) {
+                        // Always a new epoch, even for the holder itself, so
+                        // writes it sent under the old one are fenced.
+                        let epoch = Epoch(self.rights.get(&slot).map_or(0, |r| r.epoch.0) + 1);
+                        let renewed_at = if self.mutant == Some(Mutant::StoreClockLeases) { now } else { Time::ZERO };
+                        let record = RightRecord { holder: from, epoch, renewals: 0, released: false, renewed_at };
+                        self.rights.insert(slot, record);
+                        granted.push((slot, epoch));
+                    } else {
+                        let r = &self.rights[&slot];
+                        held.push((slot, r.holder.server, r.stamp()));
                     }
                 }
                 StoreReply::Acquired { granted, held }
             }
-            StoreOp::Renew { rights, lease } => {
+            StoreOp::Renew { rights, lease: _ } => {
                 let (mut kept, mut lost) = (Vec::new(), Vec::new());
                 for (slot, epoch) in rights {
-                    if self.holds(from, slot, epoch, now) {
-                        self.rights[&slot].expires = now.plus(lease);
+                    if self.holds(from, slot, epoch) {
+                        // Kept only for the mutant that reads it: a time in
+                        // every record would multiply the checker's states.
+                        let stamp_time = self.mutant == Some(Mutant::StoreClockLeases);
+                        let r = &mut self.rights[&slot];
+                        r.renewals += 1;
+                        r.renewed_at = if stamp_time { now } else { Time::ZERO };
                         kept.push((slot, epoch));
                     } else {
                         lost.push((slot, epoch));
@@ -267,8 +351,8 @@ impl Store for MemStore {
             }
             StoreOp::Release { rights } => {
                 for (slot, epoch) in rights {
-                    if self.holds(from, slot, epoch, now) {
-                        self.rights[&slot].expires = now;
+                    if self.holds(from, slot, epoch) {
+                        self.rights[&slot].released = true;
                     }
                 }
                 StoreReply::Released

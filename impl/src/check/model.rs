@@ -7,8 +7,12 @@
 //!
 //! Faults, each within a budget and before the fault horizon: message loss,
 //! duplication and reordering (any delivery order), crash and restart of a
-//! server (its memory is lost) and of the master, a paused server (alive but
-//! silent: a gray failure), a cut link between two nodes, clock lag.
+//! server (its memory is lost, it comes back as a new incarnation) and of
+//! the master, a paused server (alive but silent: a gray failure), a
+//! suspended host (paused, its clock stands still, and counts the time on
+//! resume as CLOCK_BOOTTIME does), a second process of a paused server's
+//! identity (the first lives on as its "twin"), a cut link between two
+//! nodes, clock lag, and the store's clock stepping forward.
 
 use failgroup_model::*;
 use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
@@ -118,6 +122,9 @@ pub enum Addr {
     /// A crashed master incarnation, whose last messages may still arrive.
     OldMaster(u64),
     Server(ServerId),
+    /// The first process of a server whose identity a second process took
+    /// over (`Action::Replace`); it reaches only the store.
+    Twin(ServerId),
     Client(u16),
     Store,
 }
@@ -128,6 +135,7 @@ impl fmt::Display for Addr {
             Addr::Master => write!(f, "master"),
             Addr::OldMaster(i) => write!(f, "master (incarnation {i}, crashed)"),
             Addr::Server(s) => write!(f, "{s}"),
+            Addr::Twin(s) => write!(f, "{s} (first process)"),
             Addr::Client(c) => write!(f, "client{c}"),
             Addr::Store => write!(f, "store"),
         }
@@ -138,11 +146,13 @@ impl fmt::Display for Addr {
 pub enum Msg {
     Request { req: ReqId, op: Op },
     Response { seq: u64, result: OpResult },
-    Forward { op: u64, fwd: Forwarded },
-    ForwardResponse { op: u64, result: OpResult },
+    Forward { op: u64, incarnation: u64, fwd: Forwarded },
+    /// `req` is the checker's own record of the request answered (no node
+    /// reads it): a server must only complete that request with it.
+    ForwardResponse { op: u64, incarnation: u64, result: OpResult, req: ReqId },
     Report(Report),
     Master(MasterMsg),
-    StoreCall { tag: StoreTag, op: StoreOp },
+    StoreCall { from: Holder, tag: StoreTag, op: StoreOp },
     StoreAnswer { tag: StoreTag, reply: StoreReply },
 }
 
@@ -157,6 +167,8 @@ pub struct Envelope {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timer {
     Server(ServerId, ServerTimer),
+    /// A timer of the first process of a replaced server.
+    Twin(ServerTimer),
     Master(MasterTimer),
     Client(u16, ClientTimer),
 }
@@ -180,7 +192,16 @@ pub enum Action {
     Crash(ServerId),
     Restart(ServerId),
     Pause(ServerId),
+    /// The host is suspended: paused, and its clock stands still.
+    Suspend(ServerId),
     Resume(ServerId),
+    /// A second process of a paused server's identity starts at its address.
+    Replace(ServerId),
+    /// The first process of a replaced server resumes.
+    ResumeTwin,
+    CatchUpTwin,
+    /// The store's clock steps forward by a lease.
+    StepStoreClock,
     CrashMaster,
     RestartMaster,
     Cut(Addr, Addr),
@@ -191,6 +212,8 @@ pub enum Action {
 pub enum Status {
     Up,
     Paused,
+    /// Paused with its clock standing still.
+    Suspended,
     Crashed,
 }
 
@@ -198,6 +221,8 @@ pub enum Status {
 pub struct ServerNode {
     pub state: ServerState,
     pub status: Status,
+    /// This process's run; a restart or a replacement draws a new one.
+    pub incarnation: u64,
     pub clock: u64,
     pub timers: BTreeMap<ServerTimer, Time>,
 }
@@ -230,6 +255,12 @@ pub struct Faults {
     pub master_crashes: u8,
     /// Ticks by which store calls may be held back in all (a slow store).
     pub store_delays: u8,
+    /// Hosts suspended (clock stopped), then resumed.
+    pub suspends: u8,
+    /// Second processes of a paused server's identity.
+    pub twins: u8,
+    /// Steps of the store's clock, a lease forward each.
+    pub clock_steps: u8,
 }
 
 /// What has happened, for properties that speak of the past.
@@ -248,6 +279,12 @@ pub struct Seen {
     pub view_regressed: bool,
     /// The store applied a write under a right that was no longer current.
     pub deposed_write: bool,
+    /// A server completed a request with a reply to another request, or a
+    /// client got a result of another kind than its operation's.
+    pub mismatched_reply: bool,
+    /// A restarted or replaced server forwarded a request while an earlier
+    /// run's request was still waiting at a peer.
+    pub restart_while_forwarded: bool,
     /// Servers whose latest probe the master saw answered.
     pub probe_answered: BTreeSet<ServerId>,
 }
@@ -261,8 +298,12 @@ pub struct ClusterState {
     pub master_timers: BTreeMap<MasterTimer, Time>,
     pub incarnation: u64,
     pub servers: Vec<ServerNode>,
+    /// The first process of a server replaced by a second one.
+    pub twin: Option<(ServerId, ServerNode)>,
     pub clients: Vec<ClientNode>,
     pub store: MemStore,
+    /// How far the store's clock is ahead of the global one.
+    pub store_ahead: u64,
     /// In flight: one FIFO channel per (from, to), as a TCP connection is;
     /// messages on different channels overtake each other freely.
     pub net: BTreeMap<(Addr, Addr), VecDeque<(u64, Msg)>>,
@@ -348,38 +389,71 @@ impl ClusterModel {
         self.keys.iter().position(|k| k == key).expect("model key")
     }
 
+    fn node_mut<'a>(&self, st: &'a mut ClusterState, at: Addr) -> &'a mut ServerNode {
+        match at {
+            Addr::Server(s) => &mut st.servers[s.0 as usize],
+            Addr::Twin(_) => &mut st.twin.as_mut().expect("a twin").1,
+            _ => unreachable!("a server process"),
+        }
+    }
+
     fn server_step(&self, st: &mut ClusterState, s: ServerId, input: ServerInput) {
-        let node = &mut st.servers[s.0 as usize];
+        self.process_step(st, Addr::Server(s), input)
+    }
+
+    /// Feeds one input to the server process at `me` (a server, or the
+    /// first process of a replaced one) and carries out its outputs.
+    fn process_step(&self, st: &mut ClusterState, me: Addr, input: ServerInput) {
+        let s = match me {
+            Addr::Server(s) | Addr::Twin(s) => s,
+            _ => unreachable!("a server process"),
+        };
+        let node = self.node_mut(st, me);
         let now = Time(node.clock);
+        let holder = Holder { server: s, incarnation: node.incarnation };
         let mut out = Vec::new();
         // A restart forgets the view; otherwise it never goes back.
-        let restart = input == ServerInput::Start;
+        let restart = matches!(input, ServerInput::Start { .. });
         let before: Vec<Version> = self.topology.servers().map(|x| node.state.view.version_of(x)).collect();
+        // Which request each reply to a peer answers (the checker's record).
+        let ops_before = node.state.ops.clone();
+        let arriving = match &input {
+            ServerInput::Request { origin, fwd } => Some((*origin, fwd.req)),
+            _ => None,
+        };
         self.servers[s.0 as usize].step(&mut node.state, now, input, &mut out);
         if !restart && self.topology.servers().zip(before).any(|(x, v)| node.state.view.version_of(x) < v) {
             st.seen.view_regressed = true;
         }
-        let me = Addr::Server(s);
         for o in out {
             match o {
                 ServerOutput::Reply { to: Origin::Client(token), result } => {
                     let seq = token & 0xFFFF_FFFF;
                     st.send(me, Addr::Client((token >> 32) as u16), Msg::Response { seq, result })
                 }
-                ServerOutput::Reply { to: Origin::Peer { server, op }, result } => {
-                    st.send(me, Addr::Server(server), Msg::ForwardResponse { op, result })
+                ServerOutput::Reply { to: to @ Origin::Peer { server, incarnation, op }, result } => {
+                    let req = ops_before
+                        .values()
+                        .find(|p| p.origin == to)
+                        .map(|p| p.fwd.req)
+                        .or(arriving.filter(|(o, _)| *o == to).map(|(_, r)| r))
+                        .expect("a reply answers a request this server had");
+                    st.send(me, Addr::Server(server), Msg::ForwardResponse { op, incarnation, result, req })
                 }
-                ServerOutput::Forward { to, op, fwd } => {
+                ServerOutput::Forward { to, op, incarnation: inc, fwd } => {
                     st.seen.forwarded = true;
-                    st.send(me, Addr::Server(to), Msg::Forward { op, fwd })
+                    if self.earlier_run_waits(st, s, inc) {
+                        st.seen.restart_while_forwarded = true;
+                    }
+                    st.send(me, Addr::Server(to), Msg::Forward { op, incarnation: inc, fwd })
                 }
-                ServerOutput::Store { tag, op } => st.send(me, Addr::Store, Msg::StoreCall { tag, op }),
+                ServerOutput::Store { tag, op } => st.send(me, Addr::Store, Msg::StoreCall { from: holder, tag, op }),
                 ServerOutput::ToMaster(r) => st.send(me, Addr::Master, Msg::Report(r)),
                 ServerOutput::SetTimer { timer, at } => {
-                    st.servers[s.0 as usize].timers.insert(timer, at);
+                    self.node_mut(st, me).timers.insert(timer, at);
                 }
                 ServerOutput::CancelTimer(timer) => {
-                    st.servers[s.0 as usize].timers.remove(&timer);
+                    self.node_mut(st, me).timers.remove(&timer);
                 }
                 ServerOutput::Event(e) => match e {
                     ServerEvent::Served { for_other: true, .. } => st.seen.failover_served = true,
@@ -392,6 +466,23 @@ impl ClusterModel {
                 },
             }
         }
+    }
+
+    /// Whether a request an earlier run of `s` forwarded (not run `inc`)
+    /// still waits at a peer or on its way to or from one.
+    fn earlier_run_waits(&self, st: &ClusterState, s: ServerId, inc: u64) -> bool {
+        let waiting = st.servers.iter().any(|n| {
+            n.state.ops.values().any(|p| matches!(p.origin, Origin::Peer { server, incarnation, .. } if server == s && incarnation != inc))
+        });
+        let ours = |a: &Addr| matches!(a, Addr::Server(x) | Addr::Twin(x) if *x == s);
+        let travelling = st.net.iter().any(|((from, to), chan)| {
+            chan.iter().any(|(_, m)| match m {
+                Msg::Forward { incarnation, .. } => ours(from) && *incarnation != inc,
+                Msg::ForwardResponse { incarnation, .. } => ours(to) && *incarnation != inc,
+                _ => false,
+            })
+        });
+        waiting || travelling
     }
 
     fn master_step(&self, st: &mut ClusterState, input: MasterInput) {
@@ -464,9 +555,16 @@ impl ClusterModel {
                 }
                 RegisterRet::ReadOk(v)
             }
-            _ => {
+            (_, OpResult::Err(_)) => {
                 // An error: the effect is unknown, so the operation stays
                 // open in the history and this client stops.
+                node.failed = true;
+                return;
+            }
+            // A result of another kind than the operation's answers some
+            // other request (hole 1).
+            _ => {
+                st.seen.mismatched_reply = true;
                 node.failed = true;
                 return;
             }
@@ -476,28 +574,38 @@ impl ClusterModel {
     }
 
     fn deliver(&self, st: &mut ClusterState, env: Envelope) {
-        let now = Time(st.now);
         match (env.to, env.msg) {
-            (Addr::Store, Msg::StoreCall { tag, op }) => {
-                let Addr::Server(from) = env.from else { return };
+            (Addr::Store, Msg::StoreCall { from: holder, tag, op }) => {
                 let fence = match &op {
                     StoreOp::Write { slot, fence: Some(epoch), req, .. } if !st.store.applied.contains_key(req) => {
                         Some((*slot, *epoch))
                     }
                     _ => None,
                 };
-                let reply = st.store.execute(from, op, now);
+                let store_now = Time(st.now + st.store_ahead);
+                let reply = st.store.execute(holder, op, store_now);
                 // A write fenced by a right takes effect only while that
                 // right is the slot's current one.
                 if let (Some((slot, epoch)), StoreReply::Written { .. }) = (fence, &reply) {
-                    let current = st.store.rights.get(&slot);
-                    if !current.is_some_and(|r| r.holder == from && r.epoch == epoch && now < r.expires) {
+                    if !st.store.rights.get(&slot).is_some_and(|r| r.held_by(holder, epoch)) {
                         st.seen.deposed_write = true;
                     }
                 }
-                if st.servers[from.0 as usize].status != Status::Crashed {
-                    st.send(Addr::Store, env.from, Msg::StoreAnswer { tag, reply });
+                // The answer goes to the process that asked, if it still runs.
+                let s = holder.server.0 as usize;
+                let to = if st.servers[s].incarnation == holder.incarnation && st.servers[s].status != Status::Crashed {
+                    Some(Addr::Server(holder.server))
+                } else if st.twin.as_ref().is_some_and(|(t, n)| *t == holder.server && n.incarnation == holder.incarnation) {
+                    Some(Addr::Twin(holder.server))
+                } else {
+                    None
+                };
+                if let Some(to) = to {
+                    st.send(Addr::Store, to, Msg::StoreAnswer { tag, reply });
                 }
+            }
+            (Addr::Twin(_), Msg::StoreAnswer { tag, reply }) => {
+                self.process_step(st, env.to, ServerInput::Store { tag, reply });
             }
             (Addr::Server(s), msg) if st.servers[s.0 as usize].status == Status::Crashed => {
                 // Connection refused: the sender learns at once.
@@ -505,10 +613,22 @@ impl ClusterModel {
                     (Addr::Client(c), Msg::Request { req, .. }) => {
                         self.client_step(st, c, ClientInput::SendFailed { seq: req.seq, to: s })
                     }
-                    (Addr::Server(f), Msg::Forward { op, .. }) if st.servers[f.0 as usize].status == Status::Up => {
+                    (Addr::Server(f), Msg::Forward { op, incarnation, .. })
+                        if st.servers[f.0 as usize].status == Status::Up
+                            && st.servers[f.0 as usize].incarnation == incarnation =>
+                    {
                         self.server_step(st, f, ServerInput::ForwardFailed { op })
                     }
                     _ => {}
+                }
+            }
+            (Addr::Server(s), Msg::ForwardResponse { op, incarnation, result, req }) => {
+                let (Addr::Server(from) | Addr::Twin(from)) = env.from else { return };
+                // Hole 1: the reply may complete only the request it answers.
+                let waiting = st.servers[s.0 as usize].state.ops.get(&op).map(|p| p.fwd.req);
+                self.server_step(st, s, ServerInput::ForwardReply { from, incarnation, op, result });
+                if waiting.is_some_and(|w| w != req && !st.servers[s.0 as usize].state.ops.contains_key(&op)) {
+                    st.seen.mismatched_reply = true;
                 }
             }
             (Addr::Server(s), msg) => {
@@ -517,10 +637,9 @@ impl ClusterModel {
                         let origin = Origin::Client(((c as u64) << 32) | req.seq);
                         ServerInput::Request { origin, fwd: Forwarded { req, op, hops: 0 } }
                     }
-                    (Addr::Server(f), Msg::Forward { op, fwd }) => {
-                        ServerInput::Request { origin: Origin::Peer { server: f, op }, fwd }
+                    (Addr::Server(f) | Addr::Twin(f), Msg::Forward { op, incarnation, fwd }) => {
+                        ServerInput::Request { origin: Origin::Peer { server: f, incarnation, op }, fwd }
                     }
-                    (_, Msg::ForwardResponse { op, result }) => ServerInput::ForwardReply { op, result },
                     (_, Msg::Master(m)) => ServerInput::Master(m),
                     (_, Msg::StoreAnswer { tag, reply }) => ServerInput::Store { tag, reply },
                     _ => return,
@@ -528,7 +647,7 @@ impl ClusterModel {
                 self.server_step(st, s, input);
             }
             (Addr::Client(c), Msg::Response { seq, result }) => {
-                let Addr::Server(from) = env.from else { return };
+                let (Addr::Server(from) | Addr::Twin(from)) = env.from else { return };
                 self.client_step(st, c, ClientInput::Reply { seq, from, result });
             }
             (Addr::Master, Msg::Report(report)) => {
@@ -549,7 +668,11 @@ impl ClusterModel {
     }
 
     fn deliverable(&self, st: &ClusterState, from: Addr, to: Addr) -> bool {
-        let paused = |a: Addr| matches!(a, Addr::Server(s) if st.servers[s.0 as usize].status == Status::Paused);
+        let paused = |a: Addr| match a {
+            Addr::Server(s) => matches!(st.servers[s.0 as usize].status, Status::Paused | Status::Suspended),
+            Addr::Twin(_) => st.twin.as_ref().is_some_and(|(_, n)| n.status != Status::Up),
+            _ => false,
+        };
         !paused(to) && !st.is_cut(from, to)
     }
 
@@ -560,6 +683,9 @@ impl ClusterModel {
                 let s = ServerId(i as u16);
                 due.extend(n.timers.iter().filter(|(_, at)| at.0 <= n.clock).map(|(t, _)| Timer::Server(s, *t)));
             }
+        }
+        if let Some((_, n)) = st.twin.as_ref().filter(|(_, n)| n.status == Status::Up) {
+            due.extend(n.timers.iter().filter(|(_, at)| at.0 <= n.clock).map(|(t, _)| Timer::Twin(*t)));
         }
         if st.master.is_some() {
             due.extend(st.master_timers.iter().filter(|(_, at)| at.0 <= st.now).map(|(t, _)| Timer::Master(*t)));
@@ -572,10 +698,14 @@ impl ClusterModel {
 
     fn tick(&self, st: &mut ClusterState, lagging: Option<ServerId>) {
         st.now += 1;
+        // A suspended host's clock stands still.
         for (i, n) in st.servers.iter_mut().enumerate() {
-            if lagging != Some(ServerId(i as u16)) {
+            if lagging != Some(ServerId(i as u16)) && n.status != Status::Suspended {
                 n.clock += 1;
             }
+        }
+        if let Some((_, n)) = st.twin.as_mut().filter(|(_, n)| n.status != Status::Suspended) {
+            n.clock += 1;
         }
     }
 }
@@ -597,6 +727,7 @@ impl Model for ClusterModel {
                 .map(|_| ServerNode {
                     state: ServerState::default(),
                     status: Status::Up,
+                    incarnation: 1,
                     clock: 0,
                     timers: BTreeMap::new(),
                 })
@@ -611,7 +742,9 @@ impl Model for ClusterModel {
                     failed: false,
                 })
                 .collect(),
-            store: MemStore::new(c.mutant),
+            twin: None,
+            store: MemStore::new(c.mode, c.mutant),
+            store_ahead: 0,
             net: BTreeMap::new(),
             budget: c.faults.clone(),
             cut: None,
@@ -621,7 +754,7 @@ impl Model for ClusterModel {
         // Start-up is not interesting: servers take their rights and the
         // master's first probe round settles before the checker begins.
         for s in self.topology.servers() {
-            self.server_step(&mut st, s, ServerInput::Start);
+            self.server_step(&mut st, s, ServerInput::Start { incarnation: 1 });
         }
         self.master_step(&mut st, MasterInput::Start { incarnation: 1 });
         while let Some(&(from, to)) = st.net.keys().next() {
@@ -687,7 +820,7 @@ impl Model for ClusterModel {
         }
         for (i, n) in st.servers.iter().enumerate() {
             let s = ServerId(i as u16);
-            if n.clock < st.now && n.status != Status::Crashed {
+            if n.clock < st.now && matches!(n.status, Status::Up | Status::Paused) {
                 actions.push(Action::CatchUp(s));
             }
             match n.status {
@@ -701,6 +834,28 @@ impl Model for ClusterModel {
             if n.status == Status::Up && faults && st.budget.pauses > 0 {
                 actions.push(Action::Pause(s));
             }
+            if n.status == Status::Up && faults && st.budget.suspends > 0 {
+                actions.push(Action::Suspend(s));
+            }
+            if n.status == Status::Suspended && quiet {
+                actions.push(Action::Resume(s));
+            }
+            // A second process of a paused server's identity.
+            let paused = matches!(n.status, Status::Paused | Status::Suspended);
+            if paused && faults && st.budget.twins > 0 && st.twin.is_none() {
+                actions.push(Action::Replace(s));
+            }
+        }
+        if let Some((_, n)) = &st.twin {
+            if n.clock < st.now && n.status == Status::Up {
+                actions.push(Action::CatchUpTwin);
+            }
+            if n.status != Status::Up && quiet {
+                actions.push(Action::ResumeTwin);
+            }
+        }
+        if faults && st.budget.clock_steps > 0 {
+            actions.push(Action::StepStoreClock);
         }
         if faults && st.budget.master_crashes > 0 && st.master.is_some() {
             actions.push(Action::CrashMaster);
@@ -764,6 +919,12 @@ impl Model for ClusterModel {
                     st.servers[s.0 as usize].timers.remove(&t);
                     self.server_step(&mut st, s, ServerInput::Timer(t));
                 }
+                Timer::Twin(t) => {
+                    let (s, n) = st.twin.as_mut()?;
+                    n.timers.remove(&t);
+                    let s = *s;
+                    self.process_step(&mut st, Addr::Twin(s), ServerInput::Timer(t));
+                }
                 Timer::Master(t) => {
                     st.master_timers.remove(&t);
                     self.master_step(&mut st, MasterInput::Timer(t));
@@ -801,13 +962,55 @@ impl Model for ClusterModel {
                 let n = &mut st.servers[s.0 as usize];
                 n.status = Status::Up;
                 n.clock = st.now;
-                self.server_step(&mut st, s, ServerInput::Start);
+                n.incarnation += 1;
+                let incarnation = n.incarnation;
+                self.server_step(&mut st, s, ServerInput::Start { incarnation });
             }
             Action::Pause(s) => {
                 st.budget.pauses -= 1;
                 st.servers[s.0 as usize].status = Status::Paused;
             }
-            Action::Resume(s) => st.servers[s.0 as usize].status = Status::Up,
+            Action::Suspend(s) => {
+                st.budget.suspends -= 1;
+                st.servers[s.0 as usize].status = Status::Suspended;
+            }
+            Action::Resume(s) => {
+                let n = &mut st.servers[s.0 as usize];
+                // The runtime's clock (CLOCK_BOOTTIME) counted the suspension.
+                if n.status == Status::Suspended && self.cfg.mutant != Some(Mutant::SuspendStopsClock) {
+                    n.clock = n.clock.max(st.now.saturating_sub(self.cfg.drift));
+                }
+                n.status = Status::Up;
+            }
+            Action::Replace(s) => {
+                st.budget.twins -= 1;
+                let i = s.0 as usize;
+                let fresh = ServerNode {
+                    state: ServerState::default(),
+                    status: Status::Up,
+                    incarnation: st.servers[i].incarnation + 1,
+                    clock: st.now,
+                    timers: BTreeMap::new(),
+                };
+                let first = std::mem::replace(&mut st.servers[i], fresh);
+                st.twin = Some((s, first));
+                // The first process keeps its connection to the store; the
+                // address, and what comes to it, is the second's now.
+                for (from, to) in [(Addr::Server(s), Addr::Store), (Addr::Store, Addr::Server(s))] {
+                    if let Some(chan) = st.net.remove(&(from, to)) {
+                        let rename = |a: Addr| if a == Addr::Server(s) { Addr::Twin(s) } else { a };
+                        st.net.insert((rename(from), rename(to)), chan);
+                    }
+                }
+                let incarnation = st.servers[i].incarnation;
+                self.server_step(&mut st, s, ServerInput::Start { incarnation });
+            }
+            Action::ResumeTwin => st.twin.as_mut()?.1.status = Status::Up,
+            Action::CatchUpTwin => st.twin.as_mut()?.1.clock += 1,
+            Action::StepStoreClock => {
+                st.budget.clock_steps -= 1;
+                st.store_ahead += self.cfg.protocol().timing.lease;
+            }
             Action::CrashMaster => {
                 st.budget.master_crashes -= 1;
                 st.master = None;
@@ -853,9 +1056,13 @@ impl Model for ClusterModel {
                     let serving = st
                         .servers
                         .iter()
+                        .chain(st.twin.as_ref().map(|(_, n)| n))
                         .filter(|n| n.status != Status::Crashed && n.state.serves(slot, Time(n.clock)));
                     serving.count() <= 1
                 })
+            }),
+            Property::always("replies match requests", |_: &ClusterModel, st: &ClusterState| {
+                !st.seen.mismatched_reply
             }),
             Property::always("fenced writes", |_: &ClusterModel, st: &ClusterState| !st.seen.deposed_write),
             Property::always("notices in order", |_: &ClusterModel, st: &ClusterState| !st.seen.view_regressed),
@@ -897,6 +1104,9 @@ impl Model for ClusterModel {
             Property::sometimes("owner recovered", |_: &ClusterModel, st: &ClusterState| st.seen.owner_recovered),
             Property::sometimes("notice applied", |_: &ClusterModel, st: &ClusterState| st.seen.notice_applied),
             Property::sometimes("forwarded", |_: &ClusterModel, st: &ClusterState| st.seen.forwarded),
+            Property::sometimes("restart while forwarded", |_: &ClusterModel, st: &ClusterState| {
+                st.seen.restart_while_forwarded
+            }),
         ]
     }
 }

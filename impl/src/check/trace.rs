@@ -50,14 +50,19 @@ fn store_op(o: &StoreOp) -> String {
                 None => format!("{w} unfenced"),
             }
         }
-        StoreOp::Acquire { slots, .. } => format!("acquire the right of {}", slots_list(slots)),
+        StoreOp::Acquire { slots, .. } => {
+            let each: Vec<String> = slots
+                .iter()
+                .map(|(s, stamp)| match stamp {
+                    Some(t) => format!("{s} (watched at epoch {} renewal {})", t.epoch.0, t.renewals),
+                    None => s.to_string(),
+                })
+                .collect();
+            format!("acquire the right of {}", each.join(", "))
+        }
         StoreOp::Renew { rights, .. } => format!("renew {}", rights_list(rights)),
         StoreOp::Release { rights } => format!("hand back {}", rights_list(rights)),
     }
-}
-
-fn slots_list(slots: &[Slot]) -> String {
-    slots.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn rights_list(rights: &[(Slot, Epoch)]) -> String {
@@ -78,8 +83,9 @@ fn store_reply(r: &StoreReply) -> String {
             if !granted.is_empty() {
                 write!(s, "granted {}", rights_list(granted)).unwrap();
             }
-            for (slot, holder) in held {
-                write!(s, "{}{slot} still held by {holder}", if s.is_empty() { "" } else { "; " }).unwrap();
+            for (slot, holder, t) in held {
+                let sep = if s.is_empty() { "" } else { "; " };
+                write!(s, "{sep}{slot} still held by {holder} (epoch {} renewal {})", t.epoch.0, t.renewals).unwrap();
             }
             s
         }
@@ -137,6 +143,7 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
             ServerTimer::Retry => format!("{s}: time to retry waiting requests"),
             ServerTimer::ForwardTimeout(_) => format!("{s}: a forwarded request timed out"),
         },
+        Action::Fire(Timer::Twin(t)) => format!("the first process of the replaced server: timer {t:?}"),
         Action::Fire(Timer::Master(t)) => match t {
             MasterTimer::ProbeTimeout(s) => format!("master: probe of {s} unanswered"),
             MasterTimer::Reprobe(s) => format!("master: time to re-check {s}"),
@@ -148,6 +155,11 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
         Action::Restart(s) => format!("{s} restarts"),
         Action::Pause(s) => format!("{s} PAUSES (alive but silent)"),
         Action::Resume(s) => format!("{s} resumes"),
+        Action::Suspend(s) => format!("{s}'s host is SUSPENDED (paused, its clock stands still)"),
+        Action::Replace(s) => format!("a SECOND PROCESS of {s} starts at its address (the first is paused)"),
+        Action::ResumeTwin => "the first process of the replaced server resumes".into(),
+        Action::CatchUpTwin => "the first process's clock catches up one tick".into(),
+        Action::StepStoreClock => "the store's clock STEPS forward by a lease".into(),
         Action::CrashMaster => "master CRASHES".into(),
         Action::RestartMaster => "master restarts".into(),
         Action::Cut(a, b) => format!("link {a} <-> {b} CUT"),
@@ -195,7 +207,11 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
                 let lag = if n.clock == st.now { String::new() } else { format!(", clock {} (lags)", n.clock) };
                 format!(
                     "{}serves [{}], cache [{}], sees offline [{}]{lag}",
-                    if status == Status::Paused { "PAUSED, " } else { "" },
+                    match status {
+                        Status::Paused => "PAUSED, ",
+                        Status::Suspended => "SUSPENDED, ",
+                        _ => "",
+                    },
                     rights.join(", "),
                     cache.join(", "),
                     off.join(", "),
@@ -214,7 +230,11 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
             .store
             .rights
             .iter()
-            .map(|(s, r)| format!("{s}: {} epoch {} until {}", r.holder, r.epoch.0, r.expires.0))
+            .map(|(s, r)| {
+                let state = if r.released { "released" } else { "held" };
+                let (who, inc, epoch, renewals) = (r.holder.server, r.holder.incarnation, r.epoch.0, r.renewals);
+                format!("{s}: {state} by {who} (run {inc}) epoch {epoch} renewal {renewals}")
+            })
             .collect();
         format!("[{}], rights [{}]", data.join(", "), rights.join("; "))
     }));
