@@ -14,17 +14,17 @@ fuzz_target!(|data: &[u8]| {
         now = now.plus(c[3] as u64);
         let key = vec![b'a' + (b % 3)];
         let input = match c[0] % 10 {
-            0 => ServerInput::Start,
+            0 => ServerInput::Start { incarnation: a },
             1 => ServerInput::Request {
                 origin: Origin::Client(a),
                 fwd: Forwarded { req: ReqId { client: ClientId(1), seq: a }, op: Op::Set(key, vec![b]), hops: b % 4 },
             },
             2 => ServerInput::Request {
-                origin: Origin::Peer { server: ServerId(b as u16 % 4), op: a },
+                origin: Origin::Peer { server: ServerId(b as u16 % 4), incarnation: a % 2, op: a },
                 fwd: Forwarded { req: ReqId { client: ClientId(2), seq: a }, op: Op::Get(key), hops: b % 4 },
             },
             3 => ServerInput::ForwardFailed { op: a },
-            4 => ServerInput::ForwardReply { op: a, result: OpResult::Ok },
+            4 => ServerInput::ForwardReply { from: ServerId(b as u16 % 4), incarnation: a % 2, op: a, result: OpResult::Ok },
             5 => ServerInput::Store {
                 tag: StoreTag::Op(a),
                 reply: StoreReply::Read { value: Some(vec![b]), version: b as u64, expiring: b % 2 == 0 },
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
                 tag: StoreTag::Acquire { sent: Time(now.0.saturating_sub(b as u64)) },
                 reply: StoreReply::Acquired {
                     granted: vec![(Slot(b as u16 % 16), Epoch(a))],
-                    held: vec![(Slot(a as u16 % 16), ServerId(b as u16 % 4))],
+                    held: vec![(Slot(a as u16 % 16), ServerId(b as u16 % 4), Stamp { epoch: Epoch(a), renewals: b as u64 })],
                 },
             },
             7 => ServerInput::Store { tag: StoreTag::Op(a), reply: StoreReply::Fenced },

@@ -65,8 +65,12 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         }
     }
     std::fs::create_dir_all(&o.data).map_err(|e| format!("--data {}: {e}", o.data.display()))?;
-    // Create the database's schema once, before the servers share it.
-    drop(cfg.open_store()?);
+    // Create the database's schema once, before the servers share it. No
+    // node of this cluster runs (its ports are free): a SQLite file in the
+    // data directory left by a `dev` of other options is adopted for this
+    // one; a PostgreSQL database, which others may share, is only checked.
+    let own_file = matches!(cfg.store()?, crate::config::StoreUrl::Sqlite(_));
+    cfg.open_store()?.check_mark(&cfg.mark(), own_file)?;
     let path = o.data.join("cluster.toml");
     std::fs::write(&path, cfg.to_toml()).map_err(|e| format!("{}: {e}", path.display()))?;
     let stop = crate::net::stop_flag();

@@ -53,6 +53,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Record this config's mode and topology in the store, replacing the
+    /// ones recorded, and drop every serving right. Run it once, with every
+    /// node of the cluster stopped, after changing the mode or the servers.
+    Adopt {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print the master's view: servers online/offline, who serves which slots.
     Status {
         /// The master's address [default: from --config, else 127.0.0.1:7100].
@@ -216,6 +223,11 @@ fn main() -> ExitCode {
             failgroup::net::init_logging("info");
             exit(Config::load(&config).and_then(failgroup::master::main))
         }
+        Command::Adopt { config } => exit(Config::load(&config).and_then(|cfg| {
+            cfg.open_store()?.check_mark(&cfg.mark(), true)?;
+            println!("the store now belongs to this config's cluster ({} mode); every right was dropped", cfg.file.mode);
+            Ok(())
+        })),
         Command::Status { master, config } => {
             let cfg = match config.map(|c| Config::load(&c)).transpose() {
                 Ok(cfg) => cfg,

@@ -28,9 +28,11 @@
 //! let server = Server::new(owner, topology.clone(), config.clone());
 //! let mut sst = ServerState::default();
 //! let mut sout = Vec::new();
-//! server.step(&mut sst, now, ServerInput::Start, &mut sout);
+//! server.step(&mut sst, now, ServerInput::Start { incarnation: 1 }, &mut sout);
 //! let ServerOutput::Store { tag, op } = sout.remove(0) else { panic!() };
-//! let reply = store.execute(owner, op, now);
+//! // The store knows the process by its server and incarnation.
+//! let me = Holder { server: owner, incarnation: 1 };
+//! let reply = store.execute(me, op, now);
 //! server.step(&mut sst, now, ServerInput::Store { tag, reply }, &mut sout);
 //!
 //! // A client sends SET k v: it goes to the owner (c11).
@@ -50,7 +52,7 @@
 //!     panic!("the write goes to the store")
 //! };
 //! let mut sout = Vec::new();
-//! let reply = store.execute(owner, op, now);
+//! let reply = store.execute(me, op, now);
 //! server.step(&mut sst, now, ServerInput::Store { tag, reply }, &mut sout);
 //! assert!(sout.contains(&ServerOutput::Reply { to: Origin::Client(7), result: OpResult::Ok }));
 //!

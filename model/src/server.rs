@@ -390,23 +390,21 @@ impl Server {
         StoreOp::Write { slot: p.slot, fence, req: p.fwd.req, key: key.clone(), write }
     }
 
-    /// Asks the store for rights (hole 2, 3): a slot another process holds
-    /// is asked for with the stamp this server watched for a whole lease,
-    /// and not at all while that wait runs.
+    /// Asks the store for rights (hole 2, 3). A slot another process holds
+    /// is asked for with the stamp this server has watched unchanged for a
+    /// whole lease, if it has: only then may the store hand it over. Before
+    /// that the ask still finds a right released or free meanwhile, and
+    /// tells who holds it.
     fn acquire(&self, st: &mut ServerState, slots: Vec<Slot>, now: Time, out: &mut Vec<ServerOutput>) {
         let wait = self.config.timing.takeover_wait();
         let slots: Vec<(Slot, Option<Stamp>)> = slots
             .into_iter()
-            .filter(|s| !st.acquiring.contains(s))
-            .filter_map(|s| match st.watching.get(&s) {
-                Some((stamp, seen)) if now.since(*seen) >= wait => Some((s, Some(*stamp))),
-                Some(_) => None,
-                None => Some((s, None)),
+            .filter(|s| st.acquiring.insert(*s).is_none())
+            .map(|s| match st.watching.get(&s) {
+                Some((stamp, seen)) if now.since(*seen) >= wait => (s, Some(*stamp)),
+                _ => (s, None),
             })
             .collect();
-        for (s, _) in &slots {
-            st.acquiring.insert(*s);
-        }
         if !slots.is_empty() {
             let lease = self.config.timing.lease;
             out.push(ServerOutput::Store {

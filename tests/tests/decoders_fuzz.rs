@@ -108,9 +108,12 @@ fn server_input() -> impl Strategy<Value = ServerInput> {
         }),
         (
             prop::collection::vec((slot.clone(), epoch.clone()), 0..3),
-            prop::collection::vec((slot, server.clone()), 0..3)
+            prop::collection::vec((slot, server.clone(), (0u64..4, 0u64..4)), 0..3)
         )
-            .prop_map(|(granted, held)| StoreReply::Acquired { granted, held }),
+            .prop_map(|(granted, held)| {
+                let held = held.into_iter().map(|(s, h, (e, r))| (s, h, Stamp { epoch: Epoch(e), renewals: r })).collect();
+                StoreReply::Acquired { granted, held }
+            }),
     ];
     let tag = prop_oneof![
         (0u64..8).prop_map(StoreTag::Op),
@@ -120,13 +123,18 @@ fn server_input() -> impl Strategy<Value = ServerInput> {
     ];
     let liveness = prop_oneof![Just(Liveness::Online), Just(Liveness::Offline)];
     prop_oneof![
-        Just(ServerInput::Start),
+        (0u64..3).prop_map(|incarnation| ServerInput::Start { incarnation }),
         (op_strategy(), 0u8..4, 0u64..8).prop_map(|(op, hops, seq)| ServerInput::Request {
             origin: Origin::Client(seq),
             fwd: Forwarded { req: ReqId { client: ClientId(1), seq }, op, hops },
         }),
         (0u64..8).prop_map(|op| ServerInput::ForwardFailed { op }),
-        (0u64..8).prop_map(|op| ServerInput::ForwardReply { op, result: OpResult::Ok }),
+        (0u64..8, server.clone(), 0u64..3).prop_map(|(op, from, incarnation)| ServerInput::ForwardReply {
+            from,
+            incarnation,
+            op,
+            result: OpResult::Ok
+        }),
         (tag, reply).prop_map(|(tag, reply)| ServerInput::Store { tag, reply }),
         (server, liveness, version).prop_map(|(server, liveness, version)| ServerInput::Master(MasterMsg::Notice {
             server,

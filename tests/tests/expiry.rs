@@ -18,8 +18,8 @@ impl Rig {
     fn new() -> Rig {
         let topo = Arc::new(ClusterSpec::local(1, 1, 7101, 16).validate().unwrap());
         let server = Server::new(ServerId(0), topo, ProtocolConfig::default());
-        let mut rig = Rig { server, st: ServerState::default(), store: MemStore::new(None), seq: 0 };
-        rig.feed(Time(0), ServerInput::Start);
+        let mut rig = Rig { server, st: ServerState::default(), store: MemStore::new(Mode::Linearizable, None), seq: 0 };
+        rig.feed(Time(0), ServerInput::Start { incarnation: 1 });
         assert!(rig.st.serves(Slot(0), Time(1)), "the owner holds its rights after start");
         rig
     }
@@ -33,7 +33,8 @@ impl Rig {
             for o in out {
                 match o {
                     ServerOutput::Store { tag, op } => {
-                        let reply = self.store.execute(self.server.id, op, now);
+                        let me = Holder { server: self.server.id, incarnation: self.st.incarnation };
+                        let reply = self.store.execute(me, op, now);
                         queue.push(ServerInput::Store { tag, reply });
                     }
                     ServerOutput::Reply { result, .. } => replies.push(result),

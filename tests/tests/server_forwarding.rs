@@ -28,11 +28,12 @@ fn offline(server: ServerId, counter: u64) -> ServerInput {
 /// the forwarded operation's id and the owner.
 fn forwarded_get(mode: Mode) -> (Server, ServerState, u64, ServerId) {
     let (topo, key, owner, f) = setup();
+    // A server that never started has incarnation 0.
     let server = Server::new(f, topo, ProtocolConfig { mode, ..ProtocolConfig::default() });
     let mut st = ServerState::default();
     let mut out = Vec::new();
     server.step(&mut st, Time(0), request(&key), &mut out);
-    let Some(ServerOutput::Forward { to, op, fwd }) = out.first().cloned() else { panic!("{mode}: {out:?}") };
+    let Some(ServerOutput::Forward { to, op, fwd, .. }) = out.first().cloned() else { panic!("{mode}: {out:?}") };
     assert!(to == owner && fwd.hops == 1, "{mode}: {out:?}");
     (server, st, op, owner)
 }
@@ -40,13 +41,34 @@ fn forwarded_get(mode: Mode) -> (Server, ServerState, u64, ServerId) {
 #[test]
 fn a_non_owner_forwards_to_the_owner() {
     for mode in [Mode::Linearizable, Mode::Available] {
-        let (server, mut st, op, _) = forwarded_get(mode);
+        let (server, mut st, op, owner) = forwarded_get(mode);
         // The owner's reply goes back to the client.
         let mut out = Vec::new();
         let result = OpResult::Value(Some(b"v".to_vec()));
-        server.step(&mut st, Time(1), ServerInput::ForwardReply { op, result: result.clone() }, &mut out);
+        let reply = ServerInput::ForwardReply { from: owner, incarnation: 0, op, result: result.clone() };
+        server.step(&mut st, Time(1), reply, &mut out);
         assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(1), result }));
         assert!(st.ops.is_empty());
+    }
+}
+
+/// Hole 1: a reply completes only the request it answers. A reply from a
+/// peer the request was not forwarded to (one tried before), or to an
+/// earlier run of this server (same operation number, another
+/// incarnation), is dropped; the request still waits for its own.
+#[test]
+fn a_reply_from_another_peer_or_an_earlier_run_completes_nothing() {
+    for mode in [Mode::Linearizable, Mode::Available] {
+        let (server, mut st, op, owner) = forwarded_get(mode);
+        let other = ServerId((0..3).find(|s| ServerId(*s) != owner && ServerId(*s) != server.id).unwrap());
+        let result = OpResult::Ok;
+        for (from, incarnation) in [(other, 0), (owner, 7)] {
+            let mut out = Vec::new();
+            let reply = ServerInput::ForwardReply { from, incarnation, op, result: result.clone() };
+            server.step(&mut st, Time(1), reply, &mut out);
+            assert!(out.is_empty(), "{mode}: from {from} run {incarnation}: {out:?}");
+            assert_eq!(st.ops.len(), 1, "{mode}: the request still waits");
+        }
     }
 }
 
@@ -85,6 +107,7 @@ fn the_failover_server_processes_when_the_owner_is_marked_offline() {
     let Some(ServerOutput::Store { tag, op: op @ StoreOp::Acquire { .. } }) = out.first().cloned() else {
         panic!("{out:?}")
     };
+    let f = Holder { server: f, incarnation: 0 };
     let reply = store.execute(f, op, Time(0));
     out.clear();
     server.step(&mut st, Time(1), ServerInput::Store { tag, reply }, &mut out);
@@ -121,11 +144,13 @@ fn a_restarted_owner_waits_for_the_failover_holder_then_forwards_to_it() {
     let mut store = MemStore::default();
     let slot = topo.slot(&key);
     // The failover server holds the slot's right.
-    store.execute(f, StoreOp::Acquire { slots: vec![slot], lease: 2_000 }, Time(0));
+    let holder = Holder { server: f, incarnation: 1 };
+    store.execute(holder, StoreOp::Acquire { slots: vec![(slot, None)], lease: 2_000 }, Time(0));
     let server = Server::new(owner, topo, ProtocolConfig::default());
     let mut st = ServerState::default();
     let mut out = Vec::new();
-    server.step(&mut st, Time(10), ServerInput::Start, &mut out);
+    server.step(&mut st, Time(10), ServerInput::Start { incarnation: 1 }, &mut out);
+    let owner = Holder { server: owner, incarnation: 1 };
     let ServerOutput::Store { tag, op } = out.remove(0) else { panic!() };
     let reply = store.execute(owner, op, Time(10));
     server.step(&mut st, Time(11), ServerInput::Store { tag, reply }, &mut out);
@@ -161,7 +186,7 @@ fn only_requests_with_hops_to_spare_go_to_the_holder() {
             panic!("the owner acquires its right: {out:?}")
         };
         out.clear();
-        let reply = StoreReply::Acquired { granted: vec![], held: vec![(slot, f)] };
+        let reply = StoreReply::Acquired { granted: vec![], held: vec![(slot, f, Stamp::default())] };
         server.step(&mut st, Time(1), ServerInput::Store { tag, reply }, &mut out);
         let sent =
             out.iter().any(|o| matches!(o, ServerOutput::Forward { to, fwd, .. } if *to == f && fwd.hops == hops + 1));

@@ -82,9 +82,12 @@ struct Harness {
     timers: BTreeMap<ServerTimer, Time>,
     to_store: Vec<(StoreTag, StoreOp)>,
     from_store: Vec<(StoreTag, StoreReply)>,
-    forwards: Vec<u64>,
+    /// Operations forwarded, and to whom.
+    forwards: Vec<(u64, ServerId)>,
     other: ServerId,
     other_epochs: BTreeMap<Slot, Epoch>,
+    /// What the competing server watched: a record's stamp and when.
+    other_watch: BTreeMap<Slot, (Stamp, u64)>,
     version: u64,
     seq: u64,
     hits: usize,
@@ -107,11 +110,12 @@ impl Harness {
             forwards: vec![],
             other,
             other_epochs: BTreeMap::new(),
+            other_watch: BTreeMap::new(),
             version: 0,
             seq: 0,
             hits: 0,
         };
-        h.step(ServerInput::Start);
+        h.step(ServerInput::Start { incarnation: 1 });
         h
     }
 
@@ -150,7 +154,7 @@ impl Harness {
                 ServerOutput::CancelTimer(timer) => {
                     self.timers.remove(&timer);
                 }
-                ServerOutput::Forward { op, .. } => self.forwards.push(op),
+                ServerOutput::Forward { op, to, .. } => self.forwards.push((op, to)),
                 _ => {}
             }
         }
@@ -219,7 +223,8 @@ impl Harness {
             Action::Del(k) => self.request(k, Op::Del(keys[k].clone())),
             Action::StoreExecute(i) if i < self.to_store.len() => {
                 let (tag, op) = self.to_store.remove(i);
-                let reply = self.store.execute(self.server.id, op, Time(self.now));
+                let me = Holder { server: self.server.id, incarnation: self.st.incarnation };
+                let reply = self.store.execute(me, op, Time(self.now));
                 self.from_store.push((tag, reply));
             }
             Action::StoreReply(i) if i < self.from_store.len() => {
@@ -228,9 +233,19 @@ impl Harness {
             }
             Action::OtherAcquire(k) => {
                 let slot = self.server.topology.slot(&keys[k]);
-                let op = StoreOp::Acquire { slots: vec![slot], lease: 1_000 };
-                if let StoreReply::Acquired { granted, .. } = self.store.execute(self.other, op, Time(self.now)) {
+                // The competitor follows the protocol: it takes a right only
+                // with a stamp it has watched unchanged for a whole lease.
+                let lease = self.server.config.timing.lease;
+                let stamp = self.other_watch.get(&slot).filter(|(_, seen)| self.now >= seen + lease).map(|w| w.0);
+                let op = StoreOp::Acquire { slots: vec![(slot, stamp)], lease };
+                let other = Holder { server: self.other, incarnation: 1 };
+                if let StoreReply::Acquired { granted, held } = self.store.execute(other, op, Time(self.now)) {
                     self.other_epochs.extend(granted);
+                    for (slot, _, stamp) in held {
+                        if self.other_watch.get(&slot).is_none_or(|(s, _)| *s != stamp) {
+                            self.other_watch.insert(slot, (stamp, self.now));
+                        }
+                    }
                 }
             }
             Action::OtherWrite(k, v) => {
@@ -245,7 +260,7 @@ impl Harness {
                         key: keys[k].clone(),
                         write: Write::Set(vec![v]),
                     };
-                    self.store.execute(self.other, op, Time(self.now));
+                    self.store.execute(Holder { server: self.other, incarnation: 1 }, op, Time(self.now));
                 }
             }
             Action::Notice(offline) => {
@@ -255,9 +270,10 @@ impl Harness {
                 self.step(ServerInput::Master(MasterMsg::Notice { server: ServerId(0), liveness, version }));
             }
             Action::ForwardDone(i, ok) if i < self.forwards.len() => {
-                let op = self.forwards.remove(i);
+                let (op, from) = self.forwards.remove(i);
+                let incarnation = self.st.incarnation;
                 self.step(if ok {
-                    ServerInput::ForwardReply { op, result: OpResult::Value(None) }
+                    ServerInput::ForwardReply { from, incarnation, op, result: OpResult::Value(None) }
                 } else {
                     ServerInput::ForwardFailed { op }
                 });
