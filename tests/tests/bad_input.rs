@@ -119,7 +119,7 @@ fn huge_and_binary_keys_and_values() {
 
 #[test]
 fn requirepass_answers_as_redis_does() {
-    let cluster = Cluster::with_config(22500, 1, "requirepass = \"sesame\"", "");
+    let cluster = Cluster::with_config(22500, 1, "requirepass = \"sesame\"\nsecret = \"s3cret\"", "");
     let mut c = Resp::connect(&cluster.addr("s1"));
     assert_eq!(c.run("GET k"), Reply::Error("NOAUTH Authentication required.".into()));
     assert_eq!(c.run("PING"), Reply::Error("NOAUTH Authentication required.".into()));

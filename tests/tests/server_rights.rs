@@ -171,8 +171,9 @@ impl Harness {
         }
         let slot = self.server.topology.slot(&key);
         let r = self.store.rights.get(&slot).expect("served without any right");
-        assert_eq!(r.holder, self.server.id, "served {slot} from cache while {} holds it", r.holder);
-        assert!(Time(self.now) < r.expires, "served {slot} from cache after the store's lease ended");
+        let me = Holder { server: self.server.id, incarnation: self.st.incarnation };
+        assert_eq!(r.holder, me, "served {slot} from cache while {:?} holds it", r.holder);
+        assert!(!r.released, "served {slot} from cache after handing it back");
         if !self.key_has_write_in_flight(&key) {
             let stored = self.store.data.get(&key).map(|(v, ..)| v.clone());
             assert_eq!(result, OpResult::Value(stored), "stale cache hit");
@@ -191,10 +192,8 @@ impl Harness {
             for slot in (0..SLOTS_IN_TEST).map(Slot) {
                 if self.st.serves(slot, self.local) {
                     let r = &self.store.rights[&slot];
-                    assert!(
-                        r.holder == me && Time(self.now) < r.expires,
-                        "{me} trusts a right on {slot} the store does not grant"
-                    );
+                    let holder = Holder { server: me, incarnation: self.st.incarnation };
+                    assert!(r.held_by(holder, self.st.rights[&slot].epoch), "{me} trusts a right on {slot} the store does not grant");
                 }
             }
         }
