@@ -220,13 +220,36 @@ pub fn run<T: Tables>(t: &mut T, me: &Identity, op: StoreOp, now: Time) -> Resul
 
 /// Runs a batch's commands in order; the first error stops it (the caller
 /// rolls the transaction back and fails the whole batch).
+///
+/// A renewal of the same rights as the batch's previous renewal gets that
+/// one's answer without touching the rows again: no other server sees the
+/// batch half done, so renewing once is renewing twice (the record's stamp
+/// changes either way). A server whose store was slow (a lost connection
+/// retried for seconds) queues a renewal every third of a lease; renewing
+/// each of thousands of rows that many times in one transaction made it too
+/// long to ever commit beside the other servers' renewals.
 pub fn run_all<'a, T: Tables>(
     t: &mut T,
     me: &Identity,
     ops: impl Iterator<Item = &'a StoreOp>,
     now: Time,
 ) -> Result<Vec<StoreReply>, T::Error> {
-    ops.map(|op| run(t, me, op.clone(), now)).collect()
+    let mut last_renewal: Option<(&'a [(Slot, Epoch)], StoreReply)> = None;
+    let mut replies = Vec::new();
+    for op in ops {
+        if let StoreOp::Renew { rights, .. } = op {
+            if let Some((_, reply)) = last_renewal.as_ref().filter(|(r, _)| *r == &rights[..]) {
+                replies.push(reply.clone());
+                continue;
+            }
+        }
+        let reply = run(t, me, op.clone(), now)?;
+        if let StoreOp::Renew { rights, .. } = op {
+            last_renewal = Some((&rights[..], reply.clone()));
+        }
+        replies.push(reply);
+    }
+    Ok(replies)
 }
 
 pub type Job = (StoreTag, StoreOp);
@@ -299,7 +322,15 @@ impl ClusterMark {
 
 /// The replies of a batch that rolled back: every command failed with `e`.
 pub fn failed_batch(batch: &[Job], e: &dyn std::fmt::Display) -> Vec<StoreReply> {
-    tracing::warn!(error = %e, commands = batch.len(), "store batch failed and rolled back");
+    let count = |f: fn(&StoreOp) -> bool| batch.iter().filter(|(_, op)| f(op)).count();
+    tracing::warn!(
+        error = %e,
+        commands = batch.len(),
+        acquires = count(|op| matches!(op, StoreOp::Acquire { .. })),
+        renewals = count(|op| matches!(op, StoreOp::Renew { .. })),
+        writes = count(|op| matches!(op, StoreOp::Write { .. })),
+        "store batch failed and rolled back"
+    );
     batch.iter().map(|_| StoreReply::Failed(e.to_string())).collect()
 }
 

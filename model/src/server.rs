@@ -607,6 +607,11 @@ impl Server {
             .collect::<OrdSet<Slot>>()
             .into_iter()
             .collect();
+        // No longer this server's to take: stop watching.
+        let unwatch: Vec<Slot> = st.watching.keys().copied().filter(|&s| self.target(st, s) != Some(self.id)).collect();
+        for slot in unwatch {
+            st.watching.remove(&slot);
+        }
         if stale.is_empty() {
             return;
         }

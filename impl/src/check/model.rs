@@ -87,7 +87,7 @@ impl CheckConfig {
                 sync_interval: 8,
                 lease: 6 + 4 * self.drift,
                 max_drift: self.drift,
-                retry_interval: 2,
+                retry_interval: std::env::var("FG_RI").ok().and_then(|v| v.parse().ok()).unwrap_or(2),
                 request_timeout: 1_000,
                 temp_ttl: 8,
                 max_hops: 2,
