@@ -158,6 +158,8 @@ pub struct Cluster {
     netns: Vec<Option<String>>,
     master_addr: String,
     lines: mpsc::Receiver<String>,
+    /// Environment variables each server gets whenever it (re)starts.
+    server_env: Vec<(String, String, String)>,
 }
 
 impl Cluster {
@@ -171,7 +173,8 @@ impl Cluster {
         store: TestStore,
     ) -> Cluster {
         let (servers, restarted) = (Vec::new(), Vec::new());
-        Cluster { dev, dir, port, store, servers, restarted, master_pid: 0, netns, master_addr, lines }
+        let server_env = Vec::new();
+        Cluster { dev, dir, port, store, servers, restarted, master_pid: 0, netns, master_addr, lines, server_env }
     }
 
     /// Starts `servers` servers in `groups` groups, master on `port`.
@@ -337,6 +340,7 @@ impl Cluster {
             .arg(self.dir.join("cluster.toml"))
             .args(["--id", name])
             .env("RUST_LOG", log_level())
+            .envs(self.server_env.iter().filter(|e| e.0 == name).map(|e| (&e.1, &e.2)))
             .spawn()
             .expect("restart a server");
         if let Some(s) = self.servers.iter_mut().find(|s| s.0 == name) {
@@ -373,6 +377,18 @@ impl Cluster {
         }
         self.restarted.push(child);
         pid
+    }
+
+    /// From now on, `name` (re)starts with these environment variables.
+    pub fn set_server_env(&mut self, name: &str, env: &[(&str, &str)]) {
+        self.server_env.retain(|e| e.0 != name);
+        self.server_env.extend(env.iter().map(|(k, v)| (name.to_string(), k.to_string(), v.to_string())));
+    }
+
+    /// `kill -9` of a process the cluster started (e.g. by `spawn_server`).
+    pub fn kill_pid(&mut self, pid: u32) {
+        let status = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+        assert!(status.success(), "kill -9 {pid}");
     }
 
     /// Restarts a server from the config with extra environment variables
@@ -555,4 +571,12 @@ pub fn read_node_msg(s: &mut TcpStream) -> Option<failgroup::wire::Msg> {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// libfaketime, if installed (Debian's faketime package).
+pub fn libfaketime() -> Option<String> {
+    ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(str::to_string)
 }

@@ -160,11 +160,39 @@ fn worker(id: u64, mut conn: Conn, seed: u64, stop: Arc<AtomicBool>, rec: Arc<Mu
     }
 }
 
+/// Runs every server under libfaketime, its wall clock read from a file the
+/// clock nemesis writes (`clock-sN` in the cluster's directory). Returns
+/// false, saying so, where libfaketime is missing.
+fn steppable_clocks(cluster: &mut Cluster) -> bool {
+    let Some(lib) = failgroup_tests::libfaketime() else {
+        eprintln!("clock nemesis SKIPPED: libfaketime is not installed (apt-get install faketime)");
+        return false;
+    };
+    for s in ["s1", "s2", "s3"] {
+        let file = cluster.dir.join(format!("clock-{s}"));
+        std::fs::write(&file, "+0").expect("clock file");
+        let file = file.display().to_string();
+        cluster.set_server_env(
+            s,
+            &[
+                ("LD_PRELOAD", lib.as_str()),
+                ("FAKETIME_TIMESTAMP_FILE", file.as_str()),
+                ("FAKETIME_CACHE_DURATION", "1"),
+                // The monotonic clocks are the host's: they never step.
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ],
+        );
+        cluster.kill9(s);
+        cluster.restart(s);
+    }
+    true
+}
+
 /// The faults, each bounded in time; `s3` (the RESP workers' server) stays up.
-fn nemesis(cluster: &mut Cluster, rng: &mut Rng, rounds: u64, t0: Instant) {
+fn nemesis(cluster: &mut Cluster, rng: &mut Rng, rounds: u64, t0: Instant, clocks: bool) {
     let pick = |rng: &mut Rng| if rng.below(2) == 0 { "s1" } else { "s2" };
     for round in 0..rounds {
-        let mut kinds: Vec<u64> = (0..5).collect();
+        let mut kinds: Vec<u64> = (0..8).filter(|k| clocks || *k != 5).collect();
         for i in (1..kinds.len()).rev() {
             kinds.swap(i, rng.below(i as u64 + 1) as usize);
         }
@@ -200,10 +228,56 @@ fn nemesis(cluster: &mut Cluster, rng: &mut Rng, rounds: u64, t0: Instant) {
                     cluster.restart("s1");
                     cluster.restart("s2");
                 }
-                _ => {
+                4 => {
                     let hold = Duration::from_millis(500 + rng.below(500));
                     eprintln!("{:?} round {round}: slow store, write lock held {hold:?}", t0.elapsed());
                     cluster.store.hold_write_lock(&cluster.dir, hold);
+                }
+                5 => {
+                    // Hole 2: leases once expired on the store's clock. Steps
+                    // stay within the store's memory of applied writes (10 min).
+                    let s = ["s1", "s2", "s3"][rng.below(3) as usize];
+                    let step = 20 + rng.below(100) as i64;
+                    let step = if rng.below(2) == 0 { step } else { -step };
+                    let hold = Duration::from_millis(2000 + rng.below(2000));
+                    eprintln!("{:?} round {round}: {s}'s wall clock steps {step:+} s for {hold:?}", t0.elapsed());
+                    let file = cluster.dir.join(format!("clock-{s}"));
+                    std::fs::write(&file, format!("{step:+}")).expect("clock file");
+                    std::thread::sleep(hold);
+                    std::fs::write(&file, "+0").expect("clock file");
+                }
+                6 => {
+                    // Hole 1: a server restarts while what it forwarded waits
+                    // at a paused peer.
+                    let (paused, restarted) = if rng.below(2) == 0 { ("s1", "s2") } else { ("s2", "s1") };
+                    eprintln!(
+                        "{:?} round {round}: SIGSTOP {paused}, kill -9 {restarted} and restart, SIGCONT",
+                        t0.elapsed()
+                    );
+                    cluster.signal(paused, "STOP");
+                    std::thread::sleep(Duration::from_millis(300 + rng.below(500)));
+                    cluster.kill9(restarted);
+                    cluster.restart(restarted);
+                    std::thread::sleep(Duration::from_millis(300 + rng.below(500)));
+                    cluster.signal(paused, "CONT");
+                }
+                _ => {
+                    // Hole 3: a second process of a paused server's identity
+                    // (a copied config with another address) runs a while.
+                    let s = pick(rng);
+                    let twin_addr = format!("127.0.0.1:{}", cluster.port + 50);
+                    let config = std::fs::read_to_string(cluster.dir.join("cluster.toml"))
+                        .expect("config")
+                        .replace(&cluster.addr(s), &twin_addr);
+                    let twin_config = cluster.dir.join("twin.toml");
+                    std::fs::write(&twin_config, config).expect("twin config");
+                    let run = Duration::from_millis(2500 + rng.below(1000));
+                    eprintln!("{:?} round {round}: SIGSTOP {s}, a second {s} on {twin_addr} for {run:?}", t0.elapsed());
+                    cluster.signal(s, "STOP");
+                    let twin = cluster.spawn_server(s, &twin_config, &twin_addr, &[]);
+                    std::thread::sleep(run);
+                    cluster.kill_pid(twin);
+                    cluster.signal(s, "CONT");
                 }
             }
             std::thread::sleep(settle);
@@ -358,11 +432,12 @@ fn faults_cause_no_stale_reads_no_lost_writes_and_no_errors() {
     let mode = std::env::var("FAILGROUP_FAULT_MODE").unwrap_or_else(|_| "linearizable".into());
     eprintln!("fault suite: seed {seed} (FAILGROUP_FAULT_SEED={seed} replays it), {rounds} round(s), mode {mode}");
     let mut cluster = Cluster::with_config(22800, 3, &format!("mode = \"{mode}\""), "");
+    let clocks = steppable_clocks(&mut cluster);
     let load = Workload::start(&cluster, seed);
     std::thread::sleep(Duration::from_secs(1));
     let mut rng = Rng(seed);
     let start = Instant::now();
-    nemesis(&mut cluster, &mut rng, rounds, start);
+    nemesis(&mut cluster, &mut rng, rounds, start, clocks);
     let (r, counter) = load.finish(&cluster);
     // INCR results: each value once, and no gaps while no INCR failed.
     let mut seen = r.incr_results.clone();

@@ -3,7 +3,7 @@
 //! before its fix; each runs real processes on loopback.
 
 use failgroup::resp::Reply;
-use failgroup_tests::{bulk, ok, Cluster, Resp};
+use failgroup_tests::{bulk, libfaketime, ok, Cluster, Resp};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 4;
@@ -129,14 +129,6 @@ fn requirepass_without_a_secret_refuses_to_start() {
         assert!(stderr.contains("secret:") && stderr.contains("requirepass"), "{args:?} says why: {stderr}");
     }
     std::fs::remove_dir_all(&dir).ok();
-}
-
-/// libfaketime, if installed (Debian's faketime package).
-pub fn libfaketime() -> Option<String> {
-    ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .map(str::to_string)
 }
 
 /// Tells the master "s1 may be offline", as a library client does after a

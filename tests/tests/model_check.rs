@@ -166,6 +166,79 @@ fn mutant_keep_cache_on_regain_is_caught() {
     caught(Mutant::KeepCacheOnRegain, cfg, "linearizable");
 }
 
+/// A mutant caught in `cfg`, beside a control run of the same bounds
+/// without it where every safety property holds: the bug, not the bounds,
+/// makes the difference.
+fn caught_beside_control(mutant: Mutant, cfg: CheckConfig, property: &str, unreached: &[&str]) {
+    assert_all_hold(&exhaust(cfg.clone()), unreached);
+    caught(mutant, cfg, property);
+}
+
+/// Two servers, one client with one operation, no crash: the bounds of the
+/// hole-2 and hole-3 checks, with the one fault each needs.
+fn small(faults: Faults) -> CheckConfig {
+    CheckConfig { servers: 2, clients: 1, ops_per_client: 1, faults, ..CheckConfig::default() }
+}
+
+/// Hole 2: the store's clock steps forward by a lease while the owner is
+/// paused. Leases timed on the store's clock let the failover server take
+/// the right while the owner still trusts it; a taker that watches the
+/// record for a lease on its own clock does not.
+#[test]
+fn mutant_store_clock_leases_is_caught() {
+    let cfg = small(Faults { pauses: 1, clock_steps: 1, ..Faults::default() });
+    caught_beside_control(Mutant::StoreClockLeases, cfg, "one server per slot", ONE_CLIENT);
+    // Without the step, the store's clock is as good as any: the mutant holds.
+    let no_step = small(Faults { pauses: 1, ..Faults::default() });
+    assert_all_hold(&exhaust(CheckConfig { mutant: Some(Mutant::StoreClockLeases), ..no_step }), ONE_CLIENT);
+}
+
+/// Hole 2: a host suspended (its clock stops) past the owner's lease. Its
+/// clock must count the time slept (CLOCK_BOOTTIME) or it trusts a right
+/// the failover server has taken.
+#[test]
+fn mutant_suspend_stops_clock_is_caught() {
+    let cfg = small(Faults { suspends: 1, ..Faults::default() });
+    caught_beside_control(Mutant::SuspendStopsClock, cfg, "one server per slot", ONE_CLIENT);
+}
+
+/// Hole 3: a second process of a paused server's identity. Granting it the
+/// right at once, by name, gives two processes one right.
+#[test]
+fn mutant_same_name_takes_over_is_caught() {
+    let cfg = small(Faults { pauses: 1, twins: 1, ..Faults::default() });
+    caught_beside_control(Mutant::SameNameTakesOver, cfg, "one server per slot", ONE_CLIENT);
+}
+
+/// `sometimes` properties one client with one operation cannot reach.
+const ONE_CLIENT: &[&str] = &["read another client's write", "restart while forwarded"];
+
+/// Hole 1: a server restarted while what it forwarded waited at a paused
+/// peer; its new requests reuse operation numbers. The path is long (two
+/// crashes, a pause, a slow store), so seeded random walks find it: the
+/// mutant that takes any reply for an operation number is caught, and the
+/// same walks without it hold everything and do reach the restart.
+#[test]
+fn mutant_accept_any_forward_reply_is_caught() {
+    let cfg = CheckConfig {
+        servers: 2,
+        ops_per_client: 3,
+        faults: Faults { crashes: 2, pauses: 1, store_delays: 2, ..Faults::default() },
+        fault_horizon: 14,
+        op_horizon: 14,
+        restart_horizon: 18,
+        max_time: 30,
+        ..CheckConfig::default()
+    };
+    let opts = RunOptions { strategy: Strategy::Simulate, walks: 20_000, ..RunOptions::default() };
+    let control = check::run(cfg.clone(), &opts, |_| {});
+    assert!(control.failures().next().is_none(), "control: {}", control.summary());
+    let reached = |r: &Report, name: &str| r.verdicts.iter().any(|v| v.name == name && v.outcome == Outcome::Reached);
+    assert!(reached(&control, "restart while forwarded"), "the walks reach the restart");
+    let report = check::run(CheckConfig { mutant: Some(Mutant::AcceptAnyForwardReply), ..cfg }, &opts, |_| {});
+    assert!(report.violated("replies match requests"), "not caught: {}", report.summary());
+}
+
 /// Seeded random walks over a configuration far too big to exhaust: every
 /// fault kind at once. A failure prints the seed that replays it.
 #[test]

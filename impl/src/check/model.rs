@@ -87,7 +87,7 @@ impl CheckConfig {
                 sync_interval: 8,
                 lease: 6 + 4 * self.drift,
                 max_drift: self.drift,
-                retry_interval: std::env::var("FG_RI").ok().and_then(|v| v.parse().ok()).unwrap_or(2),
+                retry_interval: 3,
                 request_timeout: 1_000,
                 temp_ttl: 8,
                 max_hops: 2,
@@ -696,6 +696,17 @@ impl ClusterModel {
         due
     }
 
+    /// What a server's clock reads at global time `now`: a suspended host's
+    /// clock stands still while it sleeps and, as CLOCK_BOOTTIME does,
+    /// counts the time slept when it wakes (unless the mutant says not).
+    fn clock_of(&self, n: &ServerNode, now: u64) -> u64 {
+        if n.status == Status::Suspended && self.cfg.mutant != Some(Mutant::SuspendStopsClock) {
+            n.clock.max(now.saturating_sub(self.cfg.drift))
+        } else {
+            n.clock
+        }
+    }
+
     fn tick(&self, st: &mut ClusterState, lagging: Option<ServerId>) {
         st.now += 1;
         // A suspended host's clock stands still.
@@ -975,11 +986,9 @@ impl Model for ClusterModel {
                 st.servers[s.0 as usize].status = Status::Suspended;
             }
             Action::Resume(s) => {
+                let now = st.now;
                 let n = &mut st.servers[s.0 as usize];
-                // The runtime's clock (CLOCK_BOOTTIME) counted the suspension.
-                if n.status == Status::Suspended && self.cfg.mutant != Some(Mutant::SuspendStopsClock) {
-                    n.clock = n.clock.max(st.now.saturating_sub(self.cfg.drift));
-                }
+                n.clock = self.clock_of(n, now);
                 n.status = Status::Up;
             }
             Action::Replace(s) => {
@@ -1057,7 +1066,7 @@ impl Model for ClusterModel {
                         .servers
                         .iter()
                         .chain(st.twin.as_ref().map(|(_, n)| n))
-                        .filter(|n| n.status != Status::Crashed && n.state.serves(slot, Time(n.clock)));
+                        .filter(|n| n.status != Status::Crashed && n.state.serves(slot, Time(m.clock_of(n, st.now))));
                     serving.count() <= 1
                 })
             }),
