@@ -92,7 +92,7 @@ struct ModelArgs {
     #[arg(long, default_value_t = 1)]
     keys: u16,
     /// Operations per client (alternately SET and GET).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     ops: u8,
     /// Server crashes (each may be followed by a restart).
     #[arg(long, default_value_t = 1)]

@@ -58,7 +58,7 @@ impl Default for CheckConfig {
             groups: 1,
             clients: 2,
             keys: 1,
-            ops_per_client: 2,
+            ops_per_client: 1,
             faults: Faults { crashes: 1, ..Faults::default() },
             drift: 0,
             mode: Mode::Linearizable,
