@@ -839,7 +839,9 @@ impl Model for ClusterModel {
                 // A crashed server may come back until the restart horizon
                 // (late enough to be served for a while by its failover).
                 Status::Crashed if quiet && st.now < c.restart_horizon => actions.push(Action::Restart(s)),
-                Status::Paused if quiet => actions.push(Action::Resume(s)),
+                // Paused nodes, too, come back before the restart horizon, so
+                // that the views settle before time is up (`views agree`).
+                Status::Paused if quiet && st.now < c.restart_horizon => actions.push(Action::Resume(s)),
                 _ => {}
             }
             if n.status == Status::Up && faults && st.budget.pauses > 0 {
@@ -848,7 +850,7 @@ impl Model for ClusterModel {
             if n.status == Status::Up && faults && st.budget.suspends > 0 {
                 actions.push(Action::Suspend(s));
             }
-            if n.status == Status::Suspended && quiet {
+            if n.status == Status::Suspended && quiet && st.now < c.restart_horizon {
                 actions.push(Action::Resume(s));
             }
             // A second process of a paused server's identity.
@@ -861,7 +863,7 @@ impl Model for ClusterModel {
             if n.clock < st.now && n.status == Status::Up {
                 actions.push(Action::CatchUpTwin);
             }
-            if n.status != Status::Up && quiet {
+            if n.status != Status::Up && quiet && st.now < c.restart_horizon {
                 actions.push(Action::ResumeTwin);
             }
         }
@@ -1014,7 +1016,12 @@ impl Model for ClusterModel {
                 let incarnation = st.servers[i].incarnation;
                 self.server_step(&mut st, s, ServerInput::Start { incarnation });
             }
-            Action::ResumeTwin => st.twin.as_mut()?.1.status = Status::Up,
+            Action::ResumeTwin => {
+                let now = st.now;
+                let n = &mut st.twin.as_mut()?.1;
+                n.clock = self.clock_of(n, now);
+                n.status = Status::Up;
+            }
             Action::CatchUpTwin => st.twin.as_mut()?.1.clock += 1,
             Action::StepStoreClock => {
                 st.budget.clock_steps -= 1;
@@ -1093,7 +1100,9 @@ impl Model for ClusterModel {
             // Once time is up and all is delivered, every running server's
             // view is the master's.
             Property::eventually("views agree", |m: &ClusterModel, st: &ClusterState| {
-                if st.now < m.cfg.max_time || !st.net.is_empty() || !m.due_timers(st).is_empty() {
+                // Messages to a node paused for good never arrive.
+                let in_flight = st.net.keys().any(|(from, to)| m.deliverable(st, *from, *to));
+                if st.now < m.cfg.max_time || in_flight || !m.due_timers(st).is_empty() {
                     return false;
                 }
                 let Some(master) = &st.master else { return true };
