@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
                 fwd: Forwarded { req: ReqId { client: ClientId(2), seq: a }, op: Op::Get(key), hops: b % 4 },
             },
             3 => ServerInput::ForwardFailed { op: a },
-            4 => ServerInput::ForwardReply { from: ServerId(b as u16 % 4), incarnation: a % 2, op: a, result: OpResult::Ok },
+            4 => ServerInput::ForwardReply {
+                from: ServerId(b as u16 % 4),
+                incarnation: a % 2,
+                op: a,
+                result: OpResult::Ok,
+            },
             5 => ServerInput::Store {
                 tag: StoreTag::Op(a),
                 reply: StoreReply::Read { value: Some(vec![b]), version: b as u64, expiring: b % 2 == 0 },
@@ -33,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
                 tag: StoreTag::Acquire { sent: Time(now.0.saturating_sub(b as u64)) },
                 reply: StoreReply::Acquired {
                     granted: vec![(Slot(b as u16 % 16), Epoch(a))],
-                    held: vec![(Slot(a as u16 % 16), ServerId(b as u16 % 4), Stamp { epoch: Epoch(a), renewals: b as u64 })],
+                    held: vec![(
+                        Slot(a as u16 % 16),
+                        ServerId(b as u16 % 4),
+                        Stamp { epoch: Epoch(a), renewals: b as u64 },
+                    )],
                 },
             },
             7 => ServerInput::Store { tag: StoreTag::Op(a), reply: StoreReply::Fenced },

@@ -156,7 +156,11 @@ impl Client {
                         ClientOutput::Send { to, req, op } => {
                             at = Some(to);
                             let fwd = Forwarded { req, op, hops: 0 };
-                            if self.conn(to).and_then(|c| c.send(&Msg::Forward { op: req.seq, incarnation: 0, fwd })).is_err() {
+                            if self
+                                .conn(to)
+                                .and_then(|c| c.send(&Msg::Forward { op: req.seq, incarnation: 0, fwd }))
+                                .is_err()
+                            {
                                 self.conns.remove(&to);
                                 inputs.push(ClientInput::SendFailed { seq: req.seq, to });
                             }
@@ -187,7 +191,9 @@ impl Client {
             };
             let _ = conn.set_read_timeout(wait);
             match conn.recv() {
-                Ok(Msg::ForwardReply { op, result, .. }) => inputs.push(ClientInput::Reply { seq: op, from: to, result }),
+                Ok(Msg::ForwardReply { op, result, .. }) => {
+                    inputs.push(ClientInput::Reply { seq: op, from: to, result })
+                }
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 Err(_) => {

@@ -249,7 +249,8 @@ impl Config {
 
     /// The addresses of the master and every server.
     fn node_ips(&self) -> Vec<std::net::IpAddr> {
-        let addrs = std::iter::once(self.file.master.as_str()).chain(self.file.cluster.servers.iter().map(|s| s.addr.as_str()));
+        let addrs =
+            std::iter::once(self.file.master.as_str()).chain(self.file.cluster.servers.iter().map(|s| s.addr.as_str()));
         addrs.filter_map(|a| crate::net::resolve(a).ok()).map(|a| a.ip()).collect()
     }
 
@@ -299,7 +300,11 @@ members = ["s1"]
         assert!(bad("sqlite:data.db", "mysql://x").contains("store"));
         assert!(bad("members = [\"s1\"]", "members = [\"s9\"]").contains("cluster.groups"));
         assert!(bad("[timing]", "requirepass = \"pw\"\n[timing]").contains("secret:"));
-        assert!(Config::parse(&GOOD.replace("[timing]", "requirepass = \"pw\"\nsecret = \"s\"\n[timing]"), PathBuf::new()).is_ok());
+        assert!(Config::parse(
+            &GOOD.replace("[timing]", "requirepass = \"pw\"\nsecret = \"s\"\n[timing]"),
+            PathBuf::new()
+        )
+        .is_ok());
     }
 
     #[test]

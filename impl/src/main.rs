@@ -225,7 +225,10 @@ fn main() -> ExitCode {
         }
         Command::Adopt { config } => exit(Config::load(&config).and_then(|cfg| {
             cfg.open_store()?.check_mark(&cfg.mark(), true)?;
-            println!("the store now belongs to this config's cluster ({} mode); every right was dropped", cfg.file.mode);
+            println!(
+                "the store now belongs to this config's cluster ({} mode); every right was dropped",
+                cfg.file.mode
+            );
             Ok(())
         })),
         Command::Status { master, config } => {

@@ -177,10 +177,11 @@ impl Tables for Tx<'_> {
     }
 
     fn rights_of(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<HashMap<u16, u64>> {
-        let mut st = self.tx.prepare_cached(
-            "SELECT slot, epoch FROM rights WHERE holder = ?1 AND incarnation = ?2 AND released = 0",
-        )?;
-        let rows = st.query_map(params![holder, incarnation as i64], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT slot, epoch FROM rights WHERE holder = ?1 AND incarnation = ?2 AND released = 0")?;
+        let rows =
+            st.query_map(params![holder, incarnation as i64], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
         rows.collect()
     }
 
@@ -273,11 +274,9 @@ impl BatchStore for SqliteStore {
         tx.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('master_incarnation', 0)", [])
             .map_err(|e| e.to_string())?;
         let n: i64 = tx
-            .query_row(
-                "UPDATE meta SET value = value + 1 WHERE name = 'master_incarnation' RETURNING value",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("UPDATE meta SET value = value + 1 WHERE name = 'master_incarnation' RETURNING value", [], |r| {
+                r.get(0)
+            })
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         Ok(n as u64)

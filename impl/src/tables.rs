@@ -308,7 +308,10 @@ impl ClusterMark {
         let fix = "every node of a cluster must use the same config; to change the cluster's mode or \
                    servers, stop every node, then run `failgroup adopt --config FILE` once";
         if stored.mode != self.mode {
-            return Err(format!("the store belongs to a cluster in {} mode, this config says {}: {fix}", stored.mode, self.mode));
+            return Err(format!(
+                "the store belongs to a cluster in {} mode, this config says {}: {fix}",
+                stored.mode, self.mode
+            ));
         }
         if stored.topology != self.topology {
             return Err(format!(
@@ -383,7 +386,8 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
     use failgroup_model::{ClientId, SetCond, SetOpts};
     let req = |seq| ReqId { client: ClientId(u64::MAX - 1), seq };
     let k = || b"k".to_vec();
-    let w = |seq, epoch, write| StoreOp::Write { slot: Slot(1), fence: Some(Epoch(epoch)), req: req(seq), key: k(), write };
+    let w =
+        |seq, epoch, write| StoreOp::Write { slot: Slot(1), fence: Some(Epoch(epoch)), req: req(seq), key: k(), write };
     let acquire = |stamp: Option<(u64, u64)>| StoreOp::Acquire {
         slots: vec![(Slot(1), stamp.map(|(e, r)| Stamp { epoch: Epoch(e), renewals: r }))],
         lease: 100,

@@ -53,7 +53,9 @@ pub enum ServerInput {
     /// (Re)start: everything in memory is gone. `incarnation` names this
     /// run of the process (the runtime draws it at random): replies to what
     /// an earlier run forwarded are told apart by it.
-    Start { incarnation: u64 },
+    Start {
+        incarnation: u64,
+    },
     /// A request from a client (hops 0) or a peer.
     Request {
         origin: Origin,
@@ -97,12 +99,26 @@ pub enum ServerEvent {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ServerOutput {
-    Reply { to: Origin, result: OpResult },
+    Reply {
+        to: Origin,
+        result: OpResult,
+    },
     /// Forward a request to a peer as operation `op` of run `incarnation`.
-    Forward { to: ServerId, op: u64, incarnation: u64, fwd: Forwarded },
-    Store { tag: StoreTag, op: StoreOp },
+    Forward {
+        to: ServerId,
+        op: u64,
+        incarnation: u64,
+        fwd: Forwarded,
+    },
+    Store {
+        tag: StoreTag,
+        op: StoreOp,
+    },
     ToMaster(Report),
-    SetTimer { timer: ServerTimer, at: Time },
+    SetTimer {
+        timer: ServerTimer,
+        at: Time,
+    },
     CancelTimer(ServerTimer),
     Event(ServerEvent),
 }

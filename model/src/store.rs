@@ -13,8 +13,8 @@
 //! so by then it has stopped trusting it, whatever the store's clock does.
 //! The store's clock decides only when keys with a time to live expire.
 
-use crate::config::Mutant;
 use crate::config::Mode;
+use crate::config::Mutant;
 use crate::types::{Epoch, ErrorKind, Key, OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time, Value};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};

@@ -111,7 +111,8 @@ fn server_input() -> impl Strategy<Value = ServerInput> {
             prop::collection::vec((slot, server.clone(), (0u64..4, 0u64..4)), 0..3)
         )
             .prop_map(|(granted, held)| {
-                let held = held.into_iter().map(|(s, h, (e, r))| (s, h, Stamp { epoch: Epoch(e), renewals: r })).collect();
+                let held =
+                    held.into_iter().map(|(s, h, (e, r))| (s, h, Stamp { epoch: Epoch(e), renewals: r })).collect();
                 StoreReply::Acquired { granted, held }
             }),
     ];

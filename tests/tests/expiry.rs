@@ -18,7 +18,8 @@ impl Rig {
     fn new() -> Rig {
         let topo = Arc::new(ClusterSpec::local(1, 1, 7101, 16).validate().unwrap());
         let server = Server::new(ServerId(0), topo, ProtocolConfig::default());
-        let mut rig = Rig { server, st: ServerState::default(), store: MemStore::new(Mode::Linearizable, None), seq: 0 };
+        let mut rig =
+            Rig { server, st: ServerState::default(), store: MemStore::new(Mode::Linearizable, None), seq: 0 };
         rig.feed(Time(0), ServerInput::Start { incarnation: 1 });
         assert!(rig.st.serves(Slot(0), Time(1)), "the owner holds its rights after start");
         rig

@@ -76,7 +76,10 @@ fn strangers_cannot_speak_for_the_master_or_a_server() {
     let (mut as_peer, answer) = node_hello(stranger, &s1, Peer::Server(ServerId(1)), None);
     if !refused(&answer) {
         let fwd = Forwarded { req: ReqId::default(), op: Op::Get(b"{fa}x".to_vec()), hops: 1 };
-        let _ = std::io::Write::write_all(&mut as_peer, &failgroup::wire::encode(&Msg::Forward { op: 1, incarnation: 0, fwd }));
+        let _ = std::io::Write::write_all(
+            &mut as_peer,
+            &failgroup::wire::encode(&Msg::Forward { op: 1, incarnation: 0, fwd }),
+        );
     }
     assert!(refused(&answer), "a peer hello from a stranger: {answer:?}");
     let (_, answer) = node_hello(here, &s1, Peer::Server(ServerId(7)), None);

@@ -169,7 +169,8 @@ fn mutant_keep_cache_on_regain_is_caught() {
         let config = ProtocolConfig { mutant, ..ProtocolConfig::default() };
         let lease = config.timing.lease;
         let owner = Server::new(ServerId(0), topo.clone(), config.clone());
-        let (me, peer) = (Holder { server: ServerId(0), incarnation: 1 }, Holder { server: ServerId(1), incarnation: 1 });
+        let (me, peer) =
+            (Holder { server: ServerId(0), incarnation: 1 }, Holder { server: ServerId(1), incarnation: 1 });
         let mut store = MemStore::new(Mode::Linearizable, mutant);
         let mut st = ServerState::default();
         // Feeds `input` at `now`, runs its store calls at once; returns replies.

@@ -193,7 +193,10 @@ impl Harness {
                 if self.st.serves(slot, self.local) {
                     let r = &self.store.rights[&slot];
                     let holder = Holder { server: me, incarnation: self.st.incarnation };
-                    assert!(r.held_by(holder, self.st.rights[&slot].epoch), "{me} trusts a right on {slot} the store does not grant");
+                    assert!(
+                        r.held_by(holder, self.st.rights[&slot].epoch),
+                        "{me} trusts a right on {slot} the store does not grant"
+                    );
                 }
             }
         }
