@@ -220,3 +220,46 @@ fn a_second_process_of_one_identity_never_serves_beside_the_first() {
     let got = at_s1.read();
     assert!(got != bulk("old"), "stale read: the first s1 answered `old` after the second acknowledged `new`");
 }
+
+/// Hole 3: nodes that don't match the cluster. The store records the
+/// cluster's mode and topology fingerprint; a node whose config differs is
+/// refused at start, saying what differs and what to do, until `failgroup
+/// adopt` records the new config (with the cluster stopped).
+#[test]
+fn a_node_of_another_mode_or_topology_is_refused_until_adopted() {
+    let cluster = Cluster::with_config(23800, 2, "", "");
+    let base = std::fs::read_to_string(cluster.dir.join("cluster.toml")).unwrap();
+    // Another address for s1 is the same cluster (a server may move) ...
+    let moved = base.replace(&cluster.addr("s1"), "127.0.0.1:23811");
+    // ... another mode, or the servers in another order, is not.
+    let available = format!("mode = \"available\"\n{moved}");
+    let both_moved = moved.replace(&cluster.addr("s2"), "127.0.0.1:23812");
+    let reordered = both_moved.replace("name = \"s1\"", "name = \"tmp\"").replace("name = \"s2\"", "name = \"s1\"");
+    let reordered = reordered.replace("name = \"tmp\"", "name = \"s2\"");
+    for (what, config, why) in
+        [("available mode", &available, "mode"), ("servers reordered", &reordered, "another topology")]
+    {
+        let path = cluster.dir.join("other.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = failgroup_tests::failgroup_command()
+            .args(["server", "--id", "s1", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run failgroup");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: refused at start: {stderr}");
+        assert!(stderr.contains(why) && stderr.contains("failgroup adopt"), "{what}: says why: {stderr}");
+    }
+    // `adopt` records a config; the store then knows that one.
+    let path = cluster.dir.join("other.toml");
+    std::fs::write(&path, &available).unwrap();
+    let out = failgroup_tests::failgroup_command().args(["adopt", "--config"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "adopt: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&path, &moved).unwrap();
+    let out = failgroup_tests::failgroup_command()
+        .args(["server", "--id", "s1", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run failgroup");
+    assert_eq!(out.status.code(), Some(2), "the old config is now the other cluster's");
+}
