@@ -247,39 +247,63 @@ impl BatchStore for SqliteStore {
     }
 
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
-        let get = |name: &str| -> rusqlite::Result<Option<i64>> {
-            tx.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0)).optional()
-        };
-        let found = match (get("cluster_mode"), get("cluster_topology")) {
-            (Ok(Some(m)), Ok(Some(t))) => Some(ClusterMark::from_ints(m, t)),
-            (Ok(_), Ok(_)) => None,
-            (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
-        };
-        if let Some(found) = found.filter(|_| !adopt) {
-            return mark.matches(&found);
-        }
-        let (m, t) = mark.to_ints();
-        let put = "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)";
-        tx.execute(put, params!["cluster_mode", m]).map_err(|e| e.to_string())?;
-        tx.execute(put, params!["cluster_topology", t]).map_err(|e| e.to_string())?;
-        if adopt {
-            tx.execute("DELETE FROM rights", []).map_err(|e| e.to_string())?;
-        }
-        tx.commit().map_err(|e| e.to_string())
+        let found = retry_busy(&mut self.conn, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let get = |name: &str| -> rusqlite::Result<Option<i64>> {
+                tx.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0)).optional()
+            };
+            let found = match (get("cluster_mode")?, get("cluster_topology")?) {
+                (Some(m), Some(t)) => Some(ClusterMark::from_ints(m, t)),
+                _ => None,
+            };
+            if found.is_none() || adopt {
+                let (m, t) = mark.to_ints();
+                let put = "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)";
+                tx.execute(put, params!["cluster_mode", m])?;
+                tx.execute(put, params!["cluster_topology", t])?;
+                if adopt {
+                    tx.execute("DELETE FROM rights", [])?;
+                }
+            }
+            tx.commit()?;
+            Ok(found.filter(|_| !adopt))
+        })?;
+        found.map_or(Ok(()), |found| mark.matches(&found))
     }
 
     fn next_master_incarnation(&mut self) -> Result<u64, String> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
-        tx.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('master_incarnation', 0)", [])
-            .map_err(|e| e.to_string())?;
-        let n: i64 = tx
-            .query_row("UPDATE meta SET value = value + 1 WHERE name = 'master_incarnation' RETURNING value", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())?;
-        Ok(n as u64)
+        retry_busy(&mut self.conn, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('master_incarnation', 0)", [])?;
+            let n: i64 = tx.query_row(
+                "UPDATE meta SET value = value + 1 WHERE name = 'master_incarnation' RETURNING value",
+                [],
+                |r| r.get(0),
+            )?;
+            tx.commit()?;
+            Ok(n as u64)
+        })
+    }
+}
+
+/// Runs `f` (one transaction) until it is not refused as busy, for up to
+/// 10 s: another node may hold the write lock for a while (a paused server
+/// in the middle of a batch holds it until it resumes).
+fn retry_busy<T>(
+    conn: &mut Connection,
+    mut f: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
+) -> Result<T, String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match f(conn) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.map_err(|e| e.to_string()),
+        }
     }
 }
 

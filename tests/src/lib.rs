@@ -286,8 +286,7 @@ impl Cluster {
 
     /// `kill -9` of the master (started by `with_config`).
     pub fn kill_master(&mut self) {
-        let status = Command::new("kill").args(["-9", &self.master_pid.to_string()]).status().expect("kill");
-        assert!(status.success(), "kill -9 of the master");
+        self.kill_pid(self.master_pid);
     }
 
     /// Sends a signal (STOP, CONT, ...) to a server.
@@ -324,11 +323,31 @@ impl Cluster {
         }
     }
 
-    /// `kill -9` of a server.
+    /// `kill -9` of a server; returns once the process is gone (its port
+    /// free), so that a restart right after cannot find the old one still
+    /// listening.
     pub fn kill9(&mut self, name: &str) {
         let pid = self.servers.iter().find(|s| s.0 == name).map(|s| s.2).expect("server name");
-        let status = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
-        assert!(status.success(), "kill -9 {pid}");
+        self.kill_pid(pid);
+    }
+
+    /// Waits (at most 10 s) until process `pid` has exited.
+    fn wait_gone(&mut self, pid: u32) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ours = self.restarted.iter_mut().find(|c| c.id() == pid);
+            let gone = match ours {
+                Some(child) => child.try_wait().ok().flatten().is_some(),
+                // A child of `dev`: gone, or a zombie `dev` has not reaped yet.
+                None => std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map_or(true, |s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))),
+            };
+            if gone {
+                return;
+            }
+            assert!(Instant::now() < deadline, "process {pid} did not exit after kill -9");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Restarts a server from the config `dev` wrote.
@@ -385,10 +404,12 @@ impl Cluster {
         self.server_env.extend(env.iter().map(|(k, v)| (name.to_string(), k.to_string(), v.to_string())));
     }
 
-    /// `kill -9` of a process the cluster started (e.g. by `spawn_server`).
+    /// `kill -9` of a process the cluster started (e.g. by `spawn_server`),
+    /// waiting until it is gone.
     pub fn kill_pid(&mut self, pid: u32) {
         let status = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
         assert!(status.success(), "kill -9 {pid}");
+        self.wait_gone(pid);
     }
 
     /// Restarts a server from the config with extra environment variables
