@@ -32,6 +32,8 @@ pub enum ServerTimer {
     Retry,
     /// A forwarded request got no answer in time (c15).
     ForwardTimeout(u64),
+    /// Rights watched for a lease may now be taken.
+    Watch,
 }
 
 /// Says which command a store reply answers.
@@ -313,6 +315,8 @@ impl Server {
                     }
                 }
             }
+            // The rights watched for a lease: ask for them, with their stamps.
+            ServerInput::Timer(ServerTimer::Watch) => self.look_at_new_slots(st, now, out),
             ServerInput::Timer(ServerTimer::Renew) => {
                 st.renew_armed = false;
                 self.reconcile(st, out);
@@ -523,12 +527,18 @@ impl Server {
                     out.push(ServerOutput::Event(ServerEvent::RightsTaken(granted.clone())));
                     self.arm_renew(st, now, out);
                 }
+                let mut watch_started = false;
                 for (slot, _, stamp) in &held {
                     st.acquiring.remove(slot);
                     // A new stamp starts the wait again: the holder renewed.
                     if st.watching.get(slot).is_none_or(|(seen, _)| seen != stamp) {
                         st.watching.insert(*slot, (*stamp, now));
+                        watch_started = true;
                     }
+                }
+                if watch_started {
+                    let at = now.plus(t.takeover_wait());
+                    out.push(ServerOutput::SetTimer { timer: ServerTimer::Watch, at });
                 }
                 self.reconcile(st, out);
                 // Waiting requests: serve them, or send them to the holder
@@ -604,11 +614,28 @@ impl Server {
         }
         if changed {
             self.reconcile(st, out);
+            self.look_at_new_slots(st, now, out);
             let parked: Vec<u64> = st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
             for id in parked {
                 self.route(st, id, now, out);
             }
         }
+    }
+
+    /// Asks for the rights of every slot this server serves in its view but
+    /// holds no right on (`linearizable` mode), all at once: a right another
+    /// process holds can be taken only a lease after this server first sees
+    /// it, so the watch of each slot starts now, not at its first request
+    /// (otherwise a dead server's slots would move one lease at a time).
+    fn look_at_new_slots(&self, st: &mut ServerState, now: Time, out: &mut Vec<ServerOutput>) {
+        if self.config.mode != Mode::Linearizable {
+            return;
+        }
+        let slots: Vec<Slot> = (0..self.topology.slot_count())
+            .map(Slot)
+            .filter(|s| !st.rights.contains_key(s) && self.target(st, *s) == Some(self.id))
+            .collect();
+        self.acquire(st, slots, now, out);
     }
 
     /// Hands back what this server no longer serves in its view: releases the

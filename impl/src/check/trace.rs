@@ -142,6 +142,7 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
             ServerTimer::Renew => format!("{s}: time to renew its rights"),
             ServerTimer::Retry => format!("{s}: time to retry waiting requests"),
             ServerTimer::ForwardTimeout(_) => format!("{s}: a forwarded request timed out"),
+            ServerTimer::Watch => format!("{s}: rights watched for a lease may be taken"),
         },
         Action::Fire(Timer::Twin(t)) => format!("the first process of the replaced server: timer {t:?}"),
         Action::Fire(Timer::Master(t)) => match t {
