@@ -83,7 +83,9 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct ModelArgs {
-    #[arg(long, default_value_t = 3)]
+    /// Servers (one group unless --groups says otherwise); 2 by default, so
+    /// that the default check exhausts in seconds.
+    #[arg(long, default_value_t = 2)]
     servers: u16,
     #[arg(long, default_value_t = 1)]
     groups: u16,
