@@ -101,17 +101,22 @@ fn the_failover_server_processes_when_the_owner_is_marked_offline() {
     let mut store = MemStore::default();
     let mut out = Vec::new();
     server.step(&mut st, Time(0), offline(owner, 1), &mut out); // c17
-    out.clear();
-    server.step(&mut st, Time(0), request(&key), &mut out);
-    // It takes the slot's right first (c1, linearizable mode)...
-    let Some(ServerOutput::Store { tag, op: op @ StoreOp::Acquire { .. } }) = out.first().cloned() else {
+                                                                // It asks at once for the rights of every slot it now serves (c1,
+                                                                // linearizable mode), the owner's among them...
+    let Some(ServerOutput::Store { tag, op: op @ StoreOp::Acquire { .. } }) =
+        out.iter().find(|o| matches!(o, ServerOutput::Store { op: StoreOp::Acquire { .. }, .. })).cloned()
+    else {
         panic!("{out:?}")
     };
+    let StoreOp::Acquire { slots, .. } = &op else { unreachable!() };
+    assert!(slots.iter().any(|(s, _)| *s == topo.slot(&key)), "the owner's slot is asked for");
     let f = Holder { server: f, incarnation: 0 };
     let reply = store.execute(f, op, Time(0));
     out.clear();
     server.step(&mut st, Time(1), ServerInput::Store { tag, reply }, &mut out);
-    // ...then processes the request through the store.
+    // ...then processes a request for it through the store.
+    out.clear();
+    server.step(&mut st, Time(1), request(&key), &mut out);
     assert!(
         out.iter().any(|o| matches!(o, ServerOutput::Event(ServerEvent::Served { for_other: true, .. }))),
         "{out:?}"
@@ -135,7 +140,10 @@ fn the_failover_server_processes_when_the_owner_is_marked_offline() {
         &mut out,
     );
     assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })), "{out:?}");
-    assert!(st.rights.is_empty() && st.cached_slots().next().is_none());
+    // Of what it asked for, it keeps only its own slots.
+    assert!(st.rights.keys().all(|s| topo.owner(*s) == f.server), "rights of others' slots are released");
+    assert!(st.cached_slots().all(|s| topo.owner(s) == f.server), "others' slots' cache is dropped");
+    assert!(!st.rights.contains_key(&topo.slot(&key)));
 }
 
 #[test]
