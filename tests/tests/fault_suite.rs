@@ -431,7 +431,12 @@ fn faults_cause_no_stale_reads_no_lost_writes_and_no_errors() {
     let rounds: u64 = std::env::var("FAILGROUP_FAULT_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let mode = std::env::var("FAILGROUP_FAULT_MODE").unwrap_or_else(|_| "linearizable".into());
     eprintln!("fault suite: seed {seed} (FAILGROUP_FAULT_SEED={seed} replays it), {rounds} round(s), mode {mode}");
-    let mut cluster = Cluster::with_config(22800, 3, &format!("mode = \"{mode}\""), "");
+    // A second process of a server's name keeps its slots while it renews,
+    // and the first takes them back a lease after it stops: requests may
+    // wait longer than the 10 s default (one TRYAGAIN seen on PostgreSQL,
+    // seed 169760), so this run lets them wait 20 s.
+    let timing = "[timing]\nrequest_timeout = 20000\n";
+    let mut cluster = Cluster::with_config(22800, 3, &format!("mode = \"{mode}\""), timing);
     let clocks = steppable_clocks(&mut cluster);
     let load = Workload::start(&cluster, seed);
     std::thread::sleep(Duration::from_secs(1));
