@@ -277,7 +277,8 @@ impl Server {
             ServerInput::ForwardReply { from, incarnation, op, result } => {
                 // Hole 1: only the peer this run forwarded `op` to answers it;
                 // a late reply to an earlier run, or from a peer tried
-                // before, is dropped (specs/protocol.md, "Forwarding").
+                // before, is dropped (specs/properties.md, "Replies answer
+                // their requests").
                 let any = self.config.has(Mutant::AcceptAnyForwardReply);
                 let ours = |p: &&Pending| match p.stage {
                     Stage::Forwarded(to) => any || (to == from && incarnation == st.incarnation),
