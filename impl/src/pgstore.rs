@@ -303,16 +303,10 @@ impl Tables for PgTx<'_> {
         self.exec("UPDATE failgroup_rights SET renewals = renewals + 1 WHERE slot = ANY($1)", &[Param::IntArray(&ids)])
     }
 
-    fn release(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), PgError> {
+    fn release(&mut self, slots: &[Slot]) -> Result<(), PgError> {
         self.rights.clear();
-        let slots: Vec<i64> = rights.iter().map(|r| r.0 .0 as i64).collect();
-        let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
-        self.exec(
-            "UPDATE failgroup_rights AS f SET released = 1
-             FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
-             WHERE f.slot = r.s AND f.epoch = r.e AND f.holder = $3 AND f.incarnation = $4",
-            &[Param::IntArray(&slots), Param::IntArray(&epochs), Param::Bytes(holder.as_bytes()), int(incarnation)],
-        )
+        let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
+        self.exec("UPDATE failgroup_rights SET released = 1 WHERE slot = ANY($1)", &[Param::IntArray(&ids)])
     }
 
     fn applied(&mut self, req: ReqId) -> Result<Option<Vec<u8>>, PgError> {

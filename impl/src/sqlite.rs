@@ -200,12 +200,10 @@ impl Tables for Tx<'_> {
         Ok(())
     }
 
-    fn release(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> rusqlite::Result<()> {
-        let mut st = self.tx.prepare_cached(
-            "UPDATE rights SET released = 1 WHERE slot = ?1 AND holder = ?2 AND incarnation = ?3 AND epoch = ?4",
-        )?;
-        for (slot, epoch) in rights {
-            st.execute(params![slot.0, holder, incarnation as i64, epoch.0 as i64])?;
+    fn release(&mut self, slots: &[Slot]) -> rusqlite::Result<()> {
+        let mut st = self.tx.prepare_cached("UPDATE rights SET released = 1 WHERE slot = ?1")?;
+        for slot in slots {
+            st.execute([slot.0])?;
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
-//! The core's store semantics over database tables, written once for every
-//! database: a backend provides row operations ([`Tables`]); [`run`] turns a
-//! [`StoreOp`] into them exactly as the model-checked `MemStore` does
-//! (`store::apply_write` decides every write's effect for both).
+//! Databases as the core's store: a backend provides row operations
+//! ([`Tables`]); [`run`] carries a [`StoreOp`] out with the model crate's
+//! `store::execute`, the one implementation of the store's semantics, which
+//! the model checker runs over `MemStore`.
 //!
 //! Tables: `kv` (key, value, version, expiry), `rights` (each slot's serving
 //! right: the holder's server name and incarnation, fencing epoch, renewal
@@ -11,9 +11,10 @@
 //! clock in Unix milliseconds, taken once per transaction, for keys' time
 //! to live and for pruning only.
 
+use failgroup_model::store;
 use failgroup_model::{
-    apply_write, may_take, Applied, Epoch, ErrorKind, Holder, Mode, OpResult, ReqId, ServerId, Slot, Stamp, StoreOp,
-    StoreReply, StoreTag, Time, Write,
+    Epoch, Holder, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ServerId, Slot, StoreOp, StoreReply,
+    StoreTag, Time,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,7 +69,9 @@ impl Identity {
     }
 }
 
-/// Row operations of one transaction.
+/// Row operations of one transaction, as a database keeps them: holders
+/// by name, results as bytes, times as Unix milliseconds. [`Named`] turns
+/// them into the model's [`Rows`], over which `store::execute` decides.
 pub trait Tables {
     type Error;
     /// The row of `key`, expired or not.
@@ -88,134 +91,99 @@ pub trait Tables {
     fn renew_all(&mut self, holder: &str, incarnation: u64) -> Result<(), Self::Error>;
     /// Counts a renewal of each slot's right.
     fn renew(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
-    /// Marks released each right the holder holds under the epoch given.
-    fn release(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), Self::Error>;
+    /// Marks each slot's right released.
+    fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
     fn applied(&mut self, req: ReqId) -> Result<Option<Vec<u8>>, Self::Error>;
     fn record(&mut self, req: ReqId, result: &[u8], now: u64) -> Result<(), Self::Error>;
     /// Deletes keys expired at `now` and replies older than `before`.
     fn prune(&mut self, now: u64, before: u64) -> Result<(), Self::Error>;
 }
 
-/// A live key: expired keys are absent.
-fn live<T: Tables>(t: &mut T, key: &[u8], now: Time) -> Result<Option<Row>, T::Error> {
-    Ok(t.kv_get(key)?.filter(|(_, _, exp)| exp.is_none_or(|e| now.0 < e)))
+/// A database's tables as the model's [`Rows`]: translation only (names to
+/// servers, results to bytes), no decision.
+pub struct Named<'a, T> {
+    pub tables: &'a mut T,
+    pub me: &'a Identity,
 }
 
-/// What a reply says of a key: value, version, whether it expires.
-type Current = (Option<Vec<u8>>, u64, bool);
-
-fn current<T: Tables>(t: &mut T, key: &[u8], now: Time) -> Result<Current, T::Error> {
-    Ok(match live(t, key, now)? {
-        Some((v, ver, exp)) => (Some(v), ver, exp.is_some()),
-        None => (None, 0, false),
-    })
+impl<T: Tables> Named<'_, T> {
+    fn name_of(&self, holder: Holder) -> &str {
+        self.me.names.get(holder.server.0 as usize).map_or("", |n| n.as_str())
+    }
 }
 
-fn write<T: Tables>(t: &mut T, key: &[u8], w: Write, now: Time) -> Result<StoreReply, T::Error> {
-    let old = live(t, key, now)?.map(|(v, _, exp)| (v, exp.map(Time)));
-    let (value, expiry, result) = match apply_write(old, w, now) {
-        Applied::Write { value, expiry, result } => (value, expiry.map(|t| t.0), result),
-        Applied::NotSet => {
-            let (value, version, expiring) = current(t, key, now)?;
-            return Ok(StoreReply::Written { version, value, expiring, result: OpResult::NotSet });
-        }
-        Applied::Rejected(e) => return Ok(StoreReply::Rejected(e)),
-    };
-    let version = match &value {
-        Some(v) => t.kv_put(key, v, expiry)?,
-        None => t.kv_del(key)?,
-    };
-    Ok(StoreReply::Written { version, value, expiring: expiry.is_some(), result })
+impl<T: Tables> Rows for Named<'_, T> {
+    type Error = T::Error;
+
+    fn kv_get(&mut self, key: &[u8]) -> Result<Option<KvRow>, T::Error> {
+        Ok(self.tables.kv_get(key)?.map(|(v, ver, exp)| (v, ver, exp.map(Time))))
+    }
+
+    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<Time>) -> Result<u64, T::Error> {
+        self.tables.kv_put(key, value, expiry.map(|t| t.0))
+    }
+
+    fn kv_del(&mut self, key: &[u8]) -> Result<u64, T::Error> {
+        self.tables.kv_del(key)
+    }
+
+    fn rights(&mut self, slots: &[Slot]) -> Result<Vec<Option<RightRecord>>, T::Error> {
+        let mut rows = self.tables.rights(slots)?;
+        Ok(slots
+            .iter()
+            .map(|s| {
+                rows.remove(&s.0).map(|r| RightRecord {
+                    holder: self.me.holder_of(&r),
+                    epoch: r.epoch,
+                    renewals: r.renewals,
+                    released: r.released,
+                    renewed_at: Time::ZERO,
+                })
+            })
+            .collect())
+    }
+
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: Holder, _now: Time) -> Result<(), T::Error> {
+        let name = self.name_of(holder).to_string();
+        self.tables.set_rights(rights, &name, holder.incarnation)
+    }
+
+    fn rights_of(&mut self, holder: Holder) -> Result<Vec<(Slot, Epoch)>, T::Error> {
+        let name = self.name_of(holder).to_string();
+        let mine = self.tables.rights_of(&name, holder.incarnation)?;
+        Ok(mine.into_iter().map(|(s, e)| (Slot(s), Epoch(e))).collect())
+    }
+
+    fn renew(&mut self, slots: &[Slot], _now: Time) -> Result<(), T::Error> {
+        self.tables.renew(slots)
+    }
+
+    fn renew_all(&mut self, holder: Holder, _now: Time) -> Result<(), T::Error> {
+        let name = self.name_of(holder).to_string();
+        self.tables.renew_all(&name, holder.incarnation)
+    }
+
+    fn release(&mut self, slots: &[Slot]) -> Result<(), T::Error> {
+        self.tables.release(slots)
+    }
+
+    fn applied(&mut self, req: ReqId) -> Result<Option<OpResult>, T::Error> {
+        // A record this version cannot decode counts as none: the write is
+        // then fenced or applied as a new one.
+        Ok(self.tables.applied(req)?.and_then(|b| postcard::from_bytes::<OpResult>(&b).ok()))
+    }
+
+    fn record(&mut self, req: ReqId, result: &OpResult, now: Time) -> Result<(), T::Error> {
+        let blob = postcard::to_allocvec(result).expect("encoding to a Vec cannot fail");
+        self.tables.record(req, &blob, now.0)
+    }
 }
 
-/// Carries out one store command of server process `me` at the store's time `now`.
+/// Carries out one store command of server process `me` at the store's
+/// time `now`: the model's `store::execute` over the database's tables.
 pub fn run<T: Tables>(t: &mut T, me: &Identity, op: StoreOp, now: Time) -> Result<StoreReply, T::Error> {
-    let (name, incarnation) = (me.name(), me.holder.incarnation);
-    Ok(match op {
-        StoreOp::Read { key } => {
-            let (value, version, expiring) = current(t, &key, now)?;
-            StoreReply::Read { value, version, expiring }
-        }
-        StoreOp::Ttl { key } => StoreReply::Ttl(match live(t, &key, now)? {
-            None => -2,
-            Some((_, _, None)) => -1,
-            Some((_, _, Some(e))) => e.saturating_sub(now.0) as i64,
-        }),
-        StoreOp::Write { slot, fence, req, key, write: w } => {
-            match t.applied(req)?.and_then(|b| postcard::from_bytes::<OpResult>(&b).ok()) {
-                Some(OpResult::Err(e)) => return Ok(StoreReply::Rejected(e)),
-                Some(result) => {
-                    // Applied before: the same answer, with the key as it is now.
-                    let (value, version, expiring) = current(t, &key, now)?;
-                    return Ok(StoreReply::Written { version, value, expiring, result });
-                }
-                None => {}
-            }
-            match fence {
-                Some(epoch) => {
-                    let right = t.rights(&[slot])?.remove(&slot.0);
-                    let holds = right.is_some_and(|r| {
-                        r.holder == name && r.incarnation == incarnation && r.epoch == epoch && !r.released
-                    });
-                    if !holds {
-                        return Ok(StoreReply::Fenced);
-                    }
-                }
-                None if me.mode == Mode::Linearizable => {
-                    return Ok(StoreReply::Rejected(ErrorKind::Store(failgroup_model::store::UNFENCED.into())));
-                }
-                None => {}
-            }
-            let reply = write(t, &key, w, now)?;
-            // Record the answer for retries (a rejection as an error).
-            let result = match &reply {
-                StoreReply::Written { result, .. } => Some(result.clone()),
-                StoreReply::Rejected(e) => Some(OpResult::Err(e.clone())),
-                _ => None,
-            };
-            if let Some(result) = result {
-                let blob = postcard::to_allocvec(&result).expect("encoding to a Vec cannot fail");
-                t.record(req, &blob, now.0)?;
-            }
-            reply
-        }
-        StoreOp::Acquire { slots, lease: _ } => {
-            let (mut granted, mut held) = (Vec::new(), Vec::new());
-            let ids: Vec<Slot> = slots.iter().map(|(s, _)| *s).collect();
-            let current = t.rights(&ids)?;
-            for (slot, observed) in slots {
-                let row = current.get(&slot.0);
-                let record = row.map(|r| (me.holder_of(r), Stamp { epoch: r.epoch, renewals: r.renewals }, r.released));
-                match record {
-                    Some((holder, stamp, _)) if !may_take(record, me.holder, observed) => {
-                        // A holder of a name this cluster does not know: wait
-                        // here (as for one's own name), never forward to it.
-                        let server = if holder.server.0 == u16::MAX { me.holder.server } else { holder.server };
-                        held.push((slot, server, stamp));
-                    }
-                    // Always a new epoch: writes under the old one are fenced.
-                    _ => granted.push((slot, Epoch(row.map_or(0, |r| r.epoch.0) + 1))),
-                }
-            }
-            t.set_rights(&granted, name, incarnation)?;
-            StoreReply::Acquired { granted, held }
-        }
-        StoreOp::Renew { rights, lease: _ } => {
-            // Read this holder's rights once, then renew the valid ones.
-            let mine = t.rights_of(name, incarnation)?;
-            let (kept, lost): (Vec<_>, Vec<_>) = rights.into_iter().partition(|(s, e)| mine.get(&s.0) == Some(&e.0));
-            if kept.len() == mine.len() {
-                t.renew_all(name, incarnation)?;
-            } else {
-                t.renew(&kept.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
-            }
-            StoreReply::Renewed { kept, lost }
-        }
-        StoreOp::Release { rights } => {
-            t.release(&rights, name, incarnation)?;
-            StoreReply::Released
-        }
-    })
+    let rules = Rules { mode: me.mode, mutant: None };
+    store::execute(&mut Named { tables: t, me }, rules, me.holder, op, now)
 }
 
 /// Runs a batch's commands in order; the first error stops it (the caller
@@ -383,7 +351,7 @@ pub fn run_store(
 /// watched stamp, a second process of one name (`from`, command, time).
 #[cfg(test)]
 pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
-    use failgroup_model::{ClientId, SetCond, SetOpts};
+    use failgroup_model::{ClientId, SetCond, SetOpts, Stamp, Write};
     let req = |seq| ReqId { client: ClientId(u64::MAX - 1), seq };
     let k = || b"k".to_vec();
     let w =
@@ -421,6 +389,25 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         (b, acquire(None)),
         (b, w(7, 3, Write::Del)),
         (a, StoreOp::Write { slot: Slot(1), fence: None, req: req(8), key: k(), write: Write::Del }),
+        // A release by a process that does not hold the right changes nothing.
+        (a, StoreOp::Release { rights: vec![(Slot(1), Epoch(3))] }),
+        (a, acquire(None)),
+        // Expiry at its boundary (one command per millisecond from here):
+        // set with 2 ms to live, an INCR keeps the expiry, then the key is
+        // gone exactly when its time is up.
+        (b, w(9, 3, Write::SetWith(b"1".to_vec(), SetOpts { ttl_ms: Some(2), cond: SetCond::Always }))),
+        (b, w(10, 3, Write::Incr(1))),
+        (b, StoreOp::Ttl { key: k() }),
+        (b, StoreOp::Read { key: k() }),
+        (b, w(11, 3, Write::Expire(5))),
+        (b, w(12, 3, Write::Set(b"v".to_vec()))),
+        (b, w(13, 3, Write::Expire(2))),
+        (b, StoreOp::Ttl { key: k() }),
+        (b, StoreOp::Read { key: k() }),
+        (b, w(14, 3, Write::SetWith(b"w".to_vec(), SetOpts { ttl_ms: None, cond: SetCond::IfPresent }))),
+        (b, w(15, 3, Write::Set(b"v".to_vec()))),
+        (b, w(16, 3, Write::Expire(0))),
+        (b, StoreOp::Read { key: k() }),
     ];
     ops.into_iter().enumerate().map(|(i, (s, op))| (s, op, Time(1000 + i as u64))).collect()
 }

@@ -78,6 +78,9 @@ pub use messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
 pub use server::{
     CacheKey, KeyRef, Server, ServerEvent, ServerInput, ServerOutput, ServerState, ServerTimer, StoreTag,
 };
-pub use store::{apply_write, may_take, Applied, Holder, MemStore, Stamp, Store, StoreOp, StoreReply, Write};
+pub use store::{
+    apply_write, may_take, Applied, Holder, KvRow, MemStore, RightRecord, Rows, Rules, Stamp, Store, StoreOp,
+    StoreReply, Write,
+};
 pub use topology::{key_slot, ClusterSpec, ConfigError, Topology, SLOTS};
 pub use types::*;

@@ -553,7 +553,13 @@ impl Server {
                 for id in waiting {
                     let p = &st.ops[&id];
                     match held.iter().find(|(s, ..)| *s == p.slot) {
-                        Some((_, holder, _)) if *holder != self.id && p.fwd.hops + 1 < t.max_hops => {
+                        // A holder this topology does not name (a store
+                        // shared with another config) is waited out here.
+                        Some((_, holder, _))
+                            if *holder != self.id
+                                && (holder.0 as usize) < self.topology.server_count()
+                                && p.fwd.hops + 1 < t.max_hops =>
+                        {
                             self.forward(st, id, *holder, now, out)
                         }
                         Some(_) => {}

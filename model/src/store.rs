@@ -151,83 +151,320 @@ pub fn may_take(current: Option<(Holder, Stamp, bool)>, from: Holder, observed: 
     }
 }
 
-/// A linearizable in-memory store: each `execute` is one atomic step.
+/// The rows a store keeps, as the store's semantics ([`execute`]) reads and
+/// writes them within one atomic command: `MemStore` in memory, the
+/// runtime's SQLite and PostgreSQL stores in tables. An implementation only
+/// stores and finds rows; every decision (fencing, deduplication, who may
+/// take a right, what a write does) is [`execute`]'s.
+pub trait Rows {
+    type Error;
+    /// The row of `key`, expired or not: value, version, expiry.
+    fn kv_get(&mut self, key: &[u8]) -> Result<Option<KvRow>, Self::Error>;
+    /// Writes `key` under a new version (greater than every earlier one), returned.
+    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<Time>) -> Result<u64, Self::Error>;
+    /// Deletes `key`; returns a new version, as a write does.
+    fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error>;
+    /// The right records of `slots`, in their order; `None` for a slot never acquired.
+    fn rights(&mut self, slots: &[Slot]) -> Result<Vec<Option<RightRecord>>, Self::Error>;
+    /// Gives `holder` each slot under its epoch, with no renewal yet and
+    /// not released (`now`: the store's time of the grant).
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: Holder, now: Time) -> Result<(), Self::Error>;
+    /// The slots whose right `holder` holds (not released), with their epochs.
+    fn rights_of(&mut self, holder: Holder) -> Result<Vec<(Slot, Epoch)>, Self::Error>;
+    /// Counts a renewal of each slot's right (at the store's `now`).
+    fn renew(&mut self, slots: &[Slot], now: Time) -> Result<(), Self::Error>;
+    /// Counts a renewal of every right `holder` holds: the same as `renew`
+    /// of all of them, in one statement.
+    fn renew_all(&mut self, holder: Holder, now: Time) -> Result<(), Self::Error>;
+    /// Marks each slot's right released.
+    fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
+    /// The result recorded for an applied write.
+    fn applied(&mut self, req: ReqId) -> Result<Option<OpResult>, Self::Error>;
+    /// Records the result of a write applied at `now`.
+    fn record(&mut self, req: ReqId, result: &OpResult, now: Time) -> Result<(), Self::Error>;
+}
+
+/// A `kv` row: value, version, expiry (store time).
+pub type KvRow = (Value, u64, Option<Time>);
+
+/// What a store's semantics depends on beyond its rows: the cluster's mode
+/// (a linearizable store refuses unfenced writes) and, in the model checker
+/// only, a deliberate bug.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Rules {
+    pub mode: Mode,
+    pub mutant: Option<Mutant>,
+}
+
+impl Rules {
+    fn has(&self, m: Mutant) -> bool {
+        self.mutant == Some(m)
+    }
+}
+
+/// A key as it is at `now`: expired keys are absent.
+fn live<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<Option<KvRow>, R::Error> {
+    Ok(rows.kv_get(key)?.filter(|(_, _, exp)| exp.is_none_or(|t| now < t)))
+}
+
+/// What a reply says of a key: value, version (0: absent), whether it expires.
+fn current<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<(Option<Value>, u64, bool), R::Error> {
+    Ok(match live(rows, key, now)? {
+        Some((v, ver, exp)) => (Some(v), ver, exp.is_some()),
+        None => (None, 0, false),
+    })
+}
+
+fn write<R: Rows>(rows: &mut R, key: &[u8], w: Write, now: Time) -> Result<StoreReply, R::Error> {
+    let old = live(rows, key, now)?.map(|(v, _, exp)| (v, exp));
+    Ok(match apply_write(old, w, now) {
+        Applied::Write { value, expiry, result } => {
+            let version = match &value {
+                Some(v) => rows.kv_put(key, v, expiry)?,
+                None => rows.kv_del(key)?,
+            };
+            StoreReply::Written { version, value, expiring: expiry.is_some(), result }
+        }
+        Applied::NotSet => {
+            let (value, version, expiring) = current(rows, key, now)?;
+            StoreReply::Written { version, value, expiring, result: OpResult::NotSet }
+        }
+        Applied::Rejected(e) => StoreReply::Rejected(e),
+    })
+}
+
+/// Whether `from` may take a right whose record is `record` (see
+/// [`may_take`]), or a mutant says so.
+fn grants(
+    rules: Rules,
+    record: Option<&RightRecord>,
+    from: Holder,
+    observed: Option<Stamp>,
+    lease: u64,
+    now: Time,
+) -> bool {
+    if may_take(record.map(|r| (r.holder, r.stamp(), r.released)), from, observed) {
+        return true;
+    }
+    let Some(r) = record else { return true };
+    match rules.mutant {
+        Some(Mutant::EarlyTakeover) => true,
+        // The old design: the lease runs out on the store's clock.
+        Some(Mutant::StoreClockLeases) => now >= r.renewed_at.plus(lease),
+        Some(Mutant::SameNameTakesOver) => r.holder.server == from.server,
+        _ => false,
+    }
+}
+
+/// The store's semantics: carries out one command of `from` atomically
+/// over `rows` at the store's time `now` (used for keys' time to live
+/// only). Every store runs this one function: `MemStore` in the model
+/// checker and the tests, the SQLite and PostgreSQL stores in the binaries.
+pub fn execute<R: Rows>(
+    rows: &mut R,
+    rules: Rules,
+    from: Holder,
+    op: StoreOp,
+    now: Time,
+) -> Result<StoreReply, R::Error> {
+    Ok(match op {
+        StoreOp::Read { key } => {
+            let (value, version, expiring) = current(rows, &key, now)?;
+            StoreReply::Read { value, version, expiring }
+        }
+        StoreOp::Ttl { key } => StoreReply::Ttl(match live(rows, &key, now)? {
+            None => -2,
+            Some((_, _, None)) => -1,
+            Some((_, _, Some(t))) => t.since(now) as i64,
+        }),
+        StoreOp::Write { slot, fence, req, key, write: w } => {
+            // A duplicate or a retry: applied at most once. The client gets
+            // the same answer, but a cache must get the key as it is now:
+            // later writes may have followed this one.
+            match rows.applied(req)? {
+                Some(OpResult::Err(e)) => return Ok(StoreReply::Rejected(e)),
+                Some(result) => {
+                    let (value, version, expiring) = current(rows, &key, now)?;
+                    return Ok(StoreReply::Written { version, value, expiring, result });
+                }
+                None => {}
+            }
+            match fence {
+                Some(epoch) if !rules.has(Mutant::NoFencing) => {
+                    let right = rows.rights(&[slot])?.pop().flatten();
+                    if !right.is_some_and(|r| r.held_by(from, epoch)) {
+                        return Ok(StoreReply::Fenced);
+                    }
+                }
+                None if rules.mode == Mode::Linearizable => {
+                    return Ok(StoreReply::Rejected(ErrorKind::Store(UNFENCED.into())));
+                }
+                _ => {}
+            }
+            let reply = write(rows, &key, w, now)?;
+            // Record the answer for retries (a rejection as an error).
+            match &reply {
+                StoreReply::Written { result, .. } => rows.record(req, result, now)?,
+                StoreReply::Rejected(e) => rows.record(req, &OpResult::Err(e.clone()), now)?,
+                _ => {}
+            }
+            reply
+        }
+        StoreOp::Acquire { slots, lease } => {
+            let (mut granted, mut held) = (Vec::new(), Vec::new());
+            let ids: Vec<Slot> = slots.iter().map(|(s, _)| *s).collect();
+            let records = rows.rights(&ids)?;
+            for ((slot, observed), record) in slots.into_iter().zip(records) {
+                match record {
+                    Some(r) if !grants(rules, Some(&r), from, observed, lease, now) => {
+                        held.push((slot, r.holder.server, r.stamp()))
+                    }
+                    // Always a new epoch, even for the holder itself, so
+                    // writes it sent under the old one are fenced.
+                    r => granted.push((slot, Epoch(r.map_or(0, |r| r.epoch.0) + 1))),
+                }
+            }
+            if !granted.is_empty() {
+                rows.set_rights(&granted, from, now)?;
+            }
+            StoreReply::Acquired { granted, held }
+        }
+        StoreOp::Renew { rights, lease: _ } => {
+            // Read this holder's rights once, then renew the valid ones.
+            let mine = rows.rights_of(from)?;
+            let (kept, lost): (Vec<_>, Vec<_>) = rights.into_iter().partition(|r| mine.contains(r));
+            if kept.len() == mine.len() {
+                if !kept.is_empty() {
+                    rows.renew_all(from, now)?;
+                }
+            } else {
+                rows.renew(&kept.iter().map(|(s, _)| *s).collect::<Vec<_>>(), now)?;
+            }
+            StoreReply::Renewed { kept, lost }
+        }
+        StoreOp::Release { rights } => {
+            let slots: Vec<Slot> = rights.iter().map(|(s, _)| *s).collect();
+            let records = rows.rights(&slots)?;
+            let mine: Vec<Slot> = rights
+                .iter()
+                .zip(records)
+                .filter(|((_, epoch), r)| r.as_ref().is_some_and(|r| r.held_by(from, *epoch)))
+                .map(|((s, _), _)| *s)
+                .collect();
+            if !mine.is_empty() {
+                rows.release(&mine)?;
+            }
+            StoreReply::Released
+        }
+    })
+}
+
+/// A linearizable in-memory store: each `execute` is one atomic step of
+/// [`execute`] over rows in persistent maps.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MemStore {
     /// Value, version and expiry (store time) of each key.
-    pub data: OrdMap<Key, (Value, u64, Option<Time>)>,
+    pub data: OrdMap<Key, KvRow>,
     pub rights: OrdMap<Slot, RightRecord>,
-    /// Replies of applied writes, so a duplicate gets the same answer.
-    pub applied: OrdMap<ReqId, StoreReply>,
+    /// Results of applied writes, so a duplicate gets the same answer.
+    pub applied: OrdMap<ReqId, OpResult>,
     pub last_version: u64,
-    /// In a `linearizable` cluster the store refuses unfenced writes.
-    pub mode: Mode,
-    /// A deliberate bug (model checker only).
-    pub mutant: Option<Mutant>,
+    pub rules: Rules,
+}
+
+impl MemStore {
+    pub fn new(mode: Mode, mutant: Option<Mutant>) -> MemStore {
+        MemStore { rules: Rules { mode, mutant }, ..MemStore::default() }
+    }
+}
+
+impl Rows for MemStore {
+    type Error = std::convert::Infallible;
+
+    fn kv_get(&mut self, key: &[u8]) -> Result<Option<KvRow>, Self::Error> {
+        Ok(self.data.get(key).cloned())
+    }
+
+    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<Time>) -> Result<u64, Self::Error> {
+        self.last_version += 1;
+        self.data.insert(key.to_vec(), (value.to_vec(), self.last_version, expiry));
+        Ok(self.last_version)
+    }
+
+    fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error> {
+        self.last_version += 1;
+        self.data.remove(key);
+        Ok(self.last_version)
+    }
+
+    fn rights(&mut self, slots: &[Slot]) -> Result<Vec<Option<RightRecord>>, Self::Error> {
+        Ok(slots.iter().map(|s| self.rights.get(s).cloned()).collect())
+    }
+
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: Holder, now: Time) -> Result<(), Self::Error> {
+        let renewed_at = self.renewal_time(now);
+        for &(slot, epoch) in rights {
+            self.rights.insert(slot, RightRecord { holder, epoch, renewals: 0, released: false, renewed_at });
+        }
+        Ok(())
+    }
+
+    fn rights_of(&mut self, holder: Holder) -> Result<Vec<(Slot, Epoch)>, Self::Error> {
+        Ok(self.rights.iter().filter(|(_, r)| r.holder == holder && !r.released).map(|(s, r)| (*s, r.epoch)).collect())
+    }
+
+    fn renew(&mut self, slots: &[Slot], now: Time) -> Result<(), Self::Error> {
+        let renewed_at = self.renewal_time(now);
+        for slot in slots {
+            if let Some(r) = self.rights.get_mut(slot) {
+                r.renewals += 1;
+                r.renewed_at = renewed_at;
+            }
+        }
+        Ok(())
+    }
+
+    fn renew_all(&mut self, holder: Holder, now: Time) -> Result<(), Self::Error> {
+        let slots: Vec<Slot> = self.rights_of(holder)?.into_iter().map(|(s, _)| s).collect();
+        self.renew(&slots, now)
+    }
+
+    fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error> {
+        for slot in slots {
+            if let Some(r) = self.rights.get_mut(slot) {
+                r.released = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn applied(&mut self, req: ReqId) -> Result<Option<OpResult>, Self::Error> {
+        Ok(self.applied.get(&req).cloned())
+    }
+
+    fn record(&mut self, req: ReqId, result: &OpResult, _now: Time) -> Result<(), Self::Error> {
+        self.applied.insert(req, result.clone());
+        Ok(())
+    }
+}
+
+impl MemStore {
+    /// The time a record keeps of its last grant or renewal: only the
+    /// `StoreClockLeases` mutant reads it, and a time in every record would
+    /// multiply the checker's states.
+    fn renewal_time(&self, now: Time) -> Time {
+        if self.rules.has(Mutant::StoreClockLeases) {
+            now
+        } else {
+            Time::ZERO
+        }
+    }
 }
 
 fn as_int(v: Option<&Value>) -> Option<i64> {
     match v {
         None => Some(0),
         Some(v) => std::str::from_utf8(v).ok()?.parse().ok(),
-    }
-}
-
-impl MemStore {
-    pub fn new(mode: Mode, mutant: Option<Mutant>) -> MemStore {
-        MemStore { mode, mutant, ..MemStore::default() }
-    }
-
-    fn holds(&self, from: Holder, slot: Slot, epoch: Epoch) -> bool {
-        self.rights.get(&slot).is_some_and(|r| r.held_by(from, epoch))
-    }
-
-    /// Whether `from` may take `slot` (see [`may_take`]), or a mutant says so.
-    fn grants(&self, slot: Slot, from: Holder, observed: Option<Stamp>, lease: u64, now: Time) -> bool {
-        let current = self.rights.get(&slot);
-        if may_take(current.map(|r| (r.holder, r.stamp(), r.released)), from, observed) {
-            return true;
-        }
-        let r = current.expect("a held right has a record");
-        match self.mutant {
-            Some(Mutant::EarlyTakeover) => true,
-            // The old design: the lease runs out on the store's clock.
-            Some(Mutant::StoreClockLeases) => now >= r.renewed_at.plus(lease),
-            Some(Mutant::SameNameTakesOver) => r.holder.server == from.server,
-            _ => false,
-        }
-    }
-
-    /// A key as it is at `now`: expired keys are absent.
-    fn live(&self, key: &[u8], now: Time) -> Option<&(Value, u64, Option<Time>)> {
-        self.data.get(key).filter(|(_, _, exp)| exp.is_none_or(|t| now < t))
-    }
-
-    fn current(&self, key: &[u8], now: Time) -> (Option<Value>, u64, bool) {
-        match self.live(key, now) {
-            Some((v, ver, exp)) => (Some(v.clone()), *ver, exp.is_some()),
-            None => (None, 0, false),
-        }
-    }
-
-    fn write(&mut self, key: Key, write: Write, now: Time) -> StoreReply {
-        let old = self.live(&key, now).map(|(v, _, e)| (v.clone(), *e));
-        match apply_write(old, write, now) {
-            Applied::Write { value, expiry, result } => {
-                self.last_version += 1;
-                let version = self.last_version;
-                match &value {
-                    Some(v) => self.data.insert(key, (v.clone(), version, expiry)),
-                    None => self.data.remove(&key),
-                };
-                StoreReply::Written { version, value, expiring: expiry.is_some(), result }
-            }
-            Applied::NotSet => {
-                let (value, version, expiring) = self.current(&key, now);
-                StoreReply::Written { version, value, expiring, result: OpResult::NotSet }
-            }
-            Applied::Rejected(e) => StoreReply::Rejected(e),
-        }
     }
 }
 
@@ -278,85 +515,10 @@ pub fn apply_write(old: Option<(Value, Option<Time>)>, write: Write, now: Time) 
 
 impl Store for MemStore {
     fn execute(&mut self, from: Holder, op: StoreOp, now: Time) -> StoreReply {
-        match op {
-            StoreOp::Read { key } => {
-                let (value, version, expiring) = self.current(&key, now);
-                StoreReply::Read { value, version, expiring }
-            }
-            StoreOp::Ttl { key } => StoreReply::Ttl(match self.live(&key, now) {
-                None => -2,
-                Some((_, _, None)) => -1,
-                Some((_, _, Some(t))) => t.since(now) as i64,
-            }),
-            StoreOp::Write { slot, fence, req, key, write } => {
-                if let Some(done) = self.applied.get(&req) {
-                    // A duplicate or a retry: applied at most once. The client
-                    // gets the same answer, but a cache must get the key as
-                    // it is now: later writes may have followed this one.
-                    return match done {
-                        StoreReply::Written { result, .. } => {
-                            let (value, version, expiring) = self.current(&key, now);
-                            StoreReply::Written { version, value, expiring, result: result.clone() }
-                        }
-                        other => other.clone(),
-                    };
-                }
-                match fence {
-                    Some(epoch) if self.mutant != Some(Mutant::NoFencing) && !self.holds(from, slot, epoch) => {
-                        return StoreReply::Fenced;
-                    }
-                    None if self.mode == Mode::Linearizable => {
-                        return StoreReply::Rejected(ErrorKind::Store(UNFENCED.into()));
-                    }
-                    _ => {}
-                }
-                let reply = self.write(key, write, now);
-                self.applied.insert(req, reply.clone());
-                reply
-            }
-            StoreOp::Acquire { slots, lease } => {
-                let (mut granted, mut held) = (Vec::new(), Vec::new());
-                for (slot, observed) in slots {
-                    if self.grants(slot, from, observed, lease, now) {
-                        // Always a new epoch, even for the holder itself, so
-                        // writes it sent under the old one are fenced.
-                        let epoch = Epoch(self.rights.get(&slot).map_or(0, |r| r.epoch.0) + 1);
-                        let renewed_at = if self.mutant == Some(Mutant::StoreClockLeases) { now } else { Time::ZERO };
-                        let record = RightRecord { holder: from, epoch, renewals: 0, released: false, renewed_at };
-                        self.rights.insert(slot, record);
-                        granted.push((slot, epoch));
-                    } else {
-                        let r = &self.rights[&slot];
-                        held.push((slot, r.holder.server, r.stamp()));
-                    }
-                }
-                StoreReply::Acquired { granted, held }
-            }
-            StoreOp::Renew { rights, lease: _ } => {
-                let (mut kept, mut lost) = (Vec::new(), Vec::new());
-                for (slot, epoch) in rights {
-                    if self.holds(from, slot, epoch) {
-                        // Kept only for the mutant that reads it: a time in
-                        // every record would multiply the checker's states.
-                        let stamp_time = self.mutant == Some(Mutant::StoreClockLeases);
-                        let r = &mut self.rights[&slot];
-                        r.renewals += 1;
-                        r.renewed_at = if stamp_time { now } else { Time::ZERO };
-                        kept.push((slot, epoch));
-                    } else {
-                        lost.push((slot, epoch));
-                    }
-                }
-                StoreReply::Renewed { kept, lost }
-            }
-            StoreOp::Release { rights } => {
-                for (slot, epoch) in rights {
-                    if self.holds(from, slot, epoch) {
-                        self.rights[&slot].released = true;
-                    }
-                }
-                StoreReply::Released
-            }
+        let rules = self.rules;
+        match execute(self, rules, from, op, now) {
+            Ok(reply) => reply,
+            Err(never) => match never {},
         }
     }
 }
