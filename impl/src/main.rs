@@ -83,101 +83,135 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct ModelArgs {
-    /// Servers (one group unless --groups says otherwise); 2 by default, so
-    /// that the default check exhausts in seconds.
-    #[arg(long, default_value_t = 2)]
-    servers: u16,
-    #[arg(long, default_value_t = 1)]
-    groups: u16,
-    #[arg(long, default_value_t = 2)]
-    clients: u16,
-    #[arg(long, default_value_t = 1)]
-    keys: u16,
-    /// Operations per client (alternately SET and GET).
-    #[arg(long, default_value_t = 1)]
-    ops: u8,
-    /// Server crashes (each may be followed by a restart).
-    #[arg(long, default_value_t = 1)]
-    crashes: u8,
-    /// Lost messages.
-    #[arg(long, default_value_t = 0)]
-    losses: u8,
-    #[arg(long, default_value_t = 0)]
-    duplicates: u8,
-    /// Servers paused (alive but silent), then resumed.
-    #[arg(long, default_value_t = 0)]
-    pauses: u8,
-    /// Links cut between two nodes (healed later).
-    #[arg(long, default_value_t = 0)]
-    cuts: u8,
-    #[arg(long, default_value_t = 0)]
-    master_crashes: u8,
-    /// Ticks by which store calls may be held back in all (a slow store).
-    #[arg(long, default_value_t = 0)]
-    store_delays: u8,
-    /// Hosts suspended (paused with their clock stopped), then resumed.
-    #[arg(long, default_value_t = 0)]
-    suspends: u8,
-    /// Second processes of a paused server's identity.
-    #[arg(long, default_value_t = 0)]
-    twins: u8,
-    /// Steps of the store's clock, a lease forward each.
-    #[arg(long, default_value_t = 0)]
-    clock_steps: u8,
-    /// Clock lag bound, in ticks.
-    #[arg(long, default_value_t = 0)]
-    drift: u64,
-    #[arg(long, default_value = "linearizable")]
-    mode: Mode,
-    /// A deliberately broken protocol variant (see --list-mutants).
+    /// Servers, in one group unless --groups says otherwise [default: 2]
+    #[arg(long)]
+    servers: Option<u16>,
+    /// Failover groups [default: 1]
+    #[arg(long)]
+    groups: Option<u16>,
+    /// Clients [default: 2]
+    #[arg(long)]
+    clients: Option<u16>,
+    /// Keys, each in a slot of its own (with 2 servers and 2 keys, of different owners) [default: 1]
+    #[arg(long)]
+    keys: Option<u16>,
+    /// Operations per client [default: 1]
+    #[arg(long)]
+    ops: Option<u8>,
+    /// The commands clients run in turn, comma-separated: get, set, set-nx, set-xx, set-px, del, incr, decr,
+    /// incrby, pexpire, pexpire-0, pttl [default: set,get]
+    #[arg(long, value_delimiter = ',')]
+    commands: Option<Vec<ModelCommand>>,
+    /// Server crashes, each may be followed by a restart [default: 1]
+    #[arg(long)]
+    crashes: Option<u8>,
+    /// Lost messages [default: 0]
+    #[arg(long)]
+    losses: Option<u8>,
+    /// Duplicated messages [default: 0]
+    #[arg(long)]
+    duplicates: Option<u8>,
+    /// Servers paused (alive but silent), then resumed [default: 0]
+    #[arg(long)]
+    pauses: Option<u8>,
+    /// Links cut between two nodes, healed later [default: 0]
+    #[arg(long)]
+    cuts: Option<u8>,
+    /// Master crashes, each followed by a restart [default: 0]
+    #[arg(long)]
+    master_crashes: Option<u8>,
+    /// Ticks by which store calls may be held back in all: a slow store [default: 0]
+    #[arg(long)]
+    store_delays: Option<u8>,
+    /// Store calls that fail, before or after taking effect [default: 0]
+    #[arg(long)]
+    store_failures: Option<u8>,
+    /// Hosts suspended (paused with their clock stopped), then resumed [default: 0]
+    #[arg(long)]
+    suspends: Option<u8>,
+    /// Second processes of a paused server's identity [default: 0]
+    #[arg(long)]
+    twins: Option<u8>,
+    /// Steps of the store's clock, a lease forward each [default: 0]
+    #[arg(long)]
+    clock_steps: Option<u8>,
+    /// Clock lag bound, in ticks [default: 0]
+    #[arg(long)]
+    drift: Option<u64>,
+    /// The cluster's mode [default: linearizable]
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// A deliberately broken protocol variant (see --list-mutants). Alone, it runs the configuration (and
+    /// strategy) that catches it; other flags change that configuration.
     #[arg(long)]
     mutant: Option<Mutant>,
-    /// Faults happen before this tick.
-    #[arg(long, default_value_t = 4)]
-    fault_horizon: u64,
-    /// Clients start operations before this tick.
-    #[arg(long, default_value_t = 4)]
-    op_horizon: u64,
-    /// Crashed nodes may restart before this tick.
-    #[arg(long, default_value_t = 12)]
-    restart_horizon: u64,
-    /// The clock stops at this tick.
-    #[arg(long, default_value_t = 20)]
-    max_time: u64,
-    /// Ticks after its own within which a message not lost is delivered.
-    #[arg(long, default_value_t = 0)]
-    max_delay: u64,
+    /// Faults happen before this tick [default: 4]
+    #[arg(long)]
+    fault_horizon: Option<u64>,
+    /// Clients start operations before this tick [default: 4]
+    #[arg(long)]
+    op_horizon: Option<u64>,
+    /// Crashed nodes may restart before this tick [default: 12]
+    #[arg(long)]
+    restart_horizon: Option<u64>,
+    /// The clock stops at this tick [default: 20]
+    #[arg(long)]
+    max_time: Option<u64>,
+    /// Ticks after its own within which a message not lost is delivered [default: 0]
+    #[arg(long)]
+    max_delay: Option<u64>,
+    /// Explore without the search's reductions (slower; for showing they change no verdict)
+    #[arg(long)]
+    no_reductions: bool,
 }
 
 impl ModelArgs {
-    fn config(&self) -> CheckConfig {
+    /// The configuration: the mutant's catching one, or the default, with
+    /// each flag given replacing its part.
+    fn config(&self, base: CheckConfig) -> CheckConfig {
+        let b = base;
+        let f = b.faults.clone();
         CheckConfig {
-            servers: self.servers,
-            groups: self.groups,
-            clients: self.clients,
-            keys: self.keys,
-            ops_per_client: self.ops,
+            servers: self.servers.unwrap_or(b.servers),
+            groups: self.groups.unwrap_or(b.groups),
+            clients: self.clients.unwrap_or(b.clients),
+            keys: self.keys.unwrap_or(b.keys),
+            ops_per_client: self.ops.unwrap_or(b.ops_per_client),
+            commands: self.commands.clone().map(|c| c.into_iter().map(|c| c.0).collect()).unwrap_or(b.commands),
             faults: Faults {
-                crashes: self.crashes,
-                losses: self.losses,
-                duplicates: self.duplicates,
-                pauses: self.pauses,
-                cuts: self.cuts,
-                master_crashes: self.master_crashes,
-                store_delays: self.store_delays,
-                suspends: self.suspends,
-                twins: self.twins,
-                clock_steps: self.clock_steps,
+                crashes: self.crashes.unwrap_or(f.crashes),
+                losses: self.losses.unwrap_or(f.losses),
+                duplicates: self.duplicates.unwrap_or(f.duplicates),
+                pauses: self.pauses.unwrap_or(f.pauses),
+                cuts: self.cuts.unwrap_or(f.cuts),
+                master_crashes: self.master_crashes.unwrap_or(f.master_crashes),
+                store_delays: self.store_delays.unwrap_or(f.store_delays),
+                store_failures: self.store_failures.unwrap_or(f.store_failures),
+                suspends: self.suspends.unwrap_or(f.suspends),
+                twins: self.twins.unwrap_or(f.twins),
+                clock_steps: self.clock_steps.unwrap_or(f.clock_steps),
             },
-            drift: self.drift,
-            mode: self.mode,
-            mutant: self.mutant,
-            fault_horizon: self.fault_horizon,
-            op_horizon: self.op_horizon,
-            restart_horizon: self.restart_horizon,
-            max_time: self.max_time,
-            max_delay: self.max_delay,
+            drift: self.drift.unwrap_or(b.drift),
+            mode: self.mode.unwrap_or(b.mode),
+            mutant: self.mutant.or(b.mutant),
+            fault_horizon: self.fault_horizon.unwrap_or(b.fault_horizon),
+            op_horizon: self.op_horizon.unwrap_or(b.op_horizon),
+            restart_horizon: self.restart_horizon.unwrap_or(b.restart_horizon),
+            max_time: self.max_time.unwrap_or(b.max_time),
+            max_delay: self.max_delay.unwrap_or(b.max_delay),
+            reductions: b.reductions && !self.no_reductions,
         }
+    }
+}
+
+/// A model command as a flag value.
+#[derive(Clone, Debug)]
+struct ModelCommand(check::spec::Command);
+
+impl std::str::FromStr for ModelCommand {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ModelCommand, String> {
+        s.parse().map(ModelCommand)
     }
 }
 
@@ -185,8 +219,9 @@ impl ModelArgs {
 struct CheckArgs {
     #[command(flatten)]
     model: ModelArgs,
-    #[arg(long, default_value = "bfs")]
-    strategy: Strategy,
+    /// bfs, dfs or simulate [default: bfs, or the mutant's]
+    #[arg(long)]
+    strategy: Option<Strategy>,
     /// Explore no deeper than this many steps.
     #[arg(long)]
     depth: Option<usize>,
@@ -195,9 +230,9 @@ struct CheckArgs {
     /// First seed of the random walks (simulate).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Random walks to run (simulate).
-    #[arg(long, default_value_t = 1_000)]
-    walks: u64,
+    /// Random walks to run (simulate) [default: 1000, or the mutant's]
+    #[arg(long)]
+    walks: Option<u64>,
     /// Give up after this many seconds.
     #[arg(long)]
     timeout: Option<u64>,
@@ -246,7 +281,8 @@ fn main() -> ExitCode {
         }
         Command::Check(args) => run_check(args),
         Command::Explore { model, addr } => {
-            let cfg = model.config();
+            let base = model.mutant.map_or_else(check::default_config, |m| check::mutants::catching(m).cfg);
+            let cfg = model.config(base);
             if let Err(e) = cfg.validate() {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -275,7 +311,9 @@ fn run_check(args: CheckArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let cfg = args.model.config();
+    let catch = args.model.mutant.map(check::mutants::catching);
+    let base = catch.as_ref().map_or_else(check::default_config, |c| c.cfg.clone());
+    let cfg = args.model.config(base);
     if let Err(e) = cfg.validate() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -285,32 +323,15 @@ fn run_check(args: CheckArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let opts = RunOptions {
-        strategy: args.strategy,
+        strategy: args.strategy.or(catch.as_ref().map(|c| c.strategy)).unwrap_or(Strategy::Bfs),
         threads: args.threads,
         depth: args.depth,
         seed: args.seed,
-        walks: args.walks,
+        walks: args.walks.or(catch.as_ref().map(|c| c.walks)).unwrap_or(1_000),
         stop_at_first_failure: !args.all,
         timeout: args.timeout.map(Duration::from_secs),
     };
-    println!(
-        "checking {} servers in {} group(s), {} client(s), {} key(s), mode {}{}; faults: {} crash, {} loss, {} dup, {} pause, {} cut, {} master crash, drift {}; time {}..{}",
-        cfg.servers,
-        cfg.groups,
-        cfg.clients,
-        cfg.keys,
-        cfg.mode,
-        cfg.mutant.map(|m| format!(", mutant {}", m.name())).unwrap_or_default(),
-        cfg.faults.crashes,
-        cfg.faults.losses,
-        cfg.faults.duplicates,
-        cfg.faults.pauses,
-        cfg.faults.cuts,
-        cfg.faults.master_crashes,
-        cfg.drift,
-        cfg.fault_horizon,
-        cfg.max_time
-    );
+    println!("checking {}", cfg.describe());
     let report = check::run(cfg, &opts, |p| {
         eprintln!(
             "states {}, unique {}, {:.0} states/s, depth {}",

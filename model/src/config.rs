@@ -69,10 +69,13 @@ pub enum Mutant {
     /// resume (a runtime timing leases with CLOCK_MONOTONIC, not
     /// CLOCK_BOOTTIME; model checker only).
     SuspendStopsClock,
+    /// A server drops a request that must wait (for a right, or for the
+    /// master's verdict on a peer) without ever answering it.
+    NeverAnswerParked,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 11] = [
         Mutant::SkipVerification,
         Mutant::KeepCacheOnRegain,
         Mutant::NoFencing,
@@ -83,6 +86,7 @@ impl Mutant {
         Mutant::StoreClockLeases,
         Mutant::SameNameTakesOver,
         Mutant::SuspendStopsClock,
+        Mutant::NeverAnswerParked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +101,7 @@ impl Mutant {
             Mutant::StoreClockLeases => "store-clock-leases",
             Mutant::SameNameTakesOver => "same-name-takes-over",
             Mutant::SuspendStopsClock => "suspend-stops-clock",
+            Mutant::NeverAnswerParked => "never-answer-parked",
         }
     }
 }

@@ -361,6 +361,10 @@ impl Server {
     }
 
     fn park(&self, st: &mut ServerState, id: u64, now: Time, out: &mut Vec<ServerOutput>) {
+        if self.config.has(Mutant::NeverAnswerParked) {
+            st.ops.remove(&id);
+            return;
+        }
         st.ops[&id].stage = Stage::Parked;
         if !st.retry_armed {
             st.retry_armed = true;

@@ -2,10 +2,18 @@
 //! random walks over the same model, with verdicts per property.
 
 pub mod model;
+pub mod mutants;
 pub mod simulate;
+pub mod spec;
 pub mod trace;
 
 pub use model::{Action, CheckConfig, ClusterModel, ClusterState};
+
+/// What `failgroup check` runs without flags: the default bounds with two
+/// servers, which exhaust in seconds.
+pub fn default_config() -> CheckConfig {
+    CheckConfig { servers: 2, ..CheckConfig::default() }
+}
 
 use stateright::{Checker, Expectation, HasDiscoveries, Model};
 use std::time::{Duration, Instant};

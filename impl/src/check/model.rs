@@ -14,13 +14,17 @@
 //! identity (the first lives on as its "twin"), a cut link between two
 //! nodes, clock lag, and the store's clock stepping forward.
 
+use super::spec::{Command, KvSpec};
 use failgroup_model::*;
-use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use stateright::{Model, Property};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
+
+/// Ticks the clock may run past `max_time` while an operation is pending:
+/// more than any operation's timeouts, a failover and a lease take.
+pub const DRAIN: u64 = 40;
 
 /// The bounds of one model: counts, fault budgets and time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,8 +33,12 @@ pub struct CheckConfig {
     pub groups: u16,
     pub clients: u16,
     pub keys: u16,
-    /// Operations each client runs, alternating SET and GET.
+    /// Operations each client runs.
     pub ops_per_client: u8,
+    /// The commands clients run, in turn: client `c`'s `i`-th operation is
+    /// `commands[(c + i) % len]` (the default, SET and GET, has one client
+    /// write while the other reads, then the other way round).
+    pub commands: Vec<Command>,
     /// How many faults of each kind a run may inject.
     pub faults: Faults,
     /// Clock lag bound in ticks (0: clocks advance together).
@@ -49,6 +57,10 @@ pub struct CheckConfig {
     /// it was sent in (0: in the same tick). Messages to a paused node or
     /// over a cut link wait.
     pub max_delay: u64,
+    /// The search's reductions (deliveries to one receiver at a time, due
+    /// timers in a fixed order, restarts and resumes between a tick's
+    /// work): off only to show they change no verdict.
+    pub reductions: bool,
 }
 
 impl Default for CheckConfig {
@@ -59,6 +71,7 @@ impl Default for CheckConfig {
             clients: 2,
             keys: 1,
             ops_per_client: 1,
+            commands: vec![Command::Set, Command::Get],
             faults: Faults { crashes: 1, ..Faults::default() },
             drift: 0,
             mode: Mode::Linearizable,
@@ -68,6 +81,7 @@ impl Default for CheckConfig {
             restart_horizon: 12,
             max_time: 20,
             max_delay: 0,
+            reductions: true,
         }
     }
 }
@@ -81,7 +95,10 @@ impl CheckConfig {
             timing: Timing {
                 retries: 0,
                 failover_period: 4,
-                send_timeout: 2,
+                // As the runtime's defaults are: a client waits longer than
+                // a failover takes (the master's probe, a lease watched,
+                // a retry) before it gives a server up.
+                send_timeout: 2 + (6 + 4 * self.drift) + 3 + 1,
                 probe_timeout: 2,
                 reprobe_interval: 3,
                 sync_interval: 8,
@@ -102,6 +119,7 @@ impl CheckConfig {
         check((1..=4).contains(&self.clients), "--clients: must be 1..=4")?;
         check((1..=3).contains(&self.keys), "--keys: must be 1..=3")?;
         check((1..=6).contains(&self.ops_per_client), "--ops: must be 1..=6")?;
+        check(!self.commands.is_empty(), "--commands: name at least one command")?;
         check(self.fault_horizon <= self.max_time, "--fault-horizon: must not exceed --max-time")?;
         check(self.restart_horizon <= self.max_time, "--restart-horizon: must not exceed --max-time")?;
         check(self.max_time <= 200, "--max-time: at most 200")?;
@@ -205,6 +223,9 @@ pub enum Action {
     Duplicate(Addr, Addr, usize),
     /// Hold the oldest call on a channel to the store back one more tick.
     Delay(Addr),
+    /// The oldest call on a channel to the store fails: before taking
+    /// effect (`false`) or after (`true`: the answer is lost).
+    FailStore(Addr, bool),
     Tick,
     /// A tick on which this server's clock stands still (drift).
     Lag(ServerId),
@@ -283,6 +304,9 @@ pub struct Faults {
     pub twins: u8,
     /// Steps of the store's clock, a lease forward each.
     pub clock_steps: u8,
+    /// Store calls that fail (`Failed`: a lost connection, a timeout, a
+    /// rollback), before or after taking effect.
+    pub store_failures: u8,
 }
 
 /// What has happened, for properties that speak of the past.
@@ -309,9 +333,11 @@ pub struct Seen {
     pub restart_while_forwarded: bool,
     /// Servers whose latest probe the master saw answered.
     pub probe_answered: BTreeSet<ServerId>,
+    /// A store call failed (its outcome unknown to the caller).
+    pub store_failed: bool,
 }
 
-pub type Tester = LinearizabilityTester<u16, Register<Option<u8>>>;
+pub type Tester = LinearizabilityTester<u16, KvSpec>;
 
 #[derive(Clone, Debug, PartialEq, Hash)]
 pub struct ClusterState {
@@ -333,6 +359,8 @@ pub struct ClusterState {
     pub cut: Option<(Addr, Addr)>,
     /// One linearizability tester per key.
     pub testers: Vec<Tester>,
+    /// Requests a server process took and has not answered yet.
+    pub open: BTreeSet<(Addr, Origin)>,
     pub seen: Seen,
 }
 
@@ -395,16 +423,14 @@ impl ClusterModel {
         ClusterModel { cfg, topology, servers, clients, master, keys }
     }
 
-    /// The operation a client runs `i`-th: client 0 starts with a SET (of a
-    /// value unique to it), client 1 with a GET, then each alternates; keys
-    /// in turn.
+    /// The operation a client runs `i`-th: the configured commands in
+    /// turn (see [`CheckConfig::commands`]), keys in turn, values unique to
+    /// the client and the operation (`10 * (client + 1) + i`).
     pub fn script(&self, client: u16, i: u8) -> Op {
         let key = self.keys[(client as usize + i as usize / 2) % self.keys.len()].clone();
-        if (client as usize + i as usize).is_multiple_of(2) {
-            Op::Set(key, vec![(client as u8 + 1) * 10 + i])
-        } else {
-            Op::Get(key)
-        }
+        let cmds = &self.cfg.commands;
+        let cmd = cmds[(client as usize + i as usize) % cmds.len()];
+        cmd.op(key, (client as u64 + 1) * 10 + i as u64)
     }
 
     fn key_index(&self, key: &[u8]) -> usize {
@@ -443,11 +469,18 @@ impl ClusterModel {
             ServerInput::Request { origin, fwd } => Some((*origin, fwd.req)),
             _ => None,
         };
+        if let Some((origin, _)) = arriving {
+            st.open.insert((me, origin));
+        }
+        let node = self.node_mut(st, me);
         self.servers[s.0 as usize].step(&mut node.state, now, input, &mut out);
         if !restart && self.topology.servers().zip(before).any(|(x, v)| node.state.view.version_of(x) < v) {
             st.seen.view_regressed = true;
         }
         for o in out {
+            if let ServerOutput::Reply { to, .. } = &o {
+                st.open.remove(&(me, *to));
+            }
             match o {
                 ServerOutput::Reply { to: Origin::Client(token), result } => {
                     let seq = token & 0xFFFF_FFFF;
@@ -570,31 +603,30 @@ impl ClusterModel {
         }
         node.current = None;
         let k = self.key_index(op.key());
-        let ret = match (&op, result) {
-            (Op::Set(..) | Op::Del(_), OpResult::Ok | OpResult::Deleted(_)) => RegisterRet::WriteOk,
-            (Op::Get(_), OpResult::Value(v)) => {
-                let v = v.and_then(|v| v.first().copied());
-                if v.is_some_and(|v| v / 10 != c as u8 + 1) {
-                    st.seen.read_other_write = true;
-                }
-                RegisterRet::ReadOk(v)
-            }
-            (_, OpResult::Err(_)) => {
-                // An error: the effect is unknown, so the operation stays
-                // open in the history and this client stops.
+        match answers(&op, &result) {
+            Answer::Definite => {}
+            // An error: the effect is unknown, so the operation stays open
+            // in the history and this client stops.
+            Answer::Unknown => {
                 node.failed = true;
                 return;
             }
             // A result of another kind than the operation's answers some
             // other request (hole 1).
-            _ => {
+            Answer::Mismatch => {
                 st.seen.mismatched_reply = true;
                 node.failed = true;
                 return;
             }
-        };
+        }
+        if let (Op::Get(_), OpResult::Value(Some(v))) = (&op, &result) {
+            let writer = std::str::from_utf8(v).ok().and_then(|v| v.parse::<u64>().ok()).map(|v| v / 10);
+            if writer.is_some_and(|w| w != c as u64 + 1) {
+                st.seen.read_other_write = true;
+            }
+        }
         node.completed += 1;
-        let _ = st.testers[k].on_return(c, ret);
+        let _ = st.testers[k].on_return(c, result);
     }
 
     fn deliver(&self, st: &mut ClusterState, env: Envelope) {
@@ -695,6 +727,32 @@ impl ClusterModel {
         }
     }
 
+    /// The clock runs until `max_time`, and past it (up to a drain bound)
+    /// while an operation is pending, so that every operation has the time
+    /// its timeouts need to end, and `requests complete` can hold.
+    fn clock_runs(&self, st: &ClusterState) -> bool {
+        let pending =
+            st.clients.iter().any(|c| c.current.is_some()) || st.open.iter().any(|(at, _)| self.running(st, *at));
+        st.now < self.cfg.max_time || (pending && st.now < self.cfg.max_time + DRAIN)
+    }
+
+    /// Time is up and nothing is left to deliver (messages to a node
+    /// paused for good never arrive) or to fire: where a run ends.
+    fn finished(&self, st: &ClusterState) -> bool {
+        !self.clock_runs(st)
+            && !st.net.keys().any(|(from, to)| self.deliverable(st, *from, *to))
+            && self.due_timers(st).is_empty()
+    }
+
+    /// Whether the server process at `at` runs (not crashed, not paused).
+    fn running(&self, st: &ClusterState, at: Addr) -> bool {
+        match at {
+            Addr::Server(s) => st.servers[s.0 as usize].status == Status::Up,
+            Addr::Twin(_) => st.twin.as_ref().is_some_and(|(_, n)| n.status == Status::Up),
+            _ => false,
+        }
+    }
+
     fn deliverable(&self, st: &ClusterState, from: Addr, to: Addr) -> bool {
         let paused = |a: Addr| match a {
             Addr::Server(s) => matches!(st.servers[s.0 as usize].status, Status::Paused | Status::Suspended),
@@ -787,7 +845,8 @@ impl Model for ClusterModel {
             net: BTreeMap::new(),
             budget: c.faults.clone(),
             cut: None,
-            testers: (0..c.keys).map(|_| LinearizabilityTester::new(Register(None))).collect(),
+            testers: (0..c.keys).map(|_| LinearizabilityTester::new(KvSpec::default())).collect(),
+            open: BTreeSet::new(),
             seen: Seen::default(),
         };
         // Start-up is not interesting: servers take their rights and the
@@ -819,13 +878,17 @@ impl Model for ClusterModel {
             let lossy = from != Addr::Store && to != Addr::Store;
             let across_cut = st.is_cut(from, to);
             if self.deliverable(st, from, to) {
-                if Some(to) == receiver {
+                if Some(to) == receiver || !c.reductions {
                     actions.push(Action::Deliver(from, to));
                 }
                 overdue |= chan[0].0 + c.max_delay <= st.now;
             }
             if to == Addr::Store && faults && st.budget.store_delays > 0 {
                 actions.push(Action::Delay(from));
+            }
+            if to == Addr::Store && faults && st.budget.store_failures > 0 {
+                actions.push(Action::FailStore(from, false));
+                actions.push(Action::FailStore(from, true));
             }
             for i in 0..chan.len() {
                 if across_cut || (faults && lossy && st.budget.losses > 0) {
@@ -845,9 +908,13 @@ impl Model for ClusterModel {
         // Operations start, and nodes restart or resume, between a tick's
         // work, when nothing is in flight or due: when they do still varies
         // over the ticks, and the interleavings saved are many.
-        let quiet = receiver.is_none() && !urgent;
-        actions.extend(due.into_iter().next().map(Action::Fire));
-        if !urgent && st.now < c.max_time {
+        let quiet = (receiver.is_none() && !urgent) || !c.reductions;
+        if c.reductions {
+            actions.extend(due.into_iter().next().map(Action::Fire));
+        } else {
+            actions.extend(due.into_iter().map(Action::Fire));
+        }
+        if !urgent && self.clock_runs(st) {
             actions.push(Action::Tick);
             if c.drift > 0 {
                 for (i, n) in st.servers.iter().enumerate() {
@@ -920,7 +987,9 @@ impl Model for ClusterModel {
         if st.cut.is_some() {
             actions.push(Action::Heal);
         }
-        if st.now < c.op_horizon && quiet {
+        // Operations start at any moment: while messages are in flight and
+        // other clients' operations are pending.
+        if st.now < c.op_horizon {
             for (i, n) in st.clients.iter().enumerate() {
                 if n.current.is_none() && !n.failed && n.invoked < c.ops_per_client {
                     actions.push(Action::Invoke(i as u16));
@@ -952,6 +1021,19 @@ impl Model for ClusterModel {
                 let now = st.now;
                 st.net.get_mut(&(from, Addr::Store))?.front_mut()?.0 = now + 1;
             }
+            Action::FailStore(from, applied) => {
+                st.budget.store_failures -= 1;
+                st.seen.store_failed = true;
+                let env = st.take(from, Addr::Store, 0)?;
+                let Msg::StoreCall { from: holder, tag, op } = env.msg else { return None };
+                if applied {
+                    // It took effect; the answer is lost with the connection.
+                    let store_now = Time(st.now + st.store_ahead);
+                    st.store.execute(holder, op, store_now);
+                }
+                let reply = StoreReply::Failed(if applied { "connection lost" } else { "store unavailable" }.into());
+                st.send(Addr::Store, from, Msg::StoreAnswer { tag, reply });
+            }
             Action::Tick => self.tick(&mut st, None),
             Action::Lag(s) => self.tick(&mut st, Some(s)),
             Action::CatchUp(s) => st.servers[s.0 as usize].clock += 1,
@@ -982,12 +1064,7 @@ impl Model for ClusterModel {
                 let seq = node.invoked as u64;
                 node.current = Some((seq, op.clone()));
                 let k = self.key_index(op.key());
-                let rop = match &op {
-                    Op::Set(_, v) => RegisterOp::Write(v.first().copied()),
-                    Op::Del(_) => RegisterOp::Write(None),
-                    _ => RegisterOp::Read,
-                };
-                let _ = st.testers[k].on_invoke(c, rop);
+                let _ = st.testers[k].on_invoke(c, op.clone());
                 self.client_step(&mut st, c, ClientInput::Invoke { seq, op });
             }
             Action::Crash(s) => {
@@ -998,6 +1075,7 @@ impl Model for ClusterModel {
                 // What was on the way to it is gone; its calls already on the
                 // way to the store may still land.
                 st.disconnect(Addr::Server(s));
+                st.open.retain(|(at, _)| *at != Addr::Server(s));
             }
             Action::Restart(s) => {
                 let n = &mut st.servers[s.0 as usize];
@@ -1033,6 +1111,11 @@ impl Model for ClusterModel {
                 };
                 let first = std::mem::replace(&mut st.servers[i], fresh);
                 st.twin = Some((s, first));
+                // What the first process took is its to answer.
+                st.open = std::mem::take(&mut st.open)
+                    .into_iter()
+                    .map(|(at, o)| (if at == Addr::Server(s) { Addr::Twin(s) } else { at }, o))
+                    .collect();
                 // The first process keeps its connection to the store; the
                 // address, and what comes to it, is the second's now.
                 for (from, to) in [(Addr::Server(s), Addr::Store), (Addr::Store, Addr::Server(s))] {
@@ -1118,16 +1201,22 @@ impl Model for ClusterModel {
             }),
             // Liveness, bounded: checked where the run ends (time is up and
             // everything in flight is delivered).
-            // Every operation invoked completes, and without an error.
-            Property::eventually("requests complete", |_: &ClusterModel, st: &ClusterState| {
-                st.clients.iter().all(|c| c.current.is_none() && !c.failed)
+            // Every operation invoked has returned once time is up and
+            // nothing is left to deliver or fire; with an error only if a
+            // store call failed (its outcome then unknown).
+            // Once time is up and nothing is left to deliver or fire: every
+            // operation invoked has returned (with a result or an error),
+            // and every request a running server process took has been
+            // answered.
+            Property::always("requests complete", |m: &ClusterModel, st: &ClusterState| {
+                !m.finished(st)
+                    || (st.clients.iter().all(|c| c.current.is_none())
+                        && st.open.iter().all(|(at, _)| !m.running(st, *at)))
             }),
             // Once time is up and all is delivered, every running server's
             // view is the master's.
             Property::eventually("views agree", |m: &ClusterModel, st: &ClusterState| {
-                // Messages to a node paused for good never arrive.
-                let in_flight = st.net.keys().any(|(from, to)| m.deliverable(st, *from, *to));
-                if st.now < m.cfg.max_time || in_flight || !m.due_timers(st).is_empty() {
+                if !m.finished(st) {
                     return false;
                 }
                 let Some(master) = &st.master else { return true };
@@ -1158,5 +1247,66 @@ impl Model for ClusterModel {
             }));
         }
         properties
+    }
+}
+
+/// What a result says of an operation's effect.
+enum Answer {
+    /// Its effect, as the sequential specification predicts it.
+    Definite,
+    /// An error: the operation may or may not have taken effect.
+    Unknown,
+    /// A result no such operation gives: the answer to another request.
+    Mismatch,
+}
+
+fn answers(op: &Op, result: &OpResult) -> Answer {
+    use OpResult as R;
+    match (op, result) {
+        (Op::Incr(..), R::Err(ErrorKind::NotInteger)) => Answer::Definite,
+        (_, R::Err(_)) => Answer::Unknown,
+        (Op::Get(_), R::Value(_))
+        | (Op::Set(..), R::Ok)
+        | (Op::SetWith(..), R::Ok | R::NotSet)
+        | (Op::Del(_), R::Deleted(_))
+        | (Op::Incr(..) | Op::Expire(..) | Op::Ttl(_), R::Int(_)) => Answer::Definite,
+        _ => Answer::Mismatch,
+    }
+}
+
+impl CheckConfig {
+    /// One line saying what is checked.
+    pub fn describe(&self) -> String {
+        let f = &self.faults;
+        let commands: Vec<&str> = self.commands.iter().map(|c| c.name()).collect();
+        format!(
+            "{} servers in {} group(s), {} client(s) x {} op(s) of [{}], {} key(s), mode {}{}; faults: {} crash, \
+             {} loss, {} dup, {} pause, {} cut, {} master crash, {} store delay, {} store failure, {} suspend, \
+             {} twin, {} clock step, drift {}, delay {}; time {}..{}{}",
+            self.servers,
+            self.groups,
+            self.clients,
+            self.ops_per_client,
+            commands.join(","),
+            self.keys,
+            self.mode,
+            self.mutant.map(|m| format!(", mutant {}", m.name())).unwrap_or_default(),
+            f.crashes,
+            f.losses,
+            f.duplicates,
+            f.pauses,
+            f.cuts,
+            f.master_crashes,
+            f.store_delays,
+            f.store_failures,
+            f.suspends,
+            f.twins,
+            f.clock_steps,
+            self.drift,
+            self.max_delay,
+            self.fault_horizon,
+            self.max_time,
+            if self.reductions { "" } else { ", no reductions" },
+        )
     }
 }

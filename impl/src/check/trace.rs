@@ -12,10 +12,10 @@ fn key(k: &[u8]) -> String {
 fn op(o: &Op) -> String {
     match o {
         Op::Get(k) => format!("GET {}", key(k)),
-        Op::Set(k, v) => format!("SET {} = {}", key(k), v.first().copied().unwrap_or(0)),
+        Op::Set(k, v) => format!("SET {} = {}", key(k), key(v)),
         Op::Del(k) => format!("DEL {}", key(k)),
         Op::Incr(k, d) => format!("INCRBY {} {d}", key(k)),
-        Op::SetWith(k, v, o) => format!("SET {} = {} {o:?}", key(k), v.first().copied().unwrap_or(0)),
+        Op::SetWith(k, v, o) => format!("SET {} = {} {o:?}", key(k), key(v)),
         Op::Expire(k, ms) => format!("PEXPIRE {} {ms}", key(k)),
         Op::Ttl(k) => format!("PTTL {}", key(k)),
     }
@@ -24,7 +24,7 @@ fn op(o: &Op) -> String {
 fn result(r: &OpResult) -> String {
     match r {
         OpResult::Value(None) => "(nil)".into(),
-        OpResult::Value(Some(v)) => format!("{}", v.first().copied().unwrap_or(0)),
+        OpResult::Value(Some(v)) => format!("{}", key(v)),
         OpResult::Ok => "OK".into(),
         OpResult::Deleted(n) => format!("deleted {n}"),
         OpResult::NotSet => "(nil): not set".into(),
@@ -39,10 +39,10 @@ fn store_op(o: &StoreOp) -> String {
         StoreOp::Ttl { key: k } => format!("time to live of {}", key(k)),
         StoreOp::Write { fence, key: k, write, .. } => {
             let w = match write {
-                Write::Set(v) => format!("set {} = {}", key(k), v.first().copied().unwrap_or(0)),
+                Write::Set(v) => format!("set {} = {}", key(k), key(v)),
                 Write::Del => format!("delete {}", key(k)),
                 Write::Incr(d) => format!("incr {} by {d}", key(k)),
-                Write::SetWith(v, o) => format!("set {} = {} {o:?}", key(k), v.first().copied().unwrap_or(0)),
+                Write::SetWith(v, o) => format!("set {} = {} {o:?}", key(k), key(v)),
                 Write::Expire(ms) => format!("expire {} in {ms} ms", key(k)),
             };
             match fence {
@@ -135,6 +135,10 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
         Action::Drop(from, to, i) => format!("LOST {}", env(from, to, *i)),
         Action::Duplicate(from, to, i) => format!("DUPLICATED {}", env(from, to, *i)),
         Action::Delay(from) => format!("the store is slow: held back {}", env(from, &Addr::Store, 0)),
+        Action::FailStore(from, false) => format!("the store FAILS before taking effect: {}", env(from, &Addr::Store, 0)),
+        Action::FailStore(from, true) => {
+            format!("the store takes effect, then its answer is LOST: {}", env(from, &Addr::Store, 0))
+        }
         Action::Tick => "clock ticks".into(),
         Action::Lag(s) => format!("clock ticks; {s}'s clock stands still (drift)"),
         Action::CatchUp(s) => format!("{s}'s clock catches up one tick"),

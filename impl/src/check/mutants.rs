@@ -1,0 +1,105 @@
+//! Each mutant's catching configuration: the bounds (and strategy) in which
+//! the checker finds it, used by `failgroup check --mutant NAME` and by the
+//! tests, which also run the same bounds without the mutant (the control)
+//! and require every property to hold there.
+
+use super::model::{CheckConfig, Faults};
+use super::Strategy;
+use failgroup_model::Mutant;
+
+/// Where a mutant is caught.
+#[derive(Clone, Debug)]
+pub struct Catch {
+    pub cfg: CheckConfig,
+    pub strategy: Strategy,
+    /// Random walks, when the strategy is `simulate`.
+    pub walks: u64,
+    /// The property the mutant violates.
+    pub property: &'static str,
+    /// `sometimes` properties the control run cannot reach in these bounds.
+    pub unreached: &'static [&'static str],
+}
+
+/// `sometimes` properties one client with one operation cannot reach.
+pub const ONE_CLIENT: &[&str] = &["read another client's write", "restart while forwarded"];
+
+fn exhaustive(cfg: CheckConfig, property: &'static str, unreached: &'static [&'static str]) -> Catch {
+    Catch { cfg, strategy: Strategy::Bfs, walks: 0, property, unreached }
+}
+
+/// Two servers, one client with one operation: the bounds of the hole-2
+/// and hole-3 checks, with the one fault each needs.
+fn small(faults: Faults) -> CheckConfig {
+    CheckConfig { servers: 2, clients: 1, ops_per_client: 1, faults, ..CheckConfig::default() }
+}
+
+pub fn catching(m: Mutant) -> Catch {
+    let d = CheckConfig::default;
+    let faults = |f: Faults| CheckConfig { faults: f, ..d() };
+    match m {
+        Mutant::SkipVerification => exhaustive(d(), "verified offline", &[]),
+        Mutant::KeepTempCache => {
+            exhaustive(faults(Faults { losses: 1, crashes: 1, ..Faults::default() }), "temporary cache dropped", &[])
+        }
+        Mutant::EarlyTakeover => {
+            exhaustive(faults(Faults { pauses: 1, crashes: 1, ..Faults::default() }), "one server per slot", &[])
+        }
+        Mutant::IgnoreNoticeVersions => exhaustive(
+            faults(Faults { crashes: 1, master_crashes: 1, ..Faults::default() }),
+            "notices in order",
+            &["owner recovered", "handed back"],
+        ),
+        Mutant::NoFencing => exhaustive(
+            CheckConfig { clients: 1, ..faults(Faults { pauses: 1, store_delays: 8, ..Faults::default() }) },
+            "fenced writes",
+            ONE_CLIENT,
+        ),
+        Mutant::StoreClockLeases => exhaustive(
+            small(Faults { pauses: 1, clock_steps: 1, ..Faults::default() }),
+            "one server per slot",
+            ONE_CLIENT,
+        ),
+        Mutant::SuspendStopsClock => {
+            exhaustive(small(Faults { suspends: 1, ..Faults::default() }), "one server per slot", ONE_CLIENT)
+        }
+        Mutant::SameNameTakesOver => {
+            exhaustive(small(Faults { pauses: 1, twins: 1, ..Faults::default() }), "one server per slot", ONE_CLIENT)
+        }
+        // A server restarted while what it forwarded waited at a paused
+        // peer; its new requests reuse operation numbers. The path is long
+        // (two crashes, a pause, a slow store): seeded random walks find it.
+        Mutant::AcceptAnyForwardReply => Catch {
+            cfg: CheckConfig {
+                servers: 2,
+                ops_per_client: 3,
+                faults: Faults { crashes: 2, pauses: 1, store_delays: 2, ..Faults::default() },
+                fault_horizon: 14,
+                op_horizon: 14,
+                restart_horizon: 18,
+                max_time: 30,
+                ..d()
+            },
+            strategy: Strategy::Simulate,
+            walks: 20_000,
+            property: "replies match requests",
+            unreached: &[],
+        },
+        Mutant::KeepCacheOnRegain => Catch {
+            cfg: CheckConfig {
+                servers: 2,
+                ops_per_client: 3,
+                faults: Faults { pauses: 1, crashes: 1, ..Faults::default() },
+                fault_horizon: 14,
+                op_horizon: 24,
+                restart_horizon: 20,
+                max_time: 36,
+                ..d()
+            },
+            strategy: Strategy::Simulate,
+            walks: 50_000,
+            property: "linearizable",
+            unreached: &[],
+        },
+        Mutant::NeverAnswerParked => exhaustive(CheckConfig { servers: 2, ..d() }, "requests complete", &[]),
+    }
+}

@@ -1,0 +1,253 @@
+//! What the model's clients may observe: a sequential specification of one
+//! key of a Redis-like key-value store (values, counters, conditional sets,
+//! deletion, expiry), against which each key's history is checked for
+//! linearizability. It is written from Redis's documented behaviour, not
+//! from the store's code (`store::apply_write`), so the two check each
+//! other.
+//!
+//! Expiry: the model's times to live outlast a run (see
+//! [`Command::op`]), so a key with one never lapses while checked; what is
+//! specified is which operations set, keep and clear a time to live, and
+//! that PTTL answers -2 for an absent key, -1 for a key without one and
+//! otherwise at most the time set. `PEXPIRE key 0` deletes at once.
+
+use failgroup_model::{ErrorKind, Op, OpResult, SetCond, SetOpts, Value};
+use stateright::semantics::SequentialSpec;
+use std::fmt;
+use std::str::FromStr;
+
+/// One key as the sequential specification holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KvSpec {
+    pub value: Option<Value>,
+    /// The time to live last set (ms), if the key has one.
+    pub ttl: Option<u64>,
+}
+
+impl KvSpec {
+    fn int(&self) -> Option<i64> {
+        match &self.value {
+            None => Some(0),
+            Some(v) => std::str::from_utf8(v).ok()?.parse().ok(),
+        }
+    }
+}
+
+impl SequentialSpec for KvSpec {
+    type Op = Op;
+    type Ret = OpResult;
+
+    fn invoke(&mut self, op: &Op) -> OpResult {
+        let exists = self.value.is_some();
+        match op {
+            Op::Get(_) => OpResult::Value(self.value.clone()),
+            Op::Set(_, v) => {
+                *self = KvSpec { value: Some(v.clone()), ttl: None };
+                OpResult::Ok
+            }
+            Op::SetWith(_, v, SetOpts { ttl_ms, cond }) => {
+                let applies = match cond {
+                    SetCond::Always => true,
+                    SetCond::IfAbsent => !exists,
+                    SetCond::IfPresent => exists,
+                };
+                if !applies {
+                    return OpResult::NotSet;
+                }
+                *self = KvSpec { value: Some(v.clone()), ttl: *ttl_ms };
+                OpResult::Ok
+            }
+            Op::Del(_) => {
+                *self = KvSpec::default();
+                OpResult::Deleted(exists as u8)
+            }
+            // INCRBY keeps the key's time to live.
+            Op::Incr(_, d) => match self.int().and_then(|n| n.checked_add(*d)) {
+                Some(n) => {
+                    self.value = Some(n.to_string().into_bytes());
+                    OpResult::Int(n)
+                }
+                None => OpResult::Err(ErrorKind::NotInteger),
+            },
+            Op::Expire(..) if !exists => OpResult::Int(0),
+            Op::Expire(_, ms) if *ms <= 0 => {
+                *self = KvSpec::default();
+                OpResult::Int(1)
+            }
+            Op::Expire(_, ms) => {
+                self.ttl = Some(*ms as u64);
+                OpResult::Int(1)
+            }
+            Op::Ttl(_) => OpResult::Int(match (exists, self.ttl) {
+                (false, _) => -2,
+                (true, None) => -1,
+                (true, Some(t)) => t as i64,
+            }),
+        }
+    }
+
+    /// PTTL of a key with a time to live may answer anything from 0 to
+    /// the time set (time passes); every other answer is exact.
+    fn is_valid_step(&mut self, op: &Op, ret: &OpResult) -> bool {
+        match (op, ret, self.value.is_some(), self.ttl) {
+            (Op::Ttl(_), OpResult::Int(r), true, Some(t)) => (0..=t as i64).contains(r),
+            _ => &self.invoke(op) == ret,
+        }
+    }
+}
+
+/// A command a model client runs, as `failgroup check --commands` names
+/// it: every data command the servers accept, on one key. MGET and MSET
+/// are carried out as one single-key operation per key (see
+/// `impl/src/commands.rs`), so GET and SET cover them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Command {
+    Get,
+    Set,
+    SetNx,
+    SetXx,
+    /// SET with PX (a time to live that outlasts the run).
+    SetPx,
+    Del,
+    Incr,
+    Decr,
+    IncrBy,
+    /// PEXPIRE with a time to live that outlasts the run.
+    Expire,
+    /// PEXPIRE 0: deletes the key.
+    ExpireNow,
+    Ttl,
+}
+
+/// A time to live no model run outlives (ticks).
+pub const LONG_TTL: u64 = 1_000;
+
+impl Command {
+    pub const ALL: [Command; 12] = [
+        Command::Get,
+        Command::Set,
+        Command::SetNx,
+        Command::SetXx,
+        Command::SetPx,
+        Command::Del,
+        Command::Incr,
+        Command::Decr,
+        Command::IncrBy,
+        Command::Expire,
+        Command::ExpireNow,
+        Command::Ttl,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Get => "get",
+            Command::Set => "set",
+            Command::SetNx => "set-nx",
+            Command::SetXx => "set-xx",
+            Command::SetPx => "set-px",
+            Command::Del => "del",
+            Command::Incr => "incr",
+            Command::Decr => "decr",
+            Command::IncrBy => "incrby",
+            Command::Expire => "pexpire",
+            Command::ExpireNow => "pexpire-0",
+            Command::Ttl => "pttl",
+        }
+    }
+
+    /// The operation on `key`; `value` is unique to the client and the
+    /// operation (a decimal number, so INCR applies to it).
+    pub fn op(self, key: Vec<u8>, value: u64) -> Op {
+        let v = value.to_string().into_bytes();
+        let with = |ttl_ms, cond| Op::SetWith(key.clone(), v.clone(), SetOpts { ttl_ms, cond });
+        match self {
+            Command::Get => Op::Get(key),
+            Command::Set => Op::Set(key, v),
+            Command::SetNx => with(None, SetCond::IfAbsent),
+            Command::SetXx => with(None, SetCond::IfPresent),
+            Command::SetPx => with(Some(LONG_TTL), SetCond::Always),
+            Command::Del => Op::Del(key),
+            Command::Incr => Op::Incr(key, 1),
+            Command::Decr => Op::Incr(key, -1),
+            Command::IncrBy => Op::Incr(key, 5),
+            Command::Expire => Op::Expire(key, LONG_TTL as i64),
+            Command::ExpireNow => Op::Expire(key, 0),
+            Command::Ttl => Op::Ttl(key),
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Command {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Command, String> {
+        Command::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Command::ALL.iter().map(|c| c.name()).collect();
+            format!("unknown command {s:?} (one of: {})", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
+
+    fn k() -> Vec<u8> {
+        b"k".to_vec()
+    }
+
+    #[test]
+    fn counters_expiry_and_conditions_follow_redis() {
+        let mut s = KvSpec::default();
+        assert_eq!(s.invoke(&Op::Ttl(k())), OpResult::Int(-2));
+        assert_eq!(s.invoke(&Command::SetXx.op(k(), 1)), OpResult::NotSet);
+        assert_eq!(s.invoke(&Command::Incr.op(k(), 0)), OpResult::Int(1));
+        assert_eq!(s.invoke(&Command::SetNx.op(k(), 9)), OpResult::NotSet);
+        assert_eq!(s.invoke(&Command::Expire.op(k(), 0)), OpResult::Int(1));
+        assert!(s.is_valid_step(&Op::Ttl(k()), &OpResult::Int(3)));
+        assert!(!s.is_valid_step(&Op::Ttl(k()), &OpResult::Int(-1)));
+        // INCR keeps the time to live, SET clears it.
+        assert_eq!(s.invoke(&Command::IncrBy.op(k(), 0)), OpResult::Int(6));
+        assert!(s.ttl.is_some());
+        assert_eq!(s.invoke(&Command::Set.op(k(), 7)), OpResult::Ok);
+        assert_eq!(s.invoke(&Op::Ttl(k())), OpResult::Int(-1));
+        assert_eq!(s.invoke(&Op::Set(k(), b"x".to_vec())), OpResult::Ok);
+        assert_eq!(s.invoke(&Command::Decr.op(k(), 0)), OpResult::Err(ErrorKind::NotInteger));
+        assert_eq!(s.invoke(&Command::ExpireNow.op(k(), 0)), OpResult::Int(1));
+        assert_eq!(s.invoke(&Op::Get(k())), OpResult::Value(None));
+        assert_eq!(s.invoke(&Command::Expire.op(k(), 0)), OpResult::Int(0));
+        assert_eq!(s.invoke(&Op::Del(k())), OpResult::Deleted(0));
+    }
+
+    /// The tester with this spec catches a lost increment and a stale read.
+    #[test]
+    fn a_lost_increment_and_a_stale_read_are_not_linearizable() {
+        let mut t = LinearizabilityTester::<u16, KvSpec>::new(KvSpec::default());
+        t.on_invoke(0, Op::Incr(k(), 1)).unwrap();
+        t.on_return(0, OpResult::Int(1)).unwrap();
+        t.on_invoke(1, Op::Incr(k(), 1)).unwrap();
+        t.on_return(1, OpResult::Int(1)).unwrap();
+        assert!(t.serialized_history().is_none(), "two increments both answered 1");
+
+        let mut t = LinearizabilityTester::<u16, KvSpec>::new(KvSpec::default());
+        t.on_invoke(0, Op::Set(k(), b"1".to_vec())).unwrap();
+        t.on_return(0, OpResult::Ok).unwrap();
+        t.on_invoke(1, Op::Get(k())).unwrap();
+        t.on_return(1, OpResult::Value(None)).unwrap();
+        assert!(t.serialized_history().is_none(), "a read after a completed write missed it");
+
+        // Overlapping, either order is fine.
+        let mut t = LinearizabilityTester::<u16, KvSpec>::new(KvSpec::default());
+        t.on_invoke(0, Op::Set(k(), b"1".to_vec())).unwrap();
+        t.on_invoke(1, Op::Get(k())).unwrap();
+        t.on_return(1, OpResult::Value(None)).unwrap();
+        t.on_return(0, OpResult::Ok).unwrap();
+        assert!(t.serialized_history().is_some());
+    }
+}
