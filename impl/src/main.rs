@@ -123,6 +123,9 @@ struct ModelArgs {
     /// Ticks by which store calls may be held back in all: a slow store [default: 0]
     #[arg(long)]
     store_delays: Option<u8>,
+    /// Ticks by which other messages may be held back in all: a slow network [default: 0]
+    #[arg(long)]
+    delays: Option<u8>,
     /// Store calls that fail, before or after taking effect [default: 0]
     #[arg(long)]
     store_failures: Option<u8>,
@@ -187,6 +190,7 @@ impl ModelArgs {
                 master_crashes: self.master_crashes.unwrap_or(f.master_crashes),
                 store_delays: self.store_delays.unwrap_or(f.store_delays),
                 store_failures: self.store_failures.unwrap_or(f.store_failures),
+                delays: self.delays.unwrap_or(f.delays),
                 suspends: self.suspends.unwrap_or(f.suspends),
                 twins: self.twins.unwrap_or(f.twins),
                 clock_steps: self.clock_steps.unwrap_or(f.clock_steps),

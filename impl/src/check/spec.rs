@@ -13,6 +13,7 @@
 
 use failgroup_model::{ErrorKind, Op, OpResult, SetCond, SetOpts, Value};
 use stateright::semantics::SequentialSpec;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -92,6 +93,109 @@ impl SequentialSpec for KvSpec {
         match (op, ret, self.value.is_some(), self.ttl) {
             (Op::Ttl(_), OpResult::Int(r), true, Some(t)) => (0..=t as i64).contains(r),
             _ => &self.invoke(op) == ret,
+        }
+    }
+}
+
+impl KvSpec {
+    /// Whether `observed` is an answer the specification allows where it
+    /// predicted `predicted` for `op` (PTTL counts down as time passes).
+    fn allows(op: &Op, predicted: &OpResult, observed: &OpResult) -> bool {
+        match (op, predicted, observed) {
+            (Op::Ttl(_), OpResult::Int(t), OpResult::Int(r)) if *t >= 0 => (0..=*t).contains(r),
+            _ => predicted == observed,
+        }
+    }
+}
+
+/// One way the history so far can be linearized: the key's state after
+/// the operations placed, and each pending operation (by the thread that
+/// invoked it) with its predicted answer if it is placed already.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Config {
+    state: KvSpecKey,
+    pending: BTreeMap<u16, (Op, Option<OpResult>)>,
+}
+
+/// `KvSpec` as an ordered key of a set.
+type KvSpecKey = (Option<Value>, Option<u64>);
+
+fn spec_of(k: &KvSpecKey) -> KvSpec {
+    KvSpec { value: k.0.clone(), ttl: k.1 }
+}
+
+fn key_of(s: &KvSpec) -> KvSpecKey {
+    (s.value.clone(), s.ttl)
+}
+
+/// A linearizability checker that keeps, instead of the history, every
+/// way the history so far can be linearized ("just-in-time"
+/// linearization): an operation may take effect at any moment between
+/// its invocation and its return, so after each event the set is closed
+/// under placing any pending operation; a return keeps the ways in which
+/// that operation was placed with an answer the observed one matches. The
+/// history is linearizable while some way remains. Two histories that
+/// allow the same ways are one state to the model checker, where a tester
+/// that keeps the history would count one state per interleaving.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Linearizer {
+    ways: BTreeSet<Config>,
+}
+
+impl Default for Linearizer {
+    fn default() -> Linearizer {
+        let start = Config { state: (None, None), pending: BTreeMap::new() };
+        Linearizer { ways: BTreeSet::from([start]) }
+    }
+}
+
+impl Linearizer {
+    pub fn is_linearizable(&self) -> bool {
+        !self.ways.is_empty()
+    }
+
+    /// Operation `op` invoked by `thread` (one pending operation per thread).
+    pub fn invoke(&mut self, thread: u16, op: Op) {
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .map(|mut w| {
+                w.pending.insert(thread, (op.clone(), None));
+                w
+            })
+            .collect();
+        self.close();
+    }
+
+    /// `thread`'s pending operation returned `observed`.
+    pub fn ret(&mut self, thread: u16, observed: &OpResult) {
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .filter_map(|mut w| match w.pending.remove(&thread) {
+                Some((op, Some(predicted))) if KvSpec::allows(&op, &predicted, observed) => Some(w),
+                _ => None,
+            })
+            .collect();
+    }
+
+    /// Adds every way reached by placing pending operations, in any order.
+    fn close(&mut self) {
+        let mut todo: Vec<Config> = self.ways.iter().cloned().collect();
+        while let Some(w) = todo.pop() {
+            for (t, (op, placed)) in &w.pending {
+                if placed.is_some() {
+                    continue;
+                }
+                let mut spec = spec_of(&w.state);
+                let predicted = spec.invoke(op);
+                let mut next = w.clone();
+                next.state = key_of(&spec);
+                next.pending.insert(*t, (op.clone(), Some(predicted)));
+                if self.ways.insert(next.clone()) {
+                    todo.push(next);
+                }
+            }
         }
     }
 }
@@ -223,6 +327,41 @@ mod tests {
         assert_eq!(s.invoke(&Op::Get(k())), OpResult::Value(None));
         assert_eq!(s.invoke(&Command::Expire.op(k(), 0)), OpResult::Int(0));
         assert_eq!(s.invoke(&Op::Del(k())), OpResult::Deleted(0));
+    }
+
+    /// The just-in-time checker agrees with stateright's tester (which
+    /// keeps the whole history) on these histories.
+    #[test]
+    fn the_linearizer_catches_a_lost_increment_and_a_stale_read() {
+        let mut l = Linearizer::default();
+        l.invoke(0, Op::Incr(k(), 1));
+        l.ret(0, &OpResult::Int(1));
+        l.invoke(1, Op::Incr(k(), 1));
+        l.ret(1, &OpResult::Int(1));
+        assert!(!l.is_linearizable(), "two increments both answered 1");
+
+        let mut l = Linearizer::default();
+        l.invoke(0, Op::Set(k(), b"1".to_vec()));
+        l.ret(0, &OpResult::Ok);
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(None));
+        assert!(!l.is_linearizable(), "a read after a completed write missed it");
+
+        let mut l = Linearizer::default();
+        l.invoke(0, Op::Set(k(), b"1".to_vec()));
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(None));
+        l.ret(0, &OpResult::Ok);
+        assert!(l.is_linearizable(), "overlapping: either order");
+
+        // An operation that never returns may or may not have taken effect.
+        let mut l = Linearizer::default();
+        l.invoke(0, Op::Incr(k(), 1));
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(Some(b"1".to_vec())));
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(None));
+        assert!(!l.is_linearizable(), "a write seen, then unseen");
     }
 
     /// The tester with this spec catches a lost increment and a stale read.

@@ -134,8 +134,11 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
         Action::Deliver(from, to) => env(from, to, 0),
         Action::Drop(from, to, i) => format!("LOST {}", env(from, to, *i)),
         Action::Duplicate(from, to, i) => format!("DUPLICATED {}", env(from, to, *i)),
-        Action::Delay(from) => format!("the store is slow: held back {}", env(from, &Addr::Store, 0)),
-        Action::FailStore(from, false) => format!("the store FAILS before taking effect: {}", env(from, &Addr::Store, 0)),
+        Action::Delay(from, Addr::Store) => format!("the store is slow: held back {}", env(from, &Addr::Store, 0)),
+        Action::Delay(from, to) => format!("the network is slow: held back a tick {}", env(from, to, 0)),
+        Action::FailStore(from, false) => {
+            format!("the store FAILS before taking effect: {}", env(from, &Addr::Store, 0))
+        }
         Action::FailStore(from, true) => {
             format!("the store takes effect, then its answer is LOST: {}", env(from, &Addr::Store, 0))
         }
