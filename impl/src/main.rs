@@ -285,7 +285,7 @@ fn main() -> ExitCode {
         }
         Command::Check(args) => run_check(args),
         Command::Explore { model, addr } => {
-            let base = model.mutant.map_or_else(check::default_config, |m| check::mutants::catching(m).cfg);
+            let base = model.mutant.and_then(check::mutants::catching).map_or_else(check::default_config, |c| c.cfg);
             let cfg = model.config(base);
             if let Err(e) = cfg.validate() {
                 eprintln!("error: {e}");
@@ -315,7 +315,15 @@ fn run_check(args: CheckArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let catch = args.model.mutant.map(check::mutants::catching);
+    let catch = args.model.mutant.and_then(check::mutants::catching);
+    if let (Some(m), None) = (args.model.mutant, &catch) {
+        eprintln!(
+            "note: no configuration within the checker's reach catches {}; running the default bounds (the test \
+             mutant_{}_is_caught drives the core along the path that does)",
+            m.name(),
+            m.name().replace('-', "_")
+        );
+    }
     let base = catch.as_ref().map_or_else(check::default_config, |c| c.cfg.clone());
     let cfg = args.model.config(base);
     if let Err(e) = cfg.validate() {

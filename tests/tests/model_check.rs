@@ -2,7 +2,7 @@
 //! checks that must pass, and broken variants that must be caught.
 
 use failgroup::check::model::Faults;
-use failgroup::check::{self, CheckConfig, Outcome, Report, RunOptions, Strategy};
+use failgroup::check::{self, mutants, CheckConfig, Outcome, Report, RunOptions, Strategy};
 use failgroup_model::{Mode, Mutant};
 use stateright::Expectation;
 
@@ -36,17 +36,112 @@ fn default_configuration_holds() {
     assert!(report.unique > 100_000, "bounds shrank unexpectedly: {}", report.unique);
 }
 
-/// Two servers, two operations per client (a request after the owner's
-/// return), one lost message and one crash.
+/// The search with several threads (CI's machine has two cores).
+fn exhaust_threads(cfg: CheckConfig) -> Report {
+    let report = check::run(cfg, &RunOptions { threads: 2, ..RunOptions::default() }, |_| {});
+    println!("{}", report.summary());
+    report
+}
+
+/// Two keys in slots of different owners, two operations per client
+/// (the clients' first operations race on one key, their second on the
+/// other; any may start while others are pending and messages are in
+/// flight), one lost message and one crash.
 #[test]
-fn two_operations_each_with_loss_and_a_crash() {
+fn two_keys_two_operations_with_loss_and_a_crash() {
     let cfg = CheckConfig {
         servers: 2,
+        keys: 2,
         ops_per_client: 2,
         faults: Faults { losses: 1, crashes: 1, ..Faults::default() },
         ..CheckConfig::default()
     };
-    assert_all_hold(&exhaust(cfg), &["restart while forwarded"]);
+    let report = exhaust_threads(cfg);
+    assert_all_hold(&report, &["restart while forwarded"]);
+    assert!(report.unique > 1_000_000, "bounds shrank unexpectedly: {}", report.unique);
+}
+
+/// Overlapping operations, a message held back a tick, a store call that
+/// fails (before or after taking effect) and a crash.
+#[test]
+fn delays_and_store_failures_with_a_crash() {
+    let cfg = CheckConfig {
+        servers: 2,
+        ops_per_client: 2,
+        faults: Faults { delays: 1, store_failures: 1, crashes: 1, ..Faults::default() },
+        ..CheckConfig::default()
+    };
+    let report = exhaust_threads(cfg);
+    assert_all_hold(&report, &["restart while forwarded"]);
+    assert!(report.unique > 1_000_000, "bounds shrank unexpectedly: {}", report.unique);
+}
+
+/// Every data command the servers accept, each racing others on one key
+/// (client 0 runs the first two, client 1 the last two), with a crash:
+/// the sequential specification (values, counters, conditions, expiry)
+/// holds. A store failure in the set with counters shows an increment
+/// whose answer is lost is never applied twice.
+#[test]
+fn every_command_against_the_key_value_specification() {
+    use failgroup::check::spec::Command as C;
+    let sweeps = [
+        (vec![C::SetPx, C::Ttl, C::Expire], 0),
+        (vec![C::Incr, C::Get, C::Decr], 1),
+        (vec![C::SetNx, C::Del, C::SetXx], 0),
+        (vec![C::IncrBy, C::ExpireNow, C::Set], 0),
+    ];
+    let mut covered = std::collections::BTreeSet::new();
+    for (commands, store_failures) in sweeps {
+        covered.extend(commands.iter().copied());
+        let cfg = CheckConfig {
+            servers: 2,
+            ops_per_client: 2,
+            commands,
+            faults: Faults { crashes: 1, store_failures, ..Faults::default() },
+            ..CheckConfig::default()
+        };
+        println!("{}", cfg.describe());
+        assert_all_hold(&exhaust(cfg), &["read another client's write", "restart while forwarded"]);
+    }
+    assert_eq!(covered.len(), C::ALL.len(), "a command no sweep runs");
+}
+
+/// The search's reductions (deliveries to one receiver at a time, due
+/// timers in a fixed order, restarts between a tick's work) change no
+/// verdict: small configurations, with and without them, every property's
+/// outcome the same, violations and witnesses reached included.
+#[test]
+fn reductions_change_no_verdict() {
+    let small = CheckConfig { servers: 2, ..CheckConfig::default() };
+    let configs = [
+        small.clone(),
+        CheckConfig { clients: 1, faults: Faults { losses: 1, crashes: 1, ..Faults::default() }, ..small.clone() },
+        CheckConfig {
+            mutant: Some(Mutant::EarlyTakeover),
+            faults: Faults { pauses: 1, crashes: 1, ..Faults::default() },
+            ..small.clone()
+        },
+        CheckConfig { mutant: Some(Mutant::SkipVerification), ..small.clone() },
+        CheckConfig { mutant: Some(Mutant::NeverAnswerParked), ..small.clone() },
+        CheckConfig { mode: Mode::Available, ..small },
+    ];
+    let all = RunOptions { stop_at_first_failure: false, ..RunOptions::default() };
+    for cfg in configs {
+        let verdicts = |reductions: bool| {
+            let report = check::run(CheckConfig { reductions, ..cfg.clone() }, &all, |_| {});
+            assert!(report.complete, "{}", cfg.describe());
+            let kinds: Vec<(&str, bool, bool)> = report
+                .verdicts
+                .iter()
+                .map(|v| (v.name, matches!(v.outcome, Outcome::Violated(_)), v.outcome == Outcome::Reached))
+                .collect();
+            (kinds, report.unique)
+        };
+        let ((with, reduced), (without, full)) = (verdicts(true), verdicts(false));
+        println!("{}: {reduced} states reduced, {full} without", cfg.describe());
+        assert_eq!(with, without, "{}", cfg.describe());
+        assert!(reduced < full, "the reductions reduce nothing in {}", cfg.describe());
+    }
 }
 
 /// The master may crash and come back (rebuilding its view by probing)
@@ -93,13 +188,6 @@ fn available_mode_keeps_verification_and_hand_back() {
     assert!(report.violated("linearizable"));
 }
 
-fn caught(mutant: Mutant, cfg: CheckConfig, property: &str) {
-    let report = exhaust(CheckConfig { mutant: Some(mutant), ..cfg });
-    assert!(report.violated(property), "{} not caught by `{property}`: {}", mutant.name(), report.summary());
-    let trace = report.trace(property).unwrap();
-    assert!(trace.lines().count() >= 3, "{trace}");
-}
-
 /// Every mutant `failgroup check --list-mutants` names has a test here.
 #[test]
 fn every_mutant_has_a_test() {
@@ -110,46 +198,64 @@ fn every_mutant_has_a_test() {
     }
 }
 
+/// The mutant is caught in its catching configuration (the one `failgroup
+/// check --mutant NAME` runs), and a control run of the same bounds and
+/// strategy without it holds every property and reaches every witness
+/// but the ones these bounds cannot reach: the bug, not the bounds, makes
+/// the difference.
+fn caught_beside_control(mutant: Mutant) {
+    let catch = mutants::catching(mutant).expect("a catching configuration");
+    let opts = RunOptions { strategy: catch.strategy, walks: catch.walks, ..RunOptions::default() };
+    let control = check::run(catch.cfg.clone(), &opts, |_| {});
+    println!("control: {}", control.summary());
+    if catch.strategy == Strategy::Simulate {
+        assert!(control.failures().next().is_none(), "control: {}", control.summary());
+    } else {
+        assert_all_hold(&control, catch.unreached);
+    }
+    let report = check::run(CheckConfig { mutant: Some(mutant), ..catch.cfg }, &opts, |_| {});
+    println!("{}: {}", mutant.name(), report.summary());
+    assert!(
+        report.violated(catch.property),
+        "{} not caught by `{}`: {}",
+        mutant.name(),
+        catch.property,
+        report.summary()
+    );
+    let trace = report.trace(catch.property).unwrap();
+    assert!(trace.lines().count() >= 3, "{trace}");
+}
+
 #[test]
 fn mutant_skip_verification_is_caught() {
-    caught(Mutant::SkipVerification, CheckConfig::default(), "verified offline");
+    caught_beside_control(Mutant::SkipVerification);
 }
 
 #[test]
 fn mutant_keep_temp_cache_is_caught() {
-    let cfg = CheckConfig {
-        ops_per_client: 1,
-        faults: Faults { losses: 1, crashes: 1, ..Faults::default() },
-        ..CheckConfig::default()
-    };
-    caught(Mutant::KeepTempCache, cfg, "temporary cache dropped");
+    caught_beside_control(Mutant::KeepTempCache);
 }
 
 #[test]
 fn mutant_early_takeover_is_caught() {
-    let cfg = CheckConfig { faults: Faults { pauses: 1, ..Faults::default() }, ..CheckConfig::default() };
-    caught(Mutant::EarlyTakeover, cfg, "one server per slot");
+    caught_beside_control(Mutant::EarlyTakeover);
 }
 
 #[test]
 fn mutant_ignore_notice_versions_is_caught() {
-    let cfg = CheckConfig {
-        ops_per_client: 1,
-        faults: Faults { crashes: 1, master_crashes: 1, ..Faults::default() },
-        ..CheckConfig::default()
-    };
-    caught(Mutant::IgnoreNoticeVersions, cfg, "notices in order");
+    caught_beside_control(Mutant::IgnoreNoticeVersions);
 }
 
 #[test]
 fn mutant_no_fencing_is_caught() {
-    let cfg = CheckConfig {
-        clients: 1,
-        ops_per_client: 1,
-        faults: Faults { pauses: 1, store_delays: 8, ..Faults::default() },
-        ..CheckConfig::default()
-    };
-    caught(Mutant::NoFencing, cfg, "fenced writes");
+    caught_beside_control(Mutant::NoFencing);
+}
+
+/// `requests complete` can fail: a server that drops a request it must
+/// park leaves it unanswered when time is up.
+#[test]
+fn mutant_never_answer_parked_is_caught() {
+    caught_beside_control(Mutant::NeverAnswerParked);
 }
 
 /// A server that regains a right keeps its old cache: once another server
@@ -230,31 +336,18 @@ fn mutant_keep_cache_on_regain_is_caught() {
     assert_eq!(run(Some(Mutant::KeepCacheOnRegain)), OpResult::Value(Some(b"old".to_vec())), "the mutant: stale");
 }
 
-/// A mutant caught in `cfg`, beside a control run of the same bounds
-/// without it where every safety property holds: the bug, not the bounds,
-/// makes the difference.
-fn caught_beside_control(mutant: Mutant, cfg: CheckConfig, property: &str, unreached: &[&str]) {
-    assert_all_hold(&exhaust(cfg.clone()), unreached);
-    caught(mutant, cfg, property);
-}
-
-/// Two servers, one client with one operation, no crash: the bounds of the
-/// hole-2 and hole-3 checks, with the one fault each needs.
-fn small(faults: Faults) -> CheckConfig {
-    CheckConfig { servers: 2, clients: 1, ops_per_client: 1, faults, ..CheckConfig::default() }
-}
-
 /// Hole 2: the store's clock steps forward by a lease while the owner is
 /// paused. Leases timed on the store's clock let the failover server take
 /// the right while the owner still trusts it; a taker that watches the
 /// record for a lease on its own clock does not.
 #[test]
 fn mutant_store_clock_leases_is_caught() {
-    let cfg = small(Faults { pauses: 1, clock_steps: 1, ..Faults::default() });
-    caught_beside_control(Mutant::StoreClockLeases, cfg, "one server per slot", ONE_CLIENT);
+    caught_beside_control(Mutant::StoreClockLeases);
     // Without the step, the store's clock is as good as any: the mutant holds.
-    let no_step = small(Faults { pauses: 1, ..Faults::default() });
-    assert_all_hold(&exhaust(CheckConfig { mutant: Some(Mutant::StoreClockLeases), ..no_step }), ONE_CLIENT);
+    let cfg = mutants::catching(Mutant::StoreClockLeases).unwrap().cfg;
+    let no_step = CheckConfig { faults: Faults { clock_steps: 0, ..cfg.faults.clone() }, ..cfg };
+    let report = exhaust(CheckConfig { mutant: Some(Mutant::StoreClockLeases), ..no_step });
+    assert_all_hold(&report, mutants::ONE_CLIENT);
 }
 
 /// Hole 2: a host suspended (its clock stops) past the owner's lease. Its
@@ -262,20 +355,15 @@ fn mutant_store_clock_leases_is_caught() {
 /// the failover server has taken.
 #[test]
 fn mutant_suspend_stops_clock_is_caught() {
-    let cfg = small(Faults { suspends: 1, ..Faults::default() });
-    caught_beside_control(Mutant::SuspendStopsClock, cfg, "one server per slot", ONE_CLIENT);
+    caught_beside_control(Mutant::SuspendStopsClock);
 }
 
 /// Hole 3: a second process of a paused server's identity. Granting it the
 /// right at once, by name, gives two processes one right.
 #[test]
 fn mutant_same_name_takes_over_is_caught() {
-    let cfg = small(Faults { pauses: 1, twins: 1, ..Faults::default() });
-    caught_beside_control(Mutant::SameNameTakesOver, cfg, "one server per slot", ONE_CLIENT);
+    caught_beside_control(Mutant::SameNameTakesOver);
 }
-
-/// `sometimes` properties one client with one operation cannot reach.
-const ONE_CLIENT: &[&str] = &["read another client's write", "restart while forwarded"];
 
 /// Hole 1: a server restarted while what it forwarded waited at a paused
 /// peer; its new requests reuse operation numbers. The path is long (two
@@ -284,23 +372,12 @@ const ONE_CLIENT: &[&str] = &["read another client's write", "restart while forw
 /// same walks without it hold everything and do reach the restart.
 #[test]
 fn mutant_accept_any_forward_reply_is_caught() {
-    let cfg = CheckConfig {
-        servers: 2,
-        ops_per_client: 3,
-        faults: Faults { crashes: 2, pauses: 1, store_delays: 2, ..Faults::default() },
-        fault_horizon: 14,
-        op_horizon: 14,
-        restart_horizon: 18,
-        max_time: 30,
-        ..CheckConfig::default()
-    };
-    let opts = RunOptions { strategy: Strategy::Simulate, walks: 20_000, ..RunOptions::default() };
-    let control = check::run(cfg.clone(), &opts, |_| {});
-    assert!(control.failures().next().is_none(), "control: {}", control.summary());
-    let reached = |r: &Report, name: &str| r.verdicts.iter().any(|v| v.name == name && v.outcome == Outcome::Reached);
-    assert!(reached(&control, "restart while forwarded"), "the walks reach the restart");
-    let report = check::run(CheckConfig { mutant: Some(Mutant::AcceptAnyForwardReply), ..cfg }, &opts, |_| {});
-    assert!(report.violated("replies match requests"), "not caught: {}", report.summary());
+    caught_beside_control(Mutant::AcceptAnyForwardReply);
+    let catch = mutants::catching(Mutant::AcceptAnyForwardReply).unwrap();
+    let opts = RunOptions { strategy: catch.strategy, walks: catch.walks, ..RunOptions::default() };
+    let control = check::run(catch.cfg, &opts, |_| {});
+    let reached = |name: &str| control.verdicts.iter().any(|v| v.name == name && v.outcome == Outcome::Reached);
+    assert!(reached("restart while forwarded"), "the walks reach the restart");
 }
 
 /// Seeded random walks over a configuration far too big to exhaust: every
@@ -324,7 +401,10 @@ fn simulation_of_a_big_cluster() {
             suspends: 1,
             twins: 1,
             clock_steps: 1,
+            delays: 2,
+            store_failures: 1,
         },
+        commands: failgroup::check::spec::Command::ALL.to_vec(),
         drift: 1,
         max_delay: 1,
         fault_horizon: 12,

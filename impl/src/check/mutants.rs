@@ -33,10 +33,16 @@ fn small(faults: Faults) -> CheckConfig {
     CheckConfig { servers: 2, clients: 1, ops_per_client: 1, faults, ..CheckConfig::default() }
 }
 
-pub fn catching(m: Mutant) -> Catch {
+/// The configuration that catches `m`; `None` for the one mutant no
+/// configuration within the checker's reach catches: `keep-cache-on-regain`
+/// needs an owner paused, a peer taking its right after a lease, writing,
+/// handing back, and the owner regaining it before its renewal is refused.
+/// The test `mutant_keep_cache_on_regain_is_caught` drives the core's
+/// server and store transitions along that path, with and without it.
+pub fn catching(m: Mutant) -> Option<Catch> {
     let d = CheckConfig::default;
     let faults = |f: Faults| CheckConfig { faults: f, ..d() };
-    match m {
+    Some(match m {
         Mutant::SkipVerification => exhaustive(d(), "verified offline", &[]),
         Mutant::KeepTempCache => {
             exhaustive(faults(Faults { losses: 1, crashes: 1, ..Faults::default() }), "temporary cache dropped", &[])
@@ -84,22 +90,7 @@ pub fn catching(m: Mutant) -> Catch {
             property: "replies match requests",
             unreached: &[],
         },
-        Mutant::KeepCacheOnRegain => Catch {
-            cfg: CheckConfig {
-                servers: 2,
-                ops_per_client: 3,
-                faults: Faults { pauses: 1, crashes: 1, ..Faults::default() },
-                fault_horizon: 14,
-                op_horizon: 24,
-                restart_horizon: 20,
-                max_time: 36,
-                ..d()
-            },
-            strategy: Strategy::Simulate,
-            walks: 50_000,
-            property: "linearizable",
-            unreached: &[],
-        },
         Mutant::NeverAnswerParked => exhaustive(CheckConfig { servers: 2, ..d() }, "requests complete", &[]),
-    }
+        Mutant::KeepCacheOnRegain => return None,
+    })
 }

@@ -24,7 +24,7 @@ fn op(o: &Op) -> String {
 fn result(r: &OpResult) -> String {
     match r {
         OpResult::Value(None) => "(nil)".into(),
-        OpResult::Value(Some(v)) => format!("{}", key(v)),
+        OpResult::Value(Some(v)) => key(v),
         OpResult::Ok => "OK".into(),
         OpResult::Deleted(n) => format!("deleted {n}"),
         OpResult::NotSet => "(nil): not set".into(),
@@ -233,7 +233,7 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
         out.push((format!("client{c}"), format!("failover mode for [{}]", modes.join(", "))));
     }
     out.push(("store".into(), {
-        let data: Vec<String> = st.store.data.iter().map(|(k, (v, ..))| format!("{}={}", key(k), v[0])).collect();
+        let data: Vec<String> = st.store.data.iter().map(|(k, (v, ..))| format!("{}={}", key(k), key(v))).collect();
         let rights: Vec<String> = st
             .store
             .rights
