@@ -144,18 +144,6 @@ fn reductions_change_no_verdict() {
     }
 }
 
-/// The master may crash and come back (rebuilding its view by probing)
-/// while a server crashes too.
-#[test]
-fn master_crash_and_server_crash() {
-    let cfg = CheckConfig {
-        servers: 2,
-        faults: Faults { crashes: 1, master_crashes: 1, ..Faults::default() },
-        ..CheckConfig::default()
-    };
-    assert_all_hold(&exhaust(cfg), &["owner recovered", "handed back", "restart while forwarded"]);
-}
-
 /// The claims read literally serve stale data: the checker shows how.
 #[test]
 fn available_mode_is_not_linearizable() {
@@ -241,6 +229,8 @@ fn mutant_early_takeover_is_caught() {
     caught_beside_control(Mutant::EarlyTakeover);
 }
 
+/// Its control run is the check of a master crash (rebuilding its view by
+/// probing) beside a server crash.
 #[test]
 fn mutant_ignore_notice_versions_is_caught() {
     caught_beside_control(Mutant::IgnoreNoticeVersions);
