@@ -47,7 +47,7 @@ pub fn catching(m: Mutant) -> Option<Catch> {
     let d = CheckConfig::default;
     let faults = |f: Faults| CheckConfig { faults: f, ..d() };
     Some(match m {
-        Mutant::SkipVerification => exhaustive(d(), "verified offline", &[]),
+        Mutant::SkipVerification => exhaustive(two(d()), "verified offline", &[]),
         Mutant::KeepTempCache => exhaustive(
             two(faults(Faults { losses: 1, crashes: 1, ..Faults::default() })),
             "temporary cache dropped",
