@@ -423,7 +423,7 @@ fn simulation_of_a_big_cluster() {
 /// Random walks find what exhaustive search finds, and a seed replays.
 #[test]
 fn simulation_catches_available_mode_and_replays_by_seed() {
-    let cfg = CheckConfig { mode: Mode::Available, ops_per_client: 2, ..CheckConfig::default() };
+    let cfg = CheckConfig { mode: Mode::Available, servers: 2, ops_per_client: 2, ..CheckConfig::default() };
     let opts = RunOptions { strategy: Strategy::Simulate, walks: 50_000, ..RunOptions::default() };
     let report = check::run(cfg.clone(), &opts, |_| {});
     let seed = report.failing_seed.expect("some walk finds the stale read");
