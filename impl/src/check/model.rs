@@ -346,8 +346,6 @@ pub struct Seen {
     pub restart_while_forwarded: bool,
     /// Servers whose latest probe the master saw answered.
     pub probe_answered: BTreeSet<ServerId>,
-    /// A store call failed (its outcome unknown to the caller).
-    pub store_failed: bool,
 }
 
 pub type Tester = Linearizer;
@@ -385,7 +383,6 @@ impl std::hash::Hash for Seen {
             deposed_write,
             mismatched_reply,
             probe_answered,
-            store_failed: _,
             // Witnesses only.
             forwarded: _,
             failover_served: _,
@@ -1065,7 +1062,6 @@ impl Model for ClusterModel {
             }
             Action::FailStore(from, applied) => {
                 st.budget.store_failures -= 1;
-                st.seen.store_failed = true;
                 let env = st.take(from, Addr::Store, 0)?;
                 let Msg::StoreCall { from: holder, tag, op } = env.msg else { return None };
                 if applied {

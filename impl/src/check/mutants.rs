@@ -33,7 +33,7 @@ fn exhaustive(cfg: CheckConfig, property: &'static str, unreached: &'static [&'s
 /// Two servers, one client with one operation: the bounds of the hole-2
 /// and hole-3 checks, with the one fault each needs.
 fn small(faults: Faults) -> CheckConfig {
-    CheckConfig { servers: 2, clients: 1, ops_per_client: 1, faults, ..CheckConfig::default() }
+    CheckConfig { clients: 1, ops_per_client: 1, faults, ..super::default_config() }
 }
 
 /// The configuration that catches `m`; `None` for the one mutant no
@@ -43,27 +43,22 @@ fn small(faults: Faults) -> CheckConfig {
 /// The test `mutant_keep_cache_on_regain_is_caught` drives the core's
 /// server and store transitions along that path, with and without it.
 pub fn catching(m: Mutant) -> Option<Catch> {
-    let two = |cfg: CheckConfig| CheckConfig { servers: 2, ..cfg };
-    let d = CheckConfig::default;
+    let d = super::default_config;
     let faults = |f: Faults| CheckConfig { faults: f, ..d() };
     Some(match m {
-        Mutant::SkipVerification => exhaustive(two(d()), "verified offline", &[]),
-        Mutant::KeepTempCache => exhaustive(
-            two(faults(Faults { losses: 1, crashes: 1, ..Faults::default() })),
-            "temporary cache dropped",
-            &[],
-        ),
+        Mutant::SkipVerification => exhaustive(d(), "verified offline", &[]),
+        Mutant::KeepTempCache => {
+            exhaustive(faults(Faults { losses: 1, crashes: 1, ..Faults::default() }), "temporary cache dropped", &[])
+        }
         Mutant::EarlyTakeover => exhaustive(
-            CheckConfig { clients: 1, ..two(faults(Faults { pauses: 1, crashes: 1, ..Faults::default() })) },
+            CheckConfig { clients: 1, ..faults(Faults { pauses: 1, crashes: 1, ..Faults::default() }) },
             "one server per slot",
             &["read another client's write", "owner recovered", "restart while forwarded"],
         ),
         // Also the check of a master crash beside a server crash.
-        Mutant::IgnoreNoticeVersions => exhaustive(
-            two(faults(Faults { crashes: 1, master_crashes: 1, ..Faults::default() })),
-            "notices in order",
-            &[],
-        ),
+        Mutant::IgnoreNoticeVersions => {
+            exhaustive(faults(Faults { crashes: 1, master_crashes: 1, ..Faults::default() }), "notices in order", &[])
+        }
         // The owner pauses while its write waits at a slow store; the
         // failover server takes the right (a report, a probe, a lease
         // watched: some 20 ticks) before the write lands. Too many states to
@@ -72,7 +67,7 @@ pub fn catching(m: Mutant) -> Option<Catch> {
             cfg: CheckConfig {
                 clients: 1,
                 fault_horizon: 20,
-                ..two(faults(Faults { pauses: 1, store_delays: 20, ..Faults::default() }))
+                ..faults(Faults { pauses: 1, store_delays: 20, ..Faults::default() })
             },
             strategy: Strategy::Simulate,
             walks: 20_000,

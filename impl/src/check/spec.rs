@@ -18,7 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// One key as the sequential specification holds it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KvSpec {
     pub value: Option<Value>,
     /// The time to live last set (ms), if the key has one.
@@ -113,19 +113,8 @@ impl KvSpec {
 /// invoked it) with its predicted answer if it is placed already.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Config {
-    state: KvSpecKey,
+    state: KvSpec,
     pending: BTreeMap<u16, (Op, Option<OpResult>)>,
-}
-
-/// `KvSpec` as an ordered key of a set.
-type KvSpecKey = (Option<Value>, Option<u64>);
-
-fn spec_of(k: &KvSpecKey) -> KvSpec {
-    KvSpec { value: k.0.clone(), ttl: k.1 }
-}
-
-fn key_of(s: &KvSpec) -> KvSpecKey {
-    (s.value.clone(), s.ttl)
 }
 
 /// A linearizability checker that keeps, instead of the history, every
@@ -144,7 +133,7 @@ pub struct Linearizer {
 
 impl Default for Linearizer {
     fn default() -> Linearizer {
-        let start = Config { state: (None, None), pending: BTreeMap::new() };
+        let start = Config { state: KvSpec::default(), pending: BTreeMap::new() };
         Linearizer { ways: BTreeSet::from([start]) }
     }
 }
@@ -187,10 +176,8 @@ impl Linearizer {
                 if placed.is_some() {
                     continue;
                 }
-                let mut spec = spec_of(&w.state);
-                let predicted = spec.invoke(op);
                 let mut next = w.clone();
-                next.state = key_of(&spec);
+                let predicted = next.state.invoke(op);
                 next.pending.insert(*t, (op.clone(), Some(predicted)));
                 if self.ways.insert(next.clone()) {
                     todo.push(next);
