@@ -1,7 +1,7 @@
 //! The `failgroup` binary.
 
 use clap::{Args, Parser, Subcommand};
-use failgroup::check::model::Faults;
+use failgroup::check::config::Faults;
 use failgroup::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
 use failgroup::config::Config;
 use failgroup_model::{Mode, Mutant};

@@ -5,8 +5,6 @@ use crate::wire::{self, Msg, Peer};
 use failgroup_model::Time;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -44,52 +42,8 @@ impl Default for Clock {
     }
 }
 
-/// Named timers with deadlines, as the core sets and cancels them.
-pub struct Timers<T> {
-    at: HashMap<T, Time>,
-    queue: BTreeSet<(Time, T)>,
-}
-
-impl<T: Copy + Ord + Hash> Timers<T> {
-    pub fn new() -> Timers<T> {
-        Timers { at: HashMap::new(), queue: BTreeSet::new() }
-    }
-
-    pub fn set(&mut self, timer: T, at: Time) {
-        if let Some(old) = self.at.insert(timer, at) {
-            self.queue.remove(&(old, timer));
-        }
-        self.queue.insert((at, timer));
-    }
-
-    pub fn cancel(&mut self, timer: T) {
-        if let Some(old) = self.at.remove(&timer) {
-            self.queue.remove(&(old, timer));
-        }
-    }
-
-    /// The next timer due at `now`, removed.
-    pub fn pop_due(&mut self, now: Time) -> Option<T> {
-        let &(at, timer) = self.queue.first()?;
-        if at > now {
-            return None;
-        }
-        self.queue.pop_first();
-        self.at.remove(&timer);
-        Some(timer)
-    }
-
-    /// Milliseconds until the next deadline.
-    pub fn wait(&self, now: Time) -> Option<u64> {
-        self.queue.first().map(|(at, _)| at.since(now))
-    }
-}
-
-impl<T: Copy + Ord + Hash> Default for Timers<T> {
-    fn default() -> Timers<T> {
-        Timers::new()
-    }
-}
+/// A role's named timers: the core's one driver, on the runtime's clock.
+pub use failgroup_model::Timers;
 
 /// The first socket address `addr` names.
 pub fn resolve(addr: &str) -> io::Result<SocketAddr> {

@@ -68,6 +68,7 @@ pub mod master;
 pub mod messages;
 pub mod server;
 pub mod store;
+pub mod timers;
 pub mod topology;
 pub mod types;
 
@@ -82,5 +83,6 @@ pub use store::{
     apply_write, may_take, Applied, Holder, KvRow, MemStore, RightRecord, Rows, Rules, Stamp, Store, StoreOp,
     StoreReply, Write,
 };
+pub use timers::{TimerChange, TimerOutput, Timers};
 pub use topology::{key_slot, ClusterSpec, ConfigError, Topology, SLOTS};
 pub use types::*;

@@ -1,6 +1,8 @@
 //! Helpers of the end-to-end tests: a local cluster of real processes
 //! started with `failgroup dev` on loopback, and a minimal RESP connection.
 
+pub mod history;
+
 use failgroup::resp::{self, Reply};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -462,12 +464,40 @@ impl Resp {
         Resp { stream, buf: Vec::new() }
     }
 
+    /// As `connect`, an error instead of a panic where nothing listens.
+    pub fn try_connect(addr: &str) -> std::io::Result<Resp> {
+        let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        Ok(Resp { stream, buf: Vec::new() })
+    }
+
     /// Sends one command and reads its reply.
     pub fn cmd(&mut self, args: &[&[u8]]) -> Reply {
         let mut out = Vec::new();
         resp::encode_command(&mut out, args);
         self.stream.write_all(&out).expect("send");
         self.read()
+    }
+
+    /// Sends one command and reads its reply; an error where the
+    /// connection is lost (or the reply is not in within the read timeout)
+    /// instead of a panic.
+    pub fn try_cmd(&mut self, args: &[&[u8]]) -> std::io::Result<Reply> {
+        let mut out = Vec::new();
+        resp::encode_command(&mut out, args);
+        self.stream.write_all(&out)?;
+        loop {
+            if let Some((r, used)) = resp::decode_reply(&self.buf).expect("a well-formed reply") {
+                self.buf.drain(..used);
+                return Ok(r);
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
     }
 
     /// `cmd` with text arguments split on spaces.

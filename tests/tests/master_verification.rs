@@ -50,7 +50,7 @@ struct Harness {
     state: MasterState,
     now: Time,
     incarnation: u64,
-    timers: BTreeMap<MasterTimer, Time>,
+    timers: Timers<MasterTimer>,
     probes: Vec<(ServerId, u64)>,
     /// The nonce of the master's latest probe of each server.
     last_probe: BTreeMap<ServerId, u64>,
@@ -72,7 +72,7 @@ impl Harness {
             state,
             now: Time(0),
             incarnation: 1,
-            timers: BTreeMap::new(),
+            timers: Timers::new(),
             probes: vec![],
             last_probe: BTreeMap::new(),
             answered: BTreeSet::new(),
@@ -91,11 +91,8 @@ impl Harness {
                     self.probes.push((to, nonce));
                     self.last_probe.insert(to, nonce);
                 }
-                MasterOutput::SetTimer { timer, at } => {
-                    self.timers.insert(timer, at);
-                }
-                MasterOutput::CancelTimer(timer) => {
-                    self.timers.remove(&timer);
+                o @ (MasterOutput::SetTimer { .. } | MasterOutput::CancelTimer(_)) => {
+                    self.timers.carry_out(&o);
                 }
                 MasterOutput::Event(MasterEvent::MarkedOffline(s, v)) => {
                     // c19: only when its own contact with s failed.
@@ -147,8 +144,7 @@ impl Harness {
                 self.probes.remove(i);
             }
             Action::FireTimer => {
-                if let Some((&timer, &at)) = self.timers.iter().min_by_key(|(_, at)| **at) {
-                    self.timers.remove(&timer);
+                if let Some((timer, at)) = self.timers.pop_next() {
                     self.now = self.now.max(at);
                     self.step(MasterInput::Timer(timer));
                 }

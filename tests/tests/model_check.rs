@@ -1,7 +1,7 @@
 //! The model checker over the real core, as ordinary tests: exhaustive
 //! checks that must pass, and broken variants that must be caught.
 
-use failgroup::check::model::Faults;
+use failgroup::check::config::Faults;
 use failgroup::check::{self, mutants, CheckConfig, Outcome, Report, RunOptions, Strategy};
 use failgroup_model::{Mode, Mutant};
 use stateright::Expectation;

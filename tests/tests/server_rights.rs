@@ -79,7 +79,7 @@ struct Harness {
     now: u64,
     skew: i64,
     local: Time,
-    timers: BTreeMap<ServerTimer, Time>,
+    timers: Timers<ServerTimer>,
     to_store: Vec<(StoreTag, StoreOp)>,
     from_store: Vec<(StoreTag, StoreReply)>,
     /// Operations forwarded, and to whom.
@@ -104,7 +104,7 @@ impl Harness {
             now: 10_000,
             skew: 0,
             local: Time(10_000),
-            timers: BTreeMap::new(),
+            timers: Timers::new(),
             to_store: vec![],
             from_store: vec![],
             forwards: vec![],
@@ -148,11 +148,8 @@ impl Harness {
                     self.check_hit(seq, result);
                 }
                 ServerOutput::Store { tag, op } => self.to_store.push((tag, op)),
-                ServerOutput::SetTimer { timer, at } => {
-                    self.timers.insert(timer, at);
-                }
-                ServerOutput::CancelTimer(timer) => {
-                    self.timers.remove(&timer);
+                o @ (ServerOutput::SetTimer { .. } | ServerOutput::CancelTimer(_)) => {
+                    self.timers.carry_out(&o);
                 }
                 ServerOutput::Forward { op, to, .. } => self.forwards.push((op, to)),
                 _ => {}
@@ -286,8 +283,7 @@ impl Harness {
                 });
             }
             Action::FireTimer => {
-                if let Some((&timer, &at)) = self.timers.iter().min_by_key(|(_, at)| **at) {
-                    self.timers.remove(&timer);
+                if let Some((timer, at)) = self.timers.pop_next() {
                     // Virtual time: jump the store's clock so the server's reaches `at`.
                     let global = (at.0 as i64 - self.skew).max(self.now as i64) as u64;
                     self.now = global;

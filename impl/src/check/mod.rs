@@ -1,13 +1,20 @@
 //! The model checker: exhaustive search (stateright's BFS or DFS) and seeded
 //! random walks over the same model, with verdicts per property.
 
+mod actions;
+pub mod config;
 pub mod model;
 pub mod mutants;
+mod properties;
+mod roles;
 pub mod simulate;
 pub mod spec;
 pub mod trace;
+pub mod world;
 
-pub use model::{Action, CheckConfig, ClusterModel, ClusterState};
+pub use config::CheckConfig;
+pub use model::ClusterModel;
+pub use world::{Action, ClusterState};
 
 /// What `failgroup check` runs without flags: the default bounds with two
 /// servers, which exhaust in seconds.

@@ -3,7 +3,7 @@
 //! tests, which also run the same bounds without the mutant (the control)
 //! and require every property to hold there.
 
-use super::model::{CheckConfig, Faults};
+use super::config::{CheckConfig, Faults};
 use super::Strategy;
 use failgroup_model::Mutant;
 

@@ -2,7 +2,9 @@
 //! exhaust. A walk is a pure function of its seed: the seed printed with a
 //! failure replays it exactly.
 
-use super::model::{Action, CheckConfig, ClusterModel, ClusterState};
+use super::config::CheckConfig;
+use super::model::ClusterModel;
+use super::world::{Action, ClusterState};
 use super::{trace, Outcome, Progress, Report, RunOptions, Verdict};
 use stateright::{Expectation, Model};
 use std::time::Instant;

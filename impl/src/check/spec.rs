@@ -168,6 +168,43 @@ impl Linearizer {
             .collect();
     }
 
+    /// `thread`'s pending operation will never return (its connection was
+    /// lost): it may have taken effect, or may still. Where it is placed
+    /// already its answer is never observed, so it leaves those ways.
+    /// A read has no effect: it leaves every way.
+    pub fn abandon(&mut self, thread: u16) {
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .map(|mut w| {
+                if matches!(w.pending.get(&thread), Some((op, placed)) if placed.is_some() || !op.is_write()) {
+                    w.pending.remove(&thread);
+                }
+                w
+            })
+            .collect();
+    }
+
+    /// An abandoned operation of `thread` that has not taken effect by now
+    /// never will (the cluster answers or drops every request within its
+    /// request timeout): it leaves every way, unplaced.
+    pub fn forget(&mut self, thread: u16) {
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .map(|mut w| {
+                w.pending.remove(&thread);
+                w
+            })
+            .collect();
+    }
+
+    /// How many ways the history so far can be linearized (the checker's
+    /// work per event).
+    pub fn ways(&self) -> usize {
+        self.ways.len()
+    }
+
     /// Adds every way reached by placing pending operations, in any order.
     fn close(&mut self) {
         let mut todo: Vec<Config> = self.ways.iter().cloned().collect();
@@ -349,6 +386,33 @@ mod tests {
         l.invoke(1, Op::Get(k()));
         l.ret(1, &OpResult::Value(None));
         assert!(!l.is_linearizable(), "a write seen, then unseen");
+    }
+
+    /// An abandoned operation may take effect later, or never; once
+    /// forgotten, it no longer may.
+    #[test]
+    fn an_abandoned_operation_may_or_may_not_take_effect() {
+        let mut l = Linearizer::default();
+        l.invoke(0, Op::Incr(k(), 1));
+        l.abandon(0);
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(None));
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(Some(b"1".to_vec())));
+        assert!(l.is_linearizable(), "unseen, then seen: it took effect in between");
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(None));
+        assert!(!l.is_linearizable(), "seen, then unseen");
+
+        let mut l = Linearizer::default();
+        l.invoke(0, Op::Incr(k(), 1));
+        l.abandon(0);
+        l.forget(0);
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(None));
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &OpResult::Value(Some(b"1".to_vec())));
+        assert!(!l.is_linearizable(), "forgotten, unseen, then seen");
     }
 
     /// The tester with this spec catches a lost increment and a stale read.

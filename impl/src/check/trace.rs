@@ -1,7 +1,8 @@
 //! Counterexamples in the protocol's words: who sent what, and what each
 //! node then believed.
 
-use super::model::{Action, Addr, ClusterModel, ClusterState, Envelope, Msg, Status, Timer};
+use super::model::ClusterModel;
+use super::world::{Action, Addr, ClusterState, Envelope, Msg, Status, Timer};
 use failgroup_model::*;
 use std::fmt::Write as _;
 

@@ -1,0 +1,404 @@
+//! What may happen next in a state (`actions`), one family at a time, and
+//! what each action does (`next_state`).
+
+use super::model::ClusterModel;
+use super::spec::Linearizer;
+use super::world::*;
+use failgroup_model::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl ClusterModel {
+    pub(super) fn initial_states(&self) -> Vec<ClusterState> {
+        let c = &self.cfg;
+        let mut st = ClusterState {
+            now: 0,
+            master: Some(self.master.initial_state()),
+            master_timers: Timers::new(),
+            incarnation: 1,
+            servers: self
+                .topology
+                .servers()
+                .map(|_| ServerNode {
+                    state: ServerState::default(),
+                    status: Status::Up,
+                    incarnation: 1,
+                    clock: 0,
+                    timers: Timers::new(),
+                })
+                .collect(),
+            clients: (0..c.clients)
+                .map(|_| ClientNode {
+                    state: ClientState::default(),
+                    timers: Timers::new(),
+                    invoked: 0,
+                    current: None,
+                    completed: 0,
+                    failed: false,
+                })
+                .collect(),
+            twin: None,
+            store: MemStore::new(c.mode, c.mutant),
+            store_ahead: 0,
+            net: BTreeMap::new(),
+            budget: c.faults.clone(),
+            cut: None,
+            testers: (0..c.keys).map(|_| Linearizer::default()).collect(),
+            open: BTreeSet::new(),
+            seen: Seen::default(),
+        };
+        // Start-up is not interesting: servers take their rights and the
+        // master's first probe round settles before the checker begins.
+        for s in self.topology.servers() {
+            self.server_step(&mut st, s, ServerInput::Start { incarnation: 1 });
+        }
+        self.master_step(&mut st, MasterInput::Start { incarnation: 1 });
+        while let Some(&(from, to)) = st.net.keys().next() {
+            let env = st.take(from, to, 0).expect("message");
+            self.deliver(&mut st, env);
+        }
+        st.seen = Seen::default();
+        vec![st]
+    }
+
+    /// Every action possible in `st`, one family at a time (the order is
+    /// the seeded walks' too): messages, timers and the clock, node faults
+    /// and recoveries, invocations.
+    pub(super) fn possible_actions(&self, st: &ClusterState, actions: &mut Vec<Action>) {
+        let (receiver, overdue) = self.message_actions(st, actions);
+        let urgent = self.timer_actions(st, overdue, actions);
+        // Operations start, and nodes restart or resume, between a tick's
+        // work, when nothing is in flight or due: when they do still varies
+        // over the ticks, and the interleavings saved are many.
+        let quiet = (receiver.is_none() && !urgent) || !self.cfg.reductions;
+        self.node_actions(st, quiet, actions);
+        self.invocations(st, actions);
+    }
+
+    /// Deliveries, and the faults of messages: held back, lost,
+    /// duplicated, a store call failed. Returns the receiver deliveries are
+    /// offered to and whether a message is overdue.
+    fn message_actions(&self, st: &ClusterState, actions: &mut Vec<Action>) -> (Option<Addr>, bool) {
+        let c = &self.cfg;
+        let faults = st.now < c.fault_horizon;
+        // Deliveries to different receivers commute (a delivery changes only
+        // its receiver, the channels and, for the store, the store), so when
+        // messages wait for several receivers only those to the first one are
+        // offered: the others follow in later steps. Every property checked
+        // is either stable (once violated, violated for good) or about one
+        // node's own state, which this reduction preserves.
+        let mut overdue = false;
+        let receiver = st.net.keys().filter(|(from, to)| self.deliverable(st, *from, *to)).map(|(_, to)| *to).min();
+        for (&(from, to), chan) in &st.net {
+            let lossy = from != Addr::Store && to != Addr::Store;
+            let across_cut = st.is_cut(from, to);
+            if self.deliverable(st, from, to) {
+                if Some(to) == receiver || !c.reductions {
+                    actions.push(Action::Deliver(from, to));
+                }
+                overdue |= chan[0].0 + c.max_delay <= st.now;
+            }
+            let budget = if to == Addr::Store { st.budget.store_delays } else { st.budget.delays };
+            if faults && budget > 0 && chan[0].0 <= st.now {
+                actions.push(Action::Delay(from, to));
+            }
+            if to == Addr::Store && faults && st.budget.store_failures > 0 {
+                actions.push(Action::FailStore(from, false));
+                actions.push(Action::FailStore(from, true));
+            }
+            for i in 0..chan.len() {
+                if across_cut || (faults && lossy && st.budget.losses > 0) {
+                    actions.push(Action::Drop(from, to, i));
+                }
+                if faults && lossy && st.budget.duplicates > 0 {
+                    actions.push(Action::Duplicate(from, to, i));
+                }
+            }
+        }
+        (receiver, overdue)
+    }
+
+    /// Due timers and the clock (a tick, a lagging server's). Returns
+    /// whether something must happen before the clock may move.
+    fn timer_actions(&self, st: &ClusterState, overdue: bool, actions: &mut Vec<Action>) -> bool {
+        let c = &self.cfg;
+        let faults = st.now < c.fault_horizon;
+        // Due timers fire one at a time in a fixed order (node, then timer),
+        // interleaved freely with deliveries: timers of different nodes
+        // touch only their own node, so their mutual order adds states but
+        // no behaviour.
+        let due = self.due_timers(st);
+        let urgent = !due.is_empty() || overdue;
+        if c.reductions {
+            actions.extend(due.into_iter().next().map(Action::Fire));
+        } else {
+            actions.extend(due.into_iter().map(Action::Fire));
+        }
+        if !urgent && self.clock_runs(st) {
+            actions.push(Action::Tick);
+            if c.drift > 0 {
+                for (i, n) in st.servers.iter().enumerate() {
+                    if n.status != Status::Crashed && st.now + 1 - n.clock <= c.drift && faults {
+                        actions.push(Action::Lag(ServerId(i as u16)));
+                    }
+                }
+            }
+        }
+        urgent
+    }
+
+    /// Servers' clocks catching up, crashes, pauses, suspends, second
+    /// processes, restarts and resumes (only when `quiet`), the store's clock,
+    /// the master's crash and restart, cut links.
+    fn node_actions(&self, st: &ClusterState, quiet: bool, actions: &mut Vec<Action>) {
+        let c = &self.cfg;
+        let faults = st.now < c.fault_horizon;
+        for (i, n) in st.servers.iter().enumerate() {
+            let s = ServerId(i as u16);
+            if n.clock < st.now && matches!(n.status, Status::Up | Status::Paused) {
+                actions.push(Action::CatchUp(s));
+            }
+            match n.status {
+                Status::Up if faults && st.budget.crashes > 0 => actions.push(Action::Crash(s)),
+                // A crashed server may come back until the restart horizon
+                // (late enough to be served for a while by its failover).
+                Status::Crashed if quiet && st.now < c.restart_horizon => actions.push(Action::Restart(s)),
+                // Paused nodes, too, come back before the restart horizon, so
+                // that the views settle before time is up (`views agree`).
+                Status::Paused if quiet && st.now < c.restart_horizon => actions.push(Action::Resume(s)),
+                _ => {}
+            }
+            if n.status == Status::Up && faults && st.budget.pauses > 0 {
+                actions.push(Action::Pause(s));
+            }
+            if n.status == Status::Up && faults && st.budget.suspends > 0 {
+                actions.push(Action::Suspend(s));
+            }
+            if n.status == Status::Suspended && quiet && st.now < c.restart_horizon {
+                actions.push(Action::Resume(s));
+            }
+            // A second process of a paused server's identity.
+            let paused = matches!(n.status, Status::Paused | Status::Suspended);
+            if paused && faults && st.budget.twins > 0 && st.twin.is_none() {
+                actions.push(Action::Replace(s));
+            }
+        }
+        if let Some((_, n)) = &st.twin {
+            if n.clock < st.now && n.status == Status::Up {
+                actions.push(Action::CatchUpTwin);
+            }
+            if n.status != Status::Up && quiet && st.now < c.restart_horizon {
+                actions.push(Action::ResumeTwin);
+            }
+        }
+        if faults && st.budget.clock_steps > 0 {
+            actions.push(Action::StepStoreClock);
+        }
+        if faults && st.budget.master_crashes > 0 && st.master.is_some() {
+            actions.push(Action::CrashMaster);
+        }
+        if st.master.is_none() && st.now < c.restart_horizon {
+            actions.push(Action::RestartMaster);
+        }
+        if faults && st.budget.cuts > 0 && st.cut.is_none() {
+            let nodes: Vec<Addr> = std::iter::once(Addr::Master)
+                .chain(self.topology.servers().map(Addr::Server))
+                .chain((0..c.clients).map(Addr::Client))
+                .collect();
+            for (i, &a) in nodes.iter().enumerate() {
+                for &b in &nodes[i + 1..] {
+                    if !matches!((a, b), (Addr::Client(_), Addr::Client(_)) | (Addr::Master, Addr::Client(_))) {
+                        actions.push(Action::Cut(a, b));
+                    }
+                }
+            }
+        }
+        if st.cut.is_some() {
+            actions.push(Action::Heal);
+        }
+    }
+
+    fn invocations(&self, st: &ClusterState, actions: &mut Vec<Action>) {
+        let c = &self.cfg;
+        // Operations start at any moment: while messages are in flight and
+        // other clients' operations are pending.
+        if st.now < c.op_horizon {
+            for (i, n) in st.clients.iter().enumerate() {
+                if n.current.is_none() && !n.failed && n.invoked < c.ops_per_client {
+                    actions.push(Action::Invoke(i as u16));
+                }
+            }
+        }
+    }
+
+    pub(super) fn apply(&self, last: &ClusterState, action: Action) -> Option<ClusterState> {
+        let mut st = last.clone();
+        match action {
+            Action::Deliver(from, to) => {
+                let env = st.take(from, to, 0)?;
+                self.deliver(&mut st, env);
+            }
+            Action::Drop(from, to, i) => {
+                if !st.is_cut(from, to) {
+                    st.budget.losses -= 1;
+                }
+                st.take(from, to, i)?;
+            }
+            Action::Duplicate(from, to, i) => {
+                st.budget.duplicates -= 1;
+                let env = st.peek(from, to, i)?;
+                st.send(from, to, env.msg);
+            }
+            Action::Delay(from, to) => {
+                if to == Addr::Store {
+                    st.budget.store_delays -= 1;
+                } else {
+                    st.budget.delays -= 1;
+                }
+                let now = st.now;
+                st.net.get_mut(&(from, to))?.front_mut()?.0 = now + 1;
+            }
+            Action::FailStore(from, applied) => {
+                st.budget.store_failures -= 1;
+                let env = st.take(from, Addr::Store, 0)?;
+                let Msg::StoreCall { from: holder, tag, op } = env.msg else { return None };
+                if applied {
+                    // It took effect; the answer is lost with the connection.
+                    let store_now = Time(st.now + st.store_ahead);
+                    st.store.execute(holder, op, store_now);
+                }
+                let reply = StoreReply::Failed(if applied { "connection lost" } else { "store unavailable" }.into());
+                st.send(Addr::Store, from, Msg::StoreAnswer { tag, reply });
+            }
+            Action::Tick => self.tick(&mut st, None),
+            Action::Lag(s) => self.tick(&mut st, Some(s)),
+            Action::CatchUp(s) => st.servers[s.0 as usize].clock += 1,
+            Action::Fire(timer) => match timer {
+                Timer::Server(s, t) => {
+                    st.servers[s.0 as usize].timers.cancel(t);
+                    self.server_step(&mut st, s, ServerInput::Timer(t));
+                }
+                Timer::Twin(t) => {
+                    let (s, n) = st.twin.as_mut()?;
+                    n.timers.cancel(t);
+                    let s = *s;
+                    self.process_step(&mut st, Addr::Twin(s), ServerInput::Timer(t));
+                }
+                Timer::Master(t) => {
+                    st.master_timers.cancel(t);
+                    self.master_step(&mut st, MasterInput::Timer(t));
+                }
+                Timer::Client(c, t) => {
+                    st.clients[c as usize].timers.cancel(t);
+                    self.client_step(&mut st, c, ClientInput::Timer(t));
+                }
+            },
+            Action::Invoke(c) => {
+                let node = &mut st.clients[c as usize];
+                let op = self.script(c, node.invoked);
+                node.invoked += 1;
+                let seq = node.invoked as u64;
+                node.current = Some((seq, op.clone()));
+                let k = self.key_index(op.key());
+                st.testers[k].invoke(c, op.clone());
+                self.client_step(&mut st, c, ClientInput::Invoke { seq, op });
+            }
+            Action::Crash(s) => {
+                st.budget.crashes -= 1;
+                let n = &mut st.servers[s.0 as usize];
+                n.status = Status::Crashed;
+                n.timers.clear();
+                // What was on the way to it is gone; its calls already on the
+                // way to the store may still land.
+                st.disconnect(Addr::Server(s));
+                st.open.retain(|(at, _)| *at != Addr::Server(s));
+            }
+            Action::Restart(s) => {
+                let n = &mut st.servers[s.0 as usize];
+                n.status = Status::Up;
+                n.clock = st.now;
+                n.incarnation += 1;
+                let incarnation = n.incarnation;
+                self.server_step(&mut st, s, ServerInput::Start { incarnation });
+            }
+            Action::Pause(s) => {
+                st.budget.pauses -= 1;
+                st.servers[s.0 as usize].status = Status::Paused;
+            }
+            Action::Suspend(s) => {
+                st.budget.suspends -= 1;
+                st.servers[s.0 as usize].status = Status::Suspended;
+            }
+            Action::Resume(s) => {
+                let now = st.now;
+                let n = &mut st.servers[s.0 as usize];
+                n.clock = self.clock_of(n, now);
+                n.status = Status::Up;
+            }
+            Action::Replace(s) => {
+                st.budget.twins -= 1;
+                let i = s.0 as usize;
+                let fresh = ServerNode {
+                    state: ServerState::default(),
+                    status: Status::Up,
+                    incarnation: st.servers[i].incarnation + 1,
+                    clock: st.now,
+                    timers: Timers::new(),
+                };
+                let first = std::mem::replace(&mut st.servers[i], fresh);
+                st.twin = Some((s, first));
+                // What the first process took is its to answer.
+                st.open = std::mem::take(&mut st.open)
+                    .into_iter()
+                    .map(|(at, o)| (if at == Addr::Server(s) { Addr::Twin(s) } else { at }, o))
+                    .collect();
+                // The first process keeps its connection to the store; the
+                // address, and what comes to it, is the second's now.
+                for (from, to) in [(Addr::Server(s), Addr::Store), (Addr::Store, Addr::Server(s))] {
+                    if let Some(chan) = st.net.remove(&(from, to)) {
+                        let rename = |a: Addr| if a == Addr::Server(s) { Addr::Twin(s) } else { a };
+                        st.net.insert((rename(from), rename(to)), chan);
+                    }
+                }
+                let incarnation = st.servers[i].incarnation;
+                self.server_step(&mut st, s, ServerInput::Start { incarnation });
+            }
+            Action::ResumeTwin => {
+                let now = st.now;
+                let n = &mut st.twin.as_mut()?.1;
+                n.clock = self.clock_of(n, now);
+                n.status = Status::Up;
+            }
+            Action::CatchUpTwin => st.twin.as_mut()?.1.clock += 1,
+            Action::StepStoreClock => {
+                st.budget.clock_steps -= 1;
+                st.store_ahead += self.cfg.protocol().timing.lease;
+            }
+            Action::CrashMaster => {
+                st.budget.master_crashes -= 1;
+                st.master = None;
+                st.master_timers.clear();
+                st.disconnect(Addr::Master);
+                // Its notices still in flight travel on their own (old)
+                // connections, and may arrive after the next master's.
+                let old = Addr::OldMaster(st.incarnation);
+                let channels: Vec<(Addr, Addr)> = st.net.keys().filter(|(f, _)| *f == Addr::Master).copied().collect();
+                for (from, to) in channels {
+                    let chan = st.net.remove(&(from, to)).expect("channel");
+                    st.net.insert((old, to), chan);
+                }
+            }
+            Action::RestartMaster => {
+                st.incarnation += 1;
+                st.master = Some(self.master.initial_state());
+                let incarnation = st.incarnation;
+                self.master_step(&mut st, MasterInput::Start { incarnation });
+            }
+            Action::Cut(a, b) => {
+                st.budget.cuts -= 1;
+                st.cut = Some((a, b));
+            }
+            Action::Heal => st.cut = None,
+        }
+        Some(st)
+    }
+}

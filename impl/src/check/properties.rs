@@ -1,0 +1,111 @@
+//! The properties every run checks: safety (`always`), the liveness a
+//! bounded run can state (`requests complete` where a run ends), and the
+//! `sometimes` witnesses that show each safety property's interesting path
+//! is reached.
+
+use super::model::ClusterModel;
+use super::world::*;
+use failgroup_model::*;
+use stateright::Property;
+
+impl ClusterModel {
+    pub(super) fn all_properties(&self) -> Vec<Property<Self>> {
+        let mut properties = vec![
+            // Safety, each paired below with a `sometimes` showing its
+            // interesting path is reachable.
+            Property::always("linearizable", |_, st: &ClusterState| st.testers.iter().all(|t| t.is_linearizable())),
+            Property::always("one server per slot", |m: &ClusterModel, st: &ClusterState| {
+                (0..m.topology.slot_count()).map(Slot).all(|slot| {
+                    let serving =
+                        st.servers.iter().chain(st.twin.as_ref().map(|(_, n)| n)).filter(|n| {
+                            n.status != Status::Crashed && n.state.serves(slot, Time(m.clock_of(n, st.now)))
+                        });
+                    serving.count() <= 1
+                })
+            }),
+            Property::always("replies match requests", |_: &ClusterModel, st: &ClusterState| !st.seen.mismatched_reply),
+            Property::always("fenced writes", |_: &ClusterModel, st: &ClusterState| !st.seen.deposed_write),
+            Property::always("notices in order", |_: &ClusterModel, st: &ClusterState| !st.seen.view_regressed),
+            Property::always("verified offline", |_: &ClusterModel, st: &ClusterState| !st.seen.unverified_offline),
+            Property::always("temporary cache dropped", |m: &ClusterModel, st: &ClusterState| {
+                st.servers.iter().enumerate().filter(|(_, n)| n.status != Status::Crashed).all(|(i, n)| {
+                    n.state.cached_slots().all(|slot| {
+                        let owner = m.topology.owner(slot);
+                        owner == ServerId(i as u16) || !n.state.view.is_online(owner)
+                    })
+                })
+            }),
+            // Liveness, bounded: checked where the run ends (time is up and
+            // everything in flight is delivered).
+            // Every operation invoked has returned once time is up and
+            // nothing is left to deliver or fire; with an error only if a
+            // store call failed (its outcome then unknown).
+            // Once time is up and nothing is left to deliver or fire: every
+            // operation invoked has returned (with a result or an error),
+            // and every request a running server process took has been
+            // answered.
+            Property::always("requests complete", |m: &ClusterModel, st: &ClusterState| {
+                !m.finished(st)
+                    || (st.clients.iter().all(|c| c.current.is_none())
+                        && st.open.iter().all(|(at, _)| !m.running(st, *at)))
+            }),
+            // Once time is up and all is delivered, every running server's
+            // view is the master's.
+            Property::eventually("views agree", |m: &ClusterModel, st: &ClusterState| {
+                if !m.finished(st) {
+                    return false;
+                }
+                let Some(master) = &st.master else { return true };
+                st.servers.iter().enumerate().filter(|(_, n)| n.status == Status::Up).all(|(i, n)| {
+                    m.topology
+                        .servers()
+                        .filter(|&s| s.0 as usize != i)
+                        .all(|s| n.state.view.is_online(s) == master.is_online(s))
+                })
+            }),
+            Property::sometimes("read another client's write", |_: &ClusterModel, st: &ClusterState| {
+                st.seen.read_other_write
+            }),
+            Property::sometimes("failover served", |_: &ClusterModel, st: &ClusterState| st.seen.failover_served),
+            Property::sometimes("marked offline", |_: &ClusterModel, st: &ClusterState| st.seen.marked_offline),
+            Property::sometimes("handed back", |_: &ClusterModel, st: &ClusterState| st.seen.handed_back),
+            Property::sometimes("owner recovered", |_: &ClusterModel, st: &ClusterState| st.seen.owner_recovered),
+            Property::sometimes("notice applied", |_: &ClusterModel, st: &ClusterState| st.seen.notice_applied),
+            Property::sometimes("forwarded", |_: &ClusterModel, st: &ClusterState| st.seen.forwarded),
+        ];
+        // The witness of `replies match requests`, where a restart can meet
+        // a request still waiting at a peer (a pause, a slow store or a
+        // second process holds it there).
+        let f = &self.cfg.faults;
+        if f.crashes > 0 && (f.pauses > 0 || f.suspends > 0 || f.store_delays > 0 || f.twins > 0) {
+            properties.push(Property::sometimes("restart while forwarded", |_: &ClusterModel, st: &ClusterState| {
+                st.seen.restart_while_forwarded
+            }));
+        }
+        properties
+    }
+}
+
+/// What a result says of an operation's effect.
+pub(super) enum Answer {
+    /// Its effect, as the sequential specification predicts it.
+    Definite,
+    /// An error: the operation may or may not have taken effect.
+    Unknown,
+    /// A result no such operation gives: the answer to another request.
+    Mismatch,
+}
+
+pub(super) fn answers(op: &Op, result: &OpResult) -> Answer {
+    use OpResult as R;
+    match (op, result) {
+        (Op::Incr(..), R::Err(ErrorKind::NotInteger)) => Answer::Definite,
+        (_, R::Err(_)) => Answer::Unknown,
+        (Op::Get(_), R::Value(_))
+        | (Op::Set(..), R::Ok)
+        | (Op::SetWith(..), R::Ok | R::NotSet)
+        | (Op::Del(_), R::Deleted(_))
+        | (Op::Incr(..) | Op::Expire(..) | Op::Ttl(_), R::Int(_)) => Answer::Definite,
+        _ => Answer::Mismatch,
+    }
+}
