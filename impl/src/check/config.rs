@@ -2,7 +2,6 @@
 //! the switches (mode, mutant, reductions), and the one line that says
 //! what a run checks.
 
-use super::model::ClusterModel;
 use super::spec::Command;
 use failgroup_model::*;
 
@@ -113,10 +112,6 @@ impl CheckConfig {
         check(self.max_delay <= 3, "--max-delay: at most 3")?;
         check(self.drift <= 3, "--drift: at most 3")?;
         self.protocol().timing.validate()
-    }
-
-    pub fn into_model(self) -> ClusterModel {
-        ClusterModel::new(self)
     }
 }
 

@@ -5,6 +5,7 @@ mod actions;
 pub mod config;
 pub mod model;
 pub mod mutants;
+pub mod narrate;
 mod properties;
 mod roles;
 pub mod simulate;

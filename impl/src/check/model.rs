@@ -47,10 +47,16 @@ impl Model for ClusterModel {
     }
 
     fn format_action(&self, action: &Action) -> String {
-        super::trace::describe(None, action)
+        super::narrate::describe(None, action)
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
         self.all_properties()
+    }
+}
+
+impl CheckConfig {
+    pub fn into_model(self) -> ClusterModel {
+        ClusterModel::new(self)
     }
 }
