@@ -9,8 +9,9 @@
 //! assert_eq!(c.get(b"k").unwrap(), Some(b"v".to_vec()));
 //! ```
 
+use crate::net::wire::{ClusterInfo, Msg, Peer};
+use crate::net::NodeLink;
 use crate::net::{Clock, Timers};
-use crate::wire::{ClusterInfo, Conn, Msg, Peer};
 use failgroup_model::{
     ClientId, ClientInput, ClientOutput, ClientState, ClientTimer, ErrorKind, Forwarded, Op, OpResult, ServerId,
     SetCond, SetOpts, Topology,
@@ -48,8 +49,8 @@ pub struct Client {
     info: ClusterInfo,
     secret: Option<String>,
     clock: Clock,
-    conns: HashMap<ServerId, Conn>,
-    master: Option<Conn>,
+    conns: HashMap<ServerId, NodeLink>,
+    master: Option<NodeLink>,
     timers: Timers<ClientTimer>,
     seq: u64,
 }
@@ -64,9 +65,9 @@ impl Client {
 
     /// Connects through `addr`, presenting the cluster's shared secret.
     pub fn connect_with(addr: &str, secret: Option<&str>) -> Result<Client, Error> {
-        let id = ClientId(crate::server::random_u64());
+        let id = ClientId(crate::util::random_u64());
         let setup = |e: io::Error| Error::Setup(format!("{addr}: {e}"));
-        let mut conn = Conn::open(addr, Peer::Client(id), secret, CONNECT_TIMEOUT).map_err(setup)?;
+        let mut conn = NodeLink::open(addr, Peer::Client(id), secret, CONNECT_TIMEOUT).map_err(setup)?;
         conn.send(&Msg::InfoRequest).map_err(setup)?;
         let info = match conn.recv().map_err(setup)? {
             Msg::Info(info) => *info,
@@ -204,10 +205,10 @@ impl Client {
         }
     }
 
-    fn conn(&mut self, to: ServerId) -> io::Result<&mut Conn> {
+    fn conn(&mut self, to: ServerId) -> io::Result<&mut NodeLink> {
         if !self.conns.contains_key(&to) {
             let addr = self.core.topology.addr(to).to_string();
-            let conn = Conn::open(&addr, Peer::Client(self.core.id), self.secret.as_deref(), CONNECT_TIMEOUT)?;
+            let conn = NodeLink::open(&addr, Peer::Client(self.core.id), self.secret.as_deref(), CONNECT_TIMEOUT)?;
             self.conns.insert(to, conn);
         }
         Ok(self.conns.get_mut(&to).expect("just inserted"))
@@ -217,7 +218,7 @@ impl Client {
     fn report(&mut self, report: failgroup_model::Report) {
         if self.master.is_none() {
             let t = Duration::from_millis(200);
-            self.master = Conn::open(&self.info.master, Peer::Client(self.core.id), self.secret.as_deref(), t).ok();
+            self.master = NodeLink::open(&self.info.master, Peer::Client(self.core.id), self.secret.as_deref(), t).ok();
         }
         if let Some(m) = self.master.as_mut() {
             if m.send(&Msg::Report(report)).is_err() {

@@ -55,7 +55,7 @@ impl Default for Limits {
             max_bulk: 512 * 1024 * 1024,
             max_query_buffer: 1024 * 1024 * 1024,
             max_output_buffer: 256 * 1024 * 1024,
-            max_frame: crate::wire::MAX_FRAME,
+            max_frame: crate::net::wire::MAX_FRAME,
             idle_timeout: 0,
             max_pipeline: 1024,
         }
@@ -109,18 +109,20 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreUrl {
     Sqlite(PathBuf),
-    Postgres(crate::pg::PgUrl),
+    Postgres(crate::store::postgres::protocol::PgUrl),
 }
 
 impl StoreUrl {
     /// Opens the database, creating or checking its schema. A batch that
     /// meets a lost connection is tried again for up to `retry_for`.
-    pub fn open(&self, retry_for: std::time::Duration) -> Result<Box<dyn crate::tables::BatchStore + Send>, String> {
+    pub fn open(&self, retry_for: std::time::Duration) -> Result<Box<dyn crate::store::BatchStore + Send>, String> {
         Ok(match self {
-            StoreUrl::Sqlite(path) => Box::new(crate::sqlite::SqliteStore::new(crate::sqlite::open(path)?)),
+            StoreUrl::Sqlite(path) => {
+                Box::new(crate::store::sqlite::SqliteStore::new(crate::store::sqlite::open(path)?))
+            }
             StoreUrl::Postgres(url) => {
-                let conn = crate::pgstore::open(url)?;
-                Box::new(crate::pgstore::PgStore::new(url.clone(), conn, retry_for))
+                let conn = crate::store::postgres::open(url)?;
+                Box::new(crate::store::postgres::PgStore::new(url.clone(), conn, retry_for))
             }
         })
     }
@@ -170,8 +172,8 @@ impl Config {
     }
 
     /// What nodes tell a client that asks for the topology.
-    pub fn cluster_info(&self) -> crate::wire::ClusterInfo {
-        crate::wire::ClusterInfo {
+    pub fn cluster_info(&self) -> crate::net::wire::ClusterInfo {
+        crate::net::wire::ClusterInfo {
             cluster: self.file.cluster.clone(),
             protocol: self.protocol(),
             master: self.file.master.clone(),
@@ -181,10 +183,12 @@ impl Config {
     pub fn store(&self) -> Result<StoreUrl, String> {
         match self.file.store.split_once(':') {
             Some(("sqlite", path)) if !path.is_empty() => Ok(StoreUrl::Sqlite(self.dir.join(path))),
-            Some(("postgres" | "postgresql", _)) => crate::pg::PgUrl::parse(&self.file.store).map(StoreUrl::Postgres),
+            Some(("postgres" | "postgresql", _)) => {
+                crate::store::postgres::protocol::PgUrl::parse(&self.file.store).map(StoreUrl::Postgres)
+            }
             _ => Err(format!(
                 "store: {:?} is not a store this build knows (expected sqlite:PATH or postgres://user@host/db)",
-                crate::pg::redact(&self.file.store)
+                crate::store::postgres::protocol::redact(&self.file.store)
             )),
         }
     }
@@ -192,7 +196,7 @@ impl Config {
     /// Opens the configured store; a batch that meets a lost connection is
     /// tried again for up to the request timeout (as long as its requests
     /// may wait).
-    pub fn open_store(&self) -> Result<Box<dyn crate::tables::BatchStore + Send>, String> {
+    pub fn open_store(&self) -> Result<Box<dyn crate::store::BatchStore + Send>, String> {
         self.store()?.open(std::time::Duration::from_millis(self.file.timing.request_timeout))
     }
 
@@ -207,7 +211,7 @@ impl Config {
     /// What every node must agree on, for the store to check: the mode and
     /// a fingerprint (FNV-1a) of the server names in order, their groups and
     /// each slot's owner. Addresses are left out: a server may move.
-    pub fn mark(&self) -> crate::tables::ClusterMark {
+    pub fn mark(&self) -> crate::store::ClusterMark {
         let topo = &self.topology;
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         let mut eat = |bytes: &[u8]| {
@@ -222,7 +226,7 @@ impl Config {
         for slot in 0..topo.slot_count() {
             eat(&topo.owner(failgroup_model::Slot(slot)).0.to_be_bytes());
         }
-        crate::tables::ClusterMark { mode: self.file.mode, topology: h }
+        crate::store::ClusterMark { mode: self.file.mode, topology: h }
     }
 
     /// Whether a node connection from `ip` may say hello as `from` with
@@ -230,9 +234,14 @@ impl Config {
     /// a connection that claims to be the master or a server must come
     /// from an address of the topology (tools and library clients may
     /// come from anywhere: they can do no more than a RESP client).
-    pub fn admit(&self, from: crate::wire::Peer, secret: Option<&str>, ip: std::net::IpAddr) -> Result<(), String> {
-        use crate::wire::Peer;
-        if !crate::wire::secret_matches(self.file.secret.as_deref(), secret) {
+    pub fn admit(
+        &self,
+        from: crate::net::wire::Peer,
+        secret: Option<&str>,
+        ip: std::net::IpAddr,
+    ) -> Result<(), String> {
+        use crate::net::wire::Peer;
+        if !crate::net::wire::secret_matches(self.file.secret.as_deref(), secret) {
             return Err("wrong secret".into());
         }
         if let Peer::Server(s) = from {
@@ -318,7 +327,7 @@ members = ["s1"]
 
     #[test]
     fn without_a_secret_only_the_topologys_hosts_speak_for_nodes() {
-        use crate::wire::Peer;
+        use crate::net::wire::Peer;
         let c = Config::parse(GOOD, PathBuf::new()).unwrap();
         let (here, stranger) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
         assert!(c.admit(Peer::Master, None, here).is_ok());

@@ -4,8 +4,8 @@
 //! accepts reports from servers and clients, and status requests.
 
 use crate::config::Config;
-use crate::net::{self, Clock, Conn, Proto, Timers};
-use crate::wire::{Msg, Peer, ServerStatus, Status};
+use crate::net::wire::{Msg, Peer, ServerStatus, Status};
+use crate::net::{self, Clock, Connection, Proto, Timers};
 use failgroup_model::{
     Liveness, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId, Slot,
 };
@@ -25,7 +25,7 @@ pub struct MasterNode {
     clock: Clock,
     poll: Poll,
     listener: TcpListener,
-    conns: HashMap<Token, Conn>,
+    conns: HashMap<Token, Connection>,
     next_token: usize,
     /// Our connection to each server.
     to_server: HashMap<ServerId, Token>,
@@ -122,7 +122,9 @@ impl MasterNode {
     fn send(&mut self, to: ServerId, msg: MasterMsg) {
         if !self.to_server.get(&to).is_some_and(|t| self.conns.contains_key(t)) {
             let addr = self.cfg.topology.addr(to).to_string();
-            let Ok(mut conn) = Conn::connect(&addr, Peer::Master, self.cfg.file.secret.as_deref()) else { return };
+            let Ok(mut conn) = Connection::connect(&addr, Peer::Master, self.cfg.file.secret.as_deref()) else {
+                return;
+            };
             let tok = Token(self.next_token);
             self.next_token += 1;
             if conn.register(self.poll.registry(), tok).is_err() {
@@ -141,7 +143,7 @@ impl MasterNode {
             let _ = sock.set_nodelay(true);
             let tok = Token(self.next_token);
             self.next_token += 1;
-            let mut conn = Conn::new(sock, addr, Proto::Unknown);
+            let mut conn = Connection::new(sock, addr, Proto::Unknown);
             if conn.register(self.poll.registry(), tok).is_ok() {
                 self.conns.insert(tok, conn);
             }
@@ -261,5 +263,5 @@ impl MasterNode {
 
 /// `failgroup master`: runs the master until SIGTERM/SIGINT.
 pub fn main(cfg: Config) -> Result<(), String> {
-    MasterNode::start(cfg, net::stop_flag())?.run()
+    MasterNode::start(cfg, crate::util::stop_flag())?.run()
 }

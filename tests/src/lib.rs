@@ -66,7 +66,7 @@ fn fresh_dir(port: u16) -> PathBuf {
 #[derive(Clone, Debug)]
 pub enum TestStore {
     Sqlite,
-    Postgres(failgroup::pg::PgUrl),
+    Postgres(failgroup::store::postgres::protocol::PgUrl),
 }
 
 impl TestStore {
@@ -75,7 +75,7 @@ impl TestStore {
         match std::env::var("FAILGROUP_TEST_STORE").as_deref() {
             Err(_) | Ok("sqlite") => TestStore::Sqlite,
             Ok("postgres") => TestStore::Postgres(
-                failgroup::pg::test_database(&format!("fg_t{port}"))
+                failgroup::store::postgres::protocol::test_database(&format!("fg_t{port}"))
                     .expect("FAILGROUP_TEST_STORE=postgres needs FAILGROUP_TEST_PG (tests/scripts/postgres.sh)"),
             ),
             Ok(other) => panic!("FAILGROUP_TEST_STORE={other:?}: expected sqlite or postgres"),
@@ -99,7 +99,7 @@ impl TestStore {
     pub fn applied(&self, dir: &std::path::Path, client: u64, seq: u64) -> bool {
         match self {
             TestStore::Sqlite => {
-                let db = failgroup::sqlite::open(&dir.join("data.db")).expect("open the store");
+                let db = failgroup::store::sqlite::open(&dir.join("data.db")).expect("open the store");
                 let n: i64 = db
                     .query_row(
                         "SELECT count(*) FROM applied WHERE client = ?1 AND seq = ?2",
@@ -110,7 +110,7 @@ impl TestStore {
                 n > 0
             }
             TestStore::Postgres(u) => {
-                use failgroup::pg::{Param, PgConn};
+                use failgroup::store::postgres::protocol::{Param, PgConn};
                 let mut c = PgConn::connect(u).expect("connect to the store");
                 let rows = c
                     .query(
@@ -128,13 +128,13 @@ impl TestStore {
     pub fn hold_write_lock(&self, dir: &std::path::Path, hold: Duration) {
         match self {
             TestStore::Sqlite => {
-                let db = failgroup::sqlite::open(&dir.join("data.db")).expect("open the store");
+                let db = failgroup::store::sqlite::open(&dir.join("data.db")).expect("open the store");
                 db.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
                 std::thread::sleep(hold);
                 db.execute_batch("COMMIT").expect("release it");
             }
             TestStore::Postgres(u) => {
-                let mut c = failgroup::pg::PgConn::connect(u).expect("connect to the store");
+                let mut c = failgroup::store::postgres::protocol::PgConn::connect(u).expect("connect to the store");
                 c.batch("BEGIN; LOCK TABLE failgroup_kv, failgroup_rights IN ACCESS EXCLUSIVE MODE")
                     .expect("take the tables' locks");
                 std::thread::sleep(hold);
@@ -597,10 +597,10 @@ pub fn connect_from(src: std::net::Ipv4Addr, dst: &str) -> std::io::Result<TcpSt
 pub fn node_hello(
     src: std::net::Ipv4Addr,
     dst: &str,
-    from: failgroup::wire::Peer,
+    from: failgroup::net::wire::Peer,
     secret: Option<&str>,
-) -> (TcpStream, Option<failgroup::wire::Msg>) {
-    use failgroup::wire::{self, Msg};
+) -> (TcpStream, Option<failgroup::net::wire::Msg>) {
+    use failgroup::net::wire::{self, Msg};
     let mut s = connect_from(src, dst).unwrap_or_else(|e| panic!("connect {src} -> {dst}: {e}"));
     s.write_all(&wire::PREAMBLE).expect("preamble");
     s.write_all(&wire::encode(&Msg::Hello { from, secret: secret.map(str::to_string) })).expect("hello");
@@ -610,10 +610,10 @@ pub fn node_hello(
 
 /// One node-protocol message, or `None` if the connection closed or went
 /// silent for the read timeout.
-pub fn read_node_msg(s: &mut TcpStream) -> Option<failgroup::wire::Msg> {
+pub fn read_node_msg(s: &mut TcpStream) -> Option<failgroup::net::wire::Msg> {
     let mut buf = Vec::new();
     loop {
-        if let Ok(Some((msg, _))) = failgroup::wire::decode(&buf, failgroup::wire::MAX_FRAME) {
+        if let Ok(Some((msg, _))) = failgroup::net::wire::decode(&buf, failgroup::net::wire::MAX_FRAME) {
             return Some(msg);
         }
         let mut chunk = [0u8; 4096];

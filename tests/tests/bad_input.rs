@@ -2,8 +2,8 @@
 //! an error reply or a closed connection, never a crash or a hang, and the
 //! server's other clients go on undisturbed.
 
+use failgroup::net::wire::{self, Msg, Peer};
 use failgroup::resp::Reply;
-use failgroup::wire::{self, Msg, Peer};
 use failgroup_model::{Liveness, MasterMsg, Report, ServerId, Version};
 use failgroup_tests::{bulk, info_field, ok, Cluster, Resp};
 use std::io::{Read, Write};
@@ -165,7 +165,11 @@ fn garbage_on_node_and_master_ports_closes_only_that_connection() {
     assert_eq!(c.run("SET k v"), ok());
     let mut c2 = Resp::connect(&cluster.addr("s2"));
     assert_eq!(c2.run("GET k"), bulk("v"));
-    assert!(failgroup::dev::fetch_status(&cluster.master(), Some("s3cret")).unwrap().servers.iter().all(|s| s.online));
+    assert!(failgroup::cli::dev::fetch_status(&cluster.master(), Some("s3cret"))
+        .unwrap()
+        .servers
+        .iter()
+        .all(|s| s.online));
 }
 
 /// Forged and replayed notices: a report that a healthy server is offline
@@ -176,26 +180,31 @@ fn forged_and_replayed_notices_never_take_a_healthy_server_offline() {
     let cluster = Cluster::with_config(22700, 3, "secret = \"s3cret\"", "");
     let timeout = Duration::from_secs(2);
     // Impersonating the master without the secret is refused.
-    let refused = wire::Conn::open(&cluster.addr("s1"), Peer::Master, None, timeout);
+    let refused = failgroup::net::NodeLink::open(&cluster.addr("s1"), Peer::Master, None, timeout);
     assert!(refused.is_err(), "a hello without the secret is refused");
-    let refused = wire::Conn::open(&cluster.addr("s1"), Peer::Master, Some("guess"), timeout);
+    let refused = failgroup::net::NodeLink::open(&cluster.addr("s1"), Peer::Master, Some("guess"), timeout);
     assert!(refused.is_err(), "a hello with a wrong secret is refused");
     // A client that lies to the master: "s2 is offline", many times.
-    let mut liar =
-        wire::Conn::open(&cluster.master(), Peer::Client(failgroup_model::ClientId(666)), Some("s3cret"), timeout)
-            .unwrap();
+    let mut liar = failgroup::net::NodeLink::open(
+        &cluster.master(),
+        Peer::Client(failgroup_model::ClientId(666)),
+        Some("s3cret"),
+        timeout,
+    )
+    .unwrap();
     for _ in 0..20 {
         liar.send(&Msg::Report(Report::MaybeOffline { server: ServerId(1) })).unwrap();
     }
     // A replayed notice from an older master incarnation.
-    let mut replay = wire::Conn::open(&cluster.addr("s1"), Peer::Master, Some("s3cret"), timeout).unwrap();
+    let mut replay =
+        failgroup::net::NodeLink::open(&cluster.addr("s1"), Peer::Master, Some("s3cret"), timeout).unwrap();
     let old = Version { incarnation: 1, counter: 1 };
     let notice = MasterMsg::Notice { server: ServerId(1), liveness: Liveness::Offline, version: old };
     // Let the real master's first view (a newer version) arrive first.
     std::thread::sleep(Duration::from_millis(1500));
     replay.send(&Msg::Master(notice)).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let status = failgroup::dev::fetch_status(&cluster.master(), Some("s3cret")).unwrap();
+    let status = failgroup::cli::dev::fetch_status(&cluster.master(), Some("s3cret")).unwrap();
     assert!(status.servers.iter().all(|s| s.online && s.failovers == 0), "{status:?}");
     let mut c = Resp::connect(&cluster.addr("s1"));
     assert_eq!(info_field(&mut c, "failgroup", "servers_offline").as_deref(), Some(""));

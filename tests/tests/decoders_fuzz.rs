@@ -4,8 +4,8 @@
 //! or claim more bytes than it was given. (`fuzz/` holds the same targets
 //! for cargo-fuzz, for longer runs.)
 
+use failgroup::net::wire;
 use failgroup::resp::{self, Limits};
-use failgroup::wire;
 use failgroup_model::*;
 use proptest::prelude::*;
 use std::sync::Arc;

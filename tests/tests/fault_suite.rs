@@ -475,7 +475,7 @@ fn faults_cause_no_stale_reads_no_lost_writes_and_no_errors() {
     let seed: u64 = std::env::var("FAILGROUP_FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| failgroup::server::random_u64() % 1_000_000);
+        .unwrap_or_else(|| failgroup::util::random_u64() % 1_000_000);
     let rounds: u64 = std::env::var("FAILGROUP_FAULT_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let mode = std::env::var("FAILGROUP_FAULT_MODE").unwrap_or_else(|_| "linearizable".into());
     eprintln!("fault suite: seed {seed} (FAILGROUP_FAULT_SEED={seed} replays it), {rounds} round(s), mode {mode}");
@@ -733,9 +733,11 @@ fn a_cluster_across_hosts_on_postgres() {
     let Some(net) = Net::create_or_skip(6, 1) else { return };
     // Hosts: 0 master, 1-3 servers, 4 database, 5 clients.
     let db = Postgres::start(&net.ns(4), &net.host(4));
-    let url =
-        failgroup::pg::PgUrl::parse(&format!("postgres://postgres@{}:5432/postgres?timeout_ms=3000", net.host(4)))
-            .expect("url");
+    let url = failgroup::store::postgres::protocol::PgUrl::parse(&format!(
+        "postgres://postgres@{}:5432/postgres?timeout_ms=3000",
+        net.host(4)
+    ))
+    .expect("url");
     let cluster = Cluster::on_hosts_with(23300, &net.hosts(4), "", "", TestStore::Postgres(url));
     let load = Workload::start(&cluster, 11, &["s3"], Some(&net.ns(5)));
     std::thread::sleep(Duration::from_secs(2));

@@ -57,7 +57,7 @@ fn a_late_peer_reply_never_answers_another_request() {
 /// a peer must name a server of the cluster.
 #[test]
 fn strangers_cannot_speak_for_the_master_or_a_server() {
-    use failgroup::wire::{Msg, Peer};
+    use failgroup::net::wire::{Msg, Peer};
     use failgroup_model::{Forwarded, Liveness, MasterMsg, Op, ReqId, ServerId, Version};
     use failgroup_tests::node_hello;
     let cluster = Cluster::with_config(23500, 3, "", "");
@@ -70,7 +70,7 @@ fn strangers_cannot_speak_for_the_master_or_a_server() {
         // The forgery the hole allowed: a notice from a false master.
         let version = Version { incarnation: u64::MAX, counter: 1 };
         let notice = Msg::Master(MasterMsg::Notice { server: ServerId(1), liveness: Liveness::Offline, version });
-        let _ = std::io::Write::write_all(&mut as_master, &failgroup::wire::encode(&notice));
+        let _ = std::io::Write::write_all(&mut as_master, &failgroup::net::wire::encode(&notice));
     }
     assert!(refused(&answer), "a master hello from a stranger: {answer:?}");
     let (mut as_peer, answer) = node_hello(stranger, &s1, Peer::Server(ServerId(1)), None);
@@ -78,7 +78,7 @@ fn strangers_cannot_speak_for_the_master_or_a_server() {
         let fwd = Forwarded { req: ReqId::default(), op: Op::Get(b"{fa}x".to_vec()), hops: 1 };
         let _ = std::io::Write::write_all(
             &mut as_peer,
-            &failgroup::wire::encode(&Msg::Forward { op: 1, incarnation: 0, fwd }),
+            &failgroup::net::wire::encode(&Msg::Forward { op: 1, incarnation: 0, fwd }),
         );
     }
     assert!(refused(&answer), "a peer hello from a stranger: {answer:?}");
@@ -137,10 +137,11 @@ fn requirepass_without_a_secret_refuses_to_start() {
 /// Tells the master "s1 may be offline", as a library client does after a
 /// failed send; the master then probes s1 itself.
 fn report_offline(cluster: &Cluster, server: u16) {
-    use failgroup::wire::{Conn, Msg, Peer};
+    use failgroup::net::wire::{Msg, Peer};
+    use failgroup::net::NodeLink;
     use failgroup_model::{ClientId, Report, ServerId};
     let mut conn =
-        Conn::open(&cluster.master(), Peer::Client(ClientId(9)), None, Duration::from_secs(5)).expect("master");
+        NodeLink::open(&cluster.master(), Peer::Client(ClientId(9)), None, Duration::from_secs(5)).expect("master");
     conn.send(&Msg::Report(Report::MaybeOffline { server: ServerId(server) })).expect("report");
 }
 

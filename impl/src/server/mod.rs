@@ -7,13 +7,14 @@
 //! the master, library clients): a node connection starts with a zero byte,
 //! which no RESP request does.
 
-use crate::commands::{self, Command, Kind, Local};
+pub mod commands;
+
 use crate::config::Config;
-use crate::net::{self, Clock, Conn, Proto, Timers};
+use crate::net::wire::{Msg, Peer};
+use crate::net::{self, Clock, Connection, Proto, Timers};
 use crate::resp::{self, reply};
-use crate::sqlite;
-use crate::tables::{self, Done, Identity, Job, StoreStats};
-use crate::wire::{Msg, Peer};
+use crate::store::{self, Done, Identity, Job, StoreStats};
+use commands::{Command, Kind, Local};
 use failgroup_model::{
     ClientId, Forwarded, Holder, Liveness, Mode, Op, OpResult, Origin, ReqId, Server, ServerEvent, ServerId,
     ServerInput, ServerOutput, ServerState, ServerTimer,
@@ -28,17 +29,6 @@ use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
-
-/// A random 64-bit number from the OS, for client ids that stay unique
-/// across restarts (the store deduplicates writes by client id and seq).
-pub fn random_u64() -> u64 {
-    use std::io::Read;
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok() {
-        return u64::from_le_bytes(b);
-    }
-    sqlite::unix_ms().rotate_left(20) ^ std::process::id() as u64
-}
 
 /// Who waits for the reply to a core request the runtime started.
 #[derive(Clone, Copy, Debug)]
@@ -94,7 +84,7 @@ pub struct ServerNode {
     started: Instant,
     poll: Poll,
     listener: TcpListener,
-    conns: HashMap<Token, Conn>,
+    conns: HashMap<Token, Connection>,
     sessions: HashMap<Token, Session>,
     next_token: usize,
     timers: Timers<ServerTimer>,
@@ -132,7 +122,7 @@ impl ServerNode {
         db.check_mark(&cfg.mark(), false)?;
         // This run of the process: its rights and its forwarded requests
         // are its own, not those of an earlier run of the same name.
-        let incarnation = random_u64();
+        let incarnation = crate::util::random_u64();
         let names = cfg.topology.servers().map(|s| cfg.topology.name(s).to_string()).collect();
         let me = Identity::new(Holder { server: id, incarnation }, names, cfg.file.mode);
         let (jobs_tx, jobs_rx) = mpsc::channel();
@@ -142,7 +132,7 @@ impl ServerNode {
         let store_thread = std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
-                tables::run_store(db, me, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
+                store::run_store(db, me, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
             })
             .map_err(|e| e.to_string())?;
         let core = Server::new(id, Arc::new(cfg.topology.clone()), cfg.protocol());
@@ -168,7 +158,7 @@ impl ServerNode {
             forwards: HashMap::new(),
             waiters: HashMap::new(),
             next_waiter: 0,
-            client_base: random_u64(),
+            client_base: crate::util::random_u64(),
             next_client: 0,
             inputs: VecDeque::new(),
             to_drive: Vec::new(),
@@ -313,7 +303,7 @@ impl ServerNode {
     }
 
     /// The outbound connection to a peer, opened if need be.
-    fn peer_conn(&mut self, to: ServerId) -> Option<&mut Conn> {
+    fn peer_conn(&mut self, to: ServerId) -> Option<&mut Connection> {
         if !self.peers_out.get(&to).is_some_and(|t| self.conns.contains_key(t)) {
             let addr = self.cfg.topology.addr(to).to_string();
             let tok = self.open(&addr)?;
@@ -323,7 +313,7 @@ impl ServerNode {
     }
 
     /// The master's connection to us if there is one, else ours to it.
-    fn master_conn(&mut self) -> Option<&mut Conn> {
+    fn master_conn(&mut self) -> Option<&mut Connection> {
         if let Some(t) = self.master_in.filter(|t| self.conns.contains_key(t)) {
             return self.conns.get_mut(&t);
         }
@@ -336,7 +326,7 @@ impl ServerNode {
 
     fn open(&mut self, addr: &str) -> Option<Token> {
         let from = Peer::Server(self.core.id);
-        let mut conn = Conn::connect(addr, from, self.cfg.file.secret.as_deref()).ok()?;
+        let mut conn = Connection::connect(addr, from, self.cfg.file.secret.as_deref()).ok()?;
         let tok = Token(self.next_token);
         self.next_token += 1;
         conn.register(self.poll.registry(), tok).ok()?;
@@ -351,7 +341,7 @@ impl ServerNode {
                     let _ = sock.set_nodelay(true);
                     let tok = Token(self.next_token);
                     self.next_token += 1;
-                    let mut conn = Conn::new(sock, addr, Proto::Unknown);
+                    let mut conn = Connection::new(sock, addr, Proto::Unknown);
                     if conn.register(self.poll.registry(), tok).is_ok() {
                         self.stats.connections += 1;
                         self.conns.insert(tok, conn);
@@ -597,7 +587,7 @@ impl ServerNode {
                     "ERR AUTH <password> called without any password configured for the default user. \
                      Are you sure your configuration is correct?",
                 ),
-                Some(p) if crate::wire::secret_matches(Some(&p), std::str::from_utf8(&pass).ok()) => {
+                Some(p) if crate::net::wire::secret_matches(Some(&p), std::str::from_utf8(&pass).ok()) => {
                     s.authed = true;
                     reply::ok(out);
                 }
@@ -845,7 +835,7 @@ fn glob(pattern: &[u8], s: &[u8]) -> bool {
 /// `failgroup server`: runs one server until SIGTERM/SIGINT.
 pub fn main(cfg: Config, name: &str) -> Result<(), String> {
     let id = cfg.server_id(name)?;
-    let node = ServerNode::start(cfg, id, net::stop_flag())?;
+    let node = ServerNode::start(cfg, id, crate::util::stop_flag())?;
     node.run()
 }
 
@@ -856,10 +846,5 @@ mod tests {
         assert!(super::glob(b"*", b"save"));
         assert!(super::glob(b"max*", b"maxclients"));
         assert!(!super::glob(b"max?", b"maxclients"));
-    }
-
-    #[test]
-    fn client_ids_differ() {
-        assert_ne!(super::random_u64(), super::random_u64());
     }
 }

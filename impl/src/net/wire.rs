@@ -7,7 +7,6 @@
 
 use failgroup_model::{ClientId, ClusterSpec, Forwarded, MasterMsg, OpResult, ProtocolConfig, Report, ServerId};
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read, Write};
 
 /// 2: requests and replies between servers carry the forwarder's incarnation.
 pub const VERSION: u8 = 2;
@@ -118,59 +117,6 @@ pub fn secret_matches(expected: Option<&str>, given: Option<&str>) -> bool {
             e.len() == g.len() && e.bytes().zip(g.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
         }
         (Some(_), None) => false,
-    }
-}
-
-/// A blocking connection, for the client library and tools.
-pub struct Conn {
-    stream: std::net::TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    /// Connects, sends the preamble and hello, and waits for the welcome.
-    pub fn open(addr: &str, from: Peer, secret: Option<&str>, timeout: std::time::Duration) -> io::Result<Conn> {
-        let sock = crate::net::resolve(addr)?;
-        let stream = std::net::TcpStream::connect_timeout(&sock, timeout)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        let mut conn = Conn { stream, buf: Vec::new() };
-        conn.stream.write_all(&PREAMBLE)?;
-        conn.send(&Msg::Hello { from, secret: secret.map(str::to_string) })?;
-        match conn.recv()? {
-            Msg::Welcome => Ok(conn),
-            Msg::Refused(why) => Err(io::Error::new(io::ErrorKind::PermissionDenied, why)),
-            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a welcome, got {other:?}"))),
-        }
-    }
-
-    pub fn send(&mut self, msg: &Msg) -> io::Result<()> {
-        self.stream.write_all(&encode(msg))
-    }
-
-    /// Waits for one message (bounded by the read timeout).
-    pub fn recv(&mut self) -> io::Result<Msg> {
-        loop {
-            match decode(&self.buf, MAX_FRAME) {
-                Ok(Some((msg, used))) => {
-                    self.buf.drain(..used);
-                    return Ok(msg);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    pub fn set_read_timeout(&self, t: std::time::Duration) -> io::Result<()> {
-        self.stream.set_read_timeout(Some(t.max(std::time::Duration::from_millis(1))))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The embedded database: SQLite (bundled, WAL) under the store semantics of
-//! [`crate::tables`], and the store thread that gives one server group commit.
+//! [`crate::store`], and the store thread that gives one server group commit.
 //!
-//! Tables as in [`crate::tables`], and `meta` (schema version, last
+//! Tables as in [`crate::store`], and `meta` (schema version, last
 //! version, the cluster's mode and topology fingerprint, the master's last
 //! incarnation). Time is the store's clock: Unix milliseconds of the host,
 //! for keys' time to live only.
@@ -10,7 +10,7 @@
 //! for many writes. If anything in it fails, it rolls back and every
 //! command in it fails.
 
-use crate::tables::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
+use crate::store::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
 use failgroup_model::{Epoch, ReqId, Slot, StoreReply, Time};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
@@ -19,10 +19,6 @@ use std::path::Path;
 /// 2: rights name their holder and its incarnation and count renewals
 /// (no lease time); the cluster's mark and the master's incarnation.
 pub const SCHEMA_VERSION: i64 = 2;
-
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// Opens (and creates or checks the schema of) the database at `path`.
 pub fn open(path: &Path) -> Result<Connection, String> {
@@ -92,7 +88,7 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     }
 }
 
-/// One transaction's rows (see [`crate::tables`] for the semantics).
+/// One transaction's rows (see [`crate::store`] for the semantics).
 pub struct Tx<'a> {
     tx: &'a rusqlite::Transaction<'a>,
     last_version: u64,
@@ -241,7 +237,7 @@ impl SqliteStore {
 impl BatchStore for SqliteStore {
     fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply> {
         self.batches += 1;
-        run_batch(&mut self.conn, me, batch, Time(unix_ms()), self.batches % 1000 == 1)
+        run_batch(&mut self.conn, me, batch, Time(crate::util::unix_ms()), self.batches % 1000 == 1)
     }
 
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
@@ -310,7 +306,7 @@ fn run_batch(conn: &mut Connection, me: &Identity, batch: &[Job], now: Time, pru
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let replies = {
             let mut t = Tx::begin(&tx)?;
-            let replies = tables::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
+            let replies = store::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
             if prune {
                 t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
             }
@@ -320,7 +316,7 @@ fn run_batch(conn: &mut Connection, me: &Identity, batch: &[Job], now: Time, pru
         tx.commit()?;
         Ok(replies)
     };
-    attempt(conn).unwrap_or_else(|e| tables::failed_batch(batch, &e))
+    attempt(conn).unwrap_or_else(|e| store::failed_batch(batch, &e))
 }
 
 #[cfg(test)]
@@ -334,10 +330,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fg-sqlite-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut conn = open(&dir.join("t.db")).unwrap();
-        tables::check_agreement(|me, op, now| {
+        store::check_agreement(|me, op, now| {
             let tx = conn.transaction().unwrap();
             let mut t = Tx::begin(&tx).unwrap();
-            let got = tables::run(&mut t, me, op, now).unwrap();
+            let got = store::run(&mut t, me, op, now).unwrap();
             t.finish().unwrap();
             tx.commit().unwrap();
             got

@@ -4,7 +4,7 @@
 //! SIGTERM stops them all.
 
 use crate::config::{Config, FileConfig, Limits};
-use crate::wire::{Msg, Peer, Status};
+use crate::net::wire::{Msg, Peer, Status};
 use failgroup_model::{ClusterSpec, Mode, Timing};
 use std::io::Write;
 use std::net::TcpStream;
@@ -73,7 +73,7 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     cfg.open_store()?.check_mark(&cfg.mark(), own_file)?;
     let path = o.data.join("cluster.toml");
     std::fs::write(&path, cfg.to_toml()).map_err(|e| format!("{}: {e}", path.display()))?;
-    let stop = crate::net::stop_flag();
+    let stop = crate::util::stop_flag();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     println!("config {}", path.display());
     let mut nodes: Vec<Node> = Vec::new();
@@ -169,7 +169,7 @@ fn shutdown(nodes: &mut [Node]) {
 
 /// Asks the master for its view.
 pub fn fetch_status(master: &str, secret: Option<&str>) -> Result<Status, String> {
-    let mut conn = crate::wire::Conn::open(master, Peer::Admin, secret, Duration::from_secs(2))
+    let mut conn = crate::net::NodeLink::open(master, Peer::Admin, secret, Duration::from_secs(2))
         .map_err(|e| format!("master {master}: {e}"))?;
     conn.send(&Msg::StatusRequest).map_err(|e| e.to_string())?;
     match conn.recv().map_err(|e| format!("master {master}: {e}"))? {

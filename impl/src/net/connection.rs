@@ -1,65 +1,13 @@
-//! What the server and master event loops share: non-blocking connections
-//! with buffers, the node-protocol handshake, timers and the clock.
+//! A non-blocking connection with its buffers, speaking RESP or the node
+//! protocol, as both event loops (server and master) keep them.
 
-use crate::wire::{self, Msg, Peer};
-use failgroup_model::Time;
+use super::socket::resolve;
+use super::wire::{self, Msg, Peer};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
-
-/// The node's clock, in the core's milliseconds: CLOCK_BOOTTIME, which is
-/// monotonic (it never steps) and, unlike CLOCK_MONOTONIC (what `Instant`
-/// reads), keeps counting while the host is suspended. A holder suspended
-/// past its lease thus sees the lease over when it wakes
-/// (specs/properties.md, "Clocks").
-#[derive(Clone, Copy, Debug)]
-pub struct Clock(u64);
-
-impl Clock {
-    pub fn new() -> Clock {
-        Clock(boottime_ms())
-    }
-
-    pub fn now(&self) -> Time {
-        Time(boottime_ms().saturating_sub(self.0))
-    }
-}
-
-fn boottime_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec we own; CLOCK_BOOTTIME
-    // exists on every Linux since 2.6.39.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    assert_eq!(r, 0, "clock_gettime(CLOCK_BOOTTIME): {}", io::Error::last_os_error());
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-}
-
-impl Default for Clock {
-    fn default() -> Clock {
-        Clock::new()
-    }
-}
-
-/// A role's named timers: the core's one driver, on the runtime's clock.
-pub use failgroup_model::Timers;
-
-/// The first socket address `addr` names.
-pub fn resolve(addr: &str) -> io::Result<SocketAddr> {
-    std::net::ToSocketAddrs::to_socket_addrs(addr)?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address for {addr}")))
-}
-
-/// A poll with a listener on `addr` registered under `token`.
-pub fn listen(addr: &str, token: Token) -> Result<(mio::Poll, mio::net::TcpListener), String> {
-    let sock = resolve(addr).map_err(|e| format!("{addr}: {e}"))?;
-    let poll = mio::Poll::new().map_err(|e| e.to_string())?;
-    let mut listener = mio::net::TcpListener::bind(sock).map_err(|e| format!("listen on {addr}: {e}"))?;
-    poll.registry().register(&mut listener, token, Interest::READABLE).map_err(|e| e.to_string())?;
-    Ok((poll, listener))
-}
 
 /// What a connection speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +22,7 @@ pub enum Proto {
 }
 
 /// A non-blocking connection with its buffers.
-pub struct Conn {
+pub struct Connection {
     pub sock: TcpStream,
     pub addr: SocketAddr,
     pub rbuf: Vec<u8>,
@@ -90,10 +38,10 @@ pub struct Conn {
     pub connecting: bool,
 }
 
-impl Conn {
-    pub fn new(sock: TcpStream, addr: SocketAddr, proto: Proto) -> Conn {
+impl Connection {
+    pub fn new(sock: TcpStream, addr: SocketAddr, proto: Proto) -> Connection {
         let now = Instant::now();
-        Conn {
+        Connection {
             sock,
             addr,
             rbuf: Vec::new(),
@@ -109,10 +57,10 @@ impl Conn {
 
     /// Opens a node connection to `addr`: the preamble and hello are queued
     /// and leave when the connection is established.
-    pub fn connect(addr: &str, from: Peer, secret: Option<&str>) -> io::Result<Conn> {
+    pub fn connect(addr: &str, from: Peer, secret: Option<&str>) -> io::Result<Connection> {
         let sock_addr = resolve(addr)?;
         let sock = TcpStream::connect(sock_addr)?;
-        let mut conn = Conn::new(sock, sock_addr, Proto::Node { peer: None });
+        let mut conn = Connection::new(sock, sock_addr, Proto::Node { peer: None });
         conn.connecting = true;
         conn.wbuf.extend_from_slice(&wire::PREAMBLE);
         conn.send(&Msg::Hello { from, secret: secret.map(str::to_string) });
@@ -228,25 +176,4 @@ impl Conn {
         self.rbuf.drain(..4);
         true
     }
-}
-
-/// Sets up logging: `RUST_LOG` (or the given default level) to stderr.
-pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
-}
-
-/// Stops a loop on SIGTERM or SIGINT.
-pub fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        let _ = signal_hook::flag::register(sig, flag.clone());
-    }
-    flag
 }

@@ -1,5 +1,5 @@
-//! The PostgreSQL store: the tables of [`crate::tables`] as `failgroup_*`
-//! tables of the user's database, over the blocking client of [`crate::pg`].
+//! The PostgreSQL store: the tables of [`crate::store`] as `failgroup_*`
+//! tables of the user's database, over the blocking client of [`crate::store::postgres::protocol`].
 //!
 //! Each batch of a server's store thread is one `SERIALIZABLE` transaction:
 //! batches of different servers then behave as if run one after the other,
@@ -14,9 +14,11 @@
 //! transaction, for keys' time to live only: rights carry no time (see
 //! `failgroup_model::store`).
 
-use crate::pg::PgRow;
-use crate::pg::{Param, PgConn, PgError, PgUrl};
-use crate::tables::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
+pub mod protocol;
+
+use crate::store::postgres::protocol::PgRow;
+use crate::store::postgres::protocol::{Param, PgConn, PgError, PgUrl};
+use crate::store::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
 use failgroup_model::{Epoch, ReqId, Slot, StoreOp, StoreReply, Time};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -360,7 +362,7 @@ impl PgStore {
         let c = self.conn()?;
         let result = (|| {
             let (mut t, now) = PgTx::begin(c, batch)?;
-            let replies = tables::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
+            let replies = store::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
             if prune {
                 t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
             }
@@ -391,7 +393,7 @@ impl BatchStore for PgStore {
         let result = loop {
             match self.attempt(me, batch, prune) {
                 Err(e) if e.retryable() && Instant::now() < deadline => {
-                    let pause = 2 + crate::server::random_u64() % 30;
+                    let pause = 2 + crate::util::random_u64() % 30;
                     std::thread::sleep(Duration::from_millis(pause));
                 }
                 Err(e) if e.code.is_none() && Instant::now() < deadline => {
@@ -401,7 +403,7 @@ impl BatchStore for PgStore {
                 other => break other,
             }
         };
-        result.unwrap_or_else(|e| tables::failed_batch(batch, &e))
+        result.unwrap_or_else(|e| store::failed_batch(batch, &e))
     }
 
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
@@ -469,12 +471,12 @@ mod tests {
     /// URL, e.g. from tests/scripts/postgres.sh); `.ci/run` sets it.
     #[test]
     fn agrees_with_the_in_memory_store() {
-        let Some(admin) = crate::pg::test_database("fg_unit_agreement") else { return };
+        let Some(admin) = crate::store::postgres::protocol::test_database("fg_unit_agreement") else { return };
         let mut conn = open(&admin).unwrap();
-        tables::check_agreement(|me, op, now| {
+        store::check_agreement(|me, op, now| {
             // Through the read-ahead of a one-command batch, at the script's time.
             let (mut t, _) = PgTx::begin(&mut conn, &[(StoreTag::Op(0), op.clone())]).unwrap();
-            let got = tables::run(&mut t, me, op, now).unwrap();
+            let got = store::run(&mut t, me, op, now).unwrap();
             t.commit().unwrap();
             got
         });
@@ -484,11 +486,11 @@ mod tests {
     /// held until the commit must answer as command-by-command execution.
     #[test]
     fn one_batch_agrees_with_the_in_memory_store() {
-        let Some(url) = crate::pg::test_database("fg_unit_batch") else { return };
+        let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_batch") else { return };
         let mut conn = open(&url).unwrap();
-        let jobs: Vec<Job> = tables::agreement_script().into_iter().map(|(_, op, _)| (StoreTag::Op(0), op)).collect();
+        let jobs: Vec<Job> = store::agreement_script().into_iter().map(|(_, op, _)| (StoreTag::Op(0), op)).collect();
         let (mut t, _) = PgTx::begin(&mut conn, &jobs).unwrap();
-        tables::check_agreement(|me, op, now| tables::run(&mut t, me, op, now).unwrap());
+        store::check_agreement(|me, op, now| store::run(&mut t, me, op, now).unwrap());
         t.commit().unwrap();
         // What was committed is what the store now holds.
         let (mut t, _) = PgTx::begin(&mut conn, &[]).unwrap();
@@ -499,7 +501,7 @@ mod tests {
 
     #[test]
     fn a_newer_schema_is_refused_with_a_clear_error() {
-        let Some(url) = crate::pg::test_database("fg_unit_schema") else { return };
+        let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_schema") else { return };
         let mut c = open(&url).unwrap();
         c.batch("UPDATE failgroup_meta SET value = 99 WHERE name = 'schema_version'").unwrap();
         let e = open(&url).err().expect("a newer schema must be refused");

@@ -11,6 +11,9 @@
 //! clock in Unix milliseconds, taken once per transaction, for keys' time
 //! to live and for pruning only.
 
+pub mod postgres;
+pub mod sqlite;
+
 use failgroup_model::store;
 use failgroup_model::{
     Epoch, Holder, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ServerId, Slot, StoreOp, StoreReply,

@@ -1,0 +1,383 @@
+//! The `failgroup` command line: its arguments and what each subcommand runs.
+
+pub mod dev;
+
+use crate::check::config::Faults;
+use crate::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
+use crate::config::Config;
+use clap::{Args, Parser, Subcommand};
+use failgroup_model::{Mode, Mutant};
+use stateright::{Expectation, Model as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "failgroup", version, about = "A partitioned cache cluster with a model-checked failover protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local cluster: the master on 127.0.0.1:PORT, servers on the
+    /// ports after it, each its own process, one SQLite file.
+    Dev {
+        #[arg(long, default_value_t = 3)]
+        servers: u16,
+        #[arg(long, default_value_t = 1)]
+        groups: u16,
+        /// The master's port; servers listen on PORT+1..PORT+N.
+        #[arg(long, default_value_t = 7100)]
+        port: u16,
+        /// Where the config (cluster.toml) and the database go
+        /// [default: failgroup-dev-PORT in the temporary directory].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "linearizable")]
+        mode: Mode,
+        /// The database: sqlite:PATH (relative to --data) or
+        /// postgres://user[:password]@host[:port]/dbname.
+        #[arg(long, default_value = "sqlite:data.db")]
+        store: String,
+    },
+    /// Run one cache server of a cluster.
+    Server {
+        #[arg(long)]
+        config: PathBuf,
+        /// The server's name in the config, e.g. s1.
+        #[arg(long)]
+        id: String,
+    },
+    /// Run the master of a cluster.
+    Master {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Record this config's mode and topology in the store, replacing the
+    /// ones recorded, and drop every serving right. Run it once, with every
+    /// node of the cluster stopped, after changing the mode or the servers.
+    Adopt {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the master's view: servers online/offline, who serves which slots.
+    Status {
+        /// The master's address [default: from --config, else 127.0.0.1:7100].
+        #[arg(long)]
+        master: Option<String>,
+        /// Read the master's address and the secret from this config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Model-check the failover protocol (the same core the servers run).
+    Check(CheckArgs),
+    /// Browse the model's state space in stateright's web explorer.
+    Explore {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Loopback address to serve on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Servers, in one group unless --groups says otherwise [default: 2]
+    #[arg(long)]
+    servers: Option<u16>,
+    /// Failover groups [default: 1]
+    #[arg(long)]
+    groups: Option<u16>,
+    /// Clients [default: 2]
+    #[arg(long)]
+    clients: Option<u16>,
+    /// Keys, each in a slot of its own (with 2 servers and 2 keys, of different owners) [default: 1]
+    #[arg(long)]
+    keys: Option<u16>,
+    /// Operations per client [default: 1]
+    #[arg(long)]
+    ops: Option<u8>,
+    /// The commands clients run in turn, comma-separated: get, set, set-nx, set-xx, set-px, del, incr, decr,
+    /// incrby, pexpire, pexpire-0, pttl [default: set,get]
+    #[arg(long, value_delimiter = ',')]
+    commands: Option<Vec<ModelCommand>>,
+    /// Server crashes, each may be followed by a restart [default: 1]
+    #[arg(long)]
+    crashes: Option<u8>,
+    /// Lost messages [default: 0]
+    #[arg(long)]
+    losses: Option<u8>,
+    /// Duplicated messages [default: 0]
+    #[arg(long)]
+    duplicates: Option<u8>,
+    /// Servers paused (alive but silent), then resumed [default: 0]
+    #[arg(long)]
+    pauses: Option<u8>,
+    /// Links cut between two nodes, healed later [default: 0]
+    #[arg(long)]
+    cuts: Option<u8>,
+    /// Master crashes, each followed by a restart [default: 0]
+    #[arg(long)]
+    master_crashes: Option<u8>,
+    /// Ticks by which store calls may be held back in all: a slow store [default: 0]
+    #[arg(long)]
+    store_delays: Option<u8>,
+    /// Ticks by which other messages may be held back in all: a slow network [default: 0]
+    #[arg(long)]
+    delays: Option<u8>,
+    /// Store calls that fail, before or after taking effect [default: 0]
+    #[arg(long)]
+    store_failures: Option<u8>,
+    /// Hosts suspended (paused with their clock stopped), then resumed [default: 0]
+    #[arg(long)]
+    suspends: Option<u8>,
+    /// Second processes of a paused server's identity [default: 0]
+    #[arg(long)]
+    twins: Option<u8>,
+    /// Steps of the store's clock, a lease forward each [default: 0]
+    #[arg(long)]
+    clock_steps: Option<u8>,
+    /// Clock lag bound, in ticks [default: 0]
+    #[arg(long)]
+    drift: Option<u64>,
+    /// The cluster's mode [default: linearizable]
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// A deliberately broken protocol variant (see --list-mutants). Alone, it runs the configuration (and
+    /// strategy) that catches it; other flags change that configuration.
+    #[arg(long)]
+    mutant: Option<Mutant>,
+    /// Faults happen before this tick [default: 4]
+    #[arg(long)]
+    fault_horizon: Option<u64>,
+    /// Clients start operations before this tick [default: 4]
+    #[arg(long)]
+    op_horizon: Option<u64>,
+    /// Crashed nodes may restart before this tick [default: 12]
+    #[arg(long)]
+    restart_horizon: Option<u64>,
+    /// The clock stops at this tick [default: 20]
+    #[arg(long)]
+    max_time: Option<u64>,
+    /// Ticks after its own within which a message not lost is delivered [default: 0]
+    #[arg(long)]
+    max_delay: Option<u64>,
+    /// Explore without the search's reductions (slower; for showing they change no verdict)
+    #[arg(long)]
+    no_reductions: bool,
+}
+
+impl ModelArgs {
+    /// The configuration: the mutant's catching one, or the default, with
+    /// each flag given replacing its part.
+    fn config(&self, base: CheckConfig) -> CheckConfig {
+        let b = base;
+        let f = b.faults.clone();
+        CheckConfig {
+            servers: self.servers.unwrap_or(b.servers),
+            groups: self.groups.unwrap_or(b.groups),
+            clients: self.clients.unwrap_or(b.clients),
+            keys: self.keys.unwrap_or(b.keys),
+            ops_per_client: self.ops.unwrap_or(b.ops_per_client),
+            commands: self.commands.clone().map(|c| c.into_iter().map(|c| c.0).collect()).unwrap_or(b.commands),
+            faults: Faults {
+                crashes: self.crashes.unwrap_or(f.crashes),
+                losses: self.losses.unwrap_or(f.losses),
+                duplicates: self.duplicates.unwrap_or(f.duplicates),
+                pauses: self.pauses.unwrap_or(f.pauses),
+                cuts: self.cuts.unwrap_or(f.cuts),
+                master_crashes: self.master_crashes.unwrap_or(f.master_crashes),
+                store_delays: self.store_delays.unwrap_or(f.store_delays),
+                store_failures: self.store_failures.unwrap_or(f.store_failures),
+                delays: self.delays.unwrap_or(f.delays),
+                suspends: self.suspends.unwrap_or(f.suspends),
+                twins: self.twins.unwrap_or(f.twins),
+                clock_steps: self.clock_steps.unwrap_or(f.clock_steps),
+            },
+            drift: self.drift.unwrap_or(b.drift),
+            mode: self.mode.unwrap_or(b.mode),
+            mutant: self.mutant.or(b.mutant),
+            fault_horizon: self.fault_horizon.unwrap_or(b.fault_horizon),
+            op_horizon: self.op_horizon.unwrap_or(b.op_horizon),
+            restart_horizon: self.restart_horizon.unwrap_or(b.restart_horizon),
+            max_time: self.max_time.unwrap_or(b.max_time),
+            max_delay: self.max_delay.unwrap_or(b.max_delay),
+            reductions: b.reductions && !self.no_reductions,
+        }
+    }
+}
+
+/// A model command as a flag value.
+#[derive(Clone, Debug)]
+struct ModelCommand(check::spec::Command);
+
+impl std::str::FromStr for ModelCommand {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ModelCommand, String> {
+        s.parse().map(ModelCommand)
+    }
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// bfs, dfs or simulate [default: bfs, or the mutant's]
+    #[arg(long)]
+    strategy: Option<Strategy>,
+    /// Explore no deeper than this many steps.
+    #[arg(long)]
+    depth: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// First seed of the random walks (simulate).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Random walks to run (simulate) [default: 1000, or the mutant's]
+    #[arg(long)]
+    walks: Option<u64>,
+    /// Give up after this many seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Keep searching after the first counterexample.
+    #[arg(long)]
+    all: bool,
+    /// Print the mutants' names and exit.
+    #[arg(long)]
+    list_mutants: bool,
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev { servers, groups, port, data, mode, store } => {
+            let data = data.unwrap_or_else(|| std::env::temp_dir().join(format!("failgroup-dev-{port}")));
+            crate::util::init_logging("info");
+            exit(dev::run(dev::DevOptions { servers, groups, port, data, mode, store }))
+        }
+        Command::Server { config, id } => {
+            crate::util::init_logging("info");
+            exit(Config::load(&config).and_then(|cfg| crate::server::main(cfg, &id)))
+        }
+        Command::Master { config } => {
+            crate::util::init_logging("info");
+            exit(Config::load(&config).and_then(crate::master::main))
+        }
+        Command::Adopt { config } => exit(Config::load(&config).and_then(|cfg| {
+            cfg.open_store()?.check_mark(&cfg.mark(), true)?;
+            println!(
+                "the store now belongs to this config's cluster ({} mode); every right was dropped",
+                cfg.file.mode
+            );
+            Ok(())
+        })),
+        Command::Status { master, config } => {
+            let cfg = match config.map(|c| Config::load(&c)).transpose() {
+                Ok(cfg) => cfg,
+                Err(e) => return exit(Err(e)),
+            };
+            let secret = cfg.as_ref().and_then(|c| c.file.secret.clone());
+            let addr = master.or(cfg.map(|c| c.file.master)).unwrap_or_else(|| "127.0.0.1:7100".into());
+            exit(dev::fetch_status(&addr, secret.as_deref()).map(|s| {
+                print!("{}", dev::format_status(&s));
+            }))
+        }
+        Command::Check(args) => run_check(args),
+        Command::Explore { model, addr } => {
+            let base = model.mutant.and_then(check::mutants::catching).map_or_else(check::default_config, |c| c.cfg);
+            let cfg = model.config(base);
+            if let Err(e) = cfg.validate() {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            println!("serving the explorer on http://{addr}");
+            cfg.into_model().checker().serve(addr.as_str());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn exit(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_check(args: CheckArgs) -> ExitCode {
+    if args.list_mutants {
+        for m in Mutant::ALL {
+            println!("{}", m.name());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let catch = args.model.mutant.and_then(check::mutants::catching);
+    if let (Some(m), None) = (args.model.mutant, &catch) {
+        eprintln!(
+            "note: no configuration within the checker's reach catches {}; running the default bounds (the test \
+             mutant_{}_is_caught drives the core along the path that does)",
+            m.name(),
+            m.name().replace('-', "_")
+        );
+    }
+    let base = catch.as_ref().map_or_else(check::default_config, |c| c.cfg.clone());
+    let cfg = args.model.config(base);
+    if let Err(e) = cfg.validate() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    if args.threads == 0 {
+        eprintln!("error: --threads: must be at least 1");
+        return ExitCode::from(2);
+    }
+    let opts = RunOptions {
+        strategy: args.strategy.or(catch.as_ref().map(|c| c.strategy)).unwrap_or(Strategy::Bfs),
+        threads: args.threads,
+        depth: args.depth,
+        seed: args.seed,
+        walks: args.walks.or(catch.as_ref().map(|c| c.walks)).unwrap_or(1_000),
+        stop_at_first_failure: !args.all,
+        timeout: args.timeout.map(Duration::from_secs),
+    };
+    println!("checking {}", cfg.describe());
+    let report = check::run(cfg, &opts, |p| {
+        eprintln!(
+            "states {}, unique {}, {:.0} states/s, depth {}",
+            p.states,
+            p.unique,
+            p.states as f64 / p.secs.max(1e-9),
+            p.depth
+        );
+    });
+    for v in &report.verdicts {
+        let kind = match v.expectation {
+            Expectation::Always => "always",
+            Expectation::Eventually => "eventually",
+            Expectation::Sometimes => "sometimes",
+        };
+        let verdict = match &v.outcome {
+            Outcome::Holds => "holds",
+            Outcome::Violated(_) => "VIOLATED",
+            Outcome::Reached => "reached",
+            Outcome::NotReached => "not reached",
+        };
+        println!("  {kind:<10} {:<28} {verdict}", v.name);
+    }
+    for v in report.failures() {
+        if let Outcome::Violated(trace) = &v.outcome {
+            println!("\ncounterexample for `{}`:\n{trace}", v.name);
+        }
+    }
+    if let Some(seed) = report.failing_seed {
+        println!("replay with: --strategy simulate --seed {seed} --walks 1");
+    }
+    println!("{}", report.summary());
+    ExitCode::from(report.exit_code() as u8)
+}

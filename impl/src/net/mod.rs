@@ -1,0 +1,17 @@
+//! What the server and master event loops and the client share: non-blocking
+//! connections with buffers, the node protocol (its wire format and a
+//! blocking link for clients and tools), listeners, timers and the clock.
+
+mod clock;
+mod connection;
+pub mod link;
+mod socket;
+pub mod wire;
+
+pub use clock::Clock;
+pub use connection::{Connection, Proto};
+pub use link::NodeLink;
+pub use socket::{listen, resolve};
+
+/// A role's named timers: the core's one driver, on the runtime's clock.
+pub use failgroup_model::Timers;
