@@ -96,7 +96,10 @@ pub enum ServerEvent {
         slot: Slot,
         for_other: bool,
     },
+    /// A GET served here found its key in the cache.
     CacheHit,
+    /// A GET served here did not: it reads the store (c2).
+    CacheMiss,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -233,6 +236,21 @@ impl ServerState {
         self.rights.get(&slot).filter(|r| now < r.trusted_until).map(|r| r.epoch)
     }
 
+    /// How many keys the cache holds.
+    pub fn cached_keys(&self) -> usize {
+        self.cache.values().map(|m| m.len()).sum()
+    }
+
+    /// Requests waiting here: being served, forwarded, or parked.
+    pub fn waiting(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// The operations forwarded to `peer` and not yet answered (c15).
+    pub fn forwarded_to(&self, peer: ServerId) -> Vec<u64> {
+        self.ops.iter().filter(|(_, p)| p.stage == Stage::Forwarded(peer)).map(|(id, _)| *id).collect()
+    }
+
     /// Slots with at least one cached entry.
     pub fn cached_slots(&self) -> impl Iterator<Item = Slot> + '_ {
         self.cache.iter().filter(|(_, m)| !m.is_empty()).map(|(s, _)| *s)
@@ -255,6 +273,17 @@ impl Server {
     /// Who serves `slot` in this server's view (c1, c15).
     pub fn target(&self, st: &ServerState, slot: Slot) -> Option<ServerId> {
         self.topology.serving_server(slot, |s| s == self.id || st.view.is_online(s))
+    }
+
+    /// Whether this server answers for `slot` itself now: in `linearizable`
+    /// mode while it holds the slot's serving right (c20, c21); in
+    /// `available` mode when its view makes it the slot's serving server
+    /// (c1, c15).
+    pub fn serving(&self, st: &ServerState, slot: Slot, now: Time) -> bool {
+        match self.config.mode {
+            Mode::Linearizable => st.serves(slot, now),
+            Mode::Available => self.target(st, slot) == Some(self.id),
+        }
     }
 
     pub fn step(&self, st: &mut ServerState, now: Time, input: ServerInput, out: &mut Vec<ServerOutput>) {
@@ -398,6 +427,7 @@ impl Server {
                     st.ops.remove(&id);
                     return;
                 }
+                out.push(ServerOutput::Event(ServerEvent::CacheMiss));
                 StoreOp::Read { key: key.clone() }
             }
             Op::Ttl(key) => StoreOp::Ttl { key: key.clone() },

@@ -1,0 +1,184 @@
+//! The server's links: connections it accepts (RESP clients, peers, the
+//! master, library clients) and those it opens (to peers and the master),
+//! the node protocol's hello, and node messages fed to the core.
+
+use super::node::ServerNode;
+use super::session::{Session, Waiter};
+use crate::net::wire::{Msg, Peer};
+use crate::net::{Connection, Proto};
+use crate::resp::reply;
+use failgroup_model::{ClientId, Origin, ServerId, ServerInput};
+use mio::Token;
+
+impl ServerNode {
+    /// The outbound connection to a peer, opened if need be.
+    pub(super) fn peer_conn(&mut self, to: ServerId) -> Option<&mut Connection> {
+        if !self.peers_out.get(&to).is_some_and(|t| self.conns.contains_key(t)) {
+            let addr = self.cfg.topology.addr(to).to_string();
+            let tok = self.open(&addr)?;
+            self.peers_out.insert(to, tok);
+        }
+        self.conns.get_mut(&self.peers_out[&to])
+    }
+
+    /// The master's connection to us if there is one, else ours to it.
+    pub(super) fn master_conn(&mut self) -> Option<&mut Connection> {
+        if let Some(t) = self.master_in.filter(|t| self.conns.contains_key(t)) {
+            return self.conns.get_mut(&t);
+        }
+        if !self.master_out.is_some_and(|t| self.conns.contains_key(&t)) {
+            let addr = self.cfg.file.master.clone();
+            self.master_out = self.open(&addr);
+        }
+        self.conns.get_mut(&self.master_out?)
+    }
+
+    pub(super) fn open(&mut self, addr: &str) -> Option<Token> {
+        let from = Peer::Server(self.core.id);
+        let mut conn = Connection::connect(addr, from, self.cfg.file.secret.as_deref()).ok()?;
+        let tok = Token(self.next_token);
+        self.next_token += 1;
+        conn.register(self.poll.registry(), tok).ok()?;
+        self.conns.insert(tok, conn);
+        Some(tok)
+    }
+
+    pub(super) fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((sock, addr)) => {
+                    let _ = sock.set_nodelay(true);
+                    let tok = Token(self.next_token);
+                    self.next_token += 1;
+                    let mut conn = Connection::new(sock, addr, Proto::Unknown);
+                    if conn.register(self.poll.registry(), tok).is_ok() {
+                        self.stats.connections += 1;
+                        self.conns.insert(tok, conn);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_readiness(&mut self, tok: Token) {
+        let Some(c) = self.conns.get_mut(&tok) else { return };
+        c.read_all();
+        c.flush();
+        if let Some(s) = self.sessions.get_mut(&tok) {
+            s.starved = false;
+        }
+        if c.proto == Proto::Unknown && !c.rbuf.is_empty() {
+            if c.rbuf[0] == 0 {
+                if c.take_preamble() {
+                    c.proto = Proto::Node { peer: None };
+                }
+            } else {
+                let clients = self.sessions.len();
+                c.proto = Proto::Resp;
+                if clients >= self.cfg.file.limits.maxclients {
+                    self.stats.rejected_connections += 1;
+                    reply::error(&mut c.wbuf, "ERR max number of clients reached");
+                    c.closing = true;
+                    c.rbuf.clear();
+                    return;
+                }
+                let id = self.next_client;
+                self.next_client += 1;
+                let client = ClientId(self.client_base.wrapping_add(id));
+                let authed = self.cfg.file.requirepass.is_none();
+                self.sessions
+                    .insert(tok, Session { client, seq: 0, authed, name: None, id, inflight: None, starved: false });
+            }
+        }
+        match self.conns[&tok].proto {
+            Proto::Resp => self.drive(tok),
+            Proto::Node { .. } => self.node_input(tok),
+            Proto::Unknown => {}
+        }
+    }
+
+    /// Processes a node connection's messages.
+    pub(super) fn node_input(&mut self, tok: Token) {
+        let max = self.cfg.file.limits.max_frame;
+        let to_peer = self.peers_out.iter().find(|(_, t)| **t == tok).map(|(s, _)| *s);
+        let outbound = to_peer.is_some() || self.master_out == Some(tok);
+        loop {
+            let Some(c) = self.conns.get_mut(&tok) else { return };
+            let Proto::Node { peer } = c.proto else { return };
+            let Some(msg) = c.next_msg(max) else { return };
+            if outbound {
+                match msg {
+                    Msg::ForwardReply { op, incarnation, result } => {
+                        let Some(from) = to_peer else { continue };
+                        self.step(ServerInput::ForwardReply { from, incarnation, op, result });
+                    }
+                    Msg::Master(m) => self.step(ServerInput::Master(m)),
+                    Msg::Refused(why) => {
+                        tracing::error!(peer = %c.addr, %why, "refused by a node");
+                        c.dead = true;
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            match (peer, msg) {
+                (None, Msg::Hello { from, secret }) => {
+                    if let Err(why) = self.welcome(tok, from, secret.as_deref()) {
+                        let c = self.conns.get_mut(&tok).expect("connection");
+                        c.send(&Msg::Refused(why));
+                        c.closing = true;
+                        return;
+                    }
+                }
+                (None, _) => {
+                    c.send(&Msg::Refused("hello first".into()));
+                    c.closing = true;
+                    return;
+                }
+                (Some(Peer::Server(server)), Msg::Forward { op, incarnation, fwd }) => {
+                    self.step(ServerInput::Request { origin: Origin::Peer { server, incarnation, op }, fwd });
+                }
+                (Some(Peer::Client(_)), Msg::Forward { op, fwd, .. }) => {
+                    let w = self.next_waiter;
+                    self.next_waiter += 1;
+                    self.waiters.insert(w, Waiter::Lib { conn: tok, op });
+                    self.step(ServerInput::Request { origin: Origin::Client(w), fwd });
+                }
+                (Some(Peer::Master), Msg::Master(m)) => self.step(ServerInput::Master(m)),
+                (Some(_), Msg::InfoRequest) => {
+                    c.send(&Msg::Info(Box::new(self.cfg.cluster_info())));
+                }
+                (Some(p), m) => {
+                    tracing::warn!(peer = ?p, msg = ?m, "unexpected node message; closing");
+                    c.dead = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Checks a node's hello; on success the connection is that node's.
+    pub(super) fn welcome(&mut self, tok: Token, from: Peer, secret: Option<&str>) -> Result<(), String> {
+        let ip = self.conns[&tok].addr.ip();
+        if let Err(why) = self.cfg.admit(from, secret, ip) {
+            tracing::warn!(peer = %self.conns[&tok].addr, ?from, %why, "node hello refused");
+            return Err(why);
+        }
+        match from {
+            Peer::Server(s) => {
+                self.peers_in.insert(s, tok);
+            }
+            Peer::Master => self.master_in = Some(tok),
+            Peer::Client(_) | Peer::Admin => {}
+        }
+        let c = self.conns.get_mut(&tok).expect("connection");
+        c.proto = Proto::Node { peer: Some(from) };
+        c.send(&Msg::Welcome);
+        Ok(())
+    }
+}

@@ -1,0 +1,363 @@
+//! The server's event loop: it feeds the core socket messages, store
+//! replies, timer expiries and `now`, and carries out what the core
+//! outputs; every protocol decision is the core's. A reply's path back:
+//! the store thread's answer or a peer's `ForwardReply` becomes a core
+//! input (`step`), the core outputs `Reply` to a waiter, and `carry_out`
+//! sends it to the library client's connection or completes a part of a
+//! RESP command (`pipeline.rs`, `part_done`).
+
+use super::info::{Snapshot, Stats};
+use super::session::{Session, Waiter, OUTPUT_PAUSE};
+use crate::config::Config;
+use crate::net::wire::Msg;
+use crate::net::{self, Clock, Connection, Proto, Timers};
+use crate::store::{self, Done, Identity, Job, StoreStats};
+use failgroup_model::{
+    Holder, Liveness, Origin, Server, ServerEvent, ServerId, ServerInput, ServerOutput, ServerState, ServerTimer, Slot,
+};
+use mio::net::TcpListener;
+use mio::{Events, Poll, Token, Waker};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(super) const LISTENER: Token = Token(0);
+pub(super) const WAKER: Token = Token(1);
+
+/// A running server: its socket, connections and sessions, the core's
+/// state, timers and the store thread.
+pub struct ServerNode {
+    pub(super) cfg: Config,
+    pub(super) core: Server,
+    pub(super) st: ServerState,
+    pub(super) clock: Clock,
+    pub(super) started: Instant,
+    pub(super) poll: Poll,
+    pub(super) listener: TcpListener,
+    pub(super) conns: HashMap<Token, Connection>,
+    pub(super) sessions: HashMap<Token, Session>,
+    pub(super) next_token: usize,
+    pub(super) timers: Timers<ServerTimer>,
+    pub(super) jobs: Option<Sender<Job>>,
+    pub(super) done: Receiver<Done>,
+    pub(super) store_thread: Option<std::thread::JoinHandle<()>>,
+    pub(super) store_stats: Arc<StoreStats>,
+    pub(super) peers_out: HashMap<ServerId, Token>,
+    pub(super) peers_in: HashMap<ServerId, Token>,
+    pub(super) master_in: Option<Token>,
+    pub(super) master_out: Option<Token>,
+    pub(super) waiters: HashMap<u64, Waiter>,
+    pub(super) next_waiter: u64,
+    pub(super) client_base: u64,
+    pub(super) next_client: u64,
+    pub(super) inputs: VecDeque<ServerInput>,
+    pub(super) to_drive: Vec<Token>,
+    /// RESP connections with whole commands waiting for their turn.
+    pub(super) backlog: Vec<Token>,
+    pub(super) stats: Stats,
+    pub(super) stop: Arc<AtomicBool>,
+}
+
+impl ServerNode {
+    /// Binds the port, opens the store and starts the core.
+    pub fn start(cfg: Config, id: ServerId, stop: Arc<AtomicBool>) -> Result<ServerNode, String> {
+        let addr = cfg.topology.addr(id).to_string();
+        let (poll, listener) = net::listen(&addr, LISTENER)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
+        let mut db = cfg.open_store()?;
+        // A node of another mode or topology than the store's cluster is
+        // refused here (hole 3).
+        db.check_mark(&cfg.mark(), false)?;
+        // This run of the process: its rights and its forwarded requests
+        // are its own, not those of an earlier run of the same name.
+        let incarnation = crate::util::random_u64();
+        let names = cfg.topology.servers().map(|s| cfg.topology.name(s).to_string()).collect();
+        let me = Identity::new(Holder { server: id, incarnation }, names, cfg.file.mode);
+        let (jobs_tx, jobs_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let store_stats = Arc::new(StoreStats::default());
+        let stats2 = store_stats.clone();
+        let store_thread = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                store::run_store(db, me, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
+            })
+            .map_err(|e| e.to_string())?;
+        let core = Server::new(id, Arc::new(cfg.topology.clone()), cfg.protocol());
+        let mut node = ServerNode {
+            core,
+            st: ServerState::default(),
+            clock: Clock::new(),
+            started: Instant::now(),
+            poll,
+            listener,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            next_token: 2,
+            timers: Timers::new(),
+            jobs: Some(jobs_tx),
+            done: done_rx,
+            store_thread: Some(store_thread),
+            store_stats,
+            peers_out: HashMap::new(),
+            peers_in: HashMap::new(),
+            master_in: None,
+            master_out: None,
+            waiters: HashMap::new(),
+            next_waiter: 0,
+            client_base: crate::util::random_u64(),
+            next_client: 0,
+            inputs: VecDeque::new(),
+            to_drive: Vec::new(),
+            backlog: Vec::new(),
+            stats: Stats::default(),
+            stop,
+            cfg,
+        };
+        tracing::info!(server = node.name(), %addr, mode = %node.cfg.file.mode, incarnation, "server listening");
+        node.step(ServerInput::Start { incarnation });
+        Ok(node)
+    }
+
+    /// What INFO reports now.
+    pub(super) fn snapshot(&self) -> Snapshot<'_> {
+        let topo = &self.cfg.topology;
+        let (me, now) = (self.core.id, self.clock.now());
+        let served: Vec<Slot> =
+            (0..topo.slot_count()).map(Slot).filter(|s| self.core.serving(&self.st, *s, now)).collect();
+        let view = &self.st.view;
+        Snapshot {
+            name: topo.name(me),
+            group: topo.group_name(me),
+            mode: self.cfg.file.mode,
+            port: topo.addr(me).rsplit(':').next().unwrap_or(""),
+            uptime_s: self.started.elapsed().as_secs(),
+            connected_clients: self.sessions.len(),
+            blocked_clients: self.sessions.values().filter(|s| s.inflight.is_some()).count(),
+            maxclients: self.cfg.file.limits.maxclients,
+            stats: &self.stats,
+            keys: self.st.cached_keys(),
+            view_version: topo.servers().map(|s| view.version_of(s)).max().unwrap_or_default(),
+            offline: view.offline().map(|s| topo.name(s)).collect(),
+            slots_owned: topo.owned_slots(me).count(),
+            slots_served: served.len(),
+            slots_served_for_others: served.iter().filter(|s| topo.owner(**s) != me).count(),
+            waiting: self.st.waiting(),
+            store_commits: self.store_stats.commits.load(Ordering::Relaxed),
+            store_commands: self.store_stats.commands.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(super) fn name(&self) -> &str {
+        self.cfg.topology.name(self.core.id)
+    }
+
+    /// Runs until SIGTERM/SIGINT.
+    pub fn run(mut self) -> Result<(), String> {
+        let mut events = Events::with_capacity(1024);
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = self.clock.now();
+            let wait = if self.backlog.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(format!("poll: {e}"));
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    tok => self.on_readiness(tok),
+                }
+            }
+            for tok in std::mem::take(&mut self.backlog) {
+                self.drive(tok);
+            }
+            while let Ok((tag, reply)) = self.done.try_recv() {
+                self.step(ServerInput::Store { tag, reply });
+            }
+            let now = self.clock.now();
+            while let Some(timer) = self.timers.pop_due(now) {
+                self.step(ServerInput::Timer(timer));
+            }
+            self.housekeeping();
+        }
+        tracing::info!(server = self.name(), "shutting down");
+        self.jobs = None;
+        if let Some(t) = self.store_thread.take() {
+            let _ = t.join();
+        }
+        Ok(())
+    }
+
+    /// Feeds one input to the core and carries out its outputs, and those of
+    /// any input they lead to.
+    pub(super) fn step(&mut self, input: ServerInput) {
+        self.inputs.push_back(input);
+        let mut out = Vec::new();
+        while let Some(input) = self.inputs.pop_front() {
+            self.core.step(&mut self.st, self.clock.now(), input, &mut out);
+            for o in out.drain(..) {
+                self.carry_out(o);
+            }
+        }
+    }
+
+    pub(super) fn carry_out(&mut self, o: ServerOutput) {
+        match o {
+            ServerOutput::Reply { to: Origin::Client(w), result } => match self.waiters.remove(&w) {
+                Some(Waiter::Resp { conn, part }) => self.part_done(conn, part, result),
+                Some(Waiter::Lib { conn, op }) => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.send(&Msg::ForwardReply { op, incarnation: 0, result });
+                    }
+                }
+                None => {}
+            },
+            // The reply names the run that forwarded the request: a newer
+            // run of that peer, on this connection now, drops it.
+            ServerOutput::Reply { to: Origin::Peer { server, incarnation, op }, result } => {
+                if let Some(c) = self.peers_in.get(&server).and_then(|t| self.conns.get_mut(t)) {
+                    c.send(&Msg::ForwardReply { op, incarnation, result });
+                }
+            }
+            ServerOutput::Forward { to, op, incarnation, fwd } => {
+                self.stats.forwarded += 1;
+                match self.peer_conn(to) {
+                    Some(c) => c.send(&Msg::Forward { op, incarnation, fwd }),
+                    None => self.inputs.push_back(ServerInput::ForwardFailed { op }),
+                }
+            }
+            ServerOutput::Store { tag, op } => {
+                if let Some(jobs) = &self.jobs {
+                    let _ = jobs.send((tag, op));
+                }
+            }
+            ServerOutput::ToMaster(report) => {
+                if let Some(c) = self.master_conn() {
+                    c.send(&Msg::Report(report));
+                }
+            }
+            ServerOutput::SetTimer { timer, at } => self.timers.set(timer, at),
+            ServerOutput::CancelTimer(timer) => self.timers.cancel(timer),
+            ServerOutput::Event(e) => self.on_event(e),
+        }
+    }
+
+    pub(super) fn on_event(&mut self, e: ServerEvent) {
+        let topo = &self.cfg.topology;
+        match e {
+            ServerEvent::RightsTaken(rights) => {
+                self.stats.rights_taken += rights.len() as u64;
+                let others = rights.iter().filter(|(s, _)| topo.owner(*s) != self.core.id).count();
+                tracing::info!(
+                    server = topo.name(self.core.id),
+                    slots = rights.len(),
+                    for_others = others,
+                    "rights taken"
+                );
+            }
+            ServerEvent::RightsLost(slots) => {
+                tracing::warn!(server = topo.name(self.core.id), slots = slots.len(), "rights lost")
+            }
+            ServerEvent::HandedBack(slots) => {
+                self.stats.handed_back += slots.len() as u64;
+                tracing::info!(server = topo.name(self.core.id), slots = slots.len(), "slots handed back");
+            }
+            ServerEvent::NoticeApplied(s, liveness) => {
+                if liveness == Liveness::Offline {
+                    self.stats.failovers += 1;
+                }
+                tracing::info!(server = topo.name(self.core.id), about = topo.name(s), ?liveness, "notice applied");
+            }
+            ServerEvent::Served { .. } => {}
+            ServerEvent::CacheHit => self.stats.hits += 1,
+            ServerEvent::CacheMiss => self.stats.misses += 1,
+        }
+    }
+
+    /// Flushes output, drops dead connections (failing what was forwarded
+    /// on them), closes idle clients, and resumes paused RESP connections.
+    pub(super) fn housekeeping(&mut self) {
+        for tok in std::mem::take(&mut self.to_drive) {
+            self.drive(tok);
+        }
+        let idle = self.cfg.file.limits.idle_timeout;
+        let max_out = self.cfg.file.limits.max_output_buffer;
+        let connect_timeout = Duration::from_millis(self.cfg.file.timing.send_timeout);
+        let mut dead = Vec::new();
+        for (tok, c) in self.conns.iter_mut() {
+            if !c.wbuf.is_empty() {
+                c.flush();
+            }
+            if c.wbuf.len() > max_out {
+                c.dead = true;
+            }
+            let client_side = matches!(c.proto, Proto::Resp | Proto::Unknown);
+            if idle > 0 && client_side && c.last_active.elapsed() > Duration::from_secs(idle) {
+                // Idle means silent with nothing in flight: a command waiting
+                // for the store or a peer keeps its connection.
+                let busy = self.waiters.values().any(|w| match w {
+                    Waiter::Lib { conn, .. } | Waiter::Resp { conn, .. } => conn == tok,
+                });
+                c.dead |= !busy;
+            }
+            if c.proto == Proto::Unknown && c.rbuf.is_empty() && c.created.elapsed() > Duration::from_secs(60) {
+                c.dead = true;
+            }
+            // A peer that never completes the handshake (a silent host):
+            // give up, so that the next forward tries afresh.
+            if c.connecting && c.created.elapsed() > connect_timeout {
+                c.dead = true;
+            }
+            if c.dead {
+                dead.push(*tok);
+            }
+        }
+        for tok in dead {
+            self.drop_conn(tok);
+        }
+        // Connections with whole commands left (a pipeline that yielded, or
+        // one paused on a full output buffer now drained) go on next turn.
+        self.backlog = self
+            .sessions
+            .iter()
+            .filter(|(t, s)| {
+                s.inflight.is_none()
+                    && !s.starved
+                    && self.conns.get(t).is_some_and(|c| !c.rbuf.is_empty() && c.wbuf.len() <= OUTPUT_PAUSE)
+            })
+            .map(|(t, _)| *t)
+            .collect();
+    }
+
+    pub(super) fn drop_conn(&mut self, tok: Token) {
+        if let Some(mut c) = self.conns.remove(&tok) {
+            let _ = self.poll.registry().deregister(&mut c.sock);
+        }
+        self.sessions.remove(&tok);
+        if self.master_in == Some(tok) {
+            self.master_in = None;
+        }
+        if self.master_out == Some(tok) {
+            self.master_out = None;
+        }
+        self.peers_in.retain(|_, t| *t != tok);
+        let lost: Vec<ServerId> = self.peers_out.iter().filter(|(_, t)| **t == tok).map(|(s, _)| *s).collect();
+        for peer in lost {
+            self.peers_out.remove(&peer);
+            for op in self.st.forwarded_to(peer) {
+                self.step(ServerInput::ForwardFailed { op });
+            }
+        }
+    }
+}
+
+/// `failgroup server`: runs one server until SIGTERM/SIGINT.
+pub fn main(cfg: Config, name: &str) -> Result<(), String> {
+    let id = cfg.server_id(name)?;
+    let node = ServerNode::start(cfg, id, crate::util::stop_flag())?;
+    node.run()
+}

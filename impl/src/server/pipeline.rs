@@ -1,0 +1,124 @@
+//! A RESP connection's commands, one at a time and in order: decoded from
+//! its input, answered locally or handed to the core as operations, and
+//! the reply written once every part is back.
+
+use super::commands::{self, Command, Kind, Local};
+use super::local::{answer, Context};
+use super::node::ServerNode;
+use super::session::{InFlight, Waiter, OUTPUT_PAUSE};
+use crate::resp::{self, reply};
+use failgroup_model::{Forwarded, Op, OpResult, Origin, ReqId, ServerInput};
+use mio::Token;
+
+impl ServerNode {
+    /// Runs a RESP connection's commands, one at a time, in order.
+    ///
+    /// At most `limits.max_pipeline` commands per call: a deep pipeline
+    /// yields to the other connections and resumes on the next turn.
+    pub(super) fn drive(&mut self, tok: Token) {
+        let limits = self.cfg.file.limits.clone();
+        for _ in 0..limits.max_pipeline {
+            let Some(c) = self.conns.get_mut(&tok) else { return };
+            let Some(s) = self.sessions.get_mut(&tok) else { return };
+            if s.inflight.is_some() || c.closing || c.dead || c.wbuf.len() > OUTPUT_PAUSE {
+                return;
+            }
+            let args = match resp::decode(&c.rbuf, &limits.resp()) {
+                Ok(Some((args, used))) => {
+                    c.rbuf.drain(..used);
+                    args
+                }
+                Ok(None) => {
+                    s.starved = true;
+                    if c.rbuf.len() > limits.max_query_buffer {
+                        reply::error(&mut c.wbuf, "ERR Protocol error: query buffer limit reached");
+                        c.closing = true;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    reply::error(&mut c.wbuf, &e.to_string());
+                    c.closing = true;
+                    c.rbuf.clear();
+                    return;
+                }
+            };
+            if args.is_empty() {
+                continue;
+            }
+            self.stats.commands += 1;
+            self.command(tok, args);
+        }
+    }
+
+    pub(super) fn command(&mut self, tok: Token, args: Vec<Vec<u8>>) {
+        let name = commands::name_of(&args);
+        let s = self.sessions.get_mut(&tok).expect("a RESP connection has a session");
+        if !s.authed && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+            let c = self.conns.get_mut(&tok).expect("connection");
+            return reply::error(&mut c.wbuf, "NOAUTH Authentication required.");
+        }
+        match commands::parse(&args, &self.cfg.topology) {
+            Err(msg) => {
+                let c = self.conns.get_mut(&tok).expect("connection");
+                reply::error(&mut c.wbuf, &msg);
+            }
+            Ok(Command::Local(l)) => self.local(tok, l),
+            Ok(Command::Data { kind, ops }) => self.submit(tok, kind, ops),
+        }
+    }
+
+    /// Hands a data command's operations to the core.
+    pub(super) fn submit(&mut self, tok: Token, kind: Kind, ops: Vec<Op>) {
+        let s = self.sessions.get_mut(&tok).expect("session");
+        let n = ops.len();
+        s.inflight = Some(InFlight { kind, results: vec![None; n], left: n });
+        let mut requests = Vec::with_capacity(n);
+        for (part, op) in ops.into_iter().enumerate() {
+            s.seq += 1;
+            let req = ReqId { client: s.client, seq: s.seq };
+            let w = self.next_waiter;
+            self.next_waiter += 1;
+            self.waiters.insert(w, Waiter::Resp { conn: tok, part });
+            requests.push((w, Forwarded { req, op, hops: 0 }));
+        }
+        for (w, fwd) in requests {
+            self.step(ServerInput::Request { origin: Origin::Client(w), fwd });
+        }
+    }
+
+    pub(super) fn part_done(&mut self, tok: Token, part: usize, result: OpResult) {
+        let Some(s) = self.sessions.get_mut(&tok) else { return };
+        let Some(f) = s.inflight.as_mut() else { return };
+        if f.results[part].replace(result).is_none() {
+            f.left -= 1;
+        }
+        if f.left == 0 {
+            let f = s.inflight.take().expect("in flight");
+            let results: Vec<OpResult> = f.results.into_iter().map(|r| r.expect("every part done")).collect();
+            if let Some(c) = self.conns.get_mut(&tok) {
+                commands::encode(f.kind, &results, &mut c.wbuf);
+            }
+            self.to_drive.push(tok);
+        }
+    }
+
+    /// A command the server answers itself (`local.rs`).
+    pub(super) fn local(&mut self, tok: Token, l: Local) {
+        let info = match &l {
+            Local::Info(section) => Some(super::info::render(&self.snapshot(), section.as_deref())),
+            _ => None,
+        };
+        let ctx = Context {
+            requirepass: self.cfg.file.requirepass.as_deref(),
+            limits: &self.cfg.file.limits,
+            keys: self.st.cached_keys(),
+            info,
+        };
+        let s = self.sessions.get_mut(&tok).expect("session");
+        let c = self.conns.get_mut(&tok).expect("connection");
+        if answer(l, s, &ctx, &mut c.wbuf) {
+            c.closing = true;
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! What the server keeps per RESP connection and per request it started.
+
+use super::commands::Kind;
+use failgroup_model::{ClientId, OpResult};
+use mio::Token;
+
+/// Who waits for the reply to a core request the runtime started.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Waiter {
+    /// Part `part` of the command in flight on a RESP connection.
+    Resp { conn: Token, part: usize },
+    /// A library client's request `op` on a node connection.
+    Lib { conn: Token, op: u64 },
+}
+
+/// A data command in flight on a RESP connection.
+pub(super) struct InFlight {
+    pub(super) kind: Kind,
+    pub(super) results: Vec<Option<OpResult>>,
+    pub(super) left: usize,
+}
+
+/// A RESP connection's session.
+pub(super) struct Session {
+    pub(super) client: ClientId,
+    pub(super) seq: u64,
+    pub(super) authed: bool,
+    pub(super) name: Option<Vec<u8>>,
+    pub(super) id: u64,
+    /// One command at a time, in order: replies keep the request order and
+    /// a command sees the effects of the ones before it.
+    pub(super) inflight: Option<InFlight>,
+    /// The input holds no whole command: wait for more bytes.
+    pub(super) starved: bool,
+}
+
+/// Replies waiting to be sent beyond which a connection's commands pause.
+pub(super) const OUTPUT_PAUSE: usize = 4 * 1024 * 1024;
