@@ -103,6 +103,70 @@ pub struct Config {
     pub topology: Topology,
     /// Where the config was read from (relative store paths start there).
     pub dir: PathBuf,
+    /// The store `file.store` names.
+    pub store: StoreUrl,
+}
+
+/// Why a configuration is refused.
+#[derive(Debug)]
+pub enum BadConfig {
+    /// The file could not be read.
+    Read { path: PathBuf, error: std::io::Error },
+    /// The file at `path` is not a valid configuration.
+    InFile { path: PathBuf, error: Box<BadConfig> },
+    /// Not TOML, or a field of the wrong type (the TOML parser's words).
+    Syntax(String),
+    /// The `[cluster]` table.
+    Cluster(failgroup_model::ConfigError),
+    /// A field's value, and why it is refused.
+    Field { field: String, why: String },
+    /// `--id` names no server of the config.
+    UnknownServer { name: String, known: Vec<String> },
+}
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadConfig::Read { path, error } => write!(f, "{}: {error}", path.display()),
+            BadConfig::InFile { path, error } => write!(f, "{}: {error}", path.display()),
+            BadConfig::Syntax(why) => f.write_str(why),
+            BadConfig::Cluster(e) => write!(f, "cluster.{e}"),
+            BadConfig::Field { field, why } => write!(f, "{field}: {why}"),
+            BadConfig::UnknownServer { name, known } => {
+                write!(f, "--id: no server {name:?} in the config (servers: {})", known.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for BadConfig {}
+
+/// Why a node's hello is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    WrongSecret,
+    /// A server id beyond the topology.
+    NoSuchServer(ServerId),
+    /// A master or server hello from an address of no node (no secret set).
+    NotANode(std::net::IpAddr),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::WrongSecret => f.write_str("wrong secret"),
+            Refusal::NoSuchServer(s) => write!(f, "no server {s} in this cluster"),
+            Refusal::NotANode(ip) => {
+                write!(f, "{ip} is not a node of this cluster (set `secret` to admit nodes by it instead)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+fn field(field: &str, why: impl Into<String>) -> BadConfig {
+    BadConfig::Field { field: field.into(), why: why.into() }
 }
 
 /// The store a configuration selects.
@@ -115,7 +179,10 @@ pub enum StoreUrl {
 impl StoreUrl {
     /// Opens the database, creating or checking its schema. A batch that
     /// meets a lost connection is tried again for up to `retry_for`.
-    pub fn open(&self, retry_for: std::time::Duration) -> Result<Box<dyn crate::store::BatchStore + Send>, String> {
+    pub fn open(
+        &self,
+        retry_for: std::time::Duration,
+    ) -> Result<Box<dyn crate::store::BatchStore + Send>, crate::store::StoreError> {
         Ok(match self {
             StoreUrl::Sqlite(path) => {
                 Box::new(crate::store::sqlite::SqliteStore::new(crate::store::sqlite::open(path)?))
@@ -129,42 +196,47 @@ impl StoreUrl {
 }
 
 impl Config {
-    pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Config, BadConfig> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| BadConfig::Read { path: path.to_path_buf(), error })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::parse(&text, dir).map_err(|e| format!("{}: {e}", path.display()))
+        Config::parse(&text, dir).map_err(|e| BadConfig::InFile { path: path.to_path_buf(), error: Box::new(e) })
     }
 
-    pub fn parse(text: &str, dir: PathBuf) -> Result<Config, String> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    pub fn parse(text: &str, dir: PathBuf) -> Result<Config, BadConfig> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| BadConfig::Syntax(e.to_string().trim_end().to_string()))?;
         Config::new(file, dir)
     }
 
-    pub fn new(file: FileConfig, dir: PathBuf) -> Result<Config, String> {
-        let topology = file.cluster.validate().map_err(|e| format!("cluster.{e}"))?;
-        file.timing.validate()?;
+    pub fn new(file: FileConfig, dir: PathBuf) -> Result<Config, BadConfig> {
+        let topology = file.cluster.validate().map_err(BadConfig::Cluster)?;
+        file.timing.validate().map_err(|why| match why.split_once(": ") {
+            Some((f, w)) => field(f, w),
+            None => field("timing", why),
+        })?;
         check_addr("master", &file.master)?;
         for (i, s) in file.cluster.servers.iter().enumerate() {
             check_addr(&format!("cluster.servers[{i}].addr"), &s.addr)?;
         }
         if file.limits.maxclients == 0 {
-            return Err("limits.maxclients: must be positive".into());
+            return Err(field("limits.maxclients", "must be positive"));
         }
         if file.limits.max_pipeline == 0 {
-            return Err("limits.max_pipeline: must be positive".into());
+            return Err(field("limits.max_pipeline", "must be positive"));
         }
         if file.limits.max_frame < 1024 {
-            return Err("limits.max_frame: must be at least 1024".into());
+            return Err(field("limits.max_frame", "must be at least 1024"));
         }
         if file.requirepass.is_some() && file.secret.is_none() {
-            return Err("secret: must be set when requirepass is: the node protocol on every server's port \
-                        runs requests too, and without a secret it would run them without the password \
-                        (docs/DEPLOYMENT.md, \"Secrets\")"
-                .into());
+            return Err(field(
+                "secret",
+                "must be set when requirepass is: the node protocol on every server's port runs requests \
+                 too, and without a secret it would run them without the password (docs/DEPLOYMENT.md, \"Secrets\")",
+            ));
         }
-        let config = Config { file, topology, dir };
-        config.store()?;
-        Ok(config)
+        let store = store_url(&file.store, &dir)?;
+        Ok(Config { file, topology, dir, store })
     }
 
     pub fn protocol(&self) -> ProtocolConfig {
@@ -180,31 +252,18 @@ impl Config {
         }
     }
 
-    pub fn store(&self) -> Result<StoreUrl, String> {
-        match self.file.store.split_once(':') {
-            Some(("sqlite", path)) if !path.is_empty() => Ok(StoreUrl::Sqlite(self.dir.join(path))),
-            Some(("postgres" | "postgresql", _)) => {
-                crate::store::postgres::protocol::PgUrl::parse(&self.file.store).map(StoreUrl::Postgres)
-            }
-            _ => Err(format!(
-                "store: {:?} is not a store this build knows (expected sqlite:PATH or postgres://user@host/db)",
-                crate::store::postgres::protocol::redact(&self.file.store)
-            )),
-        }
-    }
-
     /// Opens the configured store; a batch that meets a lost connection is
     /// tried again for up to the request timeout (as long as its requests
     /// may wait).
-    pub fn open_store(&self) -> Result<Box<dyn crate::store::BatchStore + Send>, String> {
-        self.store()?.open(std::time::Duration::from_millis(self.file.timing.request_timeout))
+    pub fn open_store(&self) -> Result<Box<dyn crate::store::BatchStore + Send>, crate::store::StoreError> {
+        self.store.open(std::time::Duration::from_millis(self.file.timing.request_timeout))
     }
 
     /// A server by name (e.g. "s1"), or by its index in the config.
-    pub fn server_id(&self, name: &str) -> Result<ServerId, String> {
-        self.topology.id_of(name).ok_or_else(|| {
-            let names: Vec<&str> = self.file.cluster.servers.iter().map(|s| s.name.as_str()).collect();
-            format!("--id: no server {name:?} in the config (servers: {})", names.join(", "))
+    pub fn server_id(&self, name: &str) -> Result<ServerId, BadConfig> {
+        self.topology.id_of(name).ok_or_else(|| BadConfig::UnknownServer {
+            name: name.to_string(),
+            known: self.file.cluster.servers.iter().map(|s| s.name.clone()).collect(),
         })
     }
 
@@ -239,19 +298,19 @@ impl Config {
         from: crate::net::wire::Peer,
         secret: Option<&str>,
         ip: std::net::IpAddr,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         use crate::net::wire::Peer;
         if !crate::net::wire::secret_matches(self.file.secret.as_deref(), secret) {
-            return Err("wrong secret".into());
+            return Err(Refusal::WrongSecret);
         }
         if let Peer::Server(s) = from {
             if s.0 as usize >= self.topology.server_count() {
-                return Err(format!("no server {s} in this cluster"));
+                return Err(Refusal::NoSuchServer(s));
             }
         }
         let claims_a_node = matches!(from, Peer::Server(_) | Peer::Master);
         if self.file.secret.is_none() && claims_a_node && !self.node_ips().contains(&ip) {
-            return Err(format!("{ip} is not a node of this cluster (set `secret` to admit nodes by it instead)"));
+            return Err(Refusal::NotANode(ip));
         }
         Ok(())
     }
@@ -268,8 +327,26 @@ impl Config {
     }
 }
 
-fn check_addr(field: &str, addr: &str) -> Result<(), String> {
-    crate::net::resolve(addr).map(drop).map_err(|_| format!("{field}: {addr:?} is not a host:port address"))
+fn check_addr(name: &str, addr: &str) -> Result<(), BadConfig> {
+    crate::net::resolve(addr).map(drop).map_err(|_| field(name, format!("{addr:?} is not a host:port address")))
+}
+
+/// The store `store` names (relative SQLite paths from `dir`).
+fn store_url(store: &str, dir: &Path) -> Result<StoreUrl, BadConfig> {
+    use crate::store::postgres::protocol::{redact, PgUrl};
+    match store.split_once(':') {
+        Some(("sqlite", path)) if !path.is_empty() => Ok(StoreUrl::Sqlite(dir.join(path))),
+        Some(("postgres" | "postgresql", _)) => {
+            PgUrl::parse(store).map(StoreUrl::Postgres).map_err(|e| field("store", e.to_string()))
+        }
+        _ => Err(field(
+            "store",
+            format!(
+                "{:?} is not a store this build knows (expected sqlite:PATH or postgres://user@host/db)",
+                redact(store)
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -294,14 +371,15 @@ members = ["s1"]
     fn parses_and_round_trips() {
         let c = Config::parse(GOOD, PathBuf::from("/x")).unwrap();
         assert_eq!(c.file.timing.lease, 3000);
-        assert_eq!(c.store().unwrap(), StoreUrl::Sqlite(PathBuf::from("/x/data.db")));
+        assert_eq!(c.store, StoreUrl::Sqlite(PathBuf::from("/x/data.db")));
         let again = Config::parse(&c.to_toml(), PathBuf::from("/x")).unwrap();
         assert_eq!(again.file, c.file);
     }
 
     #[test]
     fn errors_name_the_field() {
-        let bad = |from: &str, to: &str| Config::parse(&GOOD.replace(from, to), PathBuf::new()).unwrap_err();
+        let bad =
+            |from: &str, to: &str| Config::parse(&GOOD.replace(from, to), PathBuf::new()).unwrap_err().to_string();
         assert!(bad("lease = 3000", "lease = \"x\"").contains("lease"));
         assert!(bad("lease = 3000", "lease = 10").contains("timing.lease"));
         assert!(bad("lease = 3000", "leese = 1").contains("leese"));

@@ -6,6 +6,7 @@
 use crate::config::Config;
 use crate::net::wire::{Msg, Peer, ServerStatus, Status};
 use crate::net::{self, Clock, Connection, Proto, Timers};
+use crate::node_error::NodeError;
 use failgroup_model::{
     Liveness, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId, Slot,
 };
@@ -35,7 +36,7 @@ pub struct MasterNode {
 }
 
 impl MasterNode {
-    pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<MasterNode, String> {
+    pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<MasterNode, NodeError> {
         let addr = cfg.file.master.clone();
         let (poll, listener) = net::listen(&addr, LISTENER)?;
         let core = Master::new(Arc::new(cfg.topology.clone()), cfg.protocol());
@@ -66,13 +67,13 @@ impl MasterNode {
         Ok(node)
     }
 
-    pub fn run(mut self) -> Result<(), String> {
+    pub fn run(mut self) -> Result<(), NodeError> {
         let mut events = Events::with_capacity(256);
         while !self.stop.load(Ordering::Relaxed) {
             let wait = self.timers.wait(self.clock.now()).unwrap_or(1000).min(1000);
             if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(format!("poll: {e}"));
+                    return Err(NodeError::Os { doing: "poll", error: e });
                 }
             }
             for ev in events.iter() {
@@ -185,7 +186,7 @@ impl MasterNode {
                 (Msg::Hello { from, secret }, None) if peer.is_none() => {
                     if let Err(why) = self.cfg.admit(from, secret.as_deref(), c.addr.ip()) {
                         tracing::warn!(peer = %c.addr, ?from, %why, "node hello refused");
-                        c.send(&Msg::Refused(why));
+                        c.send(&Msg::Refused(why.to_string()));
                         c.closing = true;
                         return;
                     }
@@ -262,6 +263,6 @@ impl MasterNode {
 }
 
 /// `failgroup master`: runs the master until SIGTERM/SIGINT.
-pub fn main(cfg: Config) -> Result<(), String> {
+pub fn main(cfg: Config) -> Result<(), NodeError> {
     MasterNode::start(cfg, crate::util::stop_flag())?.run()
 }

@@ -98,8 +98,8 @@ impl CheckConfig {
         }
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(msg.to_string()) };
+    pub fn validate(&self) -> Result<(), OutOfBounds> {
+        let check = |ok: bool, msg: &'static str| if ok { Ok(()) } else { Err(OutOfBounds::Flag(msg)) };
         check((1..=6).contains(&self.servers), "--servers: must be 1..=6")?;
         check(self.groups >= 1 && self.groups <= self.servers, "--groups: must be 1..=servers")?;
         check((1..=4).contains(&self.clients), "--clients: must be 1..=4")?;
@@ -111,9 +111,28 @@ impl CheckConfig {
         check(self.max_time <= 200, "--max-time: at most 200")?;
         check(self.max_delay <= 3, "--max-delay: at most 3")?;
         check(self.drift <= 3, "--drift: at most 3")?;
-        self.protocol().timing.validate()
+        self.protocol().timing.validate().map_err(OutOfBounds::Timing)
     }
 }
+
+/// Bounds the checker refuses: a flag out of its range (the flag and the
+/// range), or timing the protocol refuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutOfBounds {
+    Flag(&'static str),
+    Timing(String),
+}
+
+impl std::fmt::Display for OutOfBounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutOfBounds::Flag(why) => f.write_str(why),
+            OutOfBounds::Timing(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for OutOfBounds {}
 
 /// Fault budgets: in a configuration, how many of each fault a run may
 /// inject; in a state, how many are left.

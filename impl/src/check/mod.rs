@@ -34,13 +34,13 @@ pub enum Strategy {
 }
 
 impl std::str::FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Strategy, String> {
+    type Err = spec::UnknownName;
+    fn from_str(s: &str) -> Result<Strategy, spec::UnknownName> {
         match s {
             "bfs" => Ok(Strategy::Bfs),
             "dfs" => Ok(Strategy::Dfs),
             "simulate" => Ok(Strategy::Simulate),
-            _ => Err(format!("unknown strategy {s:?} (expected bfs, dfs or simulate)")),
+            _ => Err(spec::UnknownName { what: "strategy", name: s.into(), known: vec!["bfs", "dfs", "simulate"] }),
         }
     }
 }

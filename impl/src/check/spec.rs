@@ -312,14 +312,31 @@ impl fmt::Display for Command {
 }
 
 impl FromStr for Command {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Command, String> {
-        Command::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Command::ALL.iter().map(|c| c.name()).collect();
-            format!("unknown command {s:?} (one of: {})", names.join(", "))
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Command, UnknownName> {
+        Command::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| UnknownName {
+            what: "command",
+            name: s.to_string(),
+            known: Command::ALL.iter().map(|c| c.name()).collect(),
         })
     }
 }
+
+/// A name that is not one of those known (a command, a strategy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub name: String,
+    pub known: Vec<&'static str>,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown {} {:?} (one of: {})", self.what, self.name, self.known.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownName {}
 
 #[cfg(test)]
 mod tests {

@@ -44,7 +44,7 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
         limits: Limits::default(),
         cluster: ClusterSpec::local(o.servers, o.groups, o.port + 1, failgroup_model::SLOTS),
     };
-    Config::new(file, o.data.clone())
+    Config::new(file, o.data.clone()).map_err(|e| e.to_string())
 }
 
 struct Node {
@@ -69,8 +69,8 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     // node of this cluster runs (its ports are free): a SQLite file in the
     // data directory left by a `dev` of other options is adopted for this
     // one; a PostgreSQL database, which others may share, is only checked.
-    let own_file = matches!(cfg.store()?, crate::config::StoreUrl::Sqlite(_));
-    cfg.open_store()?.check_mark(&cfg.mark(), own_file)?;
+    let own_file = matches!(cfg.store, crate::config::StoreUrl::Sqlite(_));
+    cfg.open_store().and_then(|mut s| s.check_mark(&cfg.mark(), own_file)).map_err(|e| e.to_string())?;
     let path = o.data.join("cluster.toml");
     std::fs::write(&path, cfg.to_toml()).map_err(|e| format!("{}: {e}", path.display()))?;
     let stop = crate::util::stop_flag();

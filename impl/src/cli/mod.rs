@@ -5,6 +5,7 @@ pub mod dev;
 use crate::check::config::Faults;
 use crate::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
 use crate::config::Config;
+use crate::node_error::NodeError;
 use clap::{Args, Parser, Subcommand};
 use failgroup_model::{Mode, Mutant};
 use stateright::{Expectation, Model as _};
@@ -215,8 +216,8 @@ impl ModelArgs {
 struct ModelCommand(check::spec::Command);
 
 impl std::str::FromStr for ModelCommand {
-    type Err = String;
-    fn from_str(s: &str) -> Result<ModelCommand, String> {
+    type Err = check::spec::UnknownName;
+    fn from_str(s: &str) -> Result<ModelCommand, check::spec::UnknownName> {
         s.parse().map(ModelCommand)
     }
 }
@@ -261,13 +262,13 @@ pub fn main() -> ExitCode {
         }
         Command::Server { config, id } => {
             crate::util::init_logging("info");
-            exit(Config::load(&config).and_then(|cfg| crate::server::main(cfg, &id)))
+            exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| crate::server::main(cfg, &id)))
         }
         Command::Master { config } => {
             crate::util::init_logging("info");
-            exit(Config::load(&config).and_then(crate::master::main))
+            exit(Config::load(&config).map_err(NodeError::from).and_then(crate::master::main))
         }
-        Command::Adopt { config } => exit(Config::load(&config).and_then(|cfg| {
+        Command::Adopt { config } => exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| {
             cfg.open_store()?.check_mark(&cfg.mark(), true)?;
             println!(
                 "the store now belongs to this config's cluster ({} mode); every right was dropped",
@@ -301,7 +302,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn exit(r: Result<(), String>) -> ExitCode {
+fn exit<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

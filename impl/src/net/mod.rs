@@ -11,7 +11,7 @@ pub mod wire;
 pub use clock::Clock;
 pub use connection::{Connection, Proto};
 pub use link::NodeLink;
-pub use socket::{listen, resolve};
+pub use socket::{listen, resolve, ListenError};
 
 /// A role's named timers: the core's one driver, on the runtime's clock.
 pub use failgroup_model::Timers;

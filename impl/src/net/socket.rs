@@ -12,10 +12,26 @@ pub fn resolve(addr: &str) -> io::Result<SocketAddr> {
 }
 
 /// A poll with a listener on `addr` registered under `token`.
-pub fn listen(addr: &str, token: Token) -> Result<(mio::Poll, mio::net::TcpListener), String> {
-    let sock = resolve(addr).map_err(|e| format!("{addr}: {e}"))?;
-    let poll = mio::Poll::new().map_err(|e| e.to_string())?;
-    let mut listener = mio::net::TcpListener::bind(sock).map_err(|e| format!("listen on {addr}: {e}"))?;
-    poll.registry().register(&mut listener, token, Interest::READABLE).map_err(|e| e.to_string())?;
+pub fn listen(addr: &str, token: Token) -> Result<(mio::Poll, mio::net::TcpListener), ListenError> {
+    let fail = |error| ListenError { addr: addr.to_string(), error };
+    let sock = resolve(addr).map_err(fail)?;
+    let poll = mio::Poll::new().map_err(fail)?;
+    let mut listener = mio::net::TcpListener::bind(sock).map_err(fail)?;
+    poll.registry().register(&mut listener, token, Interest::READABLE).map_err(fail)?;
     Ok((poll, listener))
 }
+
+/// A listener could not be set up on `addr`.
+#[derive(Debug)]
+pub struct ListenError {
+    pub addr: String,
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "listen on {}: {}", self.addr, self.error)
+    }
+}
+
+impl std::error::Error for ListenError {}

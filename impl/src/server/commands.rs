@@ -4,6 +4,7 @@
 
 use crate::resp::reply;
 use failgroup_model::{Op, OpResult, SetCond, SetOpts, Topology};
+use std::fmt;
 
 /// How the results of a data command's operations become one reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,15 +50,60 @@ pub enum Command {
     Local(Local),
 }
 
-fn arity(name: &str) -> String {
-    format!("ERR wrong number of arguments for '{name}' command")
+/// Why a command is refused before it runs; its `Display` is the error
+/// reply Redis gives (`ERR ...`, `CROSSSLOT ...`, `NOPROTO ...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// The command (as Redis names it, e.g. `get`, `client|setname`) got
+    /// the wrong number of arguments.
+    Arity(String),
+    Syntax,
+    NotInteger,
+    /// An expire time of zero, negative or too large, for this command.
+    InvalidExpire(String),
+    /// Keys of one command in different slots.
+    CrossSlot,
+    DbIndex,
+    NoProto,
+    ProtocolVersion,
+    /// `sub` is not a subcommand of `command` (upper case, as in `Try CLIENT HELP`).
+    UnknownSubcommand {
+        command: &'static str,
+        sub: String,
+    },
+    /// A command this server does not know, with the first of its arguments.
+    UnknownCommand {
+        name: String,
+        args: Vec<String>,
+    },
 }
 
-const SYNTAX: &str = "ERR syntax error";
-const NOT_INT: &str = "ERR value is not an integer or out of range";
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Arity(name) => write!(f, "ERR wrong number of arguments for '{name}' command"),
+            CommandError::Syntax => f.write_str("ERR syntax error"),
+            CommandError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
+            CommandError::InvalidExpire(name) => write!(f, "ERR invalid expire time in '{name}' command"),
+            CommandError::CrossSlot => f.write_str("CROSSSLOT Keys in request don't hash to the same slot"),
+            CommandError::DbIndex => f.write_str("ERR DB index is out of range"),
+            CommandError::NoProto => f.write_str("NOPROTO unsupported protocol version"),
+            CommandError::ProtocolVersion => f.write_str("ERR Protocol version is not an integer or out of range"),
+            CommandError::UnknownSubcommand { command, sub } => {
+                write!(f, "ERR unknown subcommand '{sub}'. Try {command} HELP.")
+            }
+            CommandError::UnknownCommand { name, args } => {
+                write!(f, "ERR unknown command '{name}', with args beginning with: ")?;
+                args.iter().try_for_each(|a| write!(f, "'{a}' "))
+            }
+        }
+    }
+}
 
-fn int(arg: &[u8]) -> Result<i64, String> {
-    std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or_else(|| NOT_INT.to_string())
+impl std::error::Error for CommandError {}
+
+fn int(arg: &[u8]) -> Result<i64, CommandError> {
+    std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or(CommandError::NotInteger)
 }
 
 fn upper(arg: &[u8]) -> String {
@@ -69,11 +115,11 @@ pub fn name_of(args: &[Vec<u8>]) -> String {
     args.first().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).unwrap_or_default()
 }
 
-/// Parses a command. `Err` carries the whole error reply text.
-pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, String> {
+/// Parses a command; `Err` is the error reply.
+pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandError> {
     let name = name_of(args);
     let n = args.len();
-    let need = |ok: bool| if ok { Ok(()) } else { Err(arity(&name)) };
+    let need = |ok: bool| if ok { Ok(()) } else { Err(CommandError::Arity(name.clone())) };
     let data = |kind, ops| Ok(Command::Data { kind, ops });
     let key = |i: usize| args[i].clone();
     match name.as_str() {
@@ -94,9 +140,9 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, String> {
             need(n == 4)?;
             let t = int(&args[2])?;
             if t <= 0 {
-                return Err(format!("ERR invalid expire time in '{name}' command"));
+                return Err(CommandError::InvalidExpire(name.to_string()));
             }
-            let ms = if name == "setex" { t.checked_mul(1000).ok_or_else(|| NOT_INT.to_string())? } else { t };
+            let ms = if name == "setex" { t.checked_mul(1000).ok_or(CommandError::NotInteger)? } else { t };
             let opts = SetOpts { ttl_ms: Some(ms as u64), cond: SetCond::Always };
             data(Kind::Set, vec![Op::SetWith(key(1), key(3), opts)])
         }
@@ -117,7 +163,7 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, String> {
             // Redis Cluster refuses a multi-key write across slots.
             let slot = topology.slot(&args[1]);
             if args[1..].chunks(2).any(|kv| topology.slot(&kv[0]) != slot) {
-                return Err("CROSSSLOT Keys in request don't hash to the same slot".into());
+                return Err(CommandError::CrossSlot);
             }
             data(Kind::MSet, args[1..].chunks(2).map(|kv| Op::Set(kv[0].clone(), kv[1].clone())).collect())
         }
@@ -128,14 +174,14 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, String> {
         "incrby" | "decrby" => {
             need(n == 3)?;
             let d = int(&args[2])?;
-            let d = if name == "incrby" { d } else { d.checked_neg().ok_or_else(|| NOT_INT.to_string())? };
+            let d = if name == "incrby" { d } else { d.checked_neg().ok_or(CommandError::NotInteger)? };
             data(Kind::Int, vec![Op::Incr(key(1), d)])
         }
         "expire" | "pexpire" => {
             need(n == 3)?;
             let t = int(&args[2])?;
             let ms = if name == "expire" { t.checked_mul(1000) } else { Some(t) };
-            let ms = ms.ok_or_else(|| format!("ERR invalid expire time in '{name}' command"))?;
+            let ms = ms.ok_or_else(|| CommandError::InvalidExpire(name.clone()))?;
             data(Kind::Int, vec![Op::Expire(key(1), ms)])
         }
         "ttl" | "pttl" => {
@@ -159,14 +205,14 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, String> {
             need(n == 2)?;
             match int(&args[1])? {
                 0 => Ok(Command::Local(Local::Select)),
-                _ => Err("ERR DB index is out of range".into()),
+                _ => Err(CommandError::DbIndex),
             }
         }
         "quit" => Ok(Command::Local(Local::Quit)),
         "hello" => match args.get(1).map(|a| int(a)) {
             None | Some(Ok(2)) => Ok(Command::Local(Local::Hello)),
-            Some(Ok(_)) => Err("NOPROTO unsupported protocol version".into()),
-            Some(Err(_)) => Err("ERR Protocol version is not an integer or out of range".into()),
+            Some(Ok(_)) => Err(CommandError::NoProto),
+            Some(Err(_)) => Err(CommandError::ProtocolVersion),
         },
         "client" => {
             need(n >= 2)?;
@@ -175,43 +221,38 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, String> {
                 "GETNAME" if n == 2 => Ok(Command::Local(Local::ClientGetName)),
                 "ID" if n == 2 => Ok(Command::Local(Local::ClientId)),
                 "SETINFO" if n == 4 => Ok(Command::Local(Local::Ok)),
-                "SETNAME" | "GETNAME" | "ID" | "SETINFO" => Err(format!(
-                    "ERR wrong number of arguments for 'client|{}' command",
-                    upper(&args[1]).to_lowercase()
-                )),
-                sub => Err(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP.")),
+                "SETNAME" | "GETNAME" | "ID" | "SETINFO" => {
+                    Err(CommandError::Arity(format!("client|{}", upper(&args[1]).to_lowercase())))
+                }
+                sub => Err(CommandError::UnknownSubcommand { command: "CLIENT", sub: sub.to_string() }),
             }
         }
         "command" => match args.get(1).map(|a| upper(a)).as_deref() {
             None | Some("DOCS") | Some("INFO") => Ok(Command::Local(Local::CommandList)),
             Some("COUNT") => Ok(Command::Local(Local::CommandCount)),
-            Some(sub) => Err(format!("ERR unknown subcommand '{sub}'. Try COMMAND HELP.")),
+            Some(sub) => Err(CommandError::UnknownSubcommand { command: "COMMAND", sub: sub.to_string() }),
         },
         "config" => {
             need(n >= 2)?;
             match upper(&args[1]).as_str() {
                 "GET" if n == 3 => Ok(Command::Local(Local::ConfigGet(args[2].to_ascii_lowercase()))),
-                "GET" => Err("ERR wrong number of arguments for 'config|get' command".into()),
-                sub => Err(format!("ERR unknown subcommand '{sub}'. Try CONFIG HELP.")),
+                "GET" => Err(CommandError::Arity("config|get".into())),
+                sub => Err(CommandError::UnknownSubcommand { command: "CONFIG", sub: sub.to_string() }),
             }
         }
         "dbsize" => {
             need(n == 1)?;
             Ok(Command::Local(Local::DbSize))
         }
-        _ => {
-            let shown: String =
-                args[1..].iter().take(8).map(|a| format!("'{}' ", String::from_utf8_lossy(a))).collect();
-            Err(format!(
-                "ERR unknown command '{}', with args beginning with: {shown}",
-                String::from_utf8_lossy(args.first().map(Vec::as_slice).unwrap_or_default())
-            ))
-        }
+        _ => Err(CommandError::UnknownCommand {
+            name: String::from_utf8_lossy(args.first().map(Vec::as_slice).unwrap_or_default()).into_owned(),
+            args: args[1..].iter().take(8).map(|a| String::from_utf8_lossy(a).into_owned()).collect(),
+        }),
     }
 }
 
 /// SET key value [NX|XX] [EX seconds|PX milliseconds]
-fn set(args: &[Vec<u8>], name: &str) -> Result<Command, String> {
+fn set(args: &[Vec<u8>], name: &str) -> Result<Command, CommandError> {
     let mut opts = SetOpts::default();
     let mut i = 3;
     while i < args.len() {
@@ -224,10 +265,10 @@ fn set(args: &[Vec<u8>], name: &str) -> Result<Command, String> {
                 let ms = if unit == "EX" { t.checked_mul(1000) } else { Some(t) };
                 match ms {
                     Some(ms) if ms > 0 => opts.ttl_ms = Some(ms as u64),
-                    _ => return Err(format!("ERR invalid expire time in '{name}' command")),
+                    _ => return Err(CommandError::InvalidExpire(name.to_string())),
                 }
             }
-            _ => return Err(SYNTAX.into()),
+            _ => return Err(CommandError::Syntax),
         }
         i += 1;
     }
@@ -286,15 +327,15 @@ mod tests {
     fn run(cmd: &str) -> Result<Command, String> {
         let topo = ClusterSpec::local(3, 1, 7101, 16384).validate().unwrap();
         let args: Vec<Vec<u8>> = cmd.split(' ').map(|s| s.as_bytes().to_vec()).collect();
-        parse(&args, &topo)
+        parse(&args, &topo).map_err(|e| e.to_string())
     }
 
     #[test]
     fn errors_read_as_redis_writes_them() {
         assert_eq!(run("get"), Err("ERR wrong number of arguments for 'get' command".into()));
-        assert_eq!(run("SET k v NX XX"), Err(SYNTAX.into()));
+        assert_eq!(run("SET k v NX XX"), Err(CommandError::Syntax.to_string()));
         assert_eq!(run("SET k v EX 0"), Err("ERR invalid expire time in 'set' command".into()));
-        assert_eq!(run("incrby k x"), Err(NOT_INT.into()));
+        assert_eq!(run("incrby k x"), Err(CommandError::NotInteger.to_string()));
         assert_eq!(run("mset a 1 b 2"), Err("CROSSSLOT Keys in request don't hash to the same slot".into()));
         assert!(run("LPUSH l a").unwrap_err().starts_with("ERR unknown command 'LPUSH'"));
         assert_eq!(run("select 1"), Err("ERR DB index is out of range".into()));

@@ -4,6 +4,7 @@
 
 use super::node::ServerNode;
 use super::session::{Session, Waiter};
+use crate::config::Refusal;
 use crate::net::wire::{Msg, Peer};
 use crate::net::{Connection, Proto};
 use crate::resp::reply;
@@ -130,7 +131,7 @@ impl ServerNode {
                 (None, Msg::Hello { from, secret }) => {
                     if let Err(why) = self.welcome(tok, from, secret.as_deref()) {
                         let c = self.conns.get_mut(&tok).expect("connection");
-                        c.send(&Msg::Refused(why));
+                        c.send(&Msg::Refused(why.to_string()));
                         c.closing = true;
                         return;
                     }
@@ -163,7 +164,7 @@ impl ServerNode {
     }
 
     /// Checks a node's hello; on success the connection is that node's.
-    pub(super) fn welcome(&mut self, tok: Token, from: Peer, secret: Option<&str>) -> Result<(), String> {
+    pub(super) fn welcome(&mut self, tok: Token, from: Peer, secret: Option<&str>) -> Result<(), Refusal> {
         let ip = self.conns[&tok].addr.ip();
         if let Err(why) = self.cfg.admit(from, secret, ip) {
             tracing::warn!(peer = %self.conns[&tok].addr, ?from, %why, "node hello refused");

@@ -11,6 +11,7 @@ use super::session::{Session, Waiter, OUTPUT_PAUSE};
 use crate::config::Config;
 use crate::net::wire::Msg;
 use crate::net::{self, Clock, Connection, Proto, Timers};
+use crate::node_error::NodeError;
 use crate::store::{self, Done, Identity, Job, StoreStats};
 use failgroup_model::{
     Holder, Liveness, Origin, Server, ServerEvent, ServerId, ServerInput, ServerOutput, ServerState, ServerTimer, Slot,
@@ -62,10 +63,10 @@ pub struct ServerNode {
 
 impl ServerNode {
     /// Binds the port, opens the store and starts the core.
-    pub fn start(cfg: Config, id: ServerId, stop: Arc<AtomicBool>) -> Result<ServerNode, String> {
+    pub fn start(cfg: Config, id: ServerId, stop: Arc<AtomicBool>) -> Result<ServerNode, NodeError> {
         let addr = cfg.topology.addr(id).to_string();
         let (poll, listener) = net::listen(&addr, LISTENER)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(NodeError::os("a poll waker"))?);
         let mut db = cfg.open_store()?;
         // A node of another mode or topology than the store's cluster is
         // refused here (hole 3).
@@ -84,7 +85,7 @@ impl ServerNode {
             .spawn(move || {
                 store::run_store(db, me, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(NodeError::os("starting the store thread"))?;
         let core = Server::new(id, Arc::new(cfg.topology.clone()), cfg.protocol());
         let mut node = ServerNode {
             core,
@@ -155,14 +156,14 @@ impl ServerNode {
     }
 
     /// Runs until SIGTERM/SIGINT.
-    pub fn run(mut self) -> Result<(), String> {
+    pub fn run(mut self) -> Result<(), NodeError> {
         let mut events = Events::with_capacity(1024);
         while !self.stop.load(Ordering::Relaxed) {
             let now = self.clock.now();
             let wait = if self.backlog.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
             if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(format!("poll: {e}"));
+                    return Err(NodeError::Os { doing: "poll", error: e });
                 }
             }
             for ev in events.iter() {
@@ -356,7 +357,7 @@ impl ServerNode {
 }
 
 /// `failgroup server`: runs one server until SIGTERM/SIGINT.
-pub fn main(cfg: Config, name: &str) -> Result<(), String> {
+pub fn main(cfg: Config, name: &str) -> Result<(), NodeError> {
     let id = cfg.server_id(name)?;
     let node = ServerNode::start(cfg, id, crate::util::stop_flag())?;
     node.run()

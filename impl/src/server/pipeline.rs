@@ -61,7 +61,7 @@ impl ServerNode {
         match commands::parse(&args, &self.cfg.topology) {
             Err(msg) => {
                 let c = self.conns.get_mut(&tok).expect("connection");
-                reply::error(&mut c.wbuf, &msg);
+                reply::error(&mut c.wbuf, &msg.to_string());
             }
             Ok(Command::Local(l)) => self.local(tok, l),
             Ok(Command::Data { kind, ops }) => self.submit(tok, kind, ops),

@@ -19,6 +19,7 @@ use failgroup_model::{
     Epoch, Holder, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ServerId, Slot, StoreOp, StoreReply,
     StoreTag, Time,
 };
+use postgres::protocol::PgError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -235,10 +236,10 @@ pub trait BatchStore {
     /// Records `mark` in a store that has none (or, with `adopt`, replaces
     /// the one it has and drops every right); otherwise refuses a node
     /// whose mark differs from the store's.
-    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String>;
+    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError>;
 
     /// A master incarnation greater than every one drawn before.
-    fn next_master_incarnation(&mut self) -> Result<u64, String>;
+    fn next_master_incarnation(&mut self) -> Result<u64, StoreError>;
 }
 
 impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
@@ -246,11 +247,11 @@ impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
         (**self).run_batch(me, batch)
     }
 
-    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
+    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError> {
         (**self).check_mark(mark, adopt)
     }
 
-    fn next_master_incarnation(&mut self) -> Result<u64, String> {
+    fn next_master_incarnation(&mut self) -> Result<u64, StoreError> {
         (**self).next_master_incarnation()
     }
 }
@@ -273,26 +274,54 @@ impl ClusterMark {
         ClusterMark { mode: if mode == 0 { Mode::Linearizable } else { Mode::Available }, topology: topology as u64 }
     }
 
-    /// `Ok` if `stored` is this mark; else an error that says what differs
-    /// and what to do.
-    pub fn matches(&self, stored: &ClusterMark) -> Result<(), String> {
-        let fix = "every node of a cluster must use the same config; to change the cluster's mode or \
-                   servers, stop every node, then run `failgroup adopt --config FILE` once";
-        if stored.mode != self.mode {
-            return Err(format!(
-                "the store belongs to a cluster in {} mode, this config says {}: {fix}",
-                stored.mode, self.mode
-            ));
+    /// `Ok` if `stored` is this mark; else what differs.
+    pub fn matches(&self, stored: &ClusterMark) -> Result<(), StoreError> {
+        if *stored == *self {
+            return Ok(());
         }
-        if stored.topology != self.topology {
-            return Err(format!(
-                "the store belongs to a cluster of another topology (fingerprint {:016x}, this config's {:016x}): {fix}",
-                stored.topology, self.topology
-            ));
-        }
-        Ok(())
+        Err(StoreError::OtherCluster { stored: *stored, configured: *self })
     }
 }
+
+/// Why a store could not be opened, set up or asked.
+#[derive(Debug)]
+pub enum StoreError {
+    /// SQLite failed; `at`: the database file or the step.
+    Sqlite { at: String, error: rusqlite::Error },
+    /// PostgreSQL failed; `at`: the URL (without a password) or the step.
+    Postgres { at: String, error: PgError },
+    /// The database's schema is one this build cannot read.
+    Schema { at: String, found: i64, reads: i64 },
+    /// The store belongs to another cluster (mode or topology): this node
+    /// is refused (hole 3).
+    OtherCluster { stored: ClusterMark, configured: ClusterMark },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fix = "every node of a cluster must use the same config; to change the cluster's mode or \
+                   servers, stop every node, then run `failgroup adopt --config FILE` once";
+        match self {
+            StoreError::Sqlite { at, error } => write!(f, "store {at}: {error}"),
+            StoreError::Postgres { at, error } => write!(f, "store {at}: {error}"),
+            StoreError::Schema { at, found, reads } => {
+                write!(f, "store {at}: schema version {found}, this build reads {reads}")
+            }
+            StoreError::OtherCluster { stored, configured } if stored.mode != configured.mode => write!(
+                f,
+                "the store belongs to a cluster in {} mode, this config says {}: {fix}",
+                stored.mode, configured.mode
+            ),
+            StoreError::OtherCluster { stored, configured } => write!(
+                f,
+                "the store belongs to a cluster of another topology (fingerprint {:016x}, this config's {:016x}): {fix}",
+                stored.topology, configured.topology
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 /// The replies of a batch that rolled back: every command failed with `e`.
 pub fn failed_batch(batch: &[Job], e: &dyn std::fmt::Display) -> Vec<StoreReply> {

@@ -10,7 +10,7 @@
 //! for many writes. If anything in it fails, it rolls back and every
 //! command in it fails.
 
-use crate::store::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
+use crate::store::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, StoreError, Tables, APPLIED_KEEP_MS};
 use failgroup_model::{Epoch, ReqId, Slot, StoreReply, Time};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
@@ -21,8 +21,9 @@ use std::path::Path;
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// Opens (and creates or checks the schema of) the database at `path`.
-pub fn open(path: &Path) -> Result<Connection, String> {
-    let conn = Connection::open(path).map_err(|e| format!("store {}: {e}", path.display()))?;
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let at = || path.display().to_string();
+    let conn = Connection::open(path).map_err(|error| StoreError::Sqlite { at: at(), error })?;
     let setup = || -> rusqlite::Result<i64> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -83,8 +84,8 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     }
     match result {
         Ok(SCHEMA_VERSION) => Ok(conn),
-        Ok(v) => Err(format!("store {}: schema version {v}, this build reads {SCHEMA_VERSION}", path.display())),
-        Err(e) => Err(format!("store {}: {e}", path.display())),
+        Ok(found) => Err(StoreError::Schema { at: at(), found, reads: SCHEMA_VERSION }),
+        Err(error) => Err(StoreError::Sqlite { at: at(), error }),
     }
 }
 
@@ -240,7 +241,7 @@ impl BatchStore for SqliteStore {
         run_batch(&mut self.conn, me, batch, Time(crate::util::unix_ms()), self.batches % 1000 == 1)
     }
 
-    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
+    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError> {
         let found = retry_busy(&mut self.conn, |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let get = |name: &str| -> rusqlite::Result<Option<i64>> {
@@ -265,7 +266,7 @@ impl BatchStore for SqliteStore {
         found.map_or(Ok(()), |found| mark.matches(&found))
     }
 
-    fn next_master_incarnation(&mut self) -> Result<u64, String> {
+    fn next_master_incarnation(&mut self) -> Result<u64, StoreError> {
         retry_busy(&mut self.conn, |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('master_incarnation', 0)", [])?;
@@ -286,7 +287,7 @@ impl BatchStore for SqliteStore {
 fn retry_busy<T>(
     conn: &mut Connection,
     mut f: impl FnMut(&mut Connection) -> rusqlite::Result<T>,
-) -> Result<T, String> {
+) -> Result<T, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match f(conn) {
@@ -296,7 +297,7 @@ fn retry_busy<T>(
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            other => return other.map_err(|e| e.to_string()),
+            other => return other.map_err(|error| StoreError::Sqlite { at: "the cluster's metadata".into(), error }),
         }
     }
 }

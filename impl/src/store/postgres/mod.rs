@@ -18,7 +18,7 @@ pub mod protocol;
 
 use crate::store::postgres::protocol::PgRow;
 use crate::store::postgres::protocol::{Param, PgConn, PgError, PgUrl};
-use crate::store::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, Tables, APPLIED_KEEP_MS};
+use crate::store::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, StoreError, Tables, APPLIED_KEEP_MS};
 use failgroup_model::{Epoch, ReqId, Slot, StoreOp, StoreReply, Time};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -52,11 +52,14 @@ const MIGRATE_1: &str = "
 
 /// Connects, creates the tables if they are missing (under an advisory
 /// lock: servers start together) and checks the schema's version.
-pub fn open(url: &PgUrl) -> Result<PgConn, String> {
-    let fail = |e: PgError| format!("store postgres://{}@{}:{}/{}: {e}", url.user, url.host, url.port, url.dbname);
+pub fn open(url: &PgUrl) -> Result<PgConn, StoreError> {
+    let fail = |error: PgError| StoreError::Postgres {
+        at: format!("postgres://{}@{}:{}/{}", url.user, url.host, url.port, url.dbname),
+        error,
+    };
     let mut c = PgConn::connect(url).map_err(fail)?;
     c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock(7243107); {SCHEMA} COMMIT;")).map_err(fail)?;
-    let version = |c: &mut PgConn| -> Result<i64, String> {
+    let version = |c: &mut PgConn| -> Result<i64, StoreError> {
         let rows = c.query("SELECT value FROM failgroup_meta WHERE name = 'schema_version'", &[]).map_err(fail)?;
         Ok(rows.first().map(|r| r.int_req(0)).transpose().map_err(fail)?.unwrap_or(0))
     };
@@ -66,14 +69,10 @@ pub fn open(url: &PgUrl) -> Result<PgConn, String> {
     let v = version(&mut c)?;
     match v {
         SCHEMA_VERSION => Ok(c),
-        v if v > SCHEMA_VERSION => Err(fail(PgError {
-            code: None,
-            msg: format!("schema version {v} is newer than this build's {SCHEMA_VERSION}: upgrade failgroup"),
-        })),
-        v => Err(fail(PgError {
-            code: None,
-            msg: format!("schema version {v} is unknown (this build: {SCHEMA_VERSION})"),
-        })),
+        v if v > SCHEMA_VERSION => Err(fail(PgError::Unusable(format!(
+            "schema version {v} is newer than this build's {SCHEMA_VERSION}: upgrade failgroup"
+        )))),
+        v => Err(fail(PgError::Unusable(format!("schema version {v} is unknown (this build: {SCHEMA_VERSION})")))),
     }
 }
 
@@ -168,7 +167,7 @@ impl<'a> PgTx<'a> {
         stmts.extend(key_params.iter().map(|p| (KV_GET, &p[..])));
         stmts.extend(req_params.iter().map(|p| (APPLIED_GET, &p[..])));
         let mut results = c.pipeline(&stmts)?.into_iter();
-        let mut next = || results.next().ok_or_else(|| PgError { code: None, msg: "a result is missing".into() });
+        let mut next = || results.next().ok_or_else(|| PgError::Protocol("a result is missing".into()));
         next()?; // BEGIN
         let now = Time(next()?.first().map(|r| r.int_req(0)).transpose()?.unwrap_or(0) as u64);
         let mut rights: HashMap<u16, Option<RightRow>> = slots.iter().map(|s| (*s as u16, None)).collect();
@@ -227,7 +226,7 @@ impl<'a> PgTx<'a> {
             return Ok(v);
         }
         let rows = self.c.query(VERSIONS, &[Param::Int(1)])?;
-        Ok(rows.first().ok_or_else(|| PgError { code: None, msg: "no version".into() })?.int_req(0)? as u64)
+        Ok(rows.first().ok_or_else(|| PgError::Protocol("no version".into()))?.int_req(0)? as u64)
     }
 }
 
@@ -396,7 +395,7 @@ impl BatchStore for PgStore {
                     let pause = 2 + crate::util::random_u64() % 30;
                     std::thread::sleep(Duration::from_millis(pause));
                 }
-                Err(e) if e.code.is_none() && Instant::now() < deadline => {
+                Err(e) if e.connection_lost() && Instant::now() < deadline => {
                     tracing::debug!(error = %e, "store connection lost; trying again");
                     std::thread::sleep(Duration::from_millis(200));
                 }
@@ -406,9 +405,10 @@ impl BatchStore for PgStore {
         result.unwrap_or_else(|e| store::failed_batch(batch, &e))
     }
 
-    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), String> {
-        let c = self.conn().map_err(|e| e.to_string())?;
-        let result = (|| -> Result<Result<(), String>, PgError> {
+    fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError> {
+        let fail = |error| StoreError::Postgres { at: "the cluster's metadata".into(), error };
+        let c = self.conn().map_err(fail)?;
+        let result = (|| -> Result<Result<(), StoreError>, PgError> {
             c.batch("BEGIN; SELECT pg_advisory_xact_lock(7243107)")?;
             let rows = c.query(
                 "SELECT (SELECT value FROM failgroup_meta WHERE name = 'cluster_mode'),
@@ -442,22 +442,23 @@ impl BatchStore for PgStore {
             Ok(r) => r,
             Err(e) => {
                 let _ = c.batch("ROLLBACK");
-                Err(e.to_string())
+                Err(fail(e))
             }
         }
     }
 
-    fn next_master_incarnation(&mut self) -> Result<u64, String> {
-        let c = self.conn().map_err(|e| e.to_string())?;
+    fn next_master_incarnation(&mut self) -> Result<u64, StoreError> {
+        let fail = |error| StoreError::Postgres { at: "the master's incarnation".into(), error };
+        let c = self.conn().map_err(fail)?;
         let rows = c
             .query(
                 "INSERT INTO failgroup_meta (name, value) VALUES ('master_incarnation', 1)
                  ON CONFLICT (name) DO UPDATE SET value = failgroup_meta.value + 1 RETURNING value",
                 &[],
             )
-            .map_err(|e| e.to_string())?;
-        let n = rows.first().map(|r| r.int_req(0)).transpose().map_err(|e| e.to_string())?;
-        n.map(|n| n as u64).ok_or_else(|| "no master incarnation returned".into())
+            .map_err(fail)?;
+        let n = rows.first().map(|r| r.int_req(0)).transpose().map_err(fail)?;
+        n.map(|n| n as u64).ok_or_else(|| fail(PgError::Protocol("no master incarnation returned".into())))
     }
 }
 
@@ -504,7 +505,7 @@ mod tests {
         let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_schema") else { return };
         let mut c = open(&url).unwrap();
         c.batch("UPDATE failgroup_meta SET value = 99 WHERE name = 'schema_version'").unwrap();
-        let e = open(&url).err().expect("a newer schema must be refused");
+        let e = open(&url).err().expect("a newer schema must be refused").to_string();
         assert!(e.contains("schema version 99 is newer"), "{e}");
     }
 
@@ -512,7 +513,7 @@ mod tests {
     fn an_unreachable_database_fails_within_the_timeout() {
         let url = PgUrl::parse("postgres://u@127.0.0.1:1/db?timeout_ms=500").unwrap();
         let t = Instant::now();
-        let e = open(&url).err().expect("nothing listens on port 1");
+        let e = open(&url).err().expect("nothing listens on port 1").to_string();
         assert!(e.contains("127.0.0.1:1"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(3));
     }

@@ -32,11 +32,25 @@ pub struct PgUrl {
     pub timeout: Duration,
 }
 
+/// A PostgreSQL URL this client cannot use: why, and the URL without its
+/// password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadUrl {
+    pub why: String,
+    pub url: String,
+}
+
+impl fmt::Display for BadUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} in {:?} (expected postgres://user[:password]@host[:port]/dbname)", self.why, self.url)
+    }
+}
+
+impl std::error::Error for BadUrl {}
+
 impl PgUrl {
-    pub fn parse(url: &str) -> Result<PgUrl, String> {
-        let bad = |why: &str| {
-            format!("store: {why} in {:?} (expected postgres://user[:password]@host[:port]/dbname)", redact(url))
-        };
+    pub fn parse(url: &str) -> Result<PgUrl, BadUrl> {
+        let bad = |why: &str| BadUrl { why: why.to_string(), url: redact(url) };
         let rest = url
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
@@ -123,32 +137,57 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// An error: from the server (with its SQLSTATE) or from the connection.
-#[derive(Debug, Clone)]
-pub struct PgError {
-    pub code: Option<String>,
-    pub msg: String,
+/// Why a PostgreSQL call failed. Only a lost connection is worth a new
+/// connection; a server error may be retried as a transaction when it says
+/// so; a decoding error is a bug or a server this client cannot use, and is
+/// not retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PgError {
+    /// The server answered with an error (SQLSTATE `code`).
+    Server { code: String, msg: String },
+    /// The connection failed: connecting, reading, writing, a timeout, or
+    /// the server closed it.
+    Io(String),
+    /// Bytes that did not encode or decode as this client expects.
+    Protocol(String),
+    /// The server cannot be used as configured (authentication method,
+    /// schema version).
+    Unusable(String),
 }
 
 impl PgError {
     fn io(e: impl fmt::Display) -> PgError {
-        PgError { code: None, msg: format!("postgres connection: {e}") }
+        PgError::Io(e.to_string())
     }
+
+    fn protocol(e: impl fmt::Display) -> PgError {
+        PgError::Protocol(e.to_string())
+    }
+
     /// Serialization failure, deadlock or a lock not granted in time: the
     /// transaction may simply be retried.
     pub fn retryable(&self) -> bool {
-        matches!(self.code.as_deref(), Some("40001" | "40P01" | "55P03"))
+        matches!(self, PgError::Server { code, .. } if matches!(code.as_str(), "40001" | "40P01" | "55P03"))
+    }
+
+    /// The connection is gone: open a new one.
+    pub fn connection_lost(&self) -> bool {
+        matches!(self, PgError::Io(_))
     }
 }
 
 impl fmt::Display for PgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.code {
-            Some(c) => write!(f, "postgres: {} ({c})", self.msg),
-            None => write!(f, "{}", self.msg),
+        match self {
+            PgError::Server { code, msg } => write!(f, "postgres: {msg} ({code})"),
+            PgError::Io(e) => write!(f, "postgres connection: {e}"),
+            PgError::Protocol(e) => write!(f, "postgres protocol: {e}"),
+            PgError::Unusable(e) => write!(f, "postgres: {e}"),
         }
     }
 }
+
+impl std::error::Error for PgError {}
 
 /// A parameter: `int8`, `bytea`, a null `int8`, or an `int8[]`.
 #[derive(Clone, Copy, Debug)]
@@ -185,7 +224,7 @@ pub struct PgRow(Vec<Option<Vec<u8>>>);
 
 impl PgRow {
     fn col(&self, i: usize) -> Result<Option<&[u8]>, PgError> {
-        self.0.get(i).map(|c| c.as_deref()).ok_or_else(|| PgError::io(format!("no column {i}")))
+        self.0.get(i).map(|c| c.as_deref()).ok_or_else(|| PgError::protocol(format!("no column {i}")))
     }
     pub fn bytes(&self, i: usize) -> Result<Option<Vec<u8>>, PgError> {
         Ok(self.col(i)?.map(<[u8]>::to_vec))
@@ -194,13 +233,13 @@ impl PgRow {
     pub fn int(&self, i: usize) -> Result<Option<i64>, PgError> {
         match self.col(i)? {
             None => Ok(None),
-            Some(b) => {
-                Ok(Some(i64::from_be_bytes(b.try_into().map_err(|_| PgError::io("int8 column of another size"))?)))
-            }
+            Some(b) => Ok(Some(i64::from_be_bytes(
+                b.try_into().map_err(|_| PgError::protocol("int8 column of another size"))?,
+            ))),
         }
     }
     pub fn int_req(&self, i: usize) -> Result<i64, PgError> {
-        self.int(i)?.ok_or_else(|| PgError::io(format!("column {i} is NULL")))
+        self.int(i)?.ok_or_else(|| PgError::protocol(format!("column {i} is NULL")))
     }
 }
 
@@ -262,34 +301,34 @@ impl PgConn {
     fn startup(&mut self, url: &PgUrl) -> Result<(), PgError> {
         let params =
             [("user", url.user.as_str()), ("database", url.dbname.as_str()), ("application_name", "failgroup")];
-        frontend::startup_message(params.iter().copied(), &mut self.wbuf).map_err(PgError::io)?;
+        frontend::startup_message(params.iter().copied(), &mut self.wbuf).map_err(PgError::protocol)?;
         self.flush()?;
         let password = || {
             url.password
                 .as_deref()
-                .ok_or_else(|| PgError::io("the server asks for a password; put one in the store URL"))
+                .ok_or_else(|| PgError::Unusable("the server asks for a password; put one in the store URL".into()))
         };
         let mut scram: Option<sasl::ScramSha256> = None;
         loop {
             match self.recv()? {
                 Message::AuthenticationOk => {}
                 Message::AuthenticationCleartextPassword => {
-                    frontend::password_message(password()?.as_bytes(), &mut self.wbuf).map_err(PgError::io)?;
+                    frontend::password_message(password()?.as_bytes(), &mut self.wbuf).map_err(PgError::protocol)?;
                     self.flush()?;
                 }
                 Message::AuthenticationMd5Password(body) => {
                     let hash = md5_hash(url.user.as_bytes(), password()?.as_bytes(), body.salt());
-                    frontend::password_message(hash.as_bytes(), &mut self.wbuf).map_err(PgError::io)?;
+                    frontend::password_message(hash.as_bytes(), &mut self.wbuf).map_err(PgError::protocol)?;
                     self.flush()?;
                 }
                 Message::AuthenticationSasl(body) => {
                     let mut mechs = body.mechanisms();
                     let mut ok = false;
-                    while let Some(m) = mechs.next().map_err(PgError::io)? {
+                    while let Some(m) = mechs.next().map_err(PgError::protocol)? {
                         ok |= m == sasl::SCRAM_SHA_256;
                     }
                     if !ok {
-                        return Err(PgError::io("the server offers no SCRAM-SHA-256"));
+                        return Err(PgError::Unusable("the server offers no SCRAM-SHA-256".into()));
                     }
                     let s = sasl::ScramSha256::new(password()?.as_bytes(), sasl::ChannelBinding::unsupported());
                     frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut self.wbuf)
@@ -298,19 +337,23 @@ impl PgConn {
                     scram = Some(s);
                 }
                 Message::AuthenticationSaslContinue(body) => {
-                    let s = scram.as_mut().ok_or_else(|| PgError::io("SASL continue without a start"))?;
-                    s.update(body.data()).map_err(PgError::io)?;
-                    frontend::sasl_response(s.message(), &mut self.wbuf).map_err(PgError::io)?;
+                    let s = scram.as_mut().ok_or_else(|| PgError::protocol("SASL continue without a start"))?;
+                    s.update(body.data()).map_err(PgError::protocol)?;
+                    frontend::sasl_response(s.message(), &mut self.wbuf).map_err(PgError::protocol)?;
                     self.flush()?;
                 }
                 Message::AuthenticationSaslFinal(body) => {
-                    let s = scram.as_mut().ok_or_else(|| PgError::io("SASL final without a start"))?;
-                    s.finish(body.data()).map_err(PgError::io)?;
+                    let s = scram.as_mut().ok_or_else(|| PgError::protocol("SASL final without a start"))?;
+                    s.finish(body.data()).map_err(PgError::protocol)?;
                 }
                 Message::ErrorResponse(body) => return Err(server_error(body)),
                 Message::ReadyForQuery(_) => return Ok(()),
                 Message::ParameterStatus(_) | Message::BackendKeyData(_) | Message::NoticeResponse(_) => {}
-                _ => return Err(PgError::io("unexpected message during start-up (Kerberos/GSS are not supported)")),
+                _ => {
+                    return Err(PgError::Unusable(
+                        "unexpected message during start-up (Kerberos/GSS are not supported)".into(),
+                    ))
+                }
             }
         }
     }
@@ -331,7 +374,7 @@ impl PgConn {
                 Ok(None) => {}
                 Err(e) => {
                     self.broken = true;
-                    return Err(PgError::io(e));
+                    return Err(PgError::protocol(e));
                 }
             }
             let mut chunk = [0u8; 16 * 1024];
@@ -351,7 +394,7 @@ impl PgConn {
 
     /// Runs `sql` (one or more statements, no parameters) with the simple protocol.
     pub fn batch(&mut self, sql: &str) -> Result<(), PgError> {
-        frontend::query(sql, &mut self.wbuf).map_err(PgError::io)?;
+        frontend::query(sql, &mut self.wbuf).map_err(PgError::protocol)?;
         self.flush()?;
         let mut err = None;
         loop {
@@ -385,7 +428,7 @@ impl PgConn {
                         Param::Bytes(_) => BYTEA,
                         Param::IntArray(_) => INT8_ARRAY,
                     });
-                    frontend::parse(&n, sql, types, &mut self.wbuf).map_err(PgError::io)?;
+                    frontend::parse(&n, sql, types, &mut self.wbuf).map_err(PgError::protocol)?;
                     parsing.insert(sql, n.clone());
                     n
                 }
@@ -409,9 +452,9 @@ impl PgConn {
             );
             if bound.is_err() {
                 self.wbuf.clear();
-                return Err(PgError::io("too many parameters"));
+                return Err(PgError::protocol("too many parameters"));
             }
-            frontend::execute("", 0, &mut self.wbuf).map_err(PgError::io)?;
+            frontend::execute("", 0, &mut self.wbuf).map_err(PgError::protocol)?;
         }
         frontend::sync(&mut self.wbuf);
         self.flush()?;
@@ -427,7 +470,7 @@ impl PgConn {
                         body.ranges().map(|r| Ok(r.map(|r| buf[r].to_vec()))).collect().map_err(
                             |e: std::io::Error| {
                                 self.broken = true;
-                                PgError::io(e)
+                                PgError::protocol(e)
                             },
                         )?;
                     rows.push(PgRow(cols));
@@ -455,16 +498,16 @@ impl PgConn {
 }
 
 fn server_error(body: postgres_protocol::message::backend::ErrorResponseBody) -> PgError {
-    let (mut code, mut msg) = (None, String::from("error"));
+    let (mut code, mut msg) = (String::from("XX000"), String::from("error"));
     let mut fields = body.fields();
     while let Ok(Some(f)) = fields.next() {
         match f.type_() {
-            b'C' => code = Some(String::from_utf8_lossy(f.value_bytes()).into_owned()),
+            b'C' => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),
             b'M' => msg = String::from_utf8_lossy(f.value_bytes()).into_owned(),
             _ => {}
         }
     }
-    PgError { code, msg }
+    PgError::Server { code, msg }
 }
 
 /// For tests: a fresh database `name` on the server of `FAILGROUP_TEST_PG`
@@ -489,6 +532,21 @@ pub fn test_database(name: &str) -> Option<PgUrl> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A decoding error is not a lost connection: it is not retried with a
+    /// new connection, and only the server's own conflict codes are retried
+    /// as transactions.
+    #[test]
+    fn errors_say_what_to_retry() {
+        let conflict = PgError::Server { code: "40001".into(), msg: "could not serialize".into() };
+        assert!(conflict.retryable() && !conflict.connection_lost());
+        let constraint = PgError::Server { code: "23505".into(), msg: "duplicate key".into() };
+        assert!(!constraint.retryable() && !constraint.connection_lost());
+        assert!(PgError::io("reset by peer").connection_lost());
+        let decoding = PgError::protocol("int8 column of another size");
+        assert!(!decoding.retryable() && !decoding.connection_lost());
+        assert!(!PgError::Unusable("no SCRAM".into()).connection_lost());
+    }
 
     /// A client that vanishes inside a transaction (a cut link: it neither
     /// sends nor closes) holds its row locks for the timeout only: another
@@ -534,7 +592,7 @@ mod tests {
             ("postgres://u:s3cret@h/d?sslmode=require", "unknown option"),
             ("postgres://u@h/d?timeout_ms=0", "timeout_ms"),
         ] {
-            let e = PgUrl::parse(bad).unwrap_err();
+            let e = PgUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
             assert!(!e.contains("s3cret"), "the password leaked: {e}");
         }

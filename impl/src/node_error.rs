@@ -1,0 +1,56 @@
+//! Why a node (a server or the master) could not start, or stopped.
+
+use crate::config::BadConfig;
+use crate::net::ListenError;
+use crate::store::StoreError;
+use std::fmt;
+use std::io;
+
+#[derive(Debug)]
+pub enum NodeError {
+    Config(BadConfig),
+    Store(StoreError),
+    Listen(ListenError),
+    /// A call to the operating system failed while `doing` something.
+    Os {
+        doing: &'static str,
+        error: io::Error,
+    },
+}
+
+impl NodeError {
+    pub fn os(doing: &'static str) -> impl FnOnce(io::Error) -> NodeError {
+        move |error| NodeError::Os { doing, error }
+    }
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Config(e) => e.fmt(f),
+            NodeError::Store(e) => e.fmt(f),
+            NodeError::Listen(e) => e.fmt(f),
+            NodeError::Os { doing, error } => write!(f, "{doing}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+impl From<BadConfig> for NodeError {
+    fn from(e: BadConfig) -> NodeError {
+        NodeError::Config(e)
+    }
+}
+
+impl From<StoreError> for NodeError {
+    fn from(e: StoreError) -> NodeError {
+        NodeError::Store(e)
+    }
+}
+
+impl From<ListenError> for NodeError {
+    fn from(e: ListenError) -> NodeError {
+        NodeError::Listen(e)
+    }
+}
