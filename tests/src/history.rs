@@ -11,7 +11,7 @@
 //! carried out by then never will be (every server answers or drops a
 //! request within its request timeout, which the suites keep below it).
 
-use failgroup::check::spec::Linearizer;
+use failgroup::check::linearizer::Linearizer;
 use failgroup_model::{Op, OpResult};
 use std::fmt;
 use std::time::{Duration, Instant};

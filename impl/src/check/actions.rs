@@ -1,8 +1,8 @@
 //! What may happen next in a state (`actions`), one family at a time, and
 //! what each action does (`next_state`).
 
+use super::linearizer::Linearizer;
 use super::model::ClusterModel;
-use super::spec::Linearizer;
 use super::world::*;
 use failgroup_model::*;
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,6 +3,7 @@
 
 mod actions;
 pub mod config;
+pub mod linearizer;
 pub mod model;
 pub mod mutants;
 pub mod narrate;

@@ -3,7 +3,7 @@
 //! the past) and the whole cluster's state.
 
 use super::config::Faults;
-use super::spec::Linearizer;
+use super::linearizer::Linearizer;
 use failgroup_model::*;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;

@@ -331,7 +331,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fg-sqlite-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut conn = open(&dir.join("t.db")).unwrap();
-        store::check_agreement(|me, op, now| {
+        crate::store::agreement::check_agreement(|me, op, now| {
             let tx = conn.transaction().unwrap();
             let mut t = Tx::begin(&tx).unwrap();
             let got = store::run(&mut t, me, op, now).unwrap();

@@ -1,0 +1,123 @@
+//! Linearizability by keeping every way a history can be linearized, not
+//! the history: the checker's and the fault suite's one checker.
+
+use super::spec::KvSpec;
+use failgroup_model::{Op, OpResult};
+use stateright::semantics::SequentialSpec;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One way the history so far can be linearized: the key's state after
+/// the operations placed, and each pending operation (by the thread that
+/// invoked it) with its predicted answer if it is placed already.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Config {
+    state: KvSpec,
+    pending: BTreeMap<u16, (Op, Option<OpResult>)>,
+}
+
+/// A linearizability checker that keeps, instead of the history, every
+/// way the history so far can be linearized ("just-in-time"
+/// linearization): an operation may take effect at any moment between
+/// its invocation and its return, so after each event the set is closed
+/// under placing any pending operation; a return keeps the ways in which
+/// that operation was placed with an answer the observed one matches. The
+/// history is linearizable while some way remains. Two histories that
+/// allow the same ways are one state to the model checker, where a tester
+/// that keeps the history would count one state per interleaving.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Linearizer {
+    ways: BTreeSet<Config>,
+}
+
+impl Default for Linearizer {
+    fn default() -> Linearizer {
+        let start = Config { state: KvSpec::default(), pending: BTreeMap::new() };
+        Linearizer { ways: BTreeSet::from([start]) }
+    }
+}
+
+impl Linearizer {
+    pub fn is_linearizable(&self) -> bool {
+        !self.ways.is_empty()
+    }
+
+    /// Operation `op` invoked by `thread` (one pending operation per thread).
+    pub fn invoke(&mut self, thread: u16, op: Op) {
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .map(|mut w| {
+                w.pending.insert(thread, (op.clone(), None));
+                w
+            })
+            .collect();
+        self.close();
+    }
+
+    /// `thread`'s pending operation returned `observed`.
+    pub fn ret(&mut self, thread: u16, observed: &OpResult) {
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .filter_map(|mut w| match w.pending.remove(&thread) {
+                Some((op, Some(predicted))) if KvSpec::allows(&op, &predicted, observed) => Some(w),
+                _ => None,
+            })
+            .collect();
+    }
+
+    /// `thread`'s pending operation will never return (its connection was
+    /// lost): it may have taken effect, or may still. Where it is placed
+    /// already its answer is never observed, so it leaves those ways.
+    /// A read has no effect: it leaves every way.
+    pub fn abandon(&mut self, thread: u16) {
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .map(|mut w| {
+                if matches!(w.pending.get(&thread), Some((op, placed)) if placed.is_some() || !op.is_write()) {
+                    w.pending.remove(&thread);
+                }
+                w
+            })
+            .collect();
+    }
+
+    /// An abandoned operation of `thread` that has not taken effect by now
+    /// never will (the cluster answers or drops every request within its
+    /// request timeout): it leaves every way, unplaced.
+    pub fn forget(&mut self, thread: u16) {
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .map(|mut w| {
+                w.pending.remove(&thread);
+                w
+            })
+            .collect();
+    }
+
+    /// How many ways the history so far can be linearized (the checker's
+    /// work per event).
+    pub fn ways(&self) -> usize {
+        self.ways.len()
+    }
+
+    /// Adds every way reached by placing pending operations, in any order.
+    fn close(&mut self) {
+        let mut todo: Vec<Config> = self.ways.iter().cloned().collect();
+        while let Some(w) = todo.pop() {
+            for (t, (op, placed)) in &w.pending {
+                if placed.is_some() {
+                    continue;
+                }
+                let mut next = w.clone();
+                let predicted = next.state.invoke(op);
+                next.pending.insert(*t, (op.clone(), Some(predicted)));
+                if self.ways.insert(next.clone()) {
+                    todo.push(next);
+                }
+            }
+        }
+    }
+}

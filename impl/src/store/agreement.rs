@@ -1,0 +1,117 @@
+//! For tests: the commands every database must answer exactly as the
+//! model-checked `MemStore` does.
+
+use super::tables::Identity;
+use failgroup_model::{Epoch, Holder, Mode, ReqId, ServerId, Slot, StoreOp, StoreReply, Time};
+
+/// Commands whose replies every database must give exactly as `MemStore`
+/// does: fencing, at-most-once retries, versions, rights taken only after a
+/// watched stamp, a second process of one name (`from`, command, time).
+pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
+    use failgroup_model::{ClientId, SetCond, SetOpts, Stamp, Write};
+    let req = |seq| ReqId { client: ClientId(u64::MAX - 1), seq };
+    let k = || b"k".to_vec();
+    let w =
+        |seq, epoch, write| StoreOp::Write { slot: Slot(1), fence: Some(Epoch(epoch)), req: req(seq), key: k(), write };
+    let acquire = |stamp: Option<(u64, u64)>| StoreOp::Acquire {
+        slots: vec![(Slot(1), stamp.map(|(e, r)| Stamp { epoch: Epoch(e), renewals: r }))],
+        lease: 100,
+    };
+    // Server 0 twice (two processes of one name), and server 1.
+    let (a, twin, b) = (
+        Holder { server: ServerId(0), incarnation: 7 },
+        Holder { server: ServerId(0), incarnation: 8 },
+        Holder { server: ServerId(1), incarnation: 9 },
+    );
+    let ops = vec![
+        (a, acquire(None)),
+        (b, acquire(None)),
+        (a, w(1, 1, Write::Set(b"5".to_vec()))),
+        (a, w(2, 1, Write::Incr(2))),
+        (a, w(2, 1, Write::Incr(2))),
+        (b, w(3, 1, Write::Del)),
+        (a, w(5, 1, Write::SetWith(b"x".to_vec(), SetOpts { ttl_ms: None, cond: SetCond::IfAbsent }))),
+        (a, w(6, 1, Write::SetWith(b"t".to_vec(), SetOpts { ttl_ms: Some(3), cond: SetCond::Always }))),
+        (a, StoreOp::Ttl { key: k() }),
+        (a, StoreOp::Read { key: k() }),
+        (a, StoreOp::Read { key: k() }),
+        (a, StoreOp::Read { key: k() }),
+        (a, StoreOp::Renew { rights: vec![(Slot(1), Epoch(1)), (Slot(2), Epoch(1))], lease: 100 }),
+        (twin, acquire(None)),
+        (twin, acquire(Some((1, 0)))),
+        (twin, acquire(Some((1, 1)))),
+        (a, w(4, 1, Write::Set(b"x".to_vec()))),
+        (a, StoreOp::Renew { rights: vec![(Slot(1), Epoch(1))], lease: 100 }),
+        (twin, StoreOp::Release { rights: vec![(Slot(1), Epoch(2))] }),
+        (b, acquire(None)),
+        (b, w(7, 3, Write::Del)),
+        (a, StoreOp::Write { slot: Slot(1), fence: None, req: req(8), key: k(), write: Write::Del }),
+        // A release by a process that does not hold the right changes nothing.
+        (a, StoreOp::Release { rights: vec![(Slot(1), Epoch(3))] }),
+        (a, acquire(None)),
+        // Expiry at its boundary (one command per millisecond from here):
+        // set with 2 ms to live, an INCR keeps the expiry, then the key is
+        // gone exactly when its time is up.
+        (b, w(9, 3, Write::SetWith(b"1".to_vec(), SetOpts { ttl_ms: Some(2), cond: SetCond::Always }))),
+        (b, w(10, 3, Write::Incr(1))),
+        (b, StoreOp::Ttl { key: k() }),
+        (b, StoreOp::Read { key: k() }),
+        (b, w(11, 3, Write::Expire(5))),
+        (b, w(12, 3, Write::Set(b"v".to_vec()))),
+        (b, w(13, 3, Write::Expire(2))),
+        (b, StoreOp::Ttl { key: k() }),
+        (b, StoreOp::Read { key: k() }),
+        (b, w(14, 3, Write::SetWith(b"w".to_vec(), SetOpts { ttl_ms: None, cond: SetCond::IfPresent }))),
+        (b, w(15, 3, Write::Set(b"v".to_vec()))),
+        (b, w(16, 3, Write::Expire(0))),
+        (b, StoreOp::Read { key: k() }),
+    ];
+    ops.into_iter().enumerate().map(|(i, (s, op))| (s, op, Time(1000 + i as u64))).collect()
+}
+
+/// The identity of `holder` in the agreement script's cluster.
+pub fn test_identity(holder: Holder) -> Identity {
+    Identity::new(holder, vec!["s0".into(), "s1".into()], Mode::Linearizable)
+}
+
+/// Runs the agreement script through `run` (a database) and through the
+/// model-checked `MemStore`, and compares every reply.
+pub fn check_agreement(mut run: impl FnMut(&Identity, StoreOp, Time) -> StoreReply) {
+    use failgroup_model::{MemStore, Store};
+    let mut mem = MemStore::new(Mode::Linearizable, None);
+    let mut versions = Versions::default();
+    for (i, (from, op, now)) in agreement_script().into_iter().enumerate() {
+        let got = run(&test_identity(from), op.clone(), now);
+        let want = mem.execute(from, op.clone(), now);
+        assert_eq!(got, versions.map(&want, &got), "command {i}: {op:?}");
+    }
+}
+
+/// Versions from a sequence skip numbers (a batch draws as many as it
+/// has writes, and not every write writes): replies must agree up to an
+/// order-keeping renaming of versions, which this builds as it goes.
+#[derive(Default)]
+struct Versions(std::collections::BTreeMap<u64, u64>);
+
+impl Versions {
+    /// `want` with its version renamed to `got`'s, after checking that
+    /// the renaming stays one-to-one and keeps the order.
+    fn map(&mut self, want: &StoreReply, got: &StoreReply) -> StoreReply {
+        let version = |r: &StoreReply| match r {
+            StoreReply::Read { version, .. } | StoreReply::Written { version, .. } => Some(*version),
+            _ => None,
+        };
+        let (Some(w), Some(g)) = (version(want), version(got)) else { return want.clone() };
+        if w != 0 && g != 0 {
+            let before = self.0.range(..w).next_back().map(|(_, g)| *g);
+            let after = self.0.range(w + 1..).next().map(|(_, g)| *g);
+            assert!(before.is_none_or(|b| b < g) && after.is_none_or(|a| a > g), "version order: {w} -> {g}");
+            assert_eq!(*self.0.entry(w).or_insert(g), g, "version {w} renamed twice");
+        }
+        let mut r = want.clone();
+        if let StoreReply::Read { version, .. } | StoreReply::Written { version, .. } = &mut r {
+            *version = if w == 0 { 0 } else { g };
+        }
+        r
+    }
+}

@@ -1,0 +1,218 @@
+//! Databases as the core's store: a backend provides row operations
+//! ([`Tables`]); [`run`] carries a [`StoreOp`] out with the model crate's
+//! `store::execute`, the one implementation of the store's semantics, which
+//! the model checker runs over `MemStore`.
+//!
+//! Tables: `kv` (key, value, version, expiry), `rights` (each slot's serving
+//! right: the holder's server name and incarnation, fencing epoch, renewal
+//! count, released), `applied` (replies of applied writes, so a retried
+//! write is applied at most once). Rights carry no time: a taker waits on
+//! its own clock (see `failgroup_model::store`). Times are the store's
+//! clock in Unix milliseconds, taken once per transaction, for keys' time
+//! to live and for pruning only.
+
+use failgroup_model::store;
+use failgroup_model::{
+    Epoch, Holder, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ServerId, Slot, StoreOp, StoreReply, Time,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How long a write's reply is kept for deduplication. Retries of one
+/// request end well within it (they are bounded by request timeouts).
+pub const APPLIED_KEEP_MS: u64 = 10 * 60 * 1000;
+
+/// A `kv` row: value, version, expiry.
+pub type Row = (Vec<u8>, u64, Option<u64>);
+
+/// A `rights` row. The holder is a server's name (never its position in the
+/// config) and the incarnation of its process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RightRow {
+    pub holder: String,
+    pub incarnation: u64,
+    pub epoch: Epoch,
+    pub renewals: u64,
+    pub released: bool,
+}
+
+/// Who runs a store's commands: this server process, the cluster's server
+/// names (to turn a holder's name into a server) and its mode.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub holder: Holder,
+    pub names: Arc<[String]>,
+    pub mode: Mode,
+}
+
+impl Identity {
+    pub fn new(holder: Holder, names: Vec<String>, mode: Mode) -> Identity {
+        Identity { holder, names: names.into(), mode }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.names[self.holder.server.0 as usize]
+    }
+
+    fn server_of(&self, name: &str) -> Option<ServerId> {
+        self.names.iter().position(|n| n == name).map(|i| ServerId(i as u16))
+    }
+
+    /// A row's holder as the core knows holders; a name this cluster does
+    /// not know is nobody's server (never equal to this process).
+    fn holder_of(&self, row: &RightRow) -> Holder {
+        let server = self.server_of(&row.holder).unwrap_or(ServerId(u16::MAX));
+        Holder { server, incarnation: row.incarnation }
+    }
+}
+
+/// Row operations of one transaction, as a database keeps them: holders
+/// by name, results as bytes, times as Unix milliseconds. [`Named`] turns
+/// them into the model's [`Rows`], over which `store::execute` decides.
+pub trait Tables {
+    type Error;
+    /// The row of `key`, expired or not.
+    fn kv_get(&mut self, key: &[u8]) -> Result<Option<Row>, Self::Error>;
+    /// Writes `key` under a new version (greater than every earlier one), returned.
+    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> Result<u64, Self::Error>;
+    /// Deletes `key`; returns a new version, as a write does.
+    fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error>;
+    /// The rights rows of `slots`; a slot never acquired has none.
+    fn rights(&mut self, slots: &[Slot]) -> Result<HashMap<u16, RightRow>, Self::Error>;
+    /// Gives the holder (name, incarnation) each slot under its epoch, with
+    /// no renewal yet and not released.
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), Self::Error>;
+    /// Slot -> epoch of the rights the holder holds (not released).
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, u64>, Self::Error>;
+    /// Counts a renewal of every right the holder holds.
+    fn renew_all(&mut self, holder: &str, incarnation: u64) -> Result<(), Self::Error>;
+    /// Counts a renewal of each slot's right.
+    fn renew(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
+    /// Marks each slot's right released.
+    fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
+    fn applied(&mut self, req: ReqId) -> Result<Option<Vec<u8>>, Self::Error>;
+    fn record(&mut self, req: ReqId, result: &[u8], now: u64) -> Result<(), Self::Error>;
+    /// Deletes keys expired at `now` and replies older than `before`.
+    fn prune(&mut self, now: u64, before: u64) -> Result<(), Self::Error>;
+}
+
+/// A database's tables as the model's [`Rows`]: translation only (names to
+/// servers, results to bytes), no decision.
+pub struct Named<'a, T> {
+    pub tables: &'a mut T,
+    pub me: &'a Identity,
+}
+
+impl<T: Tables> Named<'_, T> {
+    fn name_of(&self, holder: Holder) -> &str {
+        self.me.names.get(holder.server.0 as usize).map_or("", |n| n.as_str())
+    }
+}
+
+impl<T: Tables> Rows for Named<'_, T> {
+    type Error = T::Error;
+
+    fn kv_get(&mut self, key: &[u8]) -> Result<Option<KvRow>, T::Error> {
+        Ok(self.tables.kv_get(key)?.map(|(v, ver, exp)| (v, ver, exp.map(Time))))
+    }
+
+    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<Time>) -> Result<u64, T::Error> {
+        self.tables.kv_put(key, value, expiry.map(|t| t.0))
+    }
+
+    fn kv_del(&mut self, key: &[u8]) -> Result<u64, T::Error> {
+        self.tables.kv_del(key)
+    }
+
+    fn rights(&mut self, slots: &[Slot]) -> Result<Vec<Option<RightRecord>>, T::Error> {
+        let mut rows = self.tables.rights(slots)?;
+        Ok(slots
+            .iter()
+            .map(|s| {
+                rows.remove(&s.0).map(|r| RightRecord {
+                    holder: self.me.holder_of(&r),
+                    epoch: r.epoch,
+                    renewals: r.renewals,
+                    released: r.released,
+                    renewed_at: Time::ZERO,
+                })
+            })
+            .collect())
+    }
+
+    fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: Holder, _now: Time) -> Result<(), T::Error> {
+        let name = self.name_of(holder).to_string();
+        self.tables.set_rights(rights, &name, holder.incarnation)
+    }
+
+    fn rights_of(&mut self, holder: Holder) -> Result<Vec<(Slot, Epoch)>, T::Error> {
+        let name = self.name_of(holder).to_string();
+        let mine = self.tables.rights_of(&name, holder.incarnation)?;
+        Ok(mine.into_iter().map(|(s, e)| (Slot(s), Epoch(e))).collect())
+    }
+
+    fn renew(&mut self, slots: &[Slot], _now: Time) -> Result<(), T::Error> {
+        self.tables.renew(slots)
+    }
+
+    fn renew_all(&mut self, holder: Holder, _now: Time) -> Result<(), T::Error> {
+        let name = self.name_of(holder).to_string();
+        self.tables.renew_all(&name, holder.incarnation)
+    }
+
+    fn release(&mut self, slots: &[Slot]) -> Result<(), T::Error> {
+        self.tables.release(slots)
+    }
+
+    fn applied(&mut self, req: ReqId) -> Result<Option<OpResult>, T::Error> {
+        // A record this version cannot decode counts as none: the write is
+        // then fenced or applied as a new one.
+        Ok(self.tables.applied(req)?.and_then(|b| postcard::from_bytes::<OpResult>(&b).ok()))
+    }
+
+    fn record(&mut self, req: ReqId, result: &OpResult, now: Time) -> Result<(), T::Error> {
+        let blob = postcard::to_allocvec(result).expect("encoding to a Vec cannot fail");
+        self.tables.record(req, &blob, now.0)
+    }
+}
+
+/// Carries out one store command of server process `me` at the store's
+/// time `now`: the model's `store::execute` over the database's tables.
+pub fn run<T: Tables>(t: &mut T, me: &Identity, op: StoreOp, now: Time) -> Result<StoreReply, T::Error> {
+    let rules = Rules { mode: me.mode, mutant: None };
+    store::execute(&mut Named { tables: t, me }, rules, me.holder, op, now)
+}
+
+/// Runs a batch's commands in order; the first error stops it (the caller
+/// rolls the transaction back and fails the whole batch).
+///
+/// A renewal of the same rights as the batch's previous renewal gets that
+/// one's answer without touching the rows again: no other server sees the
+/// batch half done, so renewing once is renewing twice (the record's stamp
+/// changes either way). A server whose store was slow (a lost connection
+/// retried for seconds) queues a renewal every third of a lease; renewing
+/// each of thousands of rows that many times in one transaction made it too
+/// long to ever commit beside the other servers' renewals.
+pub fn run_all<'a, T: Tables>(
+    t: &mut T,
+    me: &Identity,
+    ops: impl Iterator<Item = &'a StoreOp>,
+    now: Time,
+) -> Result<Vec<StoreReply>, T::Error> {
+    let mut last_renewal: Option<(&'a [(Slot, Epoch)], StoreReply)> = None;
+    let mut replies = Vec::new();
+    for op in ops {
+        if let StoreOp::Renew { rights, .. } = op {
+            if let Some((_, reply)) = last_renewal.as_ref().filter(|(r, _)| *r == &rights[..]) {
+                replies.push(reply.clone());
+                continue;
+            }
+        }
+        let reply = run(t, me, op.clone(), now)?;
+        if let StoreOp::Renew { rights, .. } = op {
+            last_renewal = Some((&rights[..], reply.clone()));
+        }
+        replies.push(reply);
+    }
+    Ok(replies)
+}
