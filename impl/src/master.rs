@@ -8,7 +8,7 @@ use crate::net::wire::{Msg, Peer, ServerStatus, Status};
 use crate::net::{self, Clock, Connection, Proto, Timers};
 use crate::node_error::NodeError;
 use failgroup_model::{
-    Liveness, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId, Slot,
+    Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId, Slot,
 };
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
@@ -218,7 +218,7 @@ impl MasterNode {
             .map(|s| {
                 let mut serves: Vec<(u16, u16)> = Vec::new();
                 for slot in 0..topo.slot_count() {
-                    if topo.serving_server(Slot(slot), |x| self.st.is_online(x)) == Some(s) {
+                    if self.core.serving_server(&self.st, Slot(slot)) == Some(s) {
                         match serves.last_mut() {
                             Some(r) if r.1 + 1 == slot => r.1 = slot,
                             _ => serves.push((slot, slot)),
@@ -229,13 +229,13 @@ impl MasterNode {
                     name: topo.name(s).to_string(),
                     addr: topo.addr(s).to_string(),
                     group: topo.group_name(s).to_string(),
-                    online: self.st.liveness.get(&s) != Some(&Liveness::Offline),
+                    online: self.st.is_online(s),
                     serves,
                     failovers: self.failovers.get(&s).copied().unwrap_or(0),
                 }
             })
             .collect();
-        Status { mode: self.cfg.file.mode.to_string(), view_version: self.st.version.to_string(), servers }
+        Status { mode: self.cfg.file.mode.to_string(), view_version: self.st.version().to_string(), servers }
     }
 
     fn housekeeping(&mut self) {

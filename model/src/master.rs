@@ -7,7 +7,7 @@
 use crate::config::{Mutant, ProtocolConfig};
 use crate::messages::{Liveness, MasterMsg, Report};
 use crate::topology::Topology;
-use crate::types::{Node, ServerId, Time, Version};
+use crate::types::{Node, ServerId, Slot, Time, Version};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -73,6 +73,11 @@ impl MasterState {
     pub fn is_online(&self, s: ServerId) -> bool {
         self.liveness.get(&s) != Some(&Liveness::Offline)
     }
+
+    /// The version of the master's view.
+    pub fn version(&self) -> Version {
+        self.version
+    }
 }
 
 /// The master's static part: topology and protocol configuration.
@@ -83,6 +88,12 @@ pub struct Master {
 }
 
 impl Master {
+    /// Who serves `slot` in the master's view: its owner while online,
+    /// else the group's failover server (c1, c15).
+    pub fn serving_server(&self, st: &MasterState, slot: Slot) -> Option<ServerId> {
+        self.topology.serving_server(slot, |s| st.is_online(s))
+    }
+
     pub fn new(topology: Arc<Topology>, config: ProtocolConfig) -> Master {
         Master { topology, config }
     }

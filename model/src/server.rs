@@ -236,6 +236,11 @@ impl ServerState {
         self.rights.get(&slot).filter(|r| now < r.trusted_until).map(|r| r.epoch)
     }
 
+    /// This server's view of who is online, as the master's notices said.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
     /// How many keys the cache holds.
     pub fn cached_keys(&self) -> usize {
         self.cache.values().map(|m| m.len()).sum()

@@ -54,9 +54,12 @@ pub struct ServerNode {
     pub(super) client_base: u64,
     pub(super) next_client: u64,
     pub(super) inputs: VecDeque<ServerInput>,
-    pub(super) to_drive: Vec<Token>,
-    /// RESP connections with whole commands waiting for their turn.
-    pub(super) backlog: Vec<Token>,
+    /// The one re-drive queue: RESP connections whose next command may
+    /// run (one just completed, or input is left from a pipeline that
+    /// yielded or paused on a full output buffer). Drained at the top of the
+    /// loop and before output is flushed, so a pipeline's next reply is
+    /// written in the same turn as the one before it.
+    pub(super) ready: Vec<Token>,
     pub(super) stats: Stats,
     pub(super) stop: Arc<AtomicBool>,
 }
@@ -111,8 +114,7 @@ impl ServerNode {
             client_base: crate::util::random_u64(),
             next_client: 0,
             inputs: VecDeque::new(),
-            to_drive: Vec::new(),
-            backlog: Vec::new(),
+            ready: Vec::new(),
             stats: Stats::default(),
             stop,
             cfg,
@@ -128,7 +130,7 @@ impl ServerNode {
         let (me, now) = (self.core.id, self.clock.now());
         let served: Vec<Slot> =
             (0..topo.slot_count()).map(Slot).filter(|s| self.core.serving(&self.st, *s, now)).collect();
-        let view = &self.st.view;
+        let view = self.st.view();
         Snapshot {
             name: topo.name(me),
             group: topo.group_name(me),
@@ -160,7 +162,7 @@ impl ServerNode {
         let mut events = Events::with_capacity(1024);
         while !self.stop.load(Ordering::Relaxed) {
             let now = self.clock.now();
-            let wait = if self.backlog.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
+            let wait = if self.ready.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
             if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(NodeError::Os { doing: "poll", error: e });
@@ -173,9 +175,7 @@ impl ServerNode {
                     tok => self.on_readiness(tok),
                 }
             }
-            for tok in std::mem::take(&mut self.backlog) {
-                self.drive(tok);
-            }
+            self.drive_ready();
             while let Ok((tag, reply)) = self.done.try_recv() {
                 self.step(ServerInput::Store { tag, reply });
             }
@@ -282,9 +282,7 @@ impl ServerNode {
     /// Flushes output, drops dead connections (failing what was forwarded
     /// on them), closes idle clients, and resumes paused RESP connections.
     pub(super) fn housekeeping(&mut self) {
-        for tok in std::mem::take(&mut self.to_drive) {
-            self.drive(tok);
-        }
+        self.drive_ready();
         let idle = self.cfg.file.limits.idle_timeout;
         let max_out = self.cfg.file.limits.max_output_buffer;
         let connect_timeout = Duration::from_millis(self.cfg.file.timing.send_timeout);
@@ -322,7 +320,7 @@ impl ServerNode {
         }
         // Connections with whole commands left (a pipeline that yielded, or
         // one paused on a full output buffer now drained) go on next turn.
-        self.backlog = self
+        self.ready = self
             .sessions
             .iter()
             .filter(|(t, s)| {
@@ -332,6 +330,13 @@ impl ServerNode {
             })
             .map(|(t, _)| *t)
             .collect();
+    }
+
+    /// Runs the next commands of every connection in the re-drive queue.
+    fn drive_ready(&mut self) {
+        for tok in std::mem::take(&mut self.ready) {
+            self.drive(tok);
+        }
     }
 
     pub(super) fn drop_conn(&mut self, tok: Token) {

@@ -99,7 +99,7 @@ impl ServerNode {
             if let Some(c) = self.conns.get_mut(&tok) {
                 commands::encode(f.kind, &results, &mut c.wbuf);
             }
-            self.to_drive.push(tok);
+            self.ready.push(tok);
         }
     }
 
