@@ -5,29 +5,24 @@
 
 use crate::config::Config;
 use crate::net::wire::{Msg, Peer, ServerStatus, Status};
-use crate::net::{self, Clock, Connection, Proto, Timers};
+use crate::net::{Clock, Endpoint, Proto, Timers};
 use crate::node_error::NodeError;
 use failgroup_model::{
     Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId, Slot,
 };
-use mio::net::TcpListener;
-use mio::{Events, Poll, Token};
+use mio::{Events, Token};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-const LISTENER: Token = Token(0);
 
 pub struct MasterNode {
     cfg: Config,
     core: Master,
     st: MasterState,
     clock: Clock,
-    poll: Poll,
-    listener: TcpListener,
-    conns: HashMap<Token, Connection>,
-    next_token: usize,
+    /// The poll, the listener and every connection.
+    net: Endpoint,
     /// Our connection to each server.
     to_server: HashMap<ServerId, Token>,
     timers: Timers<MasterTimer>,
@@ -38,7 +33,7 @@ pub struct MasterNode {
 impl MasterNode {
     pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<MasterNode, NodeError> {
         let addr = cfg.file.master.clone();
-        let (poll, listener) = net::listen(&addr, LISTENER)?;
+        let net = Endpoint::bind(&addr, 1)?;
         let core = Master::new(Arc::new(cfg.topology.clone()), cfg.protocol());
         let st = core.initial_state();
         let mut node = MasterNode {
@@ -46,10 +41,7 @@ impl MasterNode {
             core,
             st,
             clock: Clock::new(),
-            poll,
-            listener,
-            conns: HashMap::new(),
-            next_token: 1,
+            net,
             to_server: HashMap::new(),
             timers: Timers::new(),
             failovers: HashMap::new(),
@@ -71,14 +63,12 @@ impl MasterNode {
         let mut events = Events::with_capacity(256);
         while !self.stop.load(Ordering::Relaxed) {
             let wait = self.timers.wait(self.clock.now()).unwrap_or(1000).min(1000);
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(NodeError::Os { doing: "poll", error: e });
-                }
-            }
+            self.net.wait(&mut events, Duration::from_millis(wait)).map_err(NodeError::os("poll"))?;
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    Endpoint::LISTENER => {
+                        self.net.accept();
+                    }
                     tok => self.on_readiness(tok),
                 }
             }
@@ -121,38 +111,18 @@ impl MasterNode {
     }
 
     fn send(&mut self, to: ServerId, msg: MasterMsg) {
-        if !self.to_server.get(&to).is_some_and(|t| self.conns.contains_key(t)) {
+        if !self.to_server.get(&to).is_some_and(|t| self.net.conns.contains_key(t)) {
             let addr = self.cfg.topology.addr(to).to_string();
-            let Ok(mut conn) = Connection::connect(&addr, Peer::Master, self.cfg.file.secret.as_deref()) else {
-                return;
-            };
-            let tok = Token(self.next_token);
-            self.next_token += 1;
-            if conn.register(self.poll.registry(), tok).is_err() {
-                return;
-            }
-            self.conns.insert(tok, conn);
+            let Some(tok) = self.net.open(&addr, Peer::Master, self.cfg.file.secret.as_deref()) else { return };
             self.to_server.insert(to, tok);
         }
-        if let Some(c) = self.conns.get_mut(&self.to_server[&to]) {
+        if let Some(c) = self.net.conns.get_mut(&self.to_server[&to]) {
             c.send(&Msg::Master(msg));
         }
     }
 
-    fn accept(&mut self) {
-        while let Ok((sock, addr)) = self.listener.accept() {
-            let _ = sock.set_nodelay(true);
-            let tok = Token(self.next_token);
-            self.next_token += 1;
-            let mut conn = Connection::new(sock, addr, Proto::Unknown);
-            if conn.register(self.poll.registry(), tok).is_ok() {
-                self.conns.insert(tok, conn);
-            }
-        }
-    }
-
     fn on_readiness(&mut self, tok: Token) {
-        let Some(c) = self.conns.get_mut(&tok) else { return };
+        let Some(c) = self.net.conns.get_mut(&tok) else { return };
         c.read_all();
         c.flush();
         if c.proto == Proto::Unknown && c.rbuf.len() >= 4 {
@@ -166,7 +136,7 @@ impl MasterNode {
         let outbound = self.to_server.iter().find(|(_, t)| **t == tok).map(|(s, _)| *s);
         let max = self.cfg.file.limits.max_frame;
         loop {
-            let Some(c) = self.conns.get_mut(&tok) else { return };
+            let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Proto::Node { peer } = c.proto else { return };
             let Some(msg) = c.next_msg(max) else { return };
             // On our own connection to a server, what comes back is that server's.
@@ -195,7 +165,7 @@ impl MasterNode {
                 }
                 (Msg::StatusRequest, _) if peer.is_some() => {
                     let status = self.status();
-                    let c = self.conns.get_mut(&tok).expect("connection");
+                    let c = self.net.conns.get_mut(&tok).expect("connection");
                     c.send(&Msg::Status(Box::new(status)));
                 }
                 (Msg::InfoRequest, _) if peer.is_some() => {
@@ -240,7 +210,7 @@ impl MasterNode {
 
     fn housekeeping(&mut self) {
         let mut dead = Vec::new();
-        for (tok, c) in self.conns.iter_mut() {
+        for (tok, c) in self.net.conns.iter_mut() {
             if !c.wbuf.is_empty() {
                 c.flush();
             }
@@ -254,9 +224,7 @@ impl MasterNode {
             }
         }
         for tok in dead {
-            if let Some(mut c) = self.conns.remove(&tok) {
-                let _ = self.poll.registry().deregister(&mut c.sock);
-            }
+            self.net.remove(tok);
             self.to_server.retain(|_, t| *t != tok);
         }
     }

@@ -2,6 +2,8 @@
 //! random walks over the same model, with verdicts per property.
 
 mod actions;
+mod apply;
+mod clocks;
 pub mod config;
 pub mod linearizer;
 pub mod model;

@@ -4,12 +4,14 @@
 
 mod clock;
 mod connection;
+mod endpoint;
 pub mod link;
 mod socket;
 pub mod wire;
 
 pub use clock::Clock;
 pub use connection::{Connection, Proto};
+pub use endpoint::Endpoint;
 pub use link::NodeLink;
 pub use socket::{listen, resolve, ListenError};
 

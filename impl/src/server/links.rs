@@ -14,60 +14,36 @@ use mio::Token;
 impl ServerNode {
     /// The outbound connection to a peer, opened if need be.
     pub(super) fn peer_conn(&mut self, to: ServerId) -> Option<&mut Connection> {
-        if !self.peers_out.get(&to).is_some_and(|t| self.conns.contains_key(t)) {
+        if !self.peers_out.get(&to).is_some_and(|t| self.net.conns.contains_key(t)) {
             let addr = self.cfg.topology.addr(to).to_string();
             let tok = self.open(&addr)?;
             self.peers_out.insert(to, tok);
         }
-        self.conns.get_mut(&self.peers_out[&to])
+        self.net.conns.get_mut(&self.peers_out[&to])
     }
 
     /// The master's connection to us if there is one, else ours to it.
     pub(super) fn master_conn(&mut self) -> Option<&mut Connection> {
-        if let Some(t) = self.master_in.filter(|t| self.conns.contains_key(t)) {
-            return self.conns.get_mut(&t);
+        if let Some(t) = self.master_in.filter(|t| self.net.conns.contains_key(t)) {
+            return self.net.conns.get_mut(&t);
         }
-        if !self.master_out.is_some_and(|t| self.conns.contains_key(&t)) {
+        if !self.master_out.is_some_and(|t| self.net.conns.contains_key(&t)) {
             let addr = self.cfg.file.master.clone();
             self.master_out = self.open(&addr);
         }
-        self.conns.get_mut(&self.master_out?)
+        self.net.conns.get_mut(&self.master_out?)
     }
 
     pub(super) fn open(&mut self, addr: &str) -> Option<Token> {
-        let from = Peer::Server(self.core.id);
-        let mut conn = Connection::connect(addr, from, self.cfg.file.secret.as_deref()).ok()?;
-        let tok = Token(self.next_token);
-        self.next_token += 1;
-        conn.register(self.poll.registry(), tok).ok()?;
-        self.conns.insert(tok, conn);
-        Some(tok)
+        self.net.open(addr, Peer::Server(self.core.id), self.cfg.file.secret.as_deref())
     }
 
     pub(super) fn accept(&mut self) {
-        loop {
-            match self.listener.accept() {
-                Ok((sock, addr)) => {
-                    let _ = sock.set_nodelay(true);
-                    let tok = Token(self.next_token);
-                    self.next_token += 1;
-                    let mut conn = Connection::new(sock, addr, Proto::Unknown);
-                    if conn.register(self.poll.registry(), tok).is_ok() {
-                        self.stats.connections += 1;
-                        self.conns.insert(tok, conn);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    return;
-                }
-            }
-        }
+        self.stats.connections += self.net.accept().len() as u64;
     }
 
     pub(super) fn on_readiness(&mut self, tok: Token) {
-        let Some(c) = self.conns.get_mut(&tok) else { return };
+        let Some(c) = self.net.conns.get_mut(&tok) else { return };
         c.read_all();
         c.flush();
         if let Some(s) = self.sessions.get_mut(&tok) {
@@ -96,7 +72,7 @@ impl ServerNode {
                     .insert(tok, Session { client, seq: 0, authed, name: None, id, inflight: None, starved: false });
             }
         }
-        match self.conns[&tok].proto {
+        match self.net.conns[&tok].proto {
             Proto::Resp => self.drive(tok),
             Proto::Node { .. } => self.node_input(tok),
             Proto::Unknown => {}
@@ -109,7 +85,7 @@ impl ServerNode {
         let to_peer = self.peers_out.iter().find(|(_, t)| **t == tok).map(|(s, _)| *s);
         let outbound = to_peer.is_some() || self.master_out == Some(tok);
         loop {
-            let Some(c) = self.conns.get_mut(&tok) else { return };
+            let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Proto::Node { peer } = c.proto else { return };
             let Some(msg) = c.next_msg(max) else { return };
             if outbound {
@@ -130,7 +106,7 @@ impl ServerNode {
             match (peer, msg) {
                 (None, Msg::Hello { from, secret }) => {
                     if let Err(why) = self.welcome(tok, from, secret.as_deref()) {
-                        let c = self.conns.get_mut(&tok).expect("connection");
+                        let c = self.net.conns.get_mut(&tok).expect("connection");
                         c.send(&Msg::Refused(why.to_string()));
                         c.closing = true;
                         return;
@@ -165,9 +141,9 @@ impl ServerNode {
 
     /// Checks a node's hello; on success the connection is that node's.
     pub(super) fn welcome(&mut self, tok: Token, from: Peer, secret: Option<&str>) -> Result<(), Refusal> {
-        let ip = self.conns[&tok].addr.ip();
+        let ip = self.net.conns[&tok].addr.ip();
         if let Err(why) = self.cfg.admit(from, secret, ip) {
-            tracing::warn!(peer = %self.conns[&tok].addr, ?from, %why, "node hello refused");
+            tracing::warn!(peer = %self.net.conns[&tok].addr, ?from, %why, "node hello refused");
             return Err(why);
         }
         match from {
@@ -177,7 +153,7 @@ impl ServerNode {
             Peer::Master => self.master_in = Some(tok),
             Peer::Client(_) | Peer::Admin => {}
         }
-        let c = self.conns.get_mut(&tok).expect("connection");
+        let c = self.net.conns.get_mut(&tok).expect("connection");
         c.proto = Proto::Node { peer: Some(from) };
         c.send(&Msg::Welcome);
         Ok(())

@@ -10,21 +10,19 @@ use super::info::{Snapshot, Stats};
 use super::session::{Session, Waiter, OUTPUT_PAUSE};
 use crate::config::Config;
 use crate::net::wire::Msg;
-use crate::net::{self, Clock, Connection, Proto, Timers};
+use crate::net::{Clock, Endpoint, Proto, Timers};
 use crate::node_error::NodeError;
 use crate::store::{self, Done, Identity, Job, StoreStats};
 use failgroup_model::{
     Holder, Liveness, Origin, Server, ServerEvent, ServerId, ServerInput, ServerOutput, ServerState, ServerTimer, Slot,
 };
-use mio::net::TcpListener;
-use mio::{Events, Poll, Token, Waker};
+use mio::{Events, Token, Waker};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(super) const LISTENER: Token = Token(0);
 pub(super) const WAKER: Token = Token(1);
 
 /// A running server: its socket, connections and sessions, the core's
@@ -35,11 +33,9 @@ pub struct ServerNode {
     pub(super) st: ServerState,
     pub(super) clock: Clock,
     pub(super) started: Instant,
-    pub(super) poll: Poll,
-    pub(super) listener: TcpListener,
-    pub(super) conns: HashMap<Token, Connection>,
+    /// The poll, the listener and every connection.
+    pub(super) net: Endpoint,
     pub(super) sessions: HashMap<Token, Session>,
-    pub(super) next_token: usize,
     pub(super) timers: Timers<ServerTimer>,
     pub(super) jobs: Option<Sender<Job>>,
     pub(super) done: Receiver<Done>,
@@ -68,8 +64,8 @@ impl ServerNode {
     /// Binds the port, opens the store and starts the core.
     pub fn start(cfg: Config, id: ServerId, stop: Arc<AtomicBool>) -> Result<ServerNode, NodeError> {
         let addr = cfg.topology.addr(id).to_string();
-        let (poll, listener) = net::listen(&addr, LISTENER)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(NodeError::os("a poll waker"))?);
+        let net = Endpoint::bind(&addr, WAKER.0 + 1)?;
+        let waker = Arc::new(Waker::new(net.poll.registry(), WAKER).map_err(NodeError::os("a poll waker"))?);
         let mut db = cfg.open_store()?;
         // A node of another mode or topology than the store's cluster is
         // refused here (hole 3).
@@ -95,11 +91,8 @@ impl ServerNode {
             st: ServerState::default(),
             clock: Clock::new(),
             started: Instant::now(),
-            poll,
-            listener,
-            conns: HashMap::new(),
+            net,
             sessions: HashMap::new(),
-            next_token: 2,
             timers: Timers::new(),
             jobs: Some(jobs_tx),
             done: done_rx,
@@ -163,14 +156,10 @@ impl ServerNode {
         while !self.stop.load(Ordering::Relaxed) {
             let now = self.clock.now();
             let wait = if self.ready.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(wait))) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(NodeError::Os { doing: "poll", error: e });
-                }
-            }
+            self.net.wait(&mut events, Duration::from_millis(wait)).map_err(NodeError::os("poll"))?;
             for ev in events.iter() {
                 match ev.token() {
-                    LISTENER => self.accept(),
+                    Endpoint::LISTENER => self.accept(),
                     WAKER => {}
                     tok => self.on_readiness(tok),
                 }
@@ -211,7 +200,7 @@ impl ServerNode {
             ServerOutput::Reply { to: Origin::Client(w), result } => match self.waiters.remove(&w) {
                 Some(Waiter::Resp { conn, part }) => self.part_done(conn, part, result),
                 Some(Waiter::Lib { conn, op }) => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
+                    if let Some(c) = self.net.conns.get_mut(&conn) {
                         c.send(&Msg::ForwardReply { op, incarnation: 0, result });
                     }
                 }
@@ -220,7 +209,7 @@ impl ServerNode {
             // The reply names the run that forwarded the request: a newer
             // run of that peer, on this connection now, drops it.
             ServerOutput::Reply { to: Origin::Peer { server, incarnation, op }, result } => {
-                if let Some(c) = self.peers_in.get(&server).and_then(|t| self.conns.get_mut(t)) {
+                if let Some(c) = self.peers_in.get(&server).and_then(|t| self.net.conns.get_mut(t)) {
                     c.send(&Msg::ForwardReply { op, incarnation, result });
                 }
             }
@@ -287,7 +276,7 @@ impl ServerNode {
         let max_out = self.cfg.file.limits.max_output_buffer;
         let connect_timeout = Duration::from_millis(self.cfg.file.timing.send_timeout);
         let mut dead = Vec::new();
-        for (tok, c) in self.conns.iter_mut() {
+        for (tok, c) in self.net.conns.iter_mut() {
             if !c.wbuf.is_empty() {
                 c.flush();
             }
@@ -326,7 +315,7 @@ impl ServerNode {
             .filter(|(t, s)| {
                 s.inflight.is_none()
                     && !s.starved
-                    && self.conns.get(t).is_some_and(|c| !c.rbuf.is_empty() && c.wbuf.len() <= OUTPUT_PAUSE)
+                    && self.net.conns.get(t).is_some_and(|c| !c.rbuf.is_empty() && c.wbuf.len() <= OUTPUT_PAUSE)
             })
             .map(|(t, _)| *t)
             .collect();
@@ -340,9 +329,7 @@ impl ServerNode {
     }
 
     pub(super) fn drop_conn(&mut self, tok: Token) {
-        if let Some(mut c) = self.conns.remove(&tok) {
-            let _ = self.poll.registry().deregister(&mut c.sock);
-        }
+        self.net.remove(tok);
         self.sessions.remove(&tok);
         if self.master_in == Some(tok) {
             self.master_in = None;

@@ -18,7 +18,7 @@ impl ServerNode {
     pub(super) fn drive(&mut self, tok: Token) {
         let limits = self.cfg.file.limits.clone();
         for _ in 0..limits.max_pipeline {
-            let Some(c) = self.conns.get_mut(&tok) else { return };
+            let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Some(s) = self.sessions.get_mut(&tok) else { return };
             if s.inflight.is_some() || c.closing || c.dead || c.wbuf.len() > OUTPUT_PAUSE {
                 return;
@@ -55,12 +55,12 @@ impl ServerNode {
         let name = commands::name_of(&args);
         let s = self.sessions.get_mut(&tok).expect("a RESP connection has a session");
         if !s.authed && !matches!(name.as_str(), "auth" | "hello" | "quit") {
-            let c = self.conns.get_mut(&tok).expect("connection");
+            let c = self.net.conns.get_mut(&tok).expect("connection");
             return reply::error(&mut c.wbuf, "NOAUTH Authentication required.");
         }
         match commands::parse(&args, &self.cfg.topology) {
             Err(msg) => {
-                let c = self.conns.get_mut(&tok).expect("connection");
+                let c = self.net.conns.get_mut(&tok).expect("connection");
                 reply::error(&mut c.wbuf, &msg.to_string());
             }
             Ok(Command::Local(l)) => self.local(tok, l),
@@ -96,7 +96,7 @@ impl ServerNode {
         if f.left == 0 {
             let f = s.inflight.take().expect("in flight");
             let results: Vec<OpResult> = f.results.into_iter().map(|r| r.expect("every part done")).collect();
-            if let Some(c) = self.conns.get_mut(&tok) {
+            if let Some(c) = self.net.conns.get_mut(&tok) {
                 commands::encode(f.kind, &results, &mut c.wbuf);
             }
             self.ready.push(tok);
@@ -116,7 +116,7 @@ impl ServerNode {
             info,
         };
         let s = self.sessions.get_mut(&tok).expect("session");
-        let c = self.conns.get_mut(&tok).expect("connection");
+        let c = self.net.conns.get_mut(&tok).expect("connection");
         if answer(l, s, &ctx, &mut c.wbuf) {
             c.closing = true;
         }
