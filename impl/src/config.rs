@@ -63,8 +63,8 @@ impl Default for Limits {
 }
 
 impl Limits {
-    pub fn resp(&self) -> resp::Limits {
-        resp::Limits { max_bulk: self.max_bulk, ..resp::Limits::default() }
+    pub fn resp(&self) -> resp::DecodeLimits {
+        resp::DecodeLimits { max_bulk: self.max_bulk, ..resp::DecodeLimits::default() }
     }
 }
 

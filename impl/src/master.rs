@@ -4,7 +4,7 @@
 //! accepts reports from servers and clients, and status requests.
 
 use crate::config::Config;
-use crate::net::wire::{Msg, Peer, ServerStatus, Status};
+use crate::net::wire::{ClusterStatus, Msg, Peer, ServerStatus};
 use crate::net::{Clock, Endpoint, Proto, Timers};
 use crate::node_error::NodeError;
 use failgroup_model::{
@@ -181,7 +181,7 @@ impl MasterNode {
     }
 
     /// The view for `failgroup status`.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> ClusterStatus {
         let topo = &self.cfg.topology;
         let servers = topo
             .servers()
@@ -205,7 +205,7 @@ impl MasterNode {
                 }
             })
             .collect();
-        Status { mode: self.cfg.file.mode.to_string(), view_version: self.st.version().to_string(), servers }
+        ClusterStatus { mode: self.cfg.file.mode.to_string(), view_version: self.st.version().to_string(), servers }
     }
 
     fn housekeeping(&mut self) {

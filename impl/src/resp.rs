@@ -5,9 +5,9 @@
 
 use std::fmt;
 
-/// Limits on what one request may declare.
+/// DecodeLimits on what one request may declare.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub struct DecodeLimits {
     /// Largest bulk string (Redis' `proto-max-bulk-len`).
     pub max_bulk: usize,
     /// Most arguments in one command.
@@ -16,9 +16,9 @@ pub struct Limits {
     pub max_inline: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits { max_bulk: 512 * 1024 * 1024, max_args: 1024 * 1024, max_inline: 64 * 1024 }
+impl Default for DecodeLimits {
+    fn default() -> DecodeLimits {
+        DecodeLimits { max_bulk: 512 * 1024 * 1024, max_args: 1024 * 1024, max_inline: 64 * 1024 }
     }
 }
 
@@ -53,7 +53,7 @@ fn number(buf: &[u8], from: usize, end: usize) -> Option<i64> {
 /// Decodes one command from the front of `buf`. `Ok(None)`: more bytes are
 /// needed. `Ok(Some((args, used)))`: a command and the bytes it took; an
 /// empty `args` is a blank inline line, to be skipped.
-pub fn decode(buf: &[u8], limits: &Limits) -> Decoded {
+pub fn decode(buf: &[u8], limits: &DecodeLimits) -> Decoded {
     let Some(&first) = buf.first() else { return Ok(None) };
     if first != b'*' {
         return decode_inline(buf, limits);
@@ -93,7 +93,7 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Decoded {
     Ok(Some((args, pos)))
 }
 
-fn decode_inline(buf: &[u8], limits: &Limits) -> Decoded {
+fn decode_inline(buf: &[u8], limits: &DecodeLimits) -> Decoded {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         return if buf.len() > limits.max_inline { perr("too big inline request") } else { Ok(None) };
     };
@@ -272,20 +272,20 @@ mod tests {
     fn decodes_arrays_incrementally() {
         let msg = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
         for cut in 0..msg.len() {
-            assert_eq!(decode(&msg[..cut], &Limits::default()), Ok(None), "cut at {cut}");
+            assert_eq!(decode(&msg[..cut], &DecodeLimits::default()), Ok(None), "cut at {cut}");
         }
-        assert_eq!(decode(msg, &Limits::default()), Ok(Some((args(&["GET", "k"]), msg.len()))));
+        assert_eq!(decode(msg, &DecodeLimits::default()), Ok(Some((args(&["GET", "k"]), msg.len()))));
     }
 
     #[test]
     fn decodes_inline_commands_with_quotes() {
-        let got = decode(b"set \"a b\" 'c'\r\nrest", &Limits::default()).unwrap().unwrap();
+        let got = decode(b"set \"a b\" 'c'\r\nrest", &DecodeLimits::default()).unwrap().unwrap();
         assert_eq!(got, (args(&["set", "a b", "c"]), 15));
     }
 
     #[test]
     fn rejects_bad_lengths_before_allocating() {
-        let l = Limits { max_bulk: 10, ..Limits::default() };
+        let l = DecodeLimits { max_bulk: 10, ..DecodeLimits::default() };
         assert!(decode(b"*1\r\n$11\r\n", &l).is_err());
         assert!(decode(b"*1\r\n$-5\r\n", &l).is_err());
         assert!(decode(b"*x\r\n", &l).is_err());

@@ -5,13 +5,13 @@
 //! for cargo-fuzz, for longer runs.)
 
 use failgroup::net::wire;
-use failgroup::resp::{self, Limits};
+use failgroup::resp::{self, DecodeLimits};
 use failgroup_model::*;
 use proptest::prelude::*;
 use std::sync::Arc;
 
-fn small_limits() -> Limits {
-    Limits { max_bulk: 64, max_args: 16, max_inline: 128 }
+fn small_limits() -> DecodeLimits {
+    DecodeLimits { max_bulk: 64, max_args: 16, max_inline: 128 }
 }
 
 /// Valid commands, then bytes flipped, cut or inserted.
@@ -35,7 +35,7 @@ fn mutated_command() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// Decodes commands until the buffer is used up, an error, or a need for more.
-fn drain(mut buf: &[u8], limits: &Limits) {
+fn drain(mut buf: &[u8], limits: &DecodeLimits) {
     let (mut steps, total) = (0, buf.len());
     loop {
         steps += 1;
@@ -56,7 +56,7 @@ proptest! {
     #[test]
     fn resp_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         drain(&bytes, &small_limits());
-        drain(&bytes, &Limits::default());
+        drain(&bytes, &DecodeLimits::default());
     }
 
     #[test]
@@ -70,7 +70,7 @@ proptest! {
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let mut out = Vec::new();
         resp::encode_command(&mut out, &refs);
-        prop_assert_eq!(resp::decode(&out, &Limits::default()), Ok(Some((args, out.len()))));
+        prop_assert_eq!(resp::decode(&out, &DecodeLimits::default()), Ok(Some((args, out.len()))));
     }
 
     #[test]

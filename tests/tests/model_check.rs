@@ -87,7 +87,7 @@ fn a_delayed_message_and_a_crash() {
 /// twice, and the other client's answer shows whether it was applied.
 #[test]
 fn every_command_against_the_key_value_specification() {
-    use failgroup::check::spec::Command as C;
+    use failgroup::check::spec::KvCommand as C;
     let pairs = [
         ([C::Incr, C::Decr], 1),
         ([C::SetPx, C::Ttl], 0),
@@ -395,7 +395,7 @@ fn simulation_of_a_big_cluster() {
             delays: 2,
             store_failures: 1,
         },
-        commands: failgroup::check::spec::Command::ALL.to_vec(),
+        commands: failgroup::check::spec::KvCommand::ALL.to_vec(),
         drift: 1,
         max_delay: 1,
         fault_horizon: 12,

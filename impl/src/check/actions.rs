@@ -18,9 +18,9 @@ impl ClusterModel {
             servers: self
                 .topology
                 .servers()
-                .map(|_| ServerNode {
+                .map(|_| ModelServer {
                     state: ServerState::default(),
-                    status: Status::Up,
+                    status: ProcStatus::Up,
                     incarnation: 1,
                     clock: 0,
                     timers: Timers::new(),
@@ -137,7 +137,7 @@ impl ClusterModel {
             actions.push(Action::Tick);
             if c.drift > 0 {
                 for (i, n) in st.servers.iter().enumerate() {
-                    if n.status != Status::Crashed && st.now + 1 - n.clock <= c.drift && faults {
+                    if n.status != ProcStatus::Crashed && st.now + 1 - n.clock <= c.drift && faults {
                         actions.push(Action::Lag(ServerId(i as u16)));
                     }
                 }
@@ -154,39 +154,39 @@ impl ClusterModel {
         let faults = st.now < c.fault_horizon;
         for (i, n) in st.servers.iter().enumerate() {
             let s = ServerId(i as u16);
-            if n.clock < st.now && matches!(n.status, Status::Up | Status::Paused) {
+            if n.clock < st.now && matches!(n.status, ProcStatus::Up | ProcStatus::Paused) {
                 actions.push(Action::CatchUp(s));
             }
             match n.status {
-                Status::Up if faults && st.budget.crashes > 0 => actions.push(Action::Crash(s)),
+                ProcStatus::Up if faults && st.budget.crashes > 0 => actions.push(Action::Crash(s)),
                 // A crashed server may come back until the restart horizon
                 // (late enough to be served for a while by its failover).
-                Status::Crashed if quiet && st.now < c.restart_horizon => actions.push(Action::Restart(s)),
+                ProcStatus::Crashed if quiet && st.now < c.restart_horizon => actions.push(Action::Restart(s)),
                 // Paused nodes, too, come back before the restart horizon, so
                 // that the views settle before time is up (`views agree`).
-                Status::Paused if quiet && st.now < c.restart_horizon => actions.push(Action::Resume(s)),
+                ProcStatus::Paused if quiet && st.now < c.restart_horizon => actions.push(Action::Resume(s)),
                 _ => {}
             }
-            if n.status == Status::Up && faults && st.budget.pauses > 0 {
+            if n.status == ProcStatus::Up && faults && st.budget.pauses > 0 {
                 actions.push(Action::Pause(s));
             }
-            if n.status == Status::Up && faults && st.budget.suspends > 0 {
+            if n.status == ProcStatus::Up && faults && st.budget.suspends > 0 {
                 actions.push(Action::Suspend(s));
             }
-            if n.status == Status::Suspended && quiet && st.now < c.restart_horizon {
+            if n.status == ProcStatus::Suspended && quiet && st.now < c.restart_horizon {
                 actions.push(Action::Resume(s));
             }
             // A second process of a paused server's identity.
-            let paused = matches!(n.status, Status::Paused | Status::Suspended);
+            let paused = matches!(n.status, ProcStatus::Paused | ProcStatus::Suspended);
             if paused && faults && st.budget.twins > 0 && st.twin.is_none() {
                 actions.push(Action::Replace(s));
             }
         }
         if let Some((_, n)) = &st.twin {
-            if n.clock < st.now && n.status == Status::Up {
+            if n.clock < st.now && n.status == ProcStatus::Up {
                 actions.push(Action::CatchUpTwin);
             }
-            if n.status != Status::Up && quiet && st.now < c.restart_horizon {
+            if n.status != ProcStatus::Up && quiet && st.now < c.restart_horizon {
                 actions.push(Action::ResumeTwin);
             }
         }

@@ -35,14 +35,14 @@ impl ClusterModel {
             Action::FailStore(from, applied) => {
                 st.budget.store_failures -= 1;
                 let env = st.take(from, Addr::Store, 0)?;
-                let Msg::StoreCall { from: holder, tag, op } = env.msg else { return None };
+                let ModelMsg::StoreCall { from: holder, tag, op } = env.msg else { return None };
                 if applied {
                     // It took effect; the answer is lost with the connection.
                     let store_now = Time(st.now + st.store_ahead);
                     st.store.execute(holder, op, store_now);
                 }
                 let reply = StoreReply::Failed(if applied { "connection lost" } else { "store unavailable" }.into());
-                st.send(Addr::Store, from, Msg::StoreAnswer { tag, reply });
+                st.send(Addr::Store, from, ModelMsg::StoreAnswer { tag, reply });
             }
             Action::Tick => self.tick(&mut st, None),
             Action::Lag(s) => self.tick(&mut st, Some(s)),
@@ -80,7 +80,7 @@ impl ClusterModel {
             Action::Crash(s) => {
                 st.budget.crashes -= 1;
                 let n = &mut st.servers[s.0 as usize];
-                n.status = Status::Crashed;
+                n.status = ProcStatus::Crashed;
                 n.timers.clear();
                 // What was on the way to it is gone; its calls already on the
                 // way to the store may still land.
@@ -89,7 +89,7 @@ impl ClusterModel {
             }
             Action::Restart(s) => {
                 let n = &mut st.servers[s.0 as usize];
-                n.status = Status::Up;
+                n.status = ProcStatus::Up;
                 n.clock = st.now;
                 n.incarnation += 1;
                 let incarnation = n.incarnation;
@@ -97,24 +97,24 @@ impl ClusterModel {
             }
             Action::Pause(s) => {
                 st.budget.pauses -= 1;
-                st.servers[s.0 as usize].status = Status::Paused;
+                st.servers[s.0 as usize].status = ProcStatus::Paused;
             }
             Action::Suspend(s) => {
                 st.budget.suspends -= 1;
-                st.servers[s.0 as usize].status = Status::Suspended;
+                st.servers[s.0 as usize].status = ProcStatus::Suspended;
             }
             Action::Resume(s) => {
                 let now = st.now;
                 let n = &mut st.servers[s.0 as usize];
                 n.clock = self.clock_of(n, now);
-                n.status = Status::Up;
+                n.status = ProcStatus::Up;
             }
             Action::Replace(s) => {
                 st.budget.twins -= 1;
                 let i = s.0 as usize;
-                let fresh = ServerNode {
+                let fresh = ModelServer {
                     state: ServerState::default(),
-                    status: Status::Up,
+                    status: ProcStatus::Up,
                     incarnation: st.servers[i].incarnation + 1,
                     clock: st.now,
                     timers: Timers::new(),
@@ -141,7 +141,7 @@ impl ClusterModel {
                 let now = st.now;
                 let n = &mut st.twin.as_mut()?.1;
                 n.clock = self.clock_of(n, now);
-                n.status = Status::Up;
+                n.status = ProcStatus::Up;
             }
             Action::CatchUpTwin => st.twin.as_mut()?.1.clock += 1,
             Action::StepStoreClock => {

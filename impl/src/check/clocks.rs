@@ -28,16 +28,16 @@ impl ClusterModel {
     /// Whether the server process at `at` runs (not crashed, not paused).
     pub(super) fn running(&self, st: &ClusterState, at: Addr) -> bool {
         match at {
-            Addr::Server(s) => st.servers[s.0 as usize].status == Status::Up,
-            Addr::Twin(_) => st.twin.as_ref().is_some_and(|(_, n)| n.status == Status::Up),
+            Addr::Server(s) => st.servers[s.0 as usize].status == ProcStatus::Up,
+            Addr::Twin(_) => st.twin.as_ref().is_some_and(|(_, n)| n.status == ProcStatus::Up),
             _ => false,
         }
     }
 
     pub(super) fn deliverable(&self, st: &ClusterState, from: Addr, to: Addr) -> bool {
         let paused = |a: Addr| match a {
-            Addr::Server(s) => matches!(st.servers[s.0 as usize].status, Status::Paused | Status::Suspended),
-            Addr::Twin(_) => st.twin.as_ref().is_some_and(|(_, n)| n.status != Status::Up),
+            Addr::Server(s) => matches!(st.servers[s.0 as usize].status, ProcStatus::Paused | ProcStatus::Suspended),
+            Addr::Twin(_) => st.twin.as_ref().is_some_and(|(_, n)| n.status != ProcStatus::Up),
             _ => false,
         };
         !paused(to) && !st.is_cut(from, to)
@@ -46,12 +46,12 @@ impl ClusterModel {
     pub(super) fn due_timers(&self, st: &ClusterState) -> Vec<Timer> {
         let mut due = Vec::new();
         for (i, n) in st.servers.iter().enumerate() {
-            if n.status == Status::Up {
+            if n.status == ProcStatus::Up {
                 let s = ServerId(i as u16);
                 due.extend(n.timers.due(Time(n.clock)).map(|t| Timer::Server(s, t)));
             }
         }
-        if let Some((_, n)) = st.twin.as_ref().filter(|(_, n)| n.status == Status::Up) {
+        if let Some((_, n)) = st.twin.as_ref().filter(|(_, n)| n.status == ProcStatus::Up) {
             due.extend(n.timers.due(Time(n.clock)).map(Timer::Twin));
         }
         if st.master.is_some() {
@@ -66,8 +66,8 @@ impl ClusterModel {
     /// What a server's clock reads at global time `now`: a suspended host's
     /// clock stands still while it sleeps and, as CLOCK_BOOTTIME does,
     /// counts the time slept when it wakes (unless the mutant says not).
-    pub(super) fn clock_of(&self, n: &ServerNode, now: u64) -> u64 {
-        if n.status == Status::Suspended && self.cfg.mutant != Some(Mutant::SuspendStopsClock) {
+    pub(super) fn clock_of(&self, n: &ModelServer, now: u64) -> u64 {
+        if n.status == ProcStatus::Suspended && self.cfg.mutant != Some(Mutant::SuspendStopsClock) {
             n.clock.max(now.saturating_sub(self.cfg.drift))
         } else {
             n.clock
@@ -78,11 +78,11 @@ impl ClusterModel {
         st.now += 1;
         // A suspended host's clock stands still.
         for (i, n) in st.servers.iter_mut().enumerate() {
-            if lagging != Some(ServerId(i as u16)) && n.status != Status::Suspended {
+            if lagging != Some(ServerId(i as u16)) && n.status != ProcStatus::Suspended {
                 n.clock += 1;
             }
         }
-        if let Some((_, n)) = st.twin.as_mut().filter(|(_, n)| n.status != Status::Suspended) {
+        if let Some((_, n)) = st.twin.as_mut().filter(|(_, n)| n.status != ProcStatus::Suspended) {
             n.clock += 1;
         }
     }

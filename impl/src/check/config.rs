@@ -2,7 +2,7 @@
 //! the switches (mode, mutant, reductions), and the one line that says
 //! what a run checks.
 
-use super::spec::Command;
+use super::spec::KvCommand;
 use failgroup_model::*;
 
 /// Ticks the clock may run past `max_time` while an operation is pending:
@@ -21,7 +21,7 @@ pub struct CheckConfig {
     /// The commands clients run, in turn: client `c`'s `i`-th operation is
     /// `commands[(c + i) % len]` (the default, SET and GET, has one client
     /// write while the other reads, then the other way round).
-    pub commands: Vec<Command>,
+    pub commands: Vec<KvCommand>,
     /// How many faults of each kind a run may inject.
     pub faults: Faults,
     /// Clock lag bound in ticks (0: clocks advance together).
@@ -54,7 +54,7 @@ impl Default for CheckConfig {
             clients: 2,
             keys: 1,
             ops_per_client: 1,
-            commands: vec![Command::Set, Command::Get],
+            commands: vec![KvCommand::Set, KvCommand::Get],
             faults: Faults { crashes: 1, ..Faults::default() },
             drift: 0,
             mode: Mode::Linearizable,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// the operations placed, and each pending operation (by the thread that
 /// invoked it) with its predicted answer if it is placed already.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Config {
+struct Way {
     state: KvSpec,
     pending: BTreeMap<u16, (Op, Option<OpResult>)>,
 }
@@ -26,12 +26,12 @@ struct Config {
 /// that keeps the history would count one state per interleaving.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Linearizer {
-    ways: BTreeSet<Config>,
+    ways: BTreeSet<Way>,
 }
 
 impl Default for Linearizer {
     fn default() -> Linearizer {
-        let start = Config { state: KvSpec::default(), pending: BTreeMap::new() };
+        let start = Way { state: KvSpec::default(), pending: BTreeMap::new() };
         Linearizer { ways: BTreeSet::from([start]) }
     }
 }
@@ -105,7 +105,7 @@ impl Linearizer {
 
     /// Adds every way reached by placing pending operations, in any order.
     fn close(&mut self) {
-        let mut todo: Vec<Config> = self.ways.iter().cloned().collect();
+        let mut todo: Vec<Way> = self.ways.iter().cloned().collect();
         while let Some(w) = todo.pop() {
             for (t, (op, placed)) in &w.pending {
                 if placed.is_some() {

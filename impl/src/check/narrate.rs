@@ -2,7 +2,7 @@
 //! says, what each node believes. Depends on the world alone, so the model
 //! (naming its actions) and the trace printer both use it.
 
-use super::world::{Action, Addr, ClusterState, Envelope, Msg, Status, Timer};
+use super::world::{Action, Addr, ClusterState, Envelope, ModelMsg, ProcStatus, Timer};
 use failgroup_model::*;
 use std::fmt::Write as _;
 
@@ -96,28 +96,28 @@ fn store_reply(r: &StoreReply) -> String {
     }
 }
 
-fn msg(m: &Msg) -> String {
+fn msg(m: &ModelMsg) -> String {
     match m {
-        Msg::Request { req, op: o } => format!("{} (request {}#{})", op(o), req.client.0, req.seq),
-        Msg::Response { result: r, .. } => format!("reply {}", result(r)),
-        Msg::Forward { fwd, .. } => format!("forward {} (hop {})", op(&fwd.op), fwd.hops),
-        Msg::ForwardResponse { result: r, .. } => format!("forwarded reply {}", result(r)),
-        Msg::Report(Report::ProbeAck { nonce }) => format!("probe answer #{nonce}"),
-        Msg::Report(Report::MaybeOffline { server }) => format!("\"{server} may be offline\""),
-        Msg::Report(Report::BackOnline { server }) => format!("\"{server} answered again\""),
-        Msg::Master(MasterMsg::Probe { nonce }) => format!("probe #{nonce}"),
-        Msg::Master(MasterMsg::Notice { server, liveness, version }) => {
+        ModelMsg::Request { req, op: o } => format!("{} (request {}#{})", op(o), req.client.0, req.seq),
+        ModelMsg::Response { result: r, .. } => format!("reply {}", result(r)),
+        ModelMsg::Forward { fwd, .. } => format!("forward {} (hop {})", op(&fwd.op), fwd.hops),
+        ModelMsg::ForwardResponse { result: r, .. } => format!("forwarded reply {}", result(r)),
+        ModelMsg::Report(Report::ProbeAck { nonce }) => format!("probe answer #{nonce}"),
+        ModelMsg::Report(Report::MaybeOffline { server }) => format!("\"{server} may be offline\""),
+        ModelMsg::Report(Report::BackOnline { server }) => format!("\"{server} answered again\""),
+        ModelMsg::Master(MasterMsg::Probe { nonce }) => format!("probe #{nonce}"),
+        ModelMsg::Master(MasterMsg::Notice { server, liveness, version }) => {
             format!(
                 "notice: {server} is {} ({version})",
                 if *liveness == Liveness::Online { "online" } else { "offline" }
             )
         }
-        Msg::Master(MasterMsg::View { version, offline }) => {
+        ModelMsg::Master(MasterMsg::View { version, offline }) => {
             let off: Vec<String> = offline.iter().map(|s| s.to_string()).collect();
             format!("view {version}: offline [{}]", off.join(", "))
         }
-        Msg::StoreCall { op: o, .. } => store_op(o),
-        Msg::StoreAnswer { reply, .. } => store_reply(reply),
+        ModelMsg::StoreCall { op: o, .. } => store_op(o),
+        ModelMsg::StoreAnswer { reply, .. } => store_reply(reply),
     }
 }
 
@@ -192,7 +192,7 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
     for (i, n) in st.servers.iter().enumerate() {
         let s = ServerId(i as u16);
         let b = match n.status {
-            Status::Crashed => "crashed".into(),
+            ProcStatus::Crashed => "crashed".into(),
             status => {
                 let rights: Vec<String> = n
                     .state
@@ -217,8 +217,8 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
                 format!(
                     "{}serves [{}], cache [{}], sees offline [{}]{lag}",
                     match status {
-                        Status::Paused => "PAUSED, ",
-                        Status::Suspended => "SUSPENDED, ",
+                        ProcStatus::Paused => "PAUSED, ",
+                        ProcStatus::Suspended => "SUSPENDED, ",
                         _ => "",
                     },
                     rights.join(", "),

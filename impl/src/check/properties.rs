@@ -16,10 +16,9 @@ impl ClusterModel {
             Property::always("linearizable", |_, st: &ClusterState| st.testers.iter().all(|t| t.is_linearizable())),
             Property::always("one server per slot", |m: &ClusterModel, st: &ClusterState| {
                 (0..m.topology.slot_count()).map(Slot).all(|slot| {
-                    let serving =
-                        st.servers.iter().chain(st.twin.as_ref().map(|(_, n)| n)).filter(|n| {
-                            n.status != Status::Crashed && n.state.serves(slot, Time(m.clock_of(n, st.now)))
-                        });
+                    let serving = st.servers.iter().chain(st.twin.as_ref().map(|(_, n)| n)).filter(|n| {
+                        n.status != ProcStatus::Crashed && n.state.serves(slot, Time(m.clock_of(n, st.now)))
+                    });
                     serving.count() <= 1
                 })
             }),
@@ -28,7 +27,7 @@ impl ClusterModel {
             Property::always("notices in order", |_: &ClusterModel, st: &ClusterState| !st.seen.view_regressed),
             Property::always("verified offline", |_: &ClusterModel, st: &ClusterState| !st.seen.unverified_offline),
             Property::always("temporary cache dropped", |m: &ClusterModel, st: &ClusterState| {
-                st.servers.iter().enumerate().filter(|(_, n)| n.status != Status::Crashed).all(|(i, n)| {
+                st.servers.iter().enumerate().filter(|(_, n)| n.status != ProcStatus::Crashed).all(|(i, n)| {
                     n.state.cached_slots().all(|slot| {
                         let owner = m.topology.owner(slot);
                         owner == ServerId(i as u16) || !n.state.view.is_online(owner)
@@ -56,7 +55,7 @@ impl ClusterModel {
                     return false;
                 }
                 let Some(master) = &st.master else { return true };
-                st.servers.iter().enumerate().filter(|(_, n)| n.status == Status::Up).all(|(i, n)| {
+                st.servers.iter().enumerate().filter(|(_, n)| n.status == ProcStatus::Up).all(|(i, n)| {
                     m.topology
                         .servers()
                         .filter(|&s| s.0 as usize != i)

@@ -42,7 +42,7 @@ impl ClusterModel {
         self.keys.iter().position(|k| k == key).expect("model key")
     }
 
-    pub(super) fn node_mut<'a>(&self, st: &'a mut ClusterState, at: Addr) -> &'a mut ServerNode {
+    pub(super) fn node_mut<'a>(&self, st: &'a mut ClusterState, at: Addr) -> &'a mut ModelServer {
         match at {
             Addr::Server(s) => &mut st.servers[s.0 as usize],
             Addr::Twin(_) => &mut st.twin.as_mut().expect("a twin").1,
@@ -89,7 +89,7 @@ impl ClusterModel {
             match o {
                 ServerOutput::Reply { to: Origin::Client(token), result } => {
                     let seq = token & 0xFFFF_FFFF;
-                    st.send(me, Addr::Client((token >> 32) as u16), Msg::Response { seq, result })
+                    st.send(me, Addr::Client((token >> 32) as u16), ModelMsg::Response { seq, result })
                 }
                 ServerOutput::Reply { to: to @ Origin::Peer { server, incarnation, op }, result } => {
                     let req = ops_before
@@ -98,17 +98,19 @@ impl ClusterModel {
                         .map(|p| p.fwd.req)
                         .or(arriving.filter(|(o, _)| *o == to).map(|(_, r)| r))
                         .expect("a reply answers a request this server had");
-                    st.send(me, Addr::Server(server), Msg::ForwardResponse { op, incarnation, result, req })
+                    st.send(me, Addr::Server(server), ModelMsg::ForwardResponse { op, incarnation, result, req })
                 }
                 ServerOutput::Forward { to, op, incarnation: inc, fwd } => {
                     st.seen.forwarded = true;
                     if self.earlier_run_waits(st, s, inc) {
                         st.seen.restart_while_forwarded = true;
                     }
-                    st.send(me, Addr::Server(to), Msg::Forward { op, incarnation: inc, fwd })
+                    st.send(me, Addr::Server(to), ModelMsg::Forward { op, incarnation: inc, fwd })
                 }
-                ServerOutput::Store { tag, op } => st.send(me, Addr::Store, Msg::StoreCall { from: holder, tag, op }),
-                ServerOutput::ToMaster(r) => st.send(me, Addr::Master, Msg::Report(r)),
+                ServerOutput::Store { tag, op } => {
+                    st.send(me, Addr::Store, ModelMsg::StoreCall { from: holder, tag, op })
+                }
+                ServerOutput::ToMaster(r) => st.send(me, Addr::Master, ModelMsg::Report(r)),
                 o @ (ServerOutput::SetTimer { .. } | ServerOutput::CancelTimer(_)) => {
                     self.node_mut(st, me).timers.carry_out(&o);
                 }
@@ -136,8 +138,8 @@ impl ClusterModel {
         let ours = |a: &Addr| matches!(a, Addr::Server(x) | Addr::Twin(x) if *x == s);
         let travelling = st.net.iter().any(|((from, to), chan)| {
             chan.iter().any(|(_, m)| match m {
-                Msg::Forward { incarnation, .. } => ours(from) && *incarnation != inc,
-                Msg::ForwardResponse { incarnation, .. } => ours(to) && *incarnation != inc,
+                ModelMsg::Forward { incarnation, .. } => ours(from) && *incarnation != inc,
+                ModelMsg::ForwardResponse { incarnation, .. } => ours(to) && *incarnation != inc,
                 _ => false,
             })
         });
@@ -153,9 +155,9 @@ impl ClusterModel {
             match o {
                 MasterOutput::Probe { to, nonce } => {
                     st.seen.probe_answered.remove(&to);
-                    st.send(Addr::Master, Addr::Server(to), Msg::Master(MasterMsg::Probe { nonce }))
+                    st.send(Addr::Master, Addr::Server(to), ModelMsg::Master(MasterMsg::Probe { nonce }))
                 }
-                MasterOutput::Send { to, msg } => st.send(Addr::Master, Addr::Server(to), Msg::Master(msg)),
+                MasterOutput::Send { to, msg } => st.send(Addr::Master, Addr::Server(to), ModelMsg::Master(msg)),
                 o @ (MasterOutput::SetTimer { .. } | MasterOutput::CancelTimer(_)) => {
                     st.master_timers.carry_out(&o);
                 }
@@ -180,9 +182,9 @@ impl ClusterModel {
         for o in out {
             match o {
                 ClientOutput::Send { to, req, op } => {
-                    st.send(Addr::Client(c), Addr::Server(to), Msg::Request { req, op })
+                    st.send(Addr::Client(c), Addr::Server(to), ModelMsg::Request { req, op })
                 }
-                ClientOutput::ToMaster(r) => st.send(Addr::Client(c), Addr::Master, Msg::Report(r)),
+                ClientOutput::ToMaster(r) => st.send(Addr::Client(c), Addr::Master, ModelMsg::Report(r)),
                 o @ (ClientOutput::SetTimer { .. } | ClientOutput::CancelTimer(_)) => {
                     st.clients[c as usize].timers.carry_out(&o);
                 }
@@ -227,7 +229,7 @@ impl ClusterModel {
 
     pub(super) fn deliver(&self, st: &mut ClusterState, env: Envelope) {
         match (env.to, env.msg) {
-            (Addr::Store, Msg::StoreCall { from: holder, tag, op }) => {
+            (Addr::Store, ModelMsg::StoreCall { from: holder, tag, op }) => {
                 let fence = match &op {
                     StoreOp::Write { slot, fence: Some(epoch), req, .. } if !st.store.applied.contains_key(req) => {
                         Some((*slot, *epoch))
@@ -245,32 +247,33 @@ impl ClusterModel {
                 }
                 // The answer goes to the process that asked, if it still runs.
                 let s = holder.server.0 as usize;
-                let to = if st.servers[s].incarnation == holder.incarnation && st.servers[s].status != Status::Crashed {
-                    Some(Addr::Server(holder.server))
-                } else if st
-                    .twin
-                    .as_ref()
-                    .is_some_and(|(t, n)| *t == holder.server && n.incarnation == holder.incarnation)
-                {
-                    Some(Addr::Twin(holder.server))
-                } else {
-                    None
-                };
+                let to =
+                    if st.servers[s].incarnation == holder.incarnation && st.servers[s].status != ProcStatus::Crashed {
+                        Some(Addr::Server(holder.server))
+                    } else if st
+                        .twin
+                        .as_ref()
+                        .is_some_and(|(t, n)| *t == holder.server && n.incarnation == holder.incarnation)
+                    {
+                        Some(Addr::Twin(holder.server))
+                    } else {
+                        None
+                    };
                 if let Some(to) = to {
-                    st.send(Addr::Store, to, Msg::StoreAnswer { tag, reply });
+                    st.send(Addr::Store, to, ModelMsg::StoreAnswer { tag, reply });
                 }
             }
-            (Addr::Twin(_), Msg::StoreAnswer { tag, reply }) => {
+            (Addr::Twin(_), ModelMsg::StoreAnswer { tag, reply }) => {
                 self.process_step(st, env.to, ServerInput::Store { tag, reply });
             }
-            (Addr::Server(s), msg) if st.servers[s.0 as usize].status == Status::Crashed => {
+            (Addr::Server(s), msg) if st.servers[s.0 as usize].status == ProcStatus::Crashed => {
                 // Connection refused: the sender learns at once.
                 match (env.from, msg) {
-                    (Addr::Client(c), Msg::Request { req, .. }) => {
+                    (Addr::Client(c), ModelMsg::Request { req, .. }) => {
                         self.client_step(st, c, ClientInput::SendFailed { seq: req.seq, to: s })
                     }
-                    (Addr::Server(f), Msg::Forward { op, incarnation, .. })
-                        if st.servers[f.0 as usize].status == Status::Up
+                    (Addr::Server(f), ModelMsg::Forward { op, incarnation, .. })
+                        if st.servers[f.0 as usize].status == ProcStatus::Up
                             && st.servers[f.0 as usize].incarnation == incarnation =>
                     {
                         self.server_step(st, f, ServerInput::ForwardFailed { op })
@@ -278,7 +281,7 @@ impl ClusterModel {
                     _ => {}
                 }
             }
-            (Addr::Server(s), Msg::ForwardResponse { op, incarnation, result, req }) => {
+            (Addr::Server(s), ModelMsg::ForwardResponse { op, incarnation, result, req }) => {
                 let (Addr::Server(from) | Addr::Twin(from)) = env.from else { return };
                 // Hole 1: the reply may complete only the request it answers.
                 let waiting = st.servers[s.0 as usize].state.ops.get(&op).map(|p| p.fwd.req);
@@ -289,24 +292,24 @@ impl ClusterModel {
             }
             (Addr::Server(s), msg) => {
                 let input = match (env.from, msg) {
-                    (Addr::Client(c), Msg::Request { req, op }) => {
+                    (Addr::Client(c), ModelMsg::Request { req, op }) => {
                         let origin = Origin::Client(((c as u64) << 32) | req.seq);
                         ServerInput::Request { origin, fwd: Forwarded { req, op, hops: 0 } }
                     }
-                    (Addr::Server(f) | Addr::Twin(f), Msg::Forward { op, incarnation, fwd }) => {
+                    (Addr::Server(f) | Addr::Twin(f), ModelMsg::Forward { op, incarnation, fwd }) => {
                         ServerInput::Request { origin: Origin::Peer { server: f, incarnation, op }, fwd }
                     }
-                    (_, Msg::Master(m)) => ServerInput::Master(m),
-                    (_, Msg::StoreAnswer { tag, reply }) => ServerInput::Store { tag, reply },
+                    (_, ModelMsg::Master(m)) => ServerInput::Master(m),
+                    (_, ModelMsg::StoreAnswer { tag, reply }) => ServerInput::Store { tag, reply },
                     _ => return,
                 };
                 self.server_step(st, s, input);
             }
-            (Addr::Client(c), Msg::Response { seq, result }) => {
+            (Addr::Client(c), ModelMsg::Response { seq, result }) => {
                 let (Addr::Server(from) | Addr::Twin(from)) = env.from else { return };
                 self.client_step(st, c, ClientInput::Reply { seq, from, result });
             }
-            (Addr::Master, Msg::Report(report)) => {
+            (Addr::Master, ModelMsg::Report(report)) => {
                 let from = match env.from {
                     Addr::Server(s) => Node::Server(s),
                     Addr::Client(c) => Node::Client(ClientId(c as u64 + 1)),

@@ -6,7 +6,7 @@
 //! other.
 //!
 //! Expiry: the model's times to live outlast a run (see
-//! [`Command::op`]), so a key with one never lapses while checked; what is
+//! [`KvCommand::op`]), so a key with one never lapses while checked; what is
 //! specified is which operations set, keep and clear a time to live, and
 //! that PTTL answers -2 for an absent key, -1 for a key without one and
 //! otherwise at most the time set. `PEXPIRE key 0` deletes at once.
@@ -112,7 +112,7 @@ impl KvSpec {
 /// are carried out as one single-key operation per key (see
 /// `impl/src/commands.rs`), so GET and SET cover them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Command {
+pub enum KvCommand {
     Get,
     Set,
     SetNx,
@@ -133,36 +133,36 @@ pub enum Command {
 /// A time to live no model run outlives (ticks).
 pub const LONG_TTL: u64 = 1_000;
 
-impl Command {
-    pub const ALL: [Command; 12] = [
-        Command::Get,
-        Command::Set,
-        Command::SetNx,
-        Command::SetXx,
-        Command::SetPx,
-        Command::Del,
-        Command::Incr,
-        Command::Decr,
-        Command::IncrBy,
-        Command::Expire,
-        Command::ExpireNow,
-        Command::Ttl,
+impl KvCommand {
+    pub const ALL: [KvCommand; 12] = [
+        KvCommand::Get,
+        KvCommand::Set,
+        KvCommand::SetNx,
+        KvCommand::SetXx,
+        KvCommand::SetPx,
+        KvCommand::Del,
+        KvCommand::Incr,
+        KvCommand::Decr,
+        KvCommand::IncrBy,
+        KvCommand::Expire,
+        KvCommand::ExpireNow,
+        KvCommand::Ttl,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Command::Get => "get",
-            Command::Set => "set",
-            Command::SetNx => "set-nx",
-            Command::SetXx => "set-xx",
-            Command::SetPx => "set-px",
-            Command::Del => "del",
-            Command::Incr => "incr",
-            Command::Decr => "decr",
-            Command::IncrBy => "incrby",
-            Command::Expire => "pexpire",
-            Command::ExpireNow => "pexpire-0",
-            Command::Ttl => "pttl",
+            KvCommand::Get => "get",
+            KvCommand::Set => "set",
+            KvCommand::SetNx => "set-nx",
+            KvCommand::SetXx => "set-xx",
+            KvCommand::SetPx => "set-px",
+            KvCommand::Del => "del",
+            KvCommand::Incr => "incr",
+            KvCommand::Decr => "decr",
+            KvCommand::IncrBy => "incrby",
+            KvCommand::Expire => "pexpire",
+            KvCommand::ExpireNow => "pexpire-0",
+            KvCommand::Ttl => "pttl",
         }
     }
 
@@ -172,35 +172,35 @@ impl Command {
         let v = value.to_string().into_bytes();
         let with = |ttl_ms, cond| Op::SetWith(key.clone(), v.clone(), SetOpts { ttl_ms, cond });
         match self {
-            Command::Get => Op::Get(key),
-            Command::Set => Op::Set(key, v),
-            Command::SetNx => with(None, SetCond::IfAbsent),
-            Command::SetXx => with(None, SetCond::IfPresent),
-            Command::SetPx => with(Some(LONG_TTL), SetCond::Always),
-            Command::Del => Op::Del(key),
-            Command::Incr => Op::Incr(key, 1),
-            Command::Decr => Op::Incr(key, -1),
-            Command::IncrBy => Op::Incr(key, 5),
-            Command::Expire => Op::Expire(key, LONG_TTL as i64),
-            Command::ExpireNow => Op::Expire(key, 0),
-            Command::Ttl => Op::Ttl(key),
+            KvCommand::Get => Op::Get(key),
+            KvCommand::Set => Op::Set(key, v),
+            KvCommand::SetNx => with(None, SetCond::IfAbsent),
+            KvCommand::SetXx => with(None, SetCond::IfPresent),
+            KvCommand::SetPx => with(Some(LONG_TTL), SetCond::Always),
+            KvCommand::Del => Op::Del(key),
+            KvCommand::Incr => Op::Incr(key, 1),
+            KvCommand::Decr => Op::Incr(key, -1),
+            KvCommand::IncrBy => Op::Incr(key, 5),
+            KvCommand::Expire => Op::Expire(key, LONG_TTL as i64),
+            KvCommand::ExpireNow => Op::Expire(key, 0),
+            KvCommand::Ttl => Op::Ttl(key),
         }
     }
 }
 
-impl fmt::Display for Command {
+impl fmt::Display for KvCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl FromStr for Command {
+impl FromStr for KvCommand {
     type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Command, UnknownName> {
-        Command::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| UnknownName {
+    fn from_str(s: &str) -> Result<KvCommand, UnknownName> {
+        KvCommand::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| UnknownName {
             what: "command",
             name: s.to_string(),
-            known: Command::ALL.iter().map(|c| c.name()).collect(),
+            known: KvCommand::ALL.iter().map(|c| c.name()).collect(),
         })
     }
 }
@@ -235,22 +235,22 @@ mod tests {
     fn counters_expiry_and_conditions_follow_redis() {
         let mut s = KvSpec::default();
         assert_eq!(s.invoke(&Op::Ttl(k())), OpResult::Int(-2));
-        assert_eq!(s.invoke(&Command::SetXx.op(k(), 1)), OpResult::NotSet);
-        assert_eq!(s.invoke(&Command::Incr.op(k(), 0)), OpResult::Int(1));
-        assert_eq!(s.invoke(&Command::SetNx.op(k(), 9)), OpResult::NotSet);
-        assert_eq!(s.invoke(&Command::Expire.op(k(), 0)), OpResult::Int(1));
+        assert_eq!(s.invoke(&KvCommand::SetXx.op(k(), 1)), OpResult::NotSet);
+        assert_eq!(s.invoke(&KvCommand::Incr.op(k(), 0)), OpResult::Int(1));
+        assert_eq!(s.invoke(&KvCommand::SetNx.op(k(), 9)), OpResult::NotSet);
+        assert_eq!(s.invoke(&KvCommand::Expire.op(k(), 0)), OpResult::Int(1));
         assert!(s.is_valid_step(&Op::Ttl(k()), &OpResult::Int(3)));
         assert!(!s.is_valid_step(&Op::Ttl(k()), &OpResult::Int(-1)));
         // INCR keeps the time to live, SET clears it.
-        assert_eq!(s.invoke(&Command::IncrBy.op(k(), 0)), OpResult::Int(6));
+        assert_eq!(s.invoke(&KvCommand::IncrBy.op(k(), 0)), OpResult::Int(6));
         assert!(s.ttl.is_some());
-        assert_eq!(s.invoke(&Command::Set.op(k(), 7)), OpResult::Ok);
+        assert_eq!(s.invoke(&KvCommand::Set.op(k(), 7)), OpResult::Ok);
         assert_eq!(s.invoke(&Op::Ttl(k())), OpResult::Int(-1));
         assert_eq!(s.invoke(&Op::Set(k(), b"x".to_vec())), OpResult::Ok);
-        assert_eq!(s.invoke(&Command::Decr.op(k(), 0)), OpResult::Err(ErrorKind::NotInteger));
-        assert_eq!(s.invoke(&Command::ExpireNow.op(k(), 0)), OpResult::Int(1));
+        assert_eq!(s.invoke(&KvCommand::Decr.op(k(), 0)), OpResult::Err(ErrorKind::NotInteger));
+        assert_eq!(s.invoke(&KvCommand::ExpireNow.op(k(), 0)), OpResult::Int(1));
         assert_eq!(s.invoke(&Op::Get(k())), OpResult::Value(None));
-        assert_eq!(s.invoke(&Command::Expire.op(k(), 0)), OpResult::Int(0));
+        assert_eq!(s.invoke(&KvCommand::Expire.op(k(), 0)), OpResult::Int(0));
         assert_eq!(s.invoke(&Op::Del(k())), OpResult::Deleted(0));
     }
 

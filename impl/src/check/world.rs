@@ -36,7 +36,7 @@ impl fmt::Display for Addr {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Msg {
+pub enum ModelMsg {
     Request {
         req: ReqId,
         op: Op,
@@ -76,7 +76,7 @@ pub struct Envelope {
     pub sent: u64,
     pub from: Addr,
     pub to: Addr,
-    pub msg: Msg,
+    pub msg: ModelMsg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,7 +128,7 @@ pub enum Action {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Status {
+pub enum ProcStatus {
     Up,
     Paused,
     /// Paused with its clock standing still.
@@ -137,9 +137,9 @@ pub enum Status {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ServerNode {
+pub struct ModelServer {
     pub state: ServerState,
-    pub status: Status,
+    pub status: ProcStatus,
     /// This process's run; a restart or a replacement draws a new one.
     pub incarnation: u64,
     pub clock: u64,
@@ -199,16 +199,16 @@ pub struct ClusterState {
     pub master: Option<MasterState>,
     pub master_timers: Timers<MasterTimer>,
     pub incarnation: u64,
-    pub servers: Vec<ServerNode>,
+    pub servers: Vec<ModelServer>,
     /// The first process of a server replaced by a second one.
-    pub twin: Option<(ServerId, ServerNode)>,
+    pub twin: Option<(ServerId, ModelServer)>,
     pub clients: Vec<ClientNode>,
     pub store: MemStore,
     /// How far the store's clock is ahead of the global one.
     pub store_ahead: u64,
     /// In flight: one FIFO channel per (from, to), as a TCP connection is;
     /// messages on different channels overtake each other freely.
-    pub net: BTreeMap<(Addr, Addr), VecDeque<(u64, Msg)>>,
+    pub net: BTreeMap<(Addr, Addr), VecDeque<(u64, ModelMsg)>>,
     pub budget: Faults,
     pub cut: Option<(Addr, Addr)>,
     /// One linearizability tester per key.
@@ -241,7 +241,7 @@ impl std::hash::Hash for Seen {
 }
 
 impl ClusterState {
-    pub(super) fn send(&mut self, from: Addr, to: Addr, msg: Msg) {
+    pub(super) fn send(&mut self, from: Addr, to: Addr, msg: ModelMsg) {
         self.net.entry((from, to)).or_default().push_back((self.now, msg));
     }
 

@@ -4,7 +4,7 @@
 //! SIGTERM stops them all.
 
 use crate::config::{Config, FileConfig, Limits};
-use crate::net::wire::{Msg, Peer, Status};
+use crate::net::wire::{ClusterStatus, Msg, Peer};
 use failgroup_model::{ClusterSpec, Mode, Timing};
 use std::io::Write;
 use std::net::TcpStream;
@@ -168,7 +168,7 @@ fn shutdown(nodes: &mut [Node]) {
 }
 
 /// Asks the master for its view.
-pub fn fetch_status(master: &str, secret: Option<&str>) -> Result<Status, String> {
+pub fn fetch_status(master: &str, secret: Option<&str>) -> Result<ClusterStatus, String> {
     let mut conn = crate::net::NodeLink::open(master, Peer::Admin, secret, Duration::from_secs(2))
         .map_err(|e| format!("master {master}: {e}"))?;
     conn.send(&Msg::StatusRequest).map_err(|e| e.to_string())?;
@@ -179,7 +179,7 @@ pub fn fetch_status(master: &str, secret: Option<&str>) -> Result<Status, String
 }
 
 /// The status as a table.
-pub fn format_status(s: &Status) -> String {
+pub fn format_status(s: &ClusterStatus) -> String {
     let mut o = format!("mode {}, view {}\n", s.mode, s.view_version);
     o.push_str(&format!(
         "{:<8} {:<22} {:<8} {:<8} {:>9}  serves\n",

@@ -17,11 +17,11 @@ use std::time::Duration;
 #[command(name = "failgroup", version, about = "A partitioned cache cluster with a model-checked failover protocol")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: CliCommand,
 }
 
 #[derive(Subcommand)]
-enum Command {
+enum CliCommand {
     /// Run a local cluster: the master on 127.0.0.1:PORT, servers on the
     /// ports after it, each its own process, one SQLite file.
     Dev {
@@ -213,7 +213,7 @@ impl ModelArgs {
 
 /// A model command as a flag value.
 #[derive(Clone, Debug)]
-struct ModelCommand(check::spec::Command);
+struct ModelCommand(check::spec::KvCommand);
 
 impl std::str::FromStr for ModelCommand {
     type Err = check::spec::UnknownName;
@@ -255,20 +255,20 @@ struct CheckArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev { servers, groups, port, data, mode, store } => {
+        CliCommand::Dev { servers, groups, port, data, mode, store } => {
             let data = data.unwrap_or_else(|| std::env::temp_dir().join(format!("failgroup-dev-{port}")));
             crate::util::init_logging("info");
             exit(dev::run(dev::DevOptions { servers, groups, port, data, mode, store }))
         }
-        Command::Server { config, id } => {
+        CliCommand::Server { config, id } => {
             crate::util::init_logging("info");
             exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| crate::server::main(cfg, &id)))
         }
-        Command::Master { config } => {
+        CliCommand::Master { config } => {
             crate::util::init_logging("info");
             exit(Config::load(&config).map_err(NodeError::from).and_then(crate::master::main))
         }
-        Command::Adopt { config } => exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| {
+        CliCommand::Adopt { config } => exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| {
             cfg.open_store()?.check_mark(&cfg.mark(), true)?;
             println!(
                 "the store now belongs to this config's cluster ({} mode); every right was dropped",
@@ -276,7 +276,7 @@ pub fn main() -> ExitCode {
             );
             Ok(())
         })),
-        Command::Status { master, config } => {
+        CliCommand::Status { master, config } => {
             let cfg = match config.map(|c| Config::load(&c)).transpose() {
                 Ok(cfg) => cfg,
                 Err(e) => return exit(Err(e)),
@@ -287,8 +287,8 @@ pub fn main() -> ExitCode {
                 print!("{}", dev::format_status(&s));
             }))
         }
-        Command::Check(args) => run_check(args),
-        Command::Explore { model, addr } => {
+        CliCommand::Check(args) => run_check(args),
+        CliCommand::Explore { model, addr } => {
             let base = model.mutant.and_then(check::mutants::catching).map_or_else(check::default_config, |c| c.cfg);
             let cfg = model.config(base);
             if let Err(e) = cfg.validate() {

@@ -47,7 +47,7 @@ pub struct ServerStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
+pub struct ClusterStatus {
     pub mode: String,
     pub view_version: String,
     pub servers: Vec<ServerStatus>,
@@ -82,7 +82,7 @@ pub enum Msg {
     InfoRequest,
     Info(Box<ClusterInfo>),
     StatusRequest,
-    Status(Box<Status>),
+    Status(Box<ClusterStatus>),
 }
 
 /// The frame of `msg`, length prefix included.
