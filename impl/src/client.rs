@@ -106,7 +106,7 @@ impl Client {
 
     /// Servers this client is in failover mode for.
     pub fn failover_modes(&self) -> Vec<ServerId> {
-        self.st.modes.keys().copied().collect()
+        self.st.failover_servers().collect()
     }
 
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {

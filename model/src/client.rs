@@ -42,6 +42,9 @@ pub struct InFlight {
     pub attempt: Attempt,
     /// Failed sends to `to` so far.
     pub failures: u32,
+    /// Probes of members in failover mode made because no member was in
+    /// normal mode (bounded by the group's size).
+    pub probes: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +94,11 @@ impl ClientState {
     pub fn mode(&self, s: ServerId) -> Mode {
         self.modes.get(&s).copied().unwrap_or(Mode::Normal)
     }
+
+    /// The servers this client is in failover mode for (c10).
+    pub fn failover_servers(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.modes.keys().copied()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -112,31 +120,46 @@ impl Client {
         self.topology.failover_server(slot, |s| st.mode(s) == Mode::Normal)
     }
 
+    /// With every member of `op`'s group in failover mode, the one to probe
+    /// rather than refuse (one may be back before its failover period
+    /// ends): the owner if its failover mode began before `now`, else such
+    /// a peer (c14, extended to the group). Members that failed at `now`
+    /// itself are not asked again at once.
+    fn probe_target(&self, st: &ClientState, op: &Op, now: Time) -> Option<ServerId> {
+        let slot = self.topology.slot(op.key());
+        self.topology.serving_server(slot, |s| matches!(st.mode(s), Mode::Failover { since } if since < now))
+    }
+
     pub fn step(&self, st: &mut ClientState, now: Time, input: ClientInput, out: &mut Vec<ClientOutput>) {
         let t = &self.config.timing;
         match input {
             ClientInput::Invoke { seq, op } => {
                 let owner = self.topology.owner(self.topology.slot(op.key())); // c11
-                let (to, attempt) = match st.mode(owner) {
-                    Mode::Normal => (Some(owner), Attempt::Owner), // c10
+                let (to, attempt, probes) = match st.mode(owner) {
+                    Mode::Normal => (Some(owner), Attempt::Owner, 0), // c10
                     Mode::Failover { since } if now.since(since) < t.failover_period => {
-                        (self.failover_server(st, &op), Attempt::Failover) // c13
+                        match self.failover_server(st, &op) {
+                            Some(peer) => (Some(peer), Attempt::Failover, 0), // c13
+                            None => (self.probe_target(st, &op, now), Attempt::Probe, 1),
+                        }
                     }
-                    Mode::Failover { .. } => (Some(owner), Attempt::Probe), // c14
+                    Mode::Failover { .. } => (Some(owner), Attempt::Probe, 0), // c14
                 };
                 let Some(to) = to else {
                     return out.push(ClientOutput::Complete { seq, result: OpResult::Err(ErrorKind::Unavailable) });
                 };
-                st.inflight.insert(seq, InFlight { op, owner, to, attempt, failures: 0 });
+                st.inflight.insert(seq, InFlight { op, owner, to, attempt, failures: 0, probes });
                 self.send(st, seq, now, out);
             }
             ClientInput::Reply { seq, from, result } => {
                 let Some(f) = st.inflight.remove(&seq) else { return }; // late duplicate
                 out.push(ClientOutput::CancelTimer(ClientTimer::SendTimeout(seq)));
-                if f.attempt == Attempt::Probe && from == f.owner {
-                    // c14: the owner answered: leave failover mode, tell the master.
-                    st.modes.remove(&f.owner);
-                    out.push(ClientOutput::ToMaster(Report::BackOnline { server: f.owner }));
+                if f.attempt == Attempt::Probe && from == f.to {
+                    // c14: a probed server answered (the owner, or a peer
+                    // probed because none was in normal mode): leave
+                    // failover mode for it, tell the master.
+                    st.modes.remove(&from);
+                    out.push(ClientOutput::ToMaster(Report::BackOnline { server: from }));
                 }
                 out.push(ClientOutput::Complete { seq, result });
             }
@@ -176,10 +199,17 @@ impl Client {
             out.push(ClientOutput::ToMaster(Report::MaybeOffline { server: to }));
         }
         let op = st.inflight[&seq].op.clone();
-        match self.failover_server(st, &op) {
-            Some(next) => {
+        let group = self.topology.group(self.topology.owner(self.topology.slot(op.key()))).len() as u32;
+        let next = match self.failover_server(st, &op) {
+            Some(peer) => Some((peer, Attempt::Failover)),
+            None if st.inflight[&seq].probes < group => self.probe_target(st, &op, now).map(|s| (s, Attempt::Probe)),
+            None => None,
+        };
+        match next {
+            Some((next, attempt)) => {
                 let f = &mut st.inflight[&seq];
-                (f.to, f.attempt, f.failures) = (next, Attempt::Failover, 0);
+                f.probes += u32::from(attempt == Attempt::Probe);
+                (f.to, f.attempt, f.failures) = (next, attempt, 0);
                 self.send(st, seq, now, out);
             }
             None => {

@@ -102,17 +102,35 @@ impl Reference {
 
     /// c10: the failover server: the online group peer chosen by the
     /// topology among servers not in failover mode; if it fails too, it
-    /// enters failover mode as well and the next one is tried.
+    /// enters failover mode as well and the next one is tried. With every
+    /// member in failover mode, one whose mode began before now is probed
+    /// once (the owner first), at most the group's size of them; an answer
+    /// ends its failover mode (c14, extended to the group).
     fn failover_chain(&mut self, owner: ServerId, by_timeout: bool) -> bool {
         let topo = topology();
         let slot = topo.slot(&key_of(owner.0));
+        let group = topo.group(owner).len();
+        let mut probes = 0;
         loop {
-            let Some(f) = topo.failover_server(slot, |s| !self.modes.contains_key(&s)) else { return false };
-            if self.try_send(f, 1 + config().timing.retries, by_timeout) {
+            if let Some(f) = topo.failover_server(slot, |s| !self.modes.contains_key(&s)) {
+                if self.try_send(f, 1 + config().timing.retries, by_timeout) {
+                    return true;
+                }
+                self.modes.insert(f, ClientMode::Failover { since: Time(self.now) });
+                self.reports.push(Report::MaybeOffline { server: f });
+                continue;
+            }
+            let now = self.now;
+            let eligible =
+                |s: ServerId| matches!(self.modes.get(&s), Some(ClientMode::Failover { since }) if since.0 < now);
+            let Some(p) = topo.serving_server(slot, eligible).filter(|_| probes < group) else { return false };
+            probes += 1;
+            if self.try_send(p, 1, by_timeout) {
+                self.modes.remove(&p);
+                self.reports.push(Report::BackOnline { server: p });
                 return true;
             }
-            self.modes.insert(f, ClientMode::Failover { since: Time(self.now) });
-            self.reports.push(Report::MaybeOffline { server: f });
+            self.modes.insert(p, ClientMode::Failover { since: Time(self.now) });
         }
     }
 }
@@ -265,4 +283,32 @@ fn failover_mode_story() {
     client.step(&mut st, Time(1_001), ClientInput::Reply { seq: 3, from: owner, result: OpResult::Ok }, &mut out);
     assert_eq!(st.mode(owner), ClientMode::Normal);
     assert!(out.contains(&ClientOutput::ToMaster(Report::BackOnline { server: owner })));
+}
+
+/// Regression (found by the fault suite once its nemesis faulted every
+/// server, seed 47753): the client had one group member in failover mode
+/// from an earlier crash when the other two died. Every operation then
+/// failed at once with CLUSTERDOWN for the rest of the failover period,
+/// though that member was back. Now the client probes it rather than
+/// refuse, and an answer ends its failover mode.
+#[test]
+fn a_member_back_before_its_period_ends_is_probed_not_refused() {
+    let topo = topology();
+    let client = Client::new(ClientId(1), topo.clone(), config());
+    let mut st = ClientState::default();
+    let key = key_of(0);
+    // Every member of the group in failover mode, all since time 0.
+    for s in topo.group(ServerId(0)).iter().copied() {
+        st.modes.insert(s, ClientMode::Failover { since: Time(0) });
+    }
+    let mut out = Vec::new();
+    client.step(&mut st, Time(10), ClientInput::Invoke { seq: 1, op: Op::Get(key) }, &mut out);
+    let Some(ClientOutput::Send { to, .. }) = out.iter().find(|o| matches!(o, ClientOutput::Send { .. })) else {
+        panic!("the client refused instead of probing: {out:?}")
+    };
+    let to = *to;
+    client.step(&mut st, Time(11), ClientInput::Reply { seq: 1, from: to, result: OpResult::Value(None) }, &mut out);
+    assert!(out.contains(&ClientOutput::Complete { seq: 1, result: OpResult::Value(None) }));
+    assert_eq!(st.mode(to), ClientMode::Normal, "the member that answered is back");
+    assert!(out.contains(&ClientOutput::ToMaster(Report::BackOnline { server: to })));
 }

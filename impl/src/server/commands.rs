@@ -324,21 +324,28 @@ mod tests {
     use super::*;
     use failgroup_model::ClusterSpec;
 
-    fn run(cmd: &str) -> Result<Command, String> {
+    fn run(cmd: &str) -> Result<Command, CommandError> {
         let topo = ClusterSpec::local(3, 1, 7101, 16384).validate().unwrap();
         let args: Vec<Vec<u8>> = cmd.split(' ').map(|s| s.as_bytes().to_vec()).collect();
-        parse(&args, &topo).map_err(|e| e.to_string())
+        parse(&args, &topo)
+    }
+
+    /// The error reply's text, as a client reads it.
+    fn refused(cmd: &str) -> String {
+        run(cmd).expect_err("refused").to_string()
     }
 
     #[test]
     fn errors_read_as_redis_writes_them() {
-        assert_eq!(run("get"), Err("ERR wrong number of arguments for 'get' command".into()));
-        assert_eq!(run("SET k v NX XX"), Err(CommandError::Syntax.to_string()));
-        assert_eq!(run("SET k v EX 0"), Err("ERR invalid expire time in 'set' command".into()));
-        assert_eq!(run("incrby k x"), Err(CommandError::NotInteger.to_string()));
-        assert_eq!(run("mset a 1 b 2"), Err("CROSSSLOT Keys in request don't hash to the same slot".into()));
-        assert!(run("LPUSH l a").unwrap_err().starts_with("ERR unknown command 'LPUSH'"));
-        assert_eq!(run("select 1"), Err("ERR DB index is out of range".into()));
+        assert_eq!(refused("get"), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(refused("SET k v NX XX"), "ERR syntax error");
+        assert_eq!(refused("SET k v EX 0"), "ERR invalid expire time in 'set' command");
+        assert_eq!(refused("incrby k x"), "ERR value is not an integer or out of range");
+        assert_eq!(refused("mset a 1 b 2"), "CROSSSLOT Keys in request don't hash to the same slot");
+        assert!(refused("LPUSH l a").starts_with("ERR unknown command 'LPUSH', with args beginning with: 'l' 'a' "));
+        assert_eq!(refused("select 1"), "ERR DB index is out of range");
+        assert_eq!(refused("client nosuch"), "ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.");
+        assert_eq!(refused("hello 4"), "NOPROTO unsupported protocol version");
     }
 
     #[test]
