@@ -42,9 +42,6 @@ pub struct InFlight {
     pub attempt: Attempt,
     /// Failed sends to `to` so far.
     pub failures: u32,
-    /// Probes of members in failover mode made because no member was in
-    /// normal mode (bounded by the group's size).
-    pub probes: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -135,20 +132,22 @@ impl Client {
         match input {
             ClientInput::Invoke { seq, op } => {
                 let owner = self.topology.owner(self.topology.slot(op.key())); // c11
-                let (to, attempt, probes) = match st.mode(owner) {
-                    Mode::Normal => (Some(owner), Attempt::Owner, 0), // c10
+                let (to, attempt) = match st.mode(owner) {
+                    Mode::Normal => (Some(owner), Attempt::Owner), // c10
                     Mode::Failover { since } if now.since(since) < t.failover_period => {
                         match self.failover_server(st, &op) {
-                            Some(peer) => (Some(peer), Attempt::Failover, 0), // c13
-                            None => (self.probe_target(st, &op, now), Attempt::Probe, 1),
+                            Some(peer) => (Some(peer), Attempt::Failover), // c13
+                            // Every member in failover mode: probe one rather than
+                            // refuse; if it fails too, `failed` finds no member.
+                            None => (self.probe_target(st, &op, now), Attempt::Probe),
                         }
                     }
-                    Mode::Failover { .. } => (Some(owner), Attempt::Probe, 0), // c14
+                    Mode::Failover { .. } => (Some(owner), Attempt::Probe), // c14
                 };
                 let Some(to) = to else {
                     return out.push(ClientOutput::Complete { seq, result: OpResult::Err(ErrorKind::Unavailable) });
                 };
-                st.inflight.insert(seq, InFlight { op, owner, to, attempt, failures: 0, probes });
+                st.inflight.insert(seq, InFlight { op, owner, to, attempt, failures: 0 });
                 self.send(st, seq, now, out);
             }
             ClientInput::Reply { seq, from, result } => {
@@ -199,17 +198,10 @@ impl Client {
             out.push(ClientOutput::ToMaster(Report::MaybeOffline { server: to }));
         }
         let op = st.inflight[&seq].op.clone();
-        let group = self.topology.group(self.topology.owner(self.topology.slot(op.key()))).len() as u32;
-        let next = match self.failover_server(st, &op) {
-            Some(peer) => Some((peer, Attempt::Failover)),
-            None if st.inflight[&seq].probes < group => self.probe_target(st, &op, now).map(|s| (s, Attempt::Probe)),
-            None => None,
-        };
-        match next {
-            Some((next, attempt)) => {
+        match self.failover_server(st, &op) {
+            Some(next) => {
                 let f = &mut st.inflight[&seq];
-                f.probes += u32::from(attempt == Attempt::Probe);
-                (f.to, f.attempt, f.failures) = (next, attempt, 0);
+                (f.to, f.attempt, f.failures) = (next, Attempt::Failover, 0);
                 self.send(st, seq, now, out);
             }
             None => {

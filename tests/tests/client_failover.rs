@@ -84,7 +84,7 @@ impl Reference {
             }
             // c13: in failover mode for less than T: the failover server.
             ClientMode::Failover { since } if self.now - since.0 < t.failover_period => {
-                self.failover_chain(owner, by_timeout)
+                self.probe_or_chain(owner, by_timeout)
             }
             // c14: after T, the owner once; success leaves failover mode.
             ClientMode::Failover { .. } => {
@@ -102,36 +102,40 @@ impl Reference {
 
     /// c10: the failover server: the online group peer chosen by the
     /// topology among servers not in failover mode; if it fails too, it
-    /// enters failover mode as well and the next one is tried. With every
-    /// member in failover mode, one whose mode began before now is probed
-    /// once (the owner first), at most the group's size of them; an answer
-    /// ends its failover mode (c14, extended to the group).
+    /// enters failover mode as well and the next one is tried.
     fn failover_chain(&mut self, owner: ServerId, by_timeout: bool) -> bool {
         let topo = topology();
         let slot = topo.slot(&key_of(owner.0));
-        let group = topo.group(owner).len();
-        let mut probes = 0;
         loop {
-            if let Some(f) = topo.failover_server(slot, |s| !self.modes.contains_key(&s)) {
-                if self.try_send(f, 1 + config().timing.retries, by_timeout) {
-                    return true;
-                }
-                self.modes.insert(f, ClientMode::Failover { since: Time(self.now) });
-                self.reports.push(Report::MaybeOffline { server: f });
-                continue;
-            }
-            let now = self.now;
-            let eligible =
-                |s: ServerId| matches!(self.modes.get(&s), Some(ClientMode::Failover { since }) if since.0 < now);
-            let Some(p) = topo.serving_server(slot, eligible).filter(|_| probes < group) else { return false };
-            probes += 1;
-            if self.try_send(p, 1, by_timeout) {
-                self.modes.remove(&p);
-                self.reports.push(Report::BackOnline { server: p });
+            let Some(f) = topo.failover_server(slot, |s| !self.modes.contains_key(&s)) else { return false };
+            if self.try_send(f, 1 + config().timing.retries, by_timeout) {
                 return true;
             }
-            self.modes.insert(p, ClientMode::Failover { since: Time(self.now) });
+            self.modes.insert(f, ClientMode::Failover { since: Time(self.now) });
+            self.reports.push(Report::MaybeOffline { server: f });
         }
+    }
+
+    /// c13 when every member is in failover mode: probe one whose mode
+    /// began before now (the owner first) once; an answer ends its failover
+    /// mode (c14, extended to the group); a failure fails the operation.
+    fn probe_or_chain(&mut self, owner: ServerId, by_timeout: bool) -> bool {
+        let topo = topology();
+        let slot = topo.slot(&key_of(owner.0));
+        if topo.failover_server(slot, |s| !self.modes.contains_key(&s)).is_some() {
+            return self.failover_chain(owner, by_timeout);
+        }
+        let now = self.now;
+        let eligible =
+            |s: ServerId| matches!(self.modes.get(&s), Some(ClientMode::Failover { since }) if since.0 < now);
+        let Some(p) = topo.serving_server(slot, eligible) else { return false };
+        if self.try_send(p, 1, by_timeout) {
+            self.modes.remove(&p);
+            self.reports.push(Report::BackOnline { server: p });
+            return true;
+        }
+        self.modes.insert(p, ClientMode::Failover { since: Time(self.now) });
+        false
     }
 }
 
