@@ -487,17 +487,7 @@ impl Resp {
         let mut out = Vec::new();
         resp::encode_command(&mut out, args);
         self.stream.write_all(&out)?;
-        loop {
-            if let Some((r, used)) = resp::decode_reply(&self.buf).expect("a well-formed reply") {
-                self.buf.drain(..used);
-                return Ok(r);
-            }
-            let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk)? {
-                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                n => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
+        self.next_reply()?.ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into())
     }
 
     /// `cmd` with text arguments split on spaces.
@@ -528,16 +518,20 @@ impl Resp {
 
     /// Reads one reply; `None` if the server closed the connection.
     pub fn try_read(&mut self) -> Option<Reply> {
+        self.next_reply().unwrap_or_else(|e| panic!("reading a reply: {e}"))
+    }
+
+    /// The next reply; `Ok(None)` once the server closed the connection.
+    fn next_reply(&mut self) -> std::io::Result<Option<Reply>> {
         loop {
             if let Some((r, used)) = resp::decode_reply(&self.buf).expect("a well-formed reply") {
                 self.buf.drain(..used);
-                return Some(r);
+                return Ok(Some(r));
             }
             let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) => panic!("reading a reply: {e}"),
+            match self.stream.read(&mut chunk)? {
+                0 => return Ok(None),
+                n => self.buf.extend_from_slice(&chunk[..n]),
             }
         }
     }

@@ -71,27 +71,26 @@ impl Linearizer {
     /// already its answer is never observed, so it leaves those ways.
     /// A read has no effect: it leaves every way.
     pub fn abandon(&mut self, thread: u16) {
-        let ways = std::mem::take(&mut self.ways);
-        self.ways = ways
-            .into_iter()
-            .map(|mut w| {
-                if matches!(w.pending.get(&thread), Some((op, placed)) if placed.is_some() || !op.is_write()) {
-                    w.pending.remove(&thread);
-                }
-                w
-            })
-            .collect();
+        self.drop_pending(thread, |(op, placed)| placed.is_some() || !op.is_write());
     }
 
     /// An abandoned operation of `thread` that has not taken effect by now
     /// never will (the cluster answers or drops every request within its
     /// request timeout): it leaves every way, unplaced.
     pub fn forget(&mut self, thread: u16) {
+        self.drop_pending(thread, |_| true);
+    }
+
+    /// Removes `thread`'s pending operation from the ways where `which`
+    /// holds of it (ways that become equal merge).
+    fn drop_pending(&mut self, thread: u16, which: impl Fn(&(Op, Option<OpResult>)) -> bool) {
         let ways = std::mem::take(&mut self.ways);
         self.ways = ways
             .into_iter()
             .map(|mut w| {
-                w.pending.remove(&thread);
+                if w.pending.get(&thread).is_some_and(&which) {
+                    w.pending.remove(&thread);
+                }
                 w
             })
             .collect();
