@@ -1,6 +1,7 @@
-//! RESP2, the Redis protocol: an incremental request decoder (arrays of bulk
+//! RESP, the Redis protocol: an incremental request decoder (arrays of bulk
 //! strings, and inline commands as `redis-cli` and telnet send them) and
-//! reply encoders. The decoder never trusts a declared length: each is
+//! reply encoders for RESP2 and RESP3 (the version a connection chose with
+//! HELLO). The decoder never trusts a declared length: each is
 //! checked against the limits before anything is allocated.
 
 use std::fmt;
@@ -148,8 +149,30 @@ fn decode_inline(buf: &[u8], limits: &DecodeLimits) -> Decoded {
     Ok(Some((args, nl + 1)))
 }
 
-/// Reply encoders, appending to an output buffer.
+/// The protocol version a connection speaks (HELLO 2 or 3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Proto {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Proto {
+    pub fn number(self) -> i64 {
+        match self {
+            Proto::Resp2 => 2,
+            Proto::Resp3 => 3,
+        }
+    }
+}
+
+/// Reply encoders, appending to an output buffer. Those whose RESP3 type
+/// differs take the connection's [`Proto`]: RESP2 answers the same data
+/// in its older types (a map as a flat array, a double as a bulk string),
+/// as Redis does.
 pub mod reply {
+    use super::Proto;
+
     pub fn simple(out: &mut Vec<u8>, s: &str) {
         out.push(b'+');
         out.extend_from_slice(s.as_bytes());
@@ -198,6 +221,97 @@ pub mod reply {
             None => nil(out),
         }
     }
+
+    fn header(out: &mut Vec<u8>, kind: u8, len: usize) {
+        out.push(kind);
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// A missing value: RESP3's null, RESP2's null bulk string.
+    pub fn null(out: &mut Vec<u8>, p: Proto) {
+        match p {
+            Proto::Resp2 => nil(out),
+            Proto::Resp3 => out.extend_from_slice(b"_\r\n"),
+        }
+    }
+
+    /// A missing array: RESP3's null, RESP2's null array.
+    pub fn null_array(out: &mut Vec<u8>, p: Proto) {
+        match p {
+            Proto::Resp2 => out.extend_from_slice(b"*-1\r\n"),
+            Proto::Resp3 => out.extend_from_slice(b"_\r\n"),
+        }
+    }
+
+    pub fn value(out: &mut Vec<u8>, b: Option<&[u8]>, p: Proto) {
+        match b {
+            Some(b) => bulk(out, b),
+            None => null(out, p),
+        }
+    }
+
+    /// A map of `pairs` entries (then `2 * pairs` items follow).
+    pub fn map(out: &mut Vec<u8>, pairs: usize, p: Proto) {
+        match p {
+            Proto::Resp2 => array(out, pairs * 2),
+            Proto::Resp3 => header(out, b'%', pairs),
+        }
+    }
+
+    /// A set of `len` members.
+    pub fn set(out: &mut Vec<u8>, len: usize, p: Proto) {
+        match p {
+            Proto::Resp2 => array(out, len),
+            Proto::Resp3 => header(out, b'~', len),
+        }
+    }
+
+    /// A double, written as Redis writes it (`%.17g`, shortest form that
+    /// reads back; `inf`, `-inf`).
+    pub fn double(out: &mut Vec<u8>, d: f64, p: Proto) {
+        let text = super::format_double(d);
+        match p {
+            Proto::Resp2 => bulk(out, text.as_bytes()),
+            Proto::Resp3 => {
+                out.push(b',');
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    pub fn boolean(out: &mut Vec<u8>, b: bool, p: Proto) {
+        match p {
+            Proto::Resp2 => int(out, b as i64),
+            Proto::Resp3 => out.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" }),
+        }
+    }
+
+    /// Text for people (INFO, CLUSTER NODES): RESP3's verbatim string.
+    pub fn verbatim(out: &mut Vec<u8>, text: &[u8], p: Proto) {
+        match p {
+            Proto::Resp2 => bulk(out, text),
+            Proto::Resp3 => {
+                header(out, b'=', text.len() + 4);
+                out.extend_from_slice(b"txt:");
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// A double as Redis prints one in replies: the shortest decimal that reads
+/// back to the same double, `inf`/`-inf` for infinities.
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == d.trunc() && d.abs() < 1e17 {
+        return format!("{}", d as i64);
+    }
+    format!("{d}")
 }
 
 /// A decoded reply, for clients and tests.
@@ -208,6 +322,15 @@ pub enum Reply {
     Int(i64),
     Bulk(Option<Vec<u8>>),
     Array(Option<Vec<Reply>>),
+    /// RESP3: null, map, set, double (as written), boolean, verbatim text
+    /// (without its format prefix), push.
+    Null,
+    Map(Vec<(Reply, Reply)>),
+    Set(Vec<Reply>),
+    Double(String),
+    Bool(bool),
+    Verbatim(Vec<u8>),
+    Push(Vec<Reply>),
 }
 
 /// Decodes one reply from the front of `buf` (`Ok(None)`: need more bytes).
@@ -230,14 +353,27 @@ pub fn decode_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError>
             }
             Ok(Some((Reply::Bulk(Some(buf[start..start + len].to_vec())), start + len + 2)))
         }
-        b'*' => {
+        b'=' => {
+            let (start, len) = (end + 2, n()?.max(0) as usize);
+            if buf.len() < start + len + 2 {
+                return Ok(None);
+            }
+            let body = &buf[start..start + len];
+            let text = body.get(4..).unwrap_or_default().to_vec();
+            Ok(Some((Reply::Verbatim(text), start + len + 2)))
+        }
+        b'_' => Ok(Some((Reply::Null, end + 2))),
+        b',' => Ok(Some((Reply::Double(text()), end + 2))),
+        b'#' => Ok(Some((Reply::Bool(&buf[1..end] == b"t"), end + 2))),
+        b'*' | b'~' | b'>' | b'%' => {
             let len = n()?;
             if len < 0 {
                 return Ok(Some((Reply::Array(None), end + 2)));
             }
+            let count = if buf[0] == b'%' { len * 2 } else { len };
             let mut pos = end + 2;
             let mut items = Vec::new();
-            for _ in 0..len {
+            for _ in 0..count {
                 match decode_reply(&buf[pos..])? {
                     Some((r, used)) => {
                         items.push(r);
@@ -246,7 +382,20 @@ pub fn decode_reply(buf: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError>
                     None => return Ok(None),
                 }
             }
-            Ok(Some((Reply::Array(Some(items)), pos)))
+            let reply = match buf[0] {
+                b'~' => Reply::Set(items),
+                b'>' => Reply::Push(items),
+                b'%' => {
+                    let mut it = items.into_iter();
+                    let mut pairs = Vec::new();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        pairs.push((k, v));
+                    }
+                    Reply::Map(pairs)
+                }
+                _ => Reply::Array(Some(items)),
+            };
+            Ok(Some((reply, pos)))
         }
         b => perr(format!("unknown reply type byte {b:#04x}")),
     }

@@ -436,6 +436,19 @@ impl Server {
                 StoreOp::Read { key: key.clone() }
             }
             Op::Ttl(key) => StoreOp::Ttl { key: key.clone() },
+            Op::Inspect(key, what) => {
+                // A key in the cache answers here, with the store's function.
+                let hit = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)));
+                if let Some(e) = hit.filter(|e| e.expires.is_none_or(|t| now < t)) {
+                    let result = crate::store::inspect(what, e.value.as_deref().map(|v| (v, None)), now);
+                    out.push(ServerOutput::Reply { to: p.origin, result });
+                    st.ops.remove(&id);
+                    return;
+                }
+                StoreOp::Inspect { key: key.clone(), what: what.clone() }
+            }
+            Op::Update(key, u) => self.write_op(p, epoch, key, Write::Update(u.clone())),
+            Op::Atomic(ops) => StoreOp::Atomic { slot, fence: epoch, req: p.fwd.req, ops: ops.clone() },
             Op::SetWith(key, v, opts) => self.write_op(p, epoch, key, Write::SetWith(v.clone(), *opts)),
             Op::Expire(key, ms) => self.write_op(p, epoch, key, Write::Expire(*ms)),
             Op::Set(key, v) => self.write_op(p, epoch, key, Write::Set(v.clone())),
@@ -491,8 +504,18 @@ impl Server {
     /// right moved meanwhile or a newer version is already there. A key with
     /// a time to live leaves the cache instead: only the store's clock says
     /// when it expires.
-    fn fill(&self, st: &mut ServerState, p: &Pending, value: Option<Value>, version: u64, expiring: bool, now: Time) {
-        let (slot, key) = (p.slot, p.fwd.op.key());
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        st: &mut ServerState,
+        p: &Pending,
+        key: &[u8],
+        value: Option<Value>,
+        version: u64,
+        expiring: bool,
+        now: Time,
+    ) {
+        let slot = p.slot;
         let Stage::Store(epoch) = p.stage else { return };
         let expires = match self.config.mode {
             Mode::Linearizable if st.rights.get(&slot).map(|r| r.epoch) != epoch => return,
@@ -522,13 +545,20 @@ impl Server {
                 let key = p.fwd.op.key();
                 let result = match reply {
                     StoreReply::Read { value, version, expiring } => {
-                        self.fill(st, &p, value.clone(), version, expiring, now);
+                        self.fill(st, &p, key, value.clone(), version, expiring, now);
                         OpResult::Value(value)
                     }
                     StoreReply::Written { version, value, expiring, result } => {
-                        self.fill(st, &p, value, version, expiring, now);
+                        self.fill(st, &p, key, value, version, expiring, now);
                         result
                     }
+                    StoreReply::Atomic { result, keys } => {
+                        for k in keys {
+                            self.fill(st, &p, &k.key, k.value, k.version, k.expiring, now);
+                        }
+                        result
+                    }
+                    StoreReply::Inspected(result) => result,
                     StoreReply::Ttl(ms) => OpResult::Int(ms),
                     StoreReply::Rejected(e) => OpResult::Err(e),
                     StoreReply::Fenced => {
@@ -541,9 +571,16 @@ impl Server {
                         return self.route(st, id, now, out);
                     }
                     StoreReply::Failed(msg) => {
-                        // Outcome unknown: forget the key so no guess is served.
+                        // Outcome unknown: forget the keys so no guess is served.
                         if let Some(m) = st.cache.get_mut(&p.slot) {
-                            m.remove(&KeyRef::new(key));
+                            match &p.fwd.op {
+                                Op::Atomic(ops) => ops.iter().for_each(|o| {
+                                    m.remove(&KeyRef::new(o.key()));
+                                }),
+                                op => {
+                                    m.remove(&KeyRef::new(op.key()));
+                                }
+                            }
                         }
                         OpResult::Err(ErrorKind::Store(msg))
                     }

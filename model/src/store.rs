@@ -15,7 +15,10 @@
 
 use crate::config::Mode;
 use crate::config::Mutant;
-use crate::types::{Epoch, ErrorKind, Key, OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time, Value};
+use crate::types::{
+    Deadline, Epoch, ErrorKind, ExpireCond, Inspect, Key, Op, OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time,
+    Update, Value,
+};
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +31,16 @@ pub enum Write {
     SetWith(Value, SetOpts),
     /// Milliseconds to live from the store's now; 0 or less deletes.
     Expire(i64),
+    Update(Update),
+}
+
+/// What an atomic operation left of one key it touched, for the caches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeyAfter {
+    pub key: Key,
+    pub value: Option<Value>,
+    pub version: u64,
+    pub expiring: bool,
 }
 
 /// The error of an unfenced write in a `linearizable` cluster.
@@ -40,6 +53,11 @@ pub enum StoreOp {
     Read { key: Key },
     /// A key's remaining time to live (PTTL).
     Ttl { key: Key },
+    /// A read of a key that is not its value (STRLEN, TYPE, EXPIRETIME...).
+    Inspect { key: Key, what: Inspect },
+    /// Operations of one slot applied in order, atomically: fenced and
+    /// applied at most once like a write (MULTI/EXEC, multi-key commands).
+    Atomic { slot: Slot, fence: Option<Epoch>, req: ReqId, ops: Vec<Op> },
     /// Write a key; with `fence`, only if the sender holds the slot's right
     /// at that epoch and it has not expired.
     Write { slot: Slot, fence: Option<Epoch>, req: ReqId, key: Key, write: Write },
@@ -73,6 +91,14 @@ pub enum StoreReply {
     },
     /// Milliseconds to live, -1 without expiry, -2 absent.
     Ttl(i64),
+    /// The answer to an [`StoreOp::Inspect`].
+    Inspected(OpResult),
+    /// An atomic operation's result (a [`OpResult::Many`]) and what it
+    /// left of each key it read or wrote, for the cache.
+    Atomic {
+        result: OpResult,
+        keys: Vec<KeyAfter>,
+    },
     /// Not applied: the write is invalid (INCR of a non-integer).
     Rejected(ErrorKind),
     /// Not applied: the sender does not hold the right at that epoch.
@@ -233,6 +259,104 @@ fn write<R: Rows>(rows: &mut R, key: &[u8], w: Write, now: Time) -> Result<Store
     })
 }
 
+/// Why a write of `from` under `fence` may not apply, if it may not: the
+/// slot's right is not held at that epoch, or the write is unfenced in a
+/// `linearizable` cluster.
+fn fenced<R: Rows>(
+    rows: &mut R,
+    rules: Rules,
+    from: Holder,
+    slot: Slot,
+    fence: Option<Epoch>,
+) -> Result<Option<StoreReply>, R::Error> {
+    Ok(match fence {
+        Some(epoch) if !rules.has(Mutant::NoFencing) => {
+            let right = rows.rights(&[slot])?.pop().flatten();
+            (!right.is_some_and(|r| r.held_by(from, epoch))).then_some(StoreReply::Fenced)
+        }
+        None if rules.mode == Mode::Linearizable => Some(StoreReply::Rejected(ErrorKind::Store(UNFENCED.into()))),
+        _ => None,
+    })
+}
+
+/// One operation of an atomic one, over the rows as the operations before
+/// it left them: the result its client sees and, for a write, what it left
+/// of its key.
+fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<KeyAfter>), R::Error> {
+    let read = |r: OpResult| Ok((r, None));
+    let w = match op.clone() {
+        Op::Get(key) => return read(OpResult::Value(live(rows, &key, now)?.map(|(v, ..)| v))),
+        Op::Ttl(key) => {
+            let row = live(rows, &key, now)?.map(|(v, _, e)| (v, e));
+            return read(OpResult::Int(ttl(row.as_ref().map(|(_, e)| *e), now)));
+        }
+        Op::Inspect(key, what) => {
+            let row = live(rows, &key, now)?.map(|(v, _, e)| (v, e));
+            return read(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e)), now));
+        }
+        Op::Atomic(_) => return read(OpResult::Err(ErrorKind::Reply("ERR nested atomic operation".into()))),
+        Op::Set(_, v) => Write::Set(v),
+        Op::Del(_) => Write::Del,
+        Op::Incr(_, d) => Write::Incr(d),
+        Op::SetWith(_, v, o) => Write::SetWith(v, o),
+        Op::Expire(_, ms) => Write::Expire(ms),
+        Op::Update(_, u) => Write::Update(u),
+    };
+    Ok(match write(rows, op.key(), w, now)? {
+        StoreReply::Written { result, version, value, expiring } => {
+            (result, Some(KeyAfter { key: op.key().to_vec(), value, version, expiring }))
+        }
+        StoreReply::Rejected(e) => (OpResult::Err(e), None),
+        _ => (OpResult::Err(ErrorKind::Reply("ERR unexpected store reply".into())), None),
+    })
+}
+
+/// PTTL of a key: `None` absent, else its expiry.
+fn ttl(expiry: Option<Option<Time>>, now: Time) -> i64 {
+    match expiry {
+        None => -2,
+        Some(None) => -1,
+        Some(Some(t)) => t.since(now) as i64,
+    }
+}
+
+/// The answer to `what` of a key that is `row` (value, expiry; `None`:
+/// absent) at the store's `now`: the one function the store and the
+/// caches answer with.
+pub fn inspect(what: &Inspect, row: Option<(&[u8], Option<Time>)>, now: Time) -> OpResult {
+    let _ = now;
+    match (what, row) {
+        (Inspect::Exists, row) => OpResult::Int(row.is_some() as i64),
+        (Inspect::Type, None) => OpResult::Status("none".into()),
+        (Inspect::Type, Some(_)) => OpResult::Status("string".into()),
+        (Inspect::Strlen, row) => OpResult::Int(row.map_or(0, |(v, _)| v.len() as i64)),
+        (Inspect::ExpireTime { .. }, None) => OpResult::Int(-2),
+        (Inspect::ExpireTime { .. }, Some((_, None))) => OpResult::Int(-1),
+        (Inspect::ExpireTime { ms }, Some((_, Some(t)))) => {
+            OpResult::Int(if *ms { t.0 as i64 } else { (t.0 as i64 + 500) / 1000 })
+        }
+        (Inspect::GetRange(start, end), row) => {
+            let v = row.map_or(&[][..], |(v, _)| v);
+            OpResult::Value(Some(range(v, *start, *end).to_vec()))
+        }
+    }
+}
+
+/// GETRANGE's substring, as Redis computes it.
+fn range(v: &[u8], start: i64, end: i64) -> &[u8] {
+    let len = v.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return &[];
+    }
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { (len + end).max(0) } else { end };
+    let end = end.min(len - 1);
+    if start > end || len == 0 {
+        return &[];
+    }
+    &v[start as usize..=end as usize]
+}
+
 /// Whether `from` may take a right whose record is `record` (see
 /// [`may_take`]), or a mutant says so.
 fn grants(
@@ -272,11 +396,54 @@ pub fn execute<R: Rows>(
             let (value, version, expiring) = current(rows, &key, now)?;
             StoreReply::Read { value, version, expiring }
         }
-        StoreOp::Ttl { key } => StoreReply::Ttl(match live(rows, &key, now)? {
-            None => -2,
-            Some((_, _, None)) => -1,
-            Some((_, _, Some(t))) => t.since(now) as i64,
-        }),
+        StoreOp::Ttl { key } => StoreReply::Ttl(ttl(live(rows, &key, now)?.map(|(_, _, e)| e), now)),
+        StoreOp::Inspect { key, what } => {
+            let row = live(rows, &key, now)?.map(|(v, _, exp)| (v, exp));
+            StoreReply::Inspected(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e)), now))
+        }
+        StoreOp::Atomic { slot, fence, req, ops } => {
+            // What the caches get of each key: as a write of this operation
+            // left it (with that write's version), or as it is now.
+            let mut after: Vec<KeyAfter> = Vec::new();
+            let now_of = |rows: &mut R, key: &[u8], after: &mut Vec<KeyAfter>| -> Result<(), R::Error> {
+                if !after.iter().any(|k| k.key == key) {
+                    let (value, version, expiring) = current(rows, key, now)?;
+                    after.push(KeyAfter { key: key.to_vec(), value, version, expiring });
+                }
+                Ok(())
+            };
+            let writes = ops.iter().any(Op::is_write);
+            if writes {
+                if let Some(result) = rows.applied(req)? {
+                    for op in &ops {
+                        now_of(rows, op.key(), &mut after)?;
+                    }
+                    return Ok(StoreReply::Atomic { result, keys: after });
+                }
+                if let Some(refused) = fenced(rows, rules, from, slot, fence)? {
+                    return Ok(refused);
+                }
+            }
+            let mut results = Vec::with_capacity(ops.len());
+            let mut written: Vec<KeyAfter> = Vec::new();
+            for op in &ops {
+                let (result, left) = one(rows, op, now)?;
+                if let Some(k) = left {
+                    written.retain(|w| w.key != k.key);
+                    written.push(k);
+                }
+                results.push(result);
+            }
+            let result = OpResult::Many(results);
+            if writes {
+                rows.record(req, &result, now)?;
+            }
+            after = written;
+            for op in &ops {
+                now_of(rows, op.key(), &mut after)?;
+            }
+            StoreReply::Atomic { result, keys: after }
+        }
         StoreOp::Write { slot, fence, req, key, write: w } => {
             // A duplicate or a retry: applied at most once. The client gets
             // the same answer, but a cache must get the key as it is now:
@@ -289,17 +456,8 @@ pub fn execute<R: Rows>(
                 }
                 None => {}
             }
-            match fence {
-                Some(epoch) if !rules.has(Mutant::NoFencing) => {
-                    let right = rows.rights(&[slot])?.pop().flatten();
-                    if !right.is_some_and(|r| r.held_by(from, epoch)) {
-                        return Ok(StoreReply::Fenced);
-                    }
-                }
-                None if rules.mode == Mode::Linearizable => {
-                    return Ok(StoreReply::Rejected(ErrorKind::Store(UNFENCED.into())));
-                }
-                _ => {}
+            if let Some(refused) = fenced(rows, rules, from, slot, fence)? {
+                return Ok(refused);
             }
             let reply = write(rows, &key, w, now)?;
             // Record the answer for retries (a rejection as an error).
@@ -509,8 +667,159 @@ pub fn apply_write(old: Option<(Value, Option<Time>)>, write: Write, now: Time) 
         Write::Expire(_) if !exists => (None, None, OpResult::Int(0)),
         Write::Expire(ms) if ms <= 0 => (None, None, OpResult::Int(1)),
         Write::Expire(ms) => (old_value, Some(now.plus(ms as u64)), OpResult::Int(1)),
+        Write::Update(u) => return update(old_value, old_expiry, u, now),
     };
     Applied::Write { value, expiry, result }
+}
+
+/// Redis's largest string (`proto-max-bulk-len`).
+pub const MAX_STRING: u64 = 512 * 1024 * 1024;
+
+/// The store time of a deadline; `None` if it has passed at `now` (the
+/// key expires at once).
+fn deadline(d: Deadline, now: Time) -> Option<Time> {
+    let at = match d {
+        Deadline::In(ms) => (now.0 as i64).saturating_add(ms),
+        Deadline::At(at) => at,
+    };
+    (at > now.0 as i64).then_some(Time(at as u64))
+}
+
+/// An [`Update`] of a key whose value and expiry are `old` (`None`:
+/// absent), as Redis 7 applies it.
+fn update(old: Option<Value>, old_expiry: Option<Time>, u: Update, now: Time) -> Applied {
+    let exists = old.is_some();
+    let keep = |result| Applied::Write { value: old.clone(), expiry: old_expiry, result };
+    match u {
+        Update::Set { value, cond, expiry, keep_ttl, get } => {
+            let applies = match cond {
+                SetCond::Always => true,
+                SetCond::IfAbsent => !exists,
+                SetCond::IfPresent => exists,
+            };
+            let result = if get { OpResult::Value(old.clone()) } else { OpResult::Ok };
+            if !applies {
+                return if get { keep(result) } else { Applied::NotSet };
+            }
+            match expiry.map(|d| deadline(d, now)) {
+                // A deadline already past: the key is gone at once.
+                Some(None) => Applied::Write { value: None, expiry: None, result },
+                Some(Some(t)) => Applied::Write { value: Some(value), expiry: Some(t), result },
+                None if keep_ttl => Applied::Write { value: Some(value), expiry: old_expiry, result },
+                None => Applied::Write { value: Some(value), expiry: None, result },
+            }
+        }
+        Update::GetDel => Applied::Write { value: None, expiry: None, result: OpResult::Value(old) },
+        Update::GetEx(change) => {
+            let result = OpResult::Value(old.clone());
+            match change {
+                _ if !exists => keep(result),
+                None => keep(result),
+                Some(None) => Applied::Write { value: old, expiry: None, result },
+                Some(Some(d)) => match deadline(d, now) {
+                    None => Applied::Write { value: None, expiry: None, result },
+                    Some(t) => Applied::Write { value: old, expiry: Some(t), result },
+                },
+            }
+        }
+        Update::Append(tail) => {
+            let mut v = old.clone().unwrap_or_default();
+            if v.len() as u64 + tail.len() as u64 > MAX_STRING {
+                return Applied::Rejected(too_big());
+            }
+            v.extend_from_slice(&tail);
+            let len = v.len() as i64;
+            Applied::Write { value: Some(v), expiry: old_expiry, result: OpResult::Int(len) }
+        }
+        Update::SetRange(offset, part) => {
+            let mut v = old.clone().unwrap_or_default();
+            if part.is_empty() {
+                // Nothing to write: an absent key stays absent.
+                return keep(OpResult::Int(v.len() as i64));
+            }
+            if offset + part.len() as u64 > MAX_STRING {
+                return Applied::Rejected(too_big());
+            }
+            let end = offset as usize + part.len();
+            if v.len() < end {
+                v.resize(end, 0);
+            }
+            v[offset as usize..end].copy_from_slice(&part);
+            let len = v.len() as i64;
+            Applied::Write { value: Some(v), expiry: old_expiry, result: OpResult::Int(len) }
+        }
+        Update::IncrFloat(by) => {
+            let not_float = || Applied::Rejected(ErrorKind::Reply("ERR value is not a valid float".into()));
+            let Some(by) = parse_float(&by) else { return not_float() };
+            let base = match &old {
+                None => 0.0,
+                Some(v) => match parse_float(v) {
+                    Some(f) => f,
+                    None => return not_float(),
+                },
+            };
+            let sum = base + by;
+            if !sum.is_finite() {
+                return Applied::Rejected(ErrorKind::Reply("ERR increment would produce NaN or Infinity".into()));
+            }
+            let text = format_float(sum).into_bytes();
+            Applied::Write { value: Some(text.clone()), expiry: old_expiry, result: OpResult::Value(Some(text)) }
+        }
+        Update::Persist => match old_expiry {
+            Some(_) if exists => Applied::Write { value: old, expiry: None, result: OpResult::Int(1) },
+            _ => keep(OpResult::Int(0)),
+        },
+        Update::Expire(d, cond) => {
+            if !exists {
+                return keep(OpResult::Int(0));
+            }
+            let when = match d {
+                Deadline::In(ms) => (now.0 as i64).saturating_add(ms),
+                Deadline::At(at) => at,
+            };
+            let current = old_expiry.map(|t| t.0 as i64);
+            let holds = match cond {
+                ExpireCond::Always => true,
+                ExpireCond::NoTtl => current.is_none(),
+                ExpireCond::HasTtl => current.is_some(),
+                // No time to live counts as infinite.
+                ExpireCond::Later => current.is_some_and(|c| when > c),
+                ExpireCond::Earlier => current.is_none_or(|c| when < c),
+            };
+            if !holds {
+                return keep(OpResult::Int(0));
+            }
+            match deadline(Deadline::At(when), now) {
+                None => Applied::Write { value: None, expiry: None, result: OpResult::Int(1) },
+                Some(t) => Applied::Write { value: old, expiry: Some(t), result: OpResult::Int(1) },
+            }
+        }
+    }
+}
+
+fn too_big() -> ErrorKind {
+    ErrorKind::Reply("ERR string exceeds maximum allowed size (proto-max-bulk-len)".into())
+}
+
+/// A float as Redis reads one for INCRBYFLOAT: no spaces, no NaN.
+pub fn parse_float(v: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(v).ok()?;
+    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
+        return None;
+    }
+    let f: f64 = s.parse().ok()?;
+    (!f.is_nan()).then_some(f)
+}
+
+/// A float as INCRBYFLOAT writes it: plain decimal, no exponent, no
+/// trailing zeros.
+pub fn format_float(f: f64) -> String {
+    let s = format!("{f}");
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
+    }
 }
 
 impl Store for MemStore {

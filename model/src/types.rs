@@ -104,6 +104,74 @@ pub struct SetOpts {
     pub cond: SetCond,
 }
 
+/// When a key expires: in some milliseconds from the store's now, or at a
+/// time of the store's clock (Unix milliseconds in the runtime).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Deadline {
+    In(i64),
+    At(i64),
+}
+
+/// When EXPIRE applies (NX, XX, GT, LT).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ExpireCond {
+    #[default]
+    Always,
+    /// NX: only a key without a time to live.
+    NoTtl,
+    /// XX: only a key with one.
+    HasTtl,
+    /// GT: only to a later expiry (no time to live counts as infinite).
+    Later,
+    /// LT: only to an earlier one.
+    Earlier,
+}
+
+/// A write to one key beyond GET's companions (SET, DEL, INCRBY, PEXPIRE):
+/// the commands frameworks send. Every store applies it through
+/// [`crate::store::apply_write`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Update {
+    /// SET with GET, KEEPTTL, EXAT or PXAT: `expiry` replaces SET's time
+    /// to live (`None`: none, unless `keep_ttl`); with `get` the result is
+    /// the old value, whether or not the condition held.
+    Set {
+        value: Value,
+        cond: SetCond,
+        expiry: Option<Deadline>,
+        keep_ttl: bool,
+        get: bool,
+    },
+    GetDel,
+    /// GETEX: the value, and its expiry changed (`Some(None)`: PERSIST).
+    GetEx(Option<Option<Deadline>>),
+    Append(Value),
+    SetRange(u64, Value),
+    /// INCRBYFLOAT by the increment as written (parsed as a long double
+    /// would be, then printed as Redis prints it).
+    IncrFloat(Value),
+    Persist,
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with a condition.
+    Expire(Deadline, ExpireCond),
+}
+
+/// A read of one key the answer of which is not its value: length, range,
+/// type, expiry, existence. Answered from the cache when the key is there
+/// (the same function as the store's).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Inspect {
+    Strlen,
+    GetRange(i64, i64),
+    /// TYPE: `string` or `none`.
+    Type,
+    /// EXPIRETIME (`ms` false) or PEXPIRETIME: -1 without expiry, -2 absent.
+    ExpireTime {
+        ms: bool,
+    },
+    /// EXISTS, TOUCH: 1 or 0.
+    Exists,
+}
+
 /// A client-visible operation on one key.
 ///
 /// Keys with a time to live are never cached: their expiry is decided by the
@@ -121,18 +189,31 @@ pub enum Op {
     /// PTTL: the remaining time to live in milliseconds; -1 for a key
     /// without one, -2 for an absent key.
     Ttl(Key),
+    Update(Key, Update),
+    Inspect(Key, Inspect),
+    /// MULTI/EXEC, or a multi-key command, of one slot: the operations
+    /// applied in one atomic store transaction, in order, as one operation
+    /// (their results in a [`OpResult::Many`]). Never nested; never empty.
+    Atomic(Vec<Op>),
 }
 
 impl Op {
+    /// The key (the first one of an atomic operation: all are in its slot).
     pub fn key(&self) -> &[u8] {
         match self {
             Op::Get(k) | Op::Set(k, _) | Op::Del(k) | Op::Incr(k, _) => k,
             Op::SetWith(k, ..) | Op::Expire(k, _) | Op::Ttl(k) => k,
+            Op::Update(k, _) | Op::Inspect(k, _) => k,
+            Op::Atomic(ops) => ops.first().map_or(&[][..], |o| o.key()),
         }
     }
 
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Get(_) | Op::Ttl(_))
+        match self {
+            Op::Get(_) | Op::Ttl(_) | Op::Inspect(..) => false,
+            Op::Atomic(ops) => ops.iter().any(Op::is_write),
+            _ => true,
+        }
     }
 }
 
@@ -147,6 +228,9 @@ pub enum ErrorKind {
     NotInteger,
     /// The store failed; the message says how.
     Store(String),
+    /// A command's own error, the whole reply as Redis writes it
+    /// (`ERR value is not a valid float`, ...).
+    Reply(String),
 }
 
 impl fmt::Display for ErrorKind {
@@ -156,6 +240,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Timeout => write!(f, "TRYAGAIN request timed out waiting for a serving right"),
             ErrorKind::NotInteger => write!(f, "ERR value is not an integer or out of range"),
             ErrorKind::Store(m) => write!(f, "ERR store: {m}"),
+            ErrorKind::Reply(m) => f.write_str(m),
         }
     }
 }
@@ -174,4 +259,8 @@ pub enum OpResult {
     /// INCR: the new value.
     Int(i64),
     Err(ErrorKind),
+    /// The results of an atomic operation's parts, in order.
+    Many(Vec<OpResult>),
+    /// A status reply (TYPE's `string`, `none`).
+    Status(String),
 }

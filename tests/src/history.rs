@@ -118,16 +118,7 @@ impl fmt::Display for What {
 }
 
 fn show_op(op: &Op) -> String {
-    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    match op {
-        Op::Get(k) => format!("GET {}", s(k)),
-        Op::Set(k, v) => format!("SET {} {}", s(k), s(v)),
-        Op::SetWith(k, v, o) => format!("SET {} {} {o:?}", s(k), s(v)),
-        Op::Del(k) => format!("DEL {}", s(k)),
-        Op::Incr(k, d) => format!("INCRBY {} {d}", s(k)),
-        Op::Expire(k, ms) => format!("PEXPIRE {} {ms}", s(k)),
-        Op::Ttl(k) => format!("PTTL {}", s(k)),
-    }
+    failgroup::check::narrate::op(op)
 }
 
 #[cfg(test)]

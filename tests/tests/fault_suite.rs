@@ -148,6 +148,7 @@ fn resp_args(op: &Op) -> Vec<Vec<u8>> {
         Op::Incr(k, d) => vec![w("INCRBY"), k.clone(), d.to_string().into_bytes()],
         Op::Expire(k, ms) => vec![w("PEXPIRE"), k.clone(), ms.to_string().into_bytes()],
         Op::Ttl(k) => vec![w("PTTL"), k.clone()],
+        other => panic!("the workload draws no {other:?}"),
     }
 }
 

@@ -19,6 +19,9 @@ pub fn op(o: &Op) -> String {
         Op::SetWith(k, v, o) => format!("SET {} = {} {o:?}", key(k), key(v)),
         Op::Expire(k, ms) => format!("PEXPIRE {} {ms}", key(k)),
         Op::Ttl(k) => format!("PTTL {}", key(k)),
+        Op::Update(k, u) => format!("{u:?} {}", key(k)),
+        Op::Inspect(k, i) => format!("{i:?} {}", key(k)),
+        Op::Atomic(ops) => format!("MULTI {} EXEC", ops.iter().map(op).collect::<Vec<_>>().join("; ")),
     }
 }
 
@@ -31,6 +34,8 @@ fn result(r: &OpResult) -> String {
         OpResult::NotSet => "(nil): not set".into(),
         OpResult::Int(n) => format!("{n}"),
         OpResult::Err(e) => format!("error: {e}"),
+        OpResult::Many(rs) => format!("[{}]", rs.iter().map(result).collect::<Vec<_>>().join(", ")),
+        OpResult::Status(s) => s.clone(),
     }
 }
 
@@ -38,6 +43,14 @@ fn store_op(o: &StoreOp) -> String {
     match o {
         StoreOp::Read { key: k } => format!("read {}", key(k)),
         StoreOp::Ttl { key: k } => format!("time to live of {}", key(k)),
+        StoreOp::Inspect { key: k, what } => format!("{what:?} of {}", key(k)),
+        StoreOp::Atomic { fence, ops, .. } => {
+            let each: Vec<String> = ops.iter().map(op).collect();
+            match fence {
+                Some(e) => format!("atomically [{}] fenced by epoch {}", each.join("; "), e.0),
+                None => format!("atomically [{}] unfenced", each.join("; ")),
+            }
+        }
         StoreOp::Write { fence, key: k, write, .. } => {
             let w = match write {
                 Write::Set(v) => format!("set {} = {}", key(k), key(v)),
@@ -45,6 +58,7 @@ fn store_op(o: &StoreOp) -> String {
                 Write::Incr(d) => format!("incr {} by {d}", key(k)),
                 Write::SetWith(v, o) => format!("set {} = {} {o:?}", key(k), key(v)),
                 Write::Expire(ms) => format!("expire {} in {ms} ms", key(k)),
+                Write::Update(u) => format!("{u:?} {}", key(k)),
             };
             match fence {
                 Some(e) => format!("{w} fenced by epoch {}", e.0),
@@ -78,6 +92,8 @@ fn store_reply(r: &StoreReply) -> String {
         StoreReply::Written { version, result: r, .. } => format!("written, {} (version {version})", result(r)),
         StoreReply::Rejected(e) => format!("rejected: {e}"),
         StoreReply::Ttl(ms) => format!("time to live {ms} ms"),
+        StoreReply::Inspected(r) => result(r),
+        StoreReply::Atomic { result: r, .. } => format!("applied atomically: {}", result(r)),
         StoreReply::Fenced => "FENCED: stale epoch".into(),
         StoreReply::Acquired { granted, held } => {
             let mut s = String::new();

@@ -11,7 +11,7 @@
 //! that PTTL answers -2 for an absent key, -1 for a key without one and
 //! otherwise at most the time set. `PEXPIRE key 0` deletes at once.
 
-use failgroup_model::{ErrorKind, Op, OpResult, SetCond, SetOpts, Value};
+use failgroup_model::{Deadline, ErrorKind, ExpireCond, Inspect, Op, OpResult, SetCond, SetOpts, Update, Value};
 use stateright::semantics::SequentialSpec;
 use std::fmt;
 use std::str::FromStr;
@@ -83,6 +83,10 @@ impl SequentialSpec for KvSpec {
                 (true, None) => -1,
                 (true, Some(t)) => t as i64,
             }),
+            Op::Update(_, u) => self.update(u),
+            Op::Inspect(_, what) => self.inspect(what),
+            // MULTI/EXEC: each command in order, nothing in between.
+            Op::Atomic(ops) => OpResult::Many(ops.iter().map(|o| self.invoke(o)).collect()),
         }
     }
 
@@ -96,7 +100,133 @@ impl SequentialSpec for KvSpec {
     }
 }
 
+/// Milliseconds to live of a deadline; the model's clocks start at zero,
+/// so a time `At` is also the most that can be left of it.
+fn ms(d: &Deadline) -> i64 {
+    match d {
+        Deadline::In(ms) | Deadline::At(ms) => *ms,
+    }
+}
+
 impl KvSpec {
+    fn update(&mut self, u: &Update) -> OpResult {
+        let old = self.value.clone();
+        let exists = old.is_some();
+        match u {
+            Update::Set { value, cond, expiry, keep_ttl, get } => {
+                let applies = match cond {
+                    SetCond::Always => true,
+                    SetCond::IfAbsent => !exists,
+                    SetCond::IfPresent => exists,
+                };
+                if applies {
+                    let ttl = match expiry {
+                        Some(d) => Some(ms(d)),
+                        None if *keep_ttl => self.ttl.map(|t| t as i64),
+                        None => None,
+                    };
+                    *self = match ttl {
+                        Some(t) if t <= 0 => KvSpec::default(),
+                        t => KvSpec { value: Some(value.clone()), ttl: t.map(|t| t as u64) },
+                    };
+                }
+                match (get, applies) {
+                    (true, _) => OpResult::Value(old),
+                    (false, true) => OpResult::Ok,
+                    (false, false) => OpResult::NotSet,
+                }
+            }
+            Update::GetDel => {
+                *self = KvSpec::default();
+                OpResult::Value(old)
+            }
+            Update::GetEx(change) => {
+                match change {
+                    _ if !exists => {}
+                    None => {}
+                    Some(None) => self.ttl = None,
+                    Some(Some(d)) if ms(d) <= 0 => *self = KvSpec::default(),
+                    Some(Some(d)) => self.ttl = Some(ms(d) as u64),
+                }
+                OpResult::Value(old)
+            }
+            Update::Append(tail) => {
+                let mut v = old.unwrap_or_default();
+                v.extend_from_slice(tail);
+                let n = v.len() as i64;
+                self.value = Some(v);
+                OpResult::Int(n)
+            }
+            Update::SetRange(at, part) => {
+                let mut v = old.unwrap_or_default();
+                if !part.is_empty() {
+                    let at = *at as usize;
+                    if v.len() < at + part.len() {
+                        v.resize(at + part.len(), 0);
+                    }
+                    v[at..at + part.len()].copy_from_slice(part);
+                    self.value = Some(v.clone());
+                }
+                OpResult::Int(v.len() as i64)
+            }
+            Update::IncrFloat(by) => {
+                let num = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<f64>().ok());
+                let (Some(base), Some(by)) = (old.as_deref().map_or(Some(0.0), num), num(by)) else {
+                    return OpResult::Err(ErrorKind::Reply("ERR value is not a valid float".into()));
+                };
+                let text = format!("{}", base + by).into_bytes();
+                self.value = Some(text.clone());
+                OpResult::Value(Some(text))
+            }
+            Update::Persist => {
+                let had = exists && self.ttl.is_some();
+                self.ttl = None;
+                OpResult::Int(had as i64)
+            }
+            Update::Expire(d, cond) => {
+                let new = ms(d);
+                let holds = exists
+                    && match (cond, self.ttl) {
+                        (ExpireCond::Always, _) => true,
+                        (ExpireCond::NoTtl, t) => t.is_none(),
+                        (ExpireCond::HasTtl, t) => t.is_some(),
+                        (ExpireCond::Later, t) => t.is_some_and(|t| new > t as i64),
+                        (ExpireCond::Earlier, t) => t.is_none_or(|t| new < t as i64),
+                    };
+                if holds {
+                    match new {
+                        n if n <= 0 => *self = KvSpec::default(),
+                        n => self.ttl = Some(n as u64),
+                    }
+                }
+                OpResult::Int(holds as i64)
+            }
+        }
+    }
+
+    fn inspect(&self, what: &Inspect) -> OpResult {
+        let v = self.value.as_deref();
+        match what {
+            Inspect::Exists => OpResult::Int(v.is_some() as i64),
+            Inspect::Type => OpResult::Status(if v.is_some() { "string" } else { "none" }.into()),
+            Inspect::Strlen => OpResult::Int(v.map_or(0, |v| v.len() as i64)),
+            Inspect::ExpireTime { .. } => OpResult::Int(match (v, self.ttl) {
+                (None, _) => -2,
+                (Some(_), None) => -1,
+                (Some(_), Some(t)) => t as i64,
+            }),
+            Inspect::GetRange(a, b) => {
+                let v = v.unwrap_or_default();
+                let n = v.len() as i64;
+                let norm = |i: i64| if i < 0 { (n + i).max(0) } else { i };
+                let both_negative_reversed = *a < 0 && *b < 0 && a > b;
+                let (a, b) = (norm(*a), norm(*b).min(n - 1));
+                let empty = both_negative_reversed || a > b || n == 0;
+                OpResult::Value(Some(if empty { Vec::new() } else { v[a as usize..=b as usize].to_vec() }))
+            }
+        }
+    }
+
     /// Whether `observed` is an answer the specification allows where it
     /// predicted `predicted` for `op` (PTTL counts down as time passes).
     pub(super) fn allows(op: &Op, predicted: &OpResult, observed: &OpResult) -> bool {

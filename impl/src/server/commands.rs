@@ -2,7 +2,7 @@
 //! answered by the runtime (connection and server commands), and results
 //! encoded the way Redis answers them, errors included.
 
-use crate::resp::reply;
+use crate::resp::{reply, Proto};
 use failgroup_model::{Op, OpResult, SetCond, SetOpts, Topology};
 use std::fmt;
 
@@ -33,7 +33,13 @@ pub enum Local {
     Auth(Vec<u8>),
     Select,
     Quit,
-    Hello,
+    /// HELLO [protover [AUTH user pass] [SETNAME name]].
+    Hello {
+        proto: Option<Proto>,
+        auth: Option<(Vec<u8>, Vec<u8>)>,
+        setname: Option<Vec<u8>>,
+    },
+    Cluster(ClusterCmd),
     ClientSetName(Vec<u8>),
     ClientGetName,
     ClientId,
@@ -42,6 +48,17 @@ pub enum Local {
     CommandCount,
     ConfigGet(Vec<u8>),
     DbSize,
+}
+
+/// A CLUSTER subcommand (`cluster.rs` answers them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterCmd {
+    Slots,
+    Shards,
+    Nodes,
+    MyId,
+    Info,
+    KeySlot(Vec<u8>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +80,10 @@ pub enum CommandError {
     InvalidExpire(String),
     /// Keys of one command in different slots.
     CrossSlot,
-    DbIndex,
+    /// SELECT of a database other than 0, as Redis Cluster refuses it.
+    SelectInCluster,
+    /// A HELLO option it does not know.
+    HelloOption(String),
     NoProto,
     ProtocolVersion,
     /// `sub` is not a subcommand of `command` (upper case, as in `Try CLIENT HELP`).
@@ -86,7 +106,8 @@ impl fmt::Display for CommandError {
             CommandError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
             CommandError::InvalidExpire(name) => write!(f, "ERR invalid expire time in '{name}' command"),
             CommandError::CrossSlot => f.write_str("CROSSSLOT Keys in request don't hash to the same slot"),
-            CommandError::DbIndex => f.write_str("ERR DB index is out of range"),
+            CommandError::SelectInCluster => f.write_str("ERR SELECT is not allowed in cluster mode"),
+            CommandError::HelloOption(o) => write!(f, "ERR Syntax error in HELLO option '{o}'"),
             CommandError::NoProto => f.write_str("NOPROTO unsupported protocol version"),
             CommandError::ProtocolVersion => f.write_str("ERR Protocol version is not an integer or out of range"),
             CommandError::UnknownSubcommand { command, sub } => {
@@ -205,15 +226,38 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
             need(n == 2)?;
             match int(&args[1])? {
                 0 => Ok(Command::Local(Local::Select)),
-                _ => Err(CommandError::DbIndex),
+                _ => Err(CommandError::SelectInCluster),
             }
         }
         "quit" => Ok(Command::Local(Local::Quit)),
-        "hello" => match args.get(1).map(|a| int(a)) {
-            None | Some(Ok(2)) => Ok(Command::Local(Local::Hello)),
-            Some(Ok(_)) => Err(CommandError::NoProto),
-            Some(Err(_)) => Err(CommandError::ProtocolVersion),
-        },
+        "hello" => hello(args),
+        "readonly" | "readwrite" | "asking" => {
+            need(n == 1)?;
+            Ok(Command::Local(Local::Ok))
+        }
+        "cluster" => {
+            need(n >= 2)?;
+            let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+            let arity = |ok: bool| if ok { Ok(()) } else { Err(CommandError::Arity(format!("cluster|{sub}"))) };
+            let cmd = match sub.as_str() {
+                "slots" | "shards" | "nodes" | "myid" | "info" => {
+                    arity(n == 2)?;
+                    match sub.as_str() {
+                        "slots" => ClusterCmd::Slots,
+                        "shards" => ClusterCmd::Shards,
+                        "nodes" => ClusterCmd::Nodes,
+                        "myid" => ClusterCmd::MyId,
+                        _ => ClusterCmd::Info,
+                    }
+                }
+                "keyslot" => {
+                    arity(n == 3)?;
+                    ClusterCmd::KeySlot(key(2))
+                }
+                _ => return Err(unknown_sub("CLUSTER", &args[1])),
+            };
+            Ok(Command::Local(Local::Cluster(cmd)))
+        }
         "client" => {
             need(n >= 2)?;
             match upper(&args[1]).as_str() {
@@ -224,20 +268,20 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
                 "SETNAME" | "GETNAME" | "ID" | "SETINFO" => {
                     Err(CommandError::Arity(format!("client|{}", upper(&args[1]).to_lowercase())))
                 }
-                sub => Err(CommandError::UnknownSubcommand { command: "CLIENT", sub: sub.to_string() }),
+                _ => Err(unknown_sub("CLIENT", &args[1])),
             }
         }
         "command" => match args.get(1).map(|a| upper(a)).as_deref() {
             None | Some("DOCS") | Some("INFO") => Ok(Command::Local(Local::CommandList)),
             Some("COUNT") => Ok(Command::Local(Local::CommandCount)),
-            Some(sub) => Err(CommandError::UnknownSubcommand { command: "COMMAND", sub: sub.to_string() }),
+            Some(_) => Err(unknown_sub("COMMAND", &args[1])),
         },
         "config" => {
             need(n >= 2)?;
             match upper(&args[1]).as_str() {
                 "GET" if n == 3 => Ok(Command::Local(Local::ConfigGet(args[2].to_ascii_lowercase()))),
                 "GET" => Err(CommandError::Arity("config|get".into())),
-                sub => Err(CommandError::UnknownSubcommand { command: "CONFIG", sub: sub.to_string() }),
+                _ => Err(unknown_sub("CONFIG", &args[1])),
             }
         }
         "dbsize" => {
@@ -249,6 +293,40 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
             args: args[1..].iter().take(8).map(|a| String::from_utf8_lossy(a).into_owned()).collect(),
         }),
     }
+}
+
+/// Redis names an unknown subcommand as the client wrote it.
+fn unknown_sub(command: &'static str, sub: &[u8]) -> CommandError {
+    CommandError::UnknownSubcommand { command, sub: String::from_utf8_lossy(sub).into_owned() }
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(args: &[Vec<u8>]) -> Result<Command, CommandError> {
+    let proto = match args.get(1).map(|a| int(a)) {
+        None => None,
+        Some(Ok(2)) => Some(Proto::Resp2),
+        Some(Ok(3)) => Some(Proto::Resp3),
+        Some(Ok(_)) => return Err(CommandError::NoProto),
+        Some(Err(_)) => return Err(CommandError::ProtocolVersion),
+    };
+    let (mut auth, mut setname) = (None, None);
+    let mut i = 2;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        match upper(&args[i]).as_str() {
+            "AUTH" if more >= 2 => {
+                auth = Some((args[i + 1].clone(), args[i + 2].clone()));
+                i += 2;
+            }
+            "SETNAME" if more >= 1 => {
+                setname = Some(args[i + 1].clone());
+                i += 1;
+            }
+            _ => return Err(CommandError::HelloOption(String::from_utf8_lossy(&args[i]).into_owned())),
+        }
+        i += 1;
+    }
+    Ok(Command::Local(Local::Hello { proto, auth, setname }))
 }
 
 /// SET key value [NX|XX] [EX seconds|PX milliseconds]
@@ -281,7 +359,7 @@ fn set(args: &[Vec<u8>], name: &str) -> Result<Command, CommandError> {
 }
 
 /// Encodes the reply of a data command from its operations' results.
-pub fn encode(kind: Kind, results: &[OpResult], out: &mut Vec<u8>) {
+pub fn encode(kind: Kind, results: &[OpResult], p: Proto, out: &mut Vec<u8>) {
     if let Some(OpResult::Err(e)) = results.iter().find(|r| matches!(r, OpResult::Err(_))) {
         return reply::error(out, &e.to_string());
     }
@@ -290,9 +368,9 @@ pub fn encode(kind: Kind, results: &[OpResult], out: &mut Vec<u8>) {
         _ => None,
     };
     match kind {
-        Kind::Get => reply::bulk_or_nil(out, value(&results[0]).as_deref()),
+        Kind::Get => reply::value(out, value(&results[0]).as_deref(), p),
         Kind::Set => match results[0] {
-            OpResult::NotSet => reply::nil(out),
+            OpResult::NotSet => reply::null(out, p),
             _ => reply::ok(out),
         },
         Kind::MSet => reply::ok(out),
@@ -301,7 +379,7 @@ pub fn encode(kind: Kind, results: &[OpResult], out: &mut Vec<u8>) {
         Kind::MGet => {
             reply::array(out, results.len());
             for r in results {
-                reply::bulk_or_nil(out, value(r).as_deref());
+                reply::value(out, value(r).as_deref(), p);
             }
         }
         Kind::Int => match results[0] {
@@ -343,8 +421,10 @@ mod tests {
         assert_eq!(refused("incrby k x"), "ERR value is not an integer or out of range");
         assert_eq!(refused("mset a 1 b 2"), "CROSSSLOT Keys in request don't hash to the same slot");
         assert!(refused("LPUSH l a").starts_with("ERR unknown command 'LPUSH', with args beginning with: 'l' 'a' "));
-        assert_eq!(refused("select 1"), "ERR DB index is out of range");
-        assert_eq!(refused("client nosuch"), "ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.");
+        assert_eq!(refused("select 1"), "ERR SELECT is not allowed in cluster mode");
+        assert_eq!(refused("client nosuch"), "ERR unknown subcommand 'nosuch'. Try CLIENT HELP.");
+        assert_eq!(refused("hello 3 setname"), "ERR Syntax error in HELLO option 'setname'");
+        assert_eq!(refused("hello x"), "ERR Protocol version is not an integer or out of range");
         assert_eq!(refused("hello 4"), "NOPROTO unsupported protocol version");
     }
 

@@ -52,9 +52,10 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
     if want("server") {
         let _ = write!(
             o,
-            "# Server\r\nredis_version:7.0.0\r\nfailgroup_version:{}\r\nredis_mode:standalone\r\n\
+            "# Server\r\nredis_version:{}\r\nfailgroup_version:{}\r\nredis_mode:cluster\r\n\
              os:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\
              executable:{}\r\n\r\n",
+            super::local::REDIS_VERSION,
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::process::id(),
@@ -79,6 +80,9 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
              rejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
             st.connections, st.commands, st.rejected_connections, st.hits, st.misses,
         );
+    }
+    if want("cluster") {
+        o.push_str("# Cluster\r\ncluster_enabled:1\r\n\r\n");
     }
     if want("keyspace") {
         o.push_str("# Keyspace\r\n");
@@ -143,9 +147,14 @@ mod tests {
             store_commands: 4,
         };
         let all = render(&snap, None);
-        for line in
-            ["keyspace_hits:5\r\n", "keyspace_misses:2\r\n", "uptime_in_days:1\r\n", "servers_offline:s2,s3\r\n"]
-        {
+        for line in [
+            "keyspace_hits:5\r\n",
+            "cluster_enabled:1\r\n",
+            "redis_mode:cluster\r\n",
+            "keyspace_misses:2\r\n",
+            "uptime_in_days:1\r\n",
+            "servers_offline:s2,s3\r\n",
+        ] {
             assert!(all.contains(line), "{line:?} in {all}");
         }
         assert!(!all.contains("db0:"), "no keyspace line without keys");

@@ -2,11 +2,16 @@
 //! CONFIG GET, DBSIZE, INFO, QUIT...): a pure function of the command, the
 //! connection's session and a context, testable without sockets.
 
-use super::commands::Local;
+use super::cluster::ClusterView;
+use super::commands::{ClusterCmd, Local};
 use super::session::Session;
 use crate::config::Limits;
 use crate::net::wire::secret_matches;
 use crate::resp::reply;
+
+/// The Redis version whose replies and command set failgroup follows:
+/// HELLO and INFO report it, and the differential tests compare with it.
+pub const REDIS_VERSION: &str = "7.0.15";
 
 /// What a local command may read beyond its session.
 pub(super) struct Context<'a> {
@@ -16,14 +21,37 @@ pub(super) struct Context<'a> {
     pub keys: usize,
     /// INFO's text, if the command is INFO.
     pub info: Option<String>,
+    /// The cluster as this server sees it, if the command is CLUSTER.
+    pub cluster: Option<ClusterView<'a>>,
 }
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Whether `user` with `pass` logs in: the one user, `default`, with the
+/// configured password (any password when none is configured, as Redis's
+/// `nopass` default user).
+fn logs_in(ctx: &Context, user: &[u8], pass: &[u8]) -> bool {
+    user == b"default"
+        && match ctx.requirepass {
+            None => true,
+            Some(p) => secret_matches(Some(p), std::str::from_utf8(pass).ok()),
+        }
+}
+
+/// A client name may not hold spaces, newlines or other special characters.
+fn valid_name(n: &[u8]) -> bool {
+    n.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+const BAD_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
 
 /// Writes the reply to `l` into `out`; whether the connection closes after it.
 pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>) -> bool {
+    let p = s.proto;
     match l {
         Local::Ping(None) => reply::simple(out, "PONG"),
         Local::Ping(Some(m)) | Local::Echo(m) => reply::bulk(out, &m),
-        Local::Info(_) => reply::bulk(out, ctx.info.clone().unwrap_or_default().as_bytes()),
+        Local::Info(_) => reply::verbatim(out, ctx.info.clone().unwrap_or_default().as_bytes(), p),
         Local::Auth(pass) => match ctx.requirepass {
             None => reply::error(
                 out,
@@ -34,38 +62,79 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
                 s.authed = true;
                 reply::ok(out);
             }
-            Some(_) => reply::error(out, "WRONGPASS invalid username-password pair or user is disabled."),
+            Some(_) => reply::error(out, WRONGPASS),
         },
         Local::Select | Local::Ok => reply::ok(out),
         Local::Quit => {
             reply::ok(out);
             return true;
         }
-        Local::Hello => {
-            let fields: [(&str, Vec<u8>); 7] = [
-                ("server", b"redis".to_vec()),
-                ("version", b"7.0.0".to_vec()),
-                ("proto", b"2".to_vec()),
-                ("id", s.id.to_string().into_bytes()),
-                ("mode", b"standalone".to_vec()),
-                ("role", b"master".to_vec()),
-                ("modules", Vec::new()),
-            ];
-            reply::array(out, fields.len() * 2);
-            for (k, v) in fields {
+        Local::Hello { proto, auth, setname } => {
+            if let Some((user, pass)) = auth {
+                if !logs_in(ctx, &user, &pass) {
+                    reply::error(out, WRONGPASS);
+                    return false;
+                }
+                s.authed = true;
+            }
+            if !s.authed {
+                reply::error(
+                    out,
+                    "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                     HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+                     select the RESP protocol version at the same time",
+                );
+                return false;
+            }
+            if let Some(n) = setname {
+                if !valid_name(&n) {
+                    reply::error(out, BAD_NAME);
+                    return false;
+                }
+                s.name = (!n.is_empty()).then_some(n);
+            }
+            if let Some(proto) = proto {
+                s.proto = proto;
+            }
+            let p = s.proto;
+            reply::map(out, 7, p);
+            for (k, v) in [("server", "redis"), ("version", REDIS_VERSION)] {
                 reply::bulk(out, k.as_bytes());
-                match k {
-                    "proto" | "id" => reply::int(out, String::from_utf8_lossy(&v).parse().unwrap_or(0)),
-                    "modules" => reply::array(out, 0),
-                    _ => reply::bulk(out, &v),
+                reply::bulk(out, v.as_bytes());
+            }
+            reply::bulk(out, b"proto");
+            reply::int(out, p.number());
+            reply::bulk(out, b"id");
+            reply::int(out, s.id as i64);
+            for (k, v) in [("mode", "cluster"), ("role", "master")] {
+                reply::bulk(out, k.as_bytes());
+                reply::bulk(out, v.as_bytes());
+            }
+            reply::bulk(out, b"modules");
+            reply::array(out, 0);
+        }
+        Local::Cluster(cmd) => {
+            let Some(view) = &ctx.cluster else {
+                reply::error(out, "ERR This instance has cluster support disabled");
+                return false;
+            };
+            match cmd {
+                ClusterCmd::Slots => view.slots(out, p),
+                ClusterCmd::Shards => view.shards(out, p),
+                ClusterCmd::Nodes => reply::verbatim(out, view.nodes().as_bytes(), p),
+                ClusterCmd::Info => reply::verbatim(out, view.info().as_bytes(), p),
+                ClusterCmd::MyId => reply::bulk(out, view.my_id().as_bytes()),
+                ClusterCmd::KeySlot(key) => {
+                    reply::int(out, failgroup_model::key_slot(&key, failgroup_model::SLOTS).0 as i64)
                 }
             }
         }
+        Local::ClientSetName(n) if !valid_name(&n) => reply::error(out, BAD_NAME),
         Local::ClientSetName(n) => {
-            s.name = Some(n);
+            s.name = (!n.is_empty()).then_some(n);
             reply::ok(out);
         }
-        Local::ClientGetName => reply::bulk_or_nil(out, s.name.as_deref()),
+        Local::ClientGetName => reply::value(out, s.name.as_deref(), p),
         Local::ClientId => reply::int(out, s.id as i64),
         Local::CommandList => reply::array(out, 0),
         Local::CommandCount => reply::int(out, 22),
@@ -80,7 +149,7 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
                 ("databases", "1".into()),
             ];
             let hits: Vec<&(&str, String)> = known.iter().filter(|(k, _)| glob(&param, k.as_bytes())).collect();
-            reply::array(out, hits.len() * 2);
+            reply::map(out, hits.len(), p);
             for (k, v) in hits {
                 reply::bulk(out, k.as_bytes());
                 reply::bulk(out, v.as_bytes());
@@ -105,16 +174,25 @@ fn glob(pattern: &[u8], s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resp::{decode_reply, Reply};
+    use crate::resp::{decode_reply, Proto, Reply};
     use failgroup_model::ClientId;
 
     fn session() -> Session {
-        Session { client: ClientId(1), seq: 0, authed: false, name: None, id: 7, inflight: None, starved: false }
+        Session {
+            client: ClientId(1),
+            seq: 0,
+            authed: false,
+            name: None,
+            id: 7,
+            proto: Proto::Resp2,
+            inflight: None,
+            starved: false,
+        }
     }
 
     fn run(l: Local, s: &mut Session, requirepass: Option<&str>) -> (Reply, bool) {
         let limits = Limits::default();
-        let ctx = Context { requirepass, limits: &limits, keys: 3, info: Some("# Server\r\n".into()) };
+        let ctx = Context { requirepass, limits: &limits, keys: 3, info: Some("# Server\r\n".into()), cluster: None };
         let mut out = Vec::new();
         let close = answer(l, s, &ctx, &mut out);
         let (reply, used) = decode_reply(&out).expect("a reply").expect("a whole reply");

@@ -7,6 +7,7 @@
 //! the master, library clients): a node connection starts with a zero byte,
 //! which no RESP request does.
 
+mod cluster;
 pub mod commands;
 mod info;
 mod links;

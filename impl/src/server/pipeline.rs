@@ -2,12 +2,13 @@
 //! its input, answered locally or handed to the core as operations, and
 //! the reply written once every part is back.
 
+use super::cluster::ClusterView;
 use super::commands::{self, Command, Kind, Local};
 use super::local::{answer, Context};
 use super::node::ServerNode;
 use super::session::{InFlight, Waiter, OUTPUT_PAUSE};
 use crate::resp::{self, reply};
-use failgroup_model::{Forwarded, Op, OpResult, Origin, ReqId, ServerInput};
+use failgroup_model::{Forwarded, Op, OpResult, Origin, ReqId, Server, ServerInput, ServerState, Topology};
 use mio::Token;
 
 impl ServerNode {
@@ -97,7 +98,7 @@ impl ServerNode {
             let f = s.inflight.take().expect("in flight");
             let results: Vec<OpResult> = f.results.into_iter().map(|r| r.expect("every part done")).collect();
             if let Some(c) = self.net.conns.get_mut(&tok) {
-                commands::encode(f.kind, &results, &mut c.wbuf);
+                commands::encode(f.kind, &results, s.proto, &mut c.wbuf);
             }
             self.ready.push(tok);
         }
@@ -109,11 +110,13 @@ impl ServerNode {
             Local::Info(section) => Some(super::info::render(&self.snapshot(), section.as_deref())),
             _ => None,
         };
+        let cluster = matches!(l, Local::Cluster(_)).then(|| cluster_view(&self.cfg.topology, &self.core, &self.st));
         let ctx = Context {
             requirepass: self.cfg.file.requirepass.as_deref(),
             limits: &self.cfg.file.limits,
             keys: self.st.cached_keys(),
             info,
+            cluster,
         };
         let s = self.sessions.get_mut(&tok).expect("session");
         let c = self.net.conns.get_mut(&tok).expect("connection");
@@ -121,4 +124,11 @@ impl ServerNode {
             c.closing = true;
         }
     }
+}
+
+/// Who serves each slot in this server's view: the core's target.
+fn cluster_view<'a>(topo: &'a Topology, core: &Server, st: &ServerState) -> ClusterView<'a> {
+    let view = st.view();
+    let online = topo.servers().map(|s| s == core.id || view.is_online(s)).collect();
+    ClusterView::new(topo, core.id, online, |slot| core.target(st, slot))
 }

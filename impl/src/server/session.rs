@@ -1,6 +1,7 @@
 //! What the server keeps per RESP connection and per request it started.
 
 use super::commands::Kind;
+use crate::resp::Proto;
 use failgroup_model::{ClientId, OpResult};
 use mio::Token;
 
@@ -27,6 +28,8 @@ pub(super) struct Session {
     pub(super) authed: bool,
     pub(super) name: Option<Vec<u8>>,
     pub(super) id: u64,
+    /// RESP2 until HELLO 3.
+    pub(super) proto: Proto,
     /// One command at a time, in order: replies keep the request order and
     /// a command sees the effects of the ones before it.
     pub(super) inflight: Option<InFlight>,
