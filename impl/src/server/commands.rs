@@ -3,7 +3,7 @@
 //! encoded the way Redis answers them, errors included.
 
 use crate::resp::{reply, Proto};
-use failgroup_model::{Op, OpResult, SetCond, SetOpts, Topology};
+use failgroup_model::{Deadline, ExpireCond, Inspect, Op, OpResult, SetCond, SetOpts, Topology, Update};
 use std::fmt;
 
 /// How the results of a data command's operations become one reply.
@@ -22,6 +22,8 @@ pub enum Kind {
     Ttl {
         seconds: bool,
     },
+    /// A status reply (TYPE).
+    Status,
 }
 
 /// A command answered by the runtime itself.
@@ -44,6 +46,9 @@ pub enum Local {
     ClientGetName,
     ClientId,
     Ok,
+    Multi,
+    Exec,
+    Discard,
     CommandList,
     CommandCount,
     ConfigGet(Vec<u8>),
@@ -80,6 +85,10 @@ pub enum CommandError {
     InvalidExpire(String),
     /// Keys of one command in different slots.
     CrossSlot,
+    /// A command's own error, as Redis writes it.
+    Reply(&'static str),
+    /// An option Redis does not know for this command.
+    UnsupportedOption(String),
     /// SELECT of a database other than 0, as Redis Cluster refuses it.
     SelectInCluster,
     /// A HELLO option it does not know.
@@ -106,6 +115,8 @@ impl fmt::Display for CommandError {
             CommandError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
             CommandError::InvalidExpire(name) => write!(f, "ERR invalid expire time in '{name}' command"),
             CommandError::CrossSlot => f.write_str("CROSSSLOT Keys in request don't hash to the same slot"),
+            CommandError::Reply(m) => f.write_str(m),
+            CommandError::UnsupportedOption(o) => write!(f, "ERR Unsupported option {o}"),
             CommandError::SelectInCluster => f.write_str("ERR SELECT is not allowed in cluster mode"),
             CommandError::HelloOption(o) => write!(f, "ERR Syntax error in HELLO option '{o}'"),
             CommandError::NoProto => f.write_str("NOPROTO unsupported protocol version"),
@@ -169,15 +180,15 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
         }
         "del" | "unlink" => {
             need(n >= 2)?;
-            data(Kind::Del, args[1..].iter().map(|k| Op::Del(k.clone())).collect())
+            data(Kind::Del, keys(topology, &args[1..], Op::Del))
         }
         "exists" => {
             need(n >= 2)?;
-            data(Kind::Exists, args[1..].iter().map(|k| Op::Get(k.clone())).collect())
+            data(Kind::Exists, keys(topology, &args[1..], |k| Op::Inspect(k, Inspect::Exists)))
         }
         "mget" => {
             need(n >= 2)?;
-            data(Kind::MGet, args[1..].iter().map(|k| Op::Get(k.clone())).collect())
+            data(Kind::MGet, keys(topology, &args[1..], Op::Get))
         }
         "mset" => {
             need(n >= 3 && n % 2 == 1)?;
@@ -186,7 +197,8 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
             if args[1..].chunks(2).any(|kv| topology.slot(&kv[0]) != slot) {
                 return Err(CommandError::CrossSlot);
             }
-            data(Kind::MSet, args[1..].chunks(2).map(|kv| Op::Set(kv[0].clone(), kv[1].clone())).collect())
+            let sets: Vec<Op> = args[1..].chunks(2).map(|kv| Op::Set(kv[0].clone(), kv[1].clone())).collect();
+            data(Kind::MSet, vec![atomic(sets)])
         }
         "incr" | "decr" => {
             need(n == 2)?;
@@ -198,16 +210,94 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
             let d = if name == "incrby" { d } else { d.checked_neg().ok_or(CommandError::NotInteger)? };
             data(Kind::Int, vec![Op::Incr(key(1), d)])
         }
-        "expire" | "pexpire" => {
-            need(n == 3)?;
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            need(n >= 3)?;
             let t = int(&args[2])?;
-            let ms = if name == "expire" { t.checked_mul(1000) } else { Some(t) };
+            let ms = if name.starts_with('p') { Some(t) } else { t.checked_mul(1000) };
             let ms = ms.ok_or_else(|| CommandError::InvalidExpire(name.clone()))?;
-            data(Kind::Int, vec![Op::Expire(key(1), ms)])
+            let cond = expire_cond(&args[3..])?;
+            if name.ends_with("at") {
+                data(Kind::Int, vec![Op::Update(key(1), Update::Expire(Deadline::At(ms), cond))])
+            } else if cond == ExpireCond::Always {
+                data(Kind::Int, vec![Op::Expire(key(1), ms)])
+            } else {
+                data(Kind::Int, vec![Op::Update(key(1), Update::Expire(Deadline::In(ms), cond))])
+            }
         }
         "ttl" | "pttl" => {
             need(n == 2)?;
             data(Kind::Ttl { seconds: name == "ttl" }, vec![Op::Ttl(key(1))])
+        }
+        "getdel" => {
+            need(n == 2)?;
+            data(Kind::Get, vec![Op::Update(key(1), Update::GetDel)])
+        }
+        "getex" => {
+            need(n >= 2)?;
+            let change = match expiry_options(&args[2..], &name, true)? {
+                (None, false) => None,
+                (None, true) => Some(None),
+                (Some(d), _) => Some(Some(d)),
+            };
+            data(Kind::Get, vec![Op::Update(key(1), Update::GetEx(change))])
+        }
+        "append" => {
+            need(n == 3)?;
+            data(Kind::Int, vec![Op::Update(key(1), Update::Append(key(2)))])
+        }
+        "setrange" => {
+            need(n == 4)?;
+            let at = int(&args[2])?;
+            if at < 0 {
+                return Err(CommandError::Reply("ERR offset is out of range"));
+            }
+            if at as u64 + args[3].len() as u64 > failgroup_model::MAX_STRING && !args[3].is_empty() {
+                return Err(CommandError::Reply("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
+            }
+            data(Kind::Int, vec![Op::Update(key(1), Update::SetRange(at as u64, key(3)))])
+        }
+        "incrbyfloat" => {
+            need(n == 3)?;
+            if failgroup_model::parse_float(&args[2]).is_none() {
+                return Err(CommandError::Reply("ERR value is not a valid float"));
+            }
+            data(Kind::Get, vec![Op::Update(key(1), Update::IncrFloat(key(2)))])
+        }
+        "persist" => {
+            need(n == 2)?;
+            data(Kind::Int, vec![Op::Update(key(1), Update::Persist)])
+        }
+        "strlen" => {
+            need(n == 2)?;
+            data(Kind::Int, vec![Op::Inspect(key(1), Inspect::Strlen)])
+        }
+        "getrange" => {
+            need(n == 4)?;
+            data(Kind::Get, vec![Op::Inspect(key(1), Inspect::GetRange(int(&args[2])?, int(&args[3])?))])
+        }
+        "type" => {
+            need(n == 2)?;
+            data(Kind::Status, vec![Op::Inspect(key(1), Inspect::Type)])
+        }
+        "expiretime" | "pexpiretime" => {
+            need(n == 2)?;
+            data(Kind::Int, vec![Op::Inspect(key(1), Inspect::ExpireTime { ms: name == "pexpiretime" })])
+        }
+        "touch" => {
+            need(n >= 2)?;
+            data(Kind::Exists, keys(topology, &args[1..], |k| Op::Inspect(k, Inspect::Exists)))
+        }
+        "multi" => {
+            need(n == 1)?;
+            Ok(Command::Local(Local::Multi))
+        }
+        "exec" => {
+            need(n == 1)?;
+            Ok(Command::Local(Local::Exec))
+        }
+        "discard" => {
+            need(n == 1)?;
+            Ok(Command::Local(Local::Discard))
         }
         "ping" => {
             need(n <= 2)?;
@@ -329,37 +419,132 @@ fn hello(args: &[Vec<u8>]) -> Result<Command, CommandError> {
     Ok(Command::Local(Local::Hello { proto, auth, setname }))
 }
 
-/// SET key value [NX|XX] [EX seconds|PX milliseconds]
-fn set(args: &[Vec<u8>], name: &str) -> Result<Command, CommandError> {
-    let mut opts = SetOpts::default();
-    let mut i = 3;
-    while i < args.len() {
-        match upper(&args[i]).as_str() {
-            "NX" if opts.cond != SetCond::IfPresent => opts.cond = SetCond::IfAbsent,
-            "XX" if opts.cond != SetCond::IfAbsent => opts.cond = SetCond::IfPresent,
-            unit @ ("EX" | "PX") if opts.ttl_ms.is_none() && i + 1 < args.len() => {
+/// One operation per key (`op` of each); keys all of one slot, more than
+/// one, make one atomic operation (Redis Cluster's multi-key commands),
+/// keys of several slots one operation each (each linearizable, the whole
+/// not atomic, as a proxy splits them).
+fn keys(topology: &Topology, keys: &[Vec<u8>], op: impl Fn(Vec<u8>) -> Op) -> Vec<Op> {
+    let ops: Vec<Op> = keys.iter().map(|k| op(k.clone())).collect();
+    let slot = topology.slot(&keys[0]);
+    if ops.len() > 1 && keys.iter().all(|k| topology.slot(k) == slot) {
+        vec![atomic(ops)]
+    } else {
+        ops
+    }
+}
+
+fn atomic(mut ops: Vec<Op>) -> Op {
+    if ops.len() == 1 {
+        ops.pop().expect("one")
+    } else {
+        Op::Atomic(ops)
+    }
+}
+
+/// EXPIRE's NX, XX, GT, LT, as Redis checks them.
+fn expire_cond(opts: &[Vec<u8>]) -> Result<ExpireCond, CommandError> {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for o in opts {
+        match upper(o).as_str() {
+            "NX" => nx = true,
+            "XX" => xx = true,
+            "GT" => gt = true,
+            "LT" => lt = true,
+            _ => return Err(CommandError::UnsupportedOption(String::from_utf8_lossy(o).into_owned())),
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CommandError::Reply("ERR NX and XX, GT or LT options at the same time are not compatible"));
+    }
+    if gt && lt {
+        return Err(CommandError::Reply("ERR GT and LT options at the same time are not compatible"));
+    }
+    Ok(match (nx, xx, gt, lt) {
+        (true, ..) => ExpireCond::NoTtl,
+        (_, _, true, _) => ExpireCond::Later,
+        (_, _, _, true) => ExpireCond::Earlier,
+        (_, true, ..) => ExpireCond::HasTtl,
+        _ => ExpireCond::Always,
+    })
+}
+
+/// EX, PX, EXAT, PXAT (and PERSIST where `persist` may be given): the
+/// deadline, and whether PERSIST was given.
+fn expiry_options(opts: &[Vec<u8>], name: &str, persist: bool) -> Result<(Option<Deadline>, bool), CommandError> {
+    let (mut deadline, mut persisted) = (None, false);
+    let mut i = 0;
+    while i < opts.len() {
+        match upper(&opts[i]).as_str() {
+            "PERSIST" if persist && deadline.is_none() && !persisted => persisted = true,
+            unit @ ("EX" | "PX" | "EXAT" | "PXAT") if deadline.is_none() && !persisted && i + 1 < opts.len() => {
                 i += 1;
-                let t = int(&args[i])?;
-                let ms = if unit == "EX" { t.checked_mul(1000) } else { Some(t) };
-                match ms {
-                    Some(ms) if ms > 0 => opts.ttl_ms = Some(ms as u64),
-                    _ => return Err(CommandError::InvalidExpire(name.to_string())),
-                }
+                deadline = Some(expire_value(unit, &opts[i], name)?);
             }
             _ => return Err(CommandError::Syntax),
         }
         i += 1;
     }
-    let op = if opts == SetOpts::default() {
-        Op::Set(args[1].clone(), args[2].clone())
-    } else {
-        Op::SetWith(args[1].clone(), args[2].clone(), opts)
+    Ok((deadline, persisted))
+}
+
+/// The deadline of `EX n`, `PX n`, `EXAT n` or `PXAT n`.
+fn expire_value(unit: &str, arg: &[u8], name: &str) -> Result<Deadline, CommandError> {
+    let t = int(arg)?;
+    let invalid = || CommandError::InvalidExpire(name.to_string());
+    if t <= 0 {
+        return Err(invalid());
+    }
+    let ms = if unit.starts_with('P') { t } else { t.checked_mul(1000).ok_or_else(invalid)? };
+    Ok(if unit.ends_with("AT") { Deadline::At(ms) } else { Deadline::In(ms) })
+}
+
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms|KEEPTTL]
+fn set(args: &[Vec<u8>], name: &str) -> Result<Command, CommandError> {
+    let mut cond = SetCond::Always;
+    let (mut expiry, mut keep_ttl, mut get) = (None, false, false);
+    let mut i = 3;
+    while i < args.len() {
+        match upper(&args[i]).as_str() {
+            "NX" if cond != SetCond::IfPresent => cond = SetCond::IfAbsent,
+            "XX" if cond != SetCond::IfAbsent => cond = SetCond::IfPresent,
+            "GET" => get = true,
+            "KEEPTTL" if expiry.is_none() => keep_ttl = true,
+            unit @ ("EX" | "PX" | "EXAT" | "PXAT") if expiry.is_none() && !keep_ttl && i + 1 < args.len() => {
+                i += 1;
+                expiry = Some(expire_value(unit, &args[i], name)?);
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 1;
+    }
+    let (k, v) = (args[1].clone(), args[2].clone());
+    let op = match expiry {
+        _ if get || keep_ttl => Op::Update(k, Update::Set { value: v, cond, expiry, keep_ttl, get }),
+        Some(Deadline::At(_)) => Op::Update(k, Update::Set { value: v, cond, expiry, keep_ttl, get }),
+        Some(Deadline::In(ms)) => Op::SetWith(k, v, SetOpts { ttl_ms: Some(ms as u64), cond }),
+        None if cond == SetCond::Always => Op::Set(k, v),
+        None => Op::SetWith(k, v, SetOpts { ttl_ms: None, cond }),
     };
-    Ok(Command::Data { kind: Kind::Set, ops: vec![op] })
+    let kind = if get { Kind::Get } else { Kind::Set };
+    Ok(Command::Data { kind, ops: vec![op] })
 }
 
 /// Encodes the reply of a data command from its operations' results.
 pub fn encode(kind: Kind, results: &[OpResult], p: Proto, out: &mut Vec<u8>) {
+    // The parts of an atomic operation count as the command's results.
+    let flat: Vec<OpResult>;
+    let results = if results.iter().any(|r| matches!(r, OpResult::Many(_))) {
+        flat = results
+            .iter()
+            .flat_map(|r| match r {
+                OpResult::Many(rs) => rs.clone(),
+                r => vec![r.clone()],
+            })
+            .collect();
+        &flat[..]
+    } else {
+        results
+    };
     if let Some(OpResult::Err(e)) = results.iter().find(|r| matches!(r, OpResult::Err(_))) {
         return reply::error(out, &e.to_string());
     }
@@ -375,7 +560,14 @@ pub fn encode(kind: Kind, results: &[OpResult], p: Proto, out: &mut Vec<u8>) {
         },
         Kind::MSet => reply::ok(out),
         Kind::Del => reply::int(out, results.iter().map(|r| matches!(r, OpResult::Deleted(1)) as i64).sum()),
-        Kind::Exists => reply::int(out, results.iter().map(|r| value(r).is_some() as i64).sum()),
+        Kind::Exists => reply::int(
+            out,
+            results.iter().map(|r| matches!(r, OpResult::Int(1)) as i64 + value(r).is_some() as i64).sum(),
+        ),
+        Kind::Status => match &results[0] {
+            OpResult::Status(s) => reply::simple(out, s),
+            _ => reply::error(out, "ERR unexpected result"),
+        },
         Kind::MGet => {
             reply::array(out, results.len());
             for r in results {

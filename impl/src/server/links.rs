@@ -77,6 +77,7 @@ impl ServerNode {
                         name: None,
                         id,
                         proto: resp::Proto::Resp2,
+                        multi: None,
                         inflight: None,
                         starved: false,
                     },

@@ -4,7 +4,7 @@
 
 use super::cluster::ClusterView;
 use super::commands::{ClusterCmd, Local};
-use super::session::Session;
+use super::session::{Multi, Session};
 use crate::config::Limits;
 use crate::net::wire::secret_matches;
 use crate::resp::reply;
@@ -65,6 +65,24 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
             Some(_) => reply::error(out, WRONGPASS),
         },
         Local::Select | Local::Ok => reply::ok(out),
+        Local::Multi if s.multi.is_some() => reply::error(out, "ERR MULTI calls can not be nested"),
+        Local::Multi => {
+            s.multi = Some(Multi::default());
+            reply::ok(out);
+        }
+        Local::Discard => match s.multi.take() {
+            None => reply::error(out, "ERR DISCARD without MULTI"),
+            Some(_) => reply::ok(out),
+        },
+        // An EXEC with commands queued is the pipeline's (one atomic
+        // operation through the core); here the others.
+        Local::Exec => match s.multi.take() {
+            None => reply::error(out, "ERR EXEC without MULTI"),
+            Some(m) if m.dirty => {
+                reply::error(out, "EXECABORT Transaction discarded because of previous errors.")
+            }
+            Some(_) => reply::array(out, 0),
+        },
         Local::Quit => {
             reply::ok(out);
             return true;
@@ -185,6 +203,7 @@ mod tests {
             name: None,
             id: 7,
             proto: Proto::Resp2,
+            multi: None,
             inflight: None,
             starved: false,
         }

@@ -59,21 +59,67 @@ impl ServerNode {
             let c = self.net.conns.get_mut(&tok).expect("connection");
             return reply::error(&mut c.wbuf, "NOAUTH Authentication required.");
         }
-        match commands::parse(&args, &self.cfg.topology) {
+        let parsed = commands::parse(&args, &self.cfg.topology);
+        if s.multi.is_some() {
+            return self.queue(tok, parsed);
+        }
+        match parsed {
             Err(msg) => {
                 let c = self.net.conns.get_mut(&tok).expect("connection");
                 reply::error(&mut c.wbuf, &msg.to_string());
             }
             Ok(Command::Local(l)) => self.local(tok, l),
-            Ok(Command::Data { kind, ops }) => self.submit(tok, kind, ops),
+            Ok(Command::Data { kind, ops }) => self.submit(tok, kind, ops, None),
+        }
+    }
+
+    /// A command after MULTI: queued (`QUEUED`) if it is a data command of
+    /// the transaction's slot; EXEC runs the queue as one atomic
+    /// operation. A refused command makes EXEC abort, as in Redis.
+    fn queue(&mut self, tok: Token, parsed: Result<Command, commands::CommandError>) {
+        let topo = &self.cfg.topology;
+        let s = self.sessions.get_mut(&tok).expect("session");
+        let m = s.multi.as_mut().expect("in a transaction");
+        let c = self.net.conns.get_mut(&tok).expect("connection");
+        match parsed {
+            Ok(Command::Local(Local::Exec)) if !m.dirty && !m.ops.is_empty() => {
+                let m = s.multi.take().expect("in a transaction");
+                self.submit(tok, Kind::MSet, vec![Op::Atomic(m.ops)], Some(m.cmds));
+            }
+            Ok(Command::Local(l @ (Local::Exec | Local::Discard | Local::Multi | Local::Quit))) => self.local(tok, l),
+            Ok(Command::Local(_)) => {
+                m.dirty = true;
+                reply::error(&mut c.wbuf, "ERR this server queues only data commands in a transaction");
+            }
+            Err(e) => {
+                m.dirty = true;
+                reply::error(&mut c.wbuf, &e.to_string());
+            }
+            Ok(Command::Data { kind, ops }) => {
+                let ops: Vec<Op> = ops
+                    .into_iter()
+                    .flat_map(|o| match o {
+                        Op::Atomic(inner) => inner,
+                        o => vec![o],
+                    })
+                    .collect();
+                let slot = *m.slot.get_or_insert_with(|| topo.slot(ops[0].key()));
+                if ops.iter().any(|o| topo.slot(o.key()) != slot) {
+                    m.dirty = true;
+                    return reply::error(&mut c.wbuf, &commands::CommandError::CrossSlot.to_string());
+                }
+                m.cmds.push((kind, ops.len()));
+                m.ops.extend(ops);
+                reply::simple(&mut c.wbuf, "QUEUED");
+            }
         }
     }
 
     /// Hands a data command's operations to the core.
-    pub(super) fn submit(&mut self, tok: Token, kind: Kind, ops: Vec<Op>) {
+    pub(super) fn submit(&mut self, tok: Token, kind: Kind, ops: Vec<Op>, exec: Option<Vec<(Kind, usize)>>) {
         let s = self.sessions.get_mut(&tok).expect("session");
         let n = ops.len();
-        s.inflight = Some(InFlight { kind, results: vec![None; n], left: n });
+        s.inflight = Some(InFlight { kind, results: vec![None; n], left: n, exec });
         let mut requests = Vec::with_capacity(n);
         for (part, op) in ops.into_iter().enumerate() {
             s.seq += 1;
@@ -98,7 +144,18 @@ impl ServerNode {
             let f = s.inflight.take().expect("in flight");
             let results: Vec<OpResult> = f.results.into_iter().map(|r| r.expect("every part done")).collect();
             if let Some(c) = self.net.conns.get_mut(&tok) {
-                commands::encode(f.kind, &results, s.proto, &mut c.wbuf);
+                match (f.exec, &results[..]) {
+                    // EXEC: one reply per queued command, in an array.
+                    (Some(cmds), [OpResult::Many(all)]) if all.len() == cmds.iter().map(|(_, n)| n).sum::<usize>() => {
+                        reply::array(&mut c.wbuf, cmds.len());
+                        let mut at = 0;
+                        for (kind, n) in cmds {
+                            commands::encode(kind, &all[at..at + n], s.proto, &mut c.wbuf);
+                            at += n;
+                        }
+                    }
+                    _ => commands::encode(f.kind, &results, s.proto, &mut c.wbuf),
+                }
             }
             self.ready.push(tok);
         }

@@ -2,7 +2,7 @@
 
 use super::commands::Kind;
 use crate::resp::Proto;
-use failgroup_model::{ClientId, OpResult};
+use failgroup_model::{ClientId, Op, OpResult, Slot};
 use mio::Token;
 
 /// Who waits for the reply to a core request the runtime started.
@@ -19,6 +19,21 @@ pub(super) struct InFlight {
     pub(super) kind: Kind,
     pub(super) results: Vec<Option<OpResult>>,
     pub(super) left: usize,
+    /// An EXEC: each queued command's reply kind and how many of the
+    /// transaction's operations are its.
+    pub(super) exec: Option<Vec<(Kind, usize)>>,
+}
+
+/// A transaction being queued (MULTI until EXEC or DISCARD).
+#[derive(Default)]
+pub(super) struct Multi {
+    /// Every queued command's operations, in order: one atomic operation.
+    pub(super) ops: Vec<Op>,
+    pub(super) cmds: Vec<(Kind, usize)>,
+    /// The one slot of every key queued.
+    pub(super) slot: Option<Slot>,
+    /// A command was refused while queued: EXEC aborts.
+    pub(super) dirty: bool,
 }
 
 /// A RESP connection's session.
@@ -30,6 +45,7 @@ pub(super) struct Session {
     pub(super) id: u64,
     /// RESP2 until HELLO 3.
     pub(super) proto: Proto,
+    pub(super) multi: Option<Multi>,
     /// One command at a time, in order: replies keep the request order and
     /// a command sees the effects of the ones before it.
     pub(super) inflight: Option<InFlight>,
