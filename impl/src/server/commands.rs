@@ -49,6 +49,9 @@ pub enum Local {
     Multi,
     Exec,
     Discard,
+    /// COMMAND, COMMAND INFO [names]: Redis's own entries.
+    CommandInfo(Option<Vec<Vec<u8>>>),
+    CommandDocs(Option<Vec<Vec<u8>>>),
     CommandList,
     CommandCount,
     ConfigGet(Vec<u8>),
@@ -362,8 +365,12 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
             }
         }
         "command" => match args.get(1).map(|a| upper(a)).as_deref() {
-            None | Some("DOCS") | Some("INFO") => Ok(Command::Local(Local::CommandList)),
-            Some("COUNT") => Ok(Command::Local(Local::CommandCount)),
+            None => Ok(Command::Local(Local::CommandInfo(None))),
+            Some("INFO") => Ok(Command::Local(Local::CommandInfo((n > 2).then(|| args[2..].to_vec())))),
+            Some("DOCS") => Ok(Command::Local(Local::CommandDocs((n > 2).then(|| args[2..].to_vec())))),
+            Some("LIST") if n == 2 => Ok(Command::Local(Local::CommandList)),
+            Some("COUNT") if n == 2 => Ok(Command::Local(Local::CommandCount)),
+            Some(sub @ ("LIST" | "COUNT")) => Err(CommandError::Arity(format!("command|{}", sub.to_lowercase()))),
             Some(_) => Err(unknown_sub("COMMAND", &args[1])),
         },
         "config" => {

@@ -3,11 +3,12 @@
 //! connection's session and a context, testable without sockets.
 
 use super::cluster::ClusterView;
+use super::command_table::TABLE;
 use super::commands::{ClusterCmd, Local};
 use super::session::{Multi, Session};
 use crate::config::Limits;
 use crate::net::wire::secret_matches;
-use crate::resp::reply;
+use crate::resp::{reply, Proto};
 
 /// The Redis version whose replies and command set failgroup follows:
 /// HELLO and INFO report it, and the differential tests compare with it.
@@ -36,6 +37,13 @@ fn logs_in(ctx: &Context, user: &[u8], pass: &[u8]) -> bool {
             None => true,
             Some(p) => secret_matches(Some(p), std::str::from_utf8(pass).ok()),
         }
+}
+
+type Entry = (&'static str, [&'static [u8]; 2], [&'static [u8]; 2]);
+
+/// The table's entry of a command, by its name in any case.
+fn entry(name: &[u8]) -> Option<&'static Entry> {
+    TABLE.iter().find(|(n, ..)| n.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// A client name may not hold spaces, newlines or other special characters.
@@ -78,9 +86,7 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         // operation through the core); here the others.
         Local::Exec => match s.multi.take() {
             None => reply::error(out, "ERR EXEC without MULTI"),
-            Some(m) if m.dirty => {
-                reply::error(out, "EXECABORT Transaction discarded because of previous errors.")
-            }
+            Some(m) if m.dirty => reply::error(out, "EXECABORT Transaction discarded because of previous errors."),
             Some(_) => reply::array(out, 0),
         },
         Local::Quit => {
@@ -154,8 +160,41 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         }
         Local::ClientGetName => reply::value(out, s.name.as_deref(), p),
         Local::ClientId => reply::int(out, s.id as i64),
-        Local::CommandList => reply::array(out, 0),
-        Local::CommandCount => reply::int(out, 22),
+        Local::CommandInfo(names) => {
+            let proto = (p == Proto::Resp3) as usize;
+            match names {
+                None => {
+                    reply::array(out, TABLE.len());
+                    TABLE.iter().for_each(|(_, info, _)| out.extend_from_slice(info[proto]));
+                }
+                Some(names) => {
+                    reply::array(out, names.len());
+                    for n in names {
+                        match entry(&n) {
+                            Some((_, info, _)) => out.extend_from_slice(info[proto]),
+                            None => reply::null_array(out, p),
+                        }
+                    }
+                }
+            }
+        }
+        Local::CommandDocs(names) => {
+            let proto = (p == Proto::Resp3) as usize;
+            let found: Vec<_> = match names {
+                None => TABLE.iter().collect(),
+                Some(names) => names.iter().filter_map(|n| entry(n)).collect(),
+            };
+            reply::map(out, found.len(), p);
+            for (name, _, docs) in found {
+                reply::bulk(out, name.as_bytes());
+                out.extend_from_slice(docs[proto]);
+            }
+        }
+        Local::CommandList => {
+            reply::array(out, TABLE.len());
+            TABLE.iter().for_each(|(name, ..)| reply::bulk(out, name.as_bytes()));
+        }
+        Local::CommandCount => reply::int(out, TABLE.len() as i64),
         Local::ConfigGet(param) => {
             let limits = ctx.limits;
             let known: [(&str, String); 6] = [
@@ -192,7 +231,7 @@ fn glob(pattern: &[u8], s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resp::{decode_reply, Proto, Reply};
+    use crate::resp::{decode_reply, Reply};
     use failgroup_model::ClientId;
 
     fn session() -> Session {
@@ -217,6 +256,31 @@ mod tests {
         let (reply, used) = decode_reply(&out).expect("a reply").expect("a whole reply");
         assert_eq!(used, out.len(), "one reply");
         (reply, close)
+    }
+
+    /// Every command the parser serves has Redis's COMMAND entry, and the
+    /// table names no command it does not serve.
+    #[test]
+    fn the_command_table_is_the_commands_served() {
+        use super::super::commands::{parse, CommandError};
+        let topo = failgroup_model::ClusterSpec::local(3, 1, 7101, 16384).validate().unwrap();
+        for (name, ..) in TABLE {
+            let known = !matches!(parse(&[name.as_bytes().to_vec()], &topo), Err(CommandError::UnknownCommand { .. }));
+            assert!(known, "{name} is in the table but not served");
+        }
+        for name in ["get", "hset", "lpush", "getdel", "multi", "cluster", "scan"] {
+            let served = !matches!(parse(&[name.as_bytes().to_vec()], &topo), Err(CommandError::UnknownCommand { .. }));
+            assert_eq!(served, entry(name.as_bytes()).is_some(), "{name}: served and in the table alike");
+        }
+        let mut s = session();
+        assert_eq!(run(Local::CommandCount, &mut s, None).0, Reply::Int(TABLE.len() as i64));
+        let Reply::Array(Some(infos)) =
+            run(Local::CommandInfo(Some(vec![b"GET".to_vec(), b"nosuch".to_vec()])), &mut s, None).0
+        else {
+            panic!("an array")
+        };
+        assert!(matches!(&infos[0], Reply::Array(Some(e)) if e[0] == Reply::Bulk(Some(b"get".to_vec()))));
+        assert_eq!(infos[1], Reply::Array(None));
     }
 
     #[test]

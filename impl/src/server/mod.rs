@@ -8,6 +8,7 @@
 //! which no RESP request does.
 
 mod cluster;
+mod command_table;
 pub mod commands;
 mod info;
 mod links;
