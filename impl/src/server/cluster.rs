@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(covered, 16384);
         // s2 offline: its slots are reported with the failover server.
         let down = view(&topo, vec![true, false, true]);
-        assert!(down.owners.iter().any(|o| *o == ServerId(1)));
+        assert!(down.owners.contains(&ServerId(1)));
         assert!(down.serving.iter().all(|s| *s != ServerId(1)));
         assert!(!down.nodes().contains(&format!("{} 127.0.0.1:7102@17102 master - 0 0 0 connected", node_id("s2"))));
         assert!(down.info().starts_with("cluster_state:ok"));

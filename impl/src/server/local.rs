@@ -3,7 +3,7 @@
 //! connection's session and a context, testable without sockets.
 
 use super::cluster::ClusterView;
-use super::command_table::TABLE;
+use super::command_table::{Entry, TABLE};
 use super::commands::{ClusterCmd, Local};
 use super::session::{Multi, Session};
 use crate::config::Limits;
@@ -38,8 +38,6 @@ fn logs_in(ctx: &Context, user: &[u8], pass: &[u8]) -> bool {
             Some(p) => secret_matches(Some(p), std::str::from_utf8(pass).ok()),
         }
 }
-
-type Entry = (&'static str, [&'static [u8]; 2], [&'static [u8]; 2]);
 
 /// The table's entry of a command, by its name in any case.
 fn entry(name: &[u8]) -> Option<&'static Entry> {
