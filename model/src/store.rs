@@ -660,8 +660,9 @@ pub fn apply_write(old: Option<(Value, Option<Time>)>, write: Write, now: Time) 
             (Some(v), opts.ttl_ms.map(|ms| now.plus(ms)), OpResult::Ok)
         }
         Write::Del => (None, None, OpResult::Deleted(exists as u8)),
-        Write::Incr(d) => match as_int(old_value.as_ref()).and_then(|n| n.checked_add(d)) {
-            Some(n) => (Some(n.to_string().into_bytes()), old_expiry, OpResult::Int(n)),
+        Write::Incr(d) => match as_int(old_value.as_ref()).map(|n| n.checked_add(d)) {
+            Some(Some(n)) => (Some(n.to_string().into_bytes()), old_expiry, OpResult::Int(n)),
+            Some(None) => return Applied::Rejected(ErrorKind::Reply(OVERFLOW.into())),
             None => return Applied::Rejected(ErrorKind::NotInteger),
         },
         Write::Expire(_) if !exists => (None, None, OpResult::Int(0)),
@@ -671,6 +672,9 @@ pub fn apply_write(old: Option<(Value, Option<Time>)>, write: Write, now: Time) 
     };
     Applied::Write { value, expiry, result }
 }
+
+/// INCRBY's error where the sum leaves 64 bits.
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 
 /// Redis's largest string (`proto-max-bulk-len`).
 pub const MAX_STRING: u64 = 512 * 1024 * 1024;

@@ -62,11 +62,12 @@ impl SequentialSpec for KvSpec {
                 OpResult::Deleted(exists as u8)
             }
             // INCRBY keeps the key's time to live.
-            Op::Incr(_, d) => match self.int().and_then(|n| n.checked_add(*d)) {
-                Some(n) => {
+            Op::Incr(_, d) => match self.int().map(|n| n.checked_add(*d)) {
+                Some(Some(n)) => {
                     self.value = Some(n.to_string().into_bytes());
                     OpResult::Int(n)
                 }
+                Some(None) => OpResult::Err(ErrorKind::Reply("ERR increment or decrement would overflow".into())),
                 None => OpResult::Err(ErrorKind::NotInteger),
             },
             Op::Expire(..) if !exists => OpResult::Int(0),

@@ -170,7 +170,7 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
                     for n in names {
                         match entry(&n) {
                             Some((_, info, _)) => out.extend_from_slice(info[proto]),
-                            None => reply::null_array(out, p),
+                            None => reply::null(out, p),
                         }
                     }
                 }
@@ -182,11 +182,9 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
                 None => TABLE.iter().collect(),
                 Some(names) => names.iter().filter_map(|n| entry(n)).collect(),
             };
+            // Each entry holds the command's name, then its docs.
             reply::map(out, found.len(), p);
-            for (name, _, docs) in found {
-                reply::bulk(out, name.as_bytes());
-                out.extend_from_slice(docs[proto]);
-            }
+            found.iter().for_each(|(_, _, docs)| out.extend_from_slice(docs[proto]));
         }
         Local::CommandList => {
             reply::array(out, TABLE.len());

@@ -1,0 +1,343 @@
+//! Differential conformance: the same scripts (every supported command,
+//! edge cases and errors) against a real redis-server and against a
+//! failgroup server, in RESP2 and in RESP3, reply for reply. The reference
+//! is a one-node Redis Cluster (every slot on it), since failgroup answers
+//! as Redis Cluster does (SELECT, CROSSSLOT, HELLO's mode).
+//!
+//! Skipped, saying so, without `redis-server`; `FAILGROUP_REQUIRE_REDIS=1`
+//! (CI) makes its absence a failure.
+
+use failgroup::resp::Reply;
+use failgroup_tests::{Cluster, Resp};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Each script runs on a fresh connection; `k:` and `{t}` in it name keys
+/// of that run alone. Keys of one command are in one slot (multi-key
+/// commands across slots differ by design: see docs/CLIENTS.md).
+const SCRIPTS: &[&[&str]] = &[
+    // SET and its options, GET, GETDEL, GETEX.
+    &[
+        "SET k:a v",
+        "GET k:a",
+        "GET k:none",
+        "SET k:a v2 NX",
+        "SET k:a v3 XX GET",
+        "SET k:a v4 NX GET",
+        "SET k:none2 v NX GET",
+        "GET k:a",
+        "SET k:b 1 EX 0",
+        "SET k:b 1 EX x",
+        "SET k:b 1 PX -5",
+        "SET k:b 1 EX 10 PX 10",
+        "SET k:b 1 KEEPTTL EX 10",
+        "SET k:b 1 NX XX",
+        "SET k:b 1 FOO",
+        "SET k:b",
+        "SET k:b 5 EX 100",
+        "TTL k:b",
+        "SET k:b 6 KEEPTTL",
+        "TTL k:b",
+        "SET k:b 7",
+        "TTL k:b",
+        "SET k:c x PXAT 4102444800000",
+        "PEXPIRETIME k:c",
+        "EXPIRETIME k:c",
+        "SET k:c x EXAT 4102444800",
+        "EXPIRETIME k:c",
+        "EXPIRETIME k:none",
+        "EXPIRETIME k:a",
+        "PTTL k:none",
+        "PTTL k:a",
+        "GETDEL k:a",
+        "GETDEL k:a",
+        "GETDEL",
+        "GETEX k:b EX 100",
+        "TTL k:b",
+        "GETEX k:b PERSIST",
+        "TTL k:b",
+        "GETEX k:b EX 0",
+        "GETEX k:b EX 10 PX 10",
+        "GETEX k:b PERSIST EX 10",
+        "GETEX k:b FOO",
+        "GETEX k:none",
+        "GETEX k:b PXAT 4102444800000",
+        "PEXPIRETIME k:b",
+        "SETNX k:n 1",
+        "SETNX k:n 2",
+        "GET k:n",
+        "SETEX k:e 100 v",
+        "SETEX k:e 0 v",
+        "SETEX k:e x v",
+        "PSETEX k:e 100000 v",
+        "TTL k:e",
+    ],
+    // Strings: APPEND, STRLEN, GETRANGE, SETRANGE, INCR family, TYPE.
+    &[
+        "APPEND k:s abc",
+        "APPEND k:s def",
+        "STRLEN k:s",
+        "STRLEN k:none",
+        "GETRANGE k:s 0 2",
+        "GETRANGE k:s -3 -1",
+        "GETRANGE k:s -1 -3",
+        "GETRANGE k:s 5 100",
+        "GETRANGE k:s 100 200",
+        "GETRANGE k:none 0 10",
+        "GETRANGE k:s x 1",
+        "SETRANGE k:s 2 ZZ",
+        "GET k:s",
+        "SETRANGE k:r 3 ab",
+        "GET k:r",
+        "SETRANGE k:s -1 a",
+        "SETRANGE k:s x a",
+        "INCRBYFLOAT k:f 10.5",
+        "INCRBYFLOAT k:f 0.1",
+        "INCRBYFLOAT k:f -5",
+        "INCRBYFLOAT k:f abc",
+        "INCRBYFLOAT k:s 1",
+        "INCR k:i",
+        "INCRBY k:i 10",
+        "DECR k:i",
+        "DECRBY k:i 3",
+        "INCR k:s",
+        "INCRBY k:i x",
+        "SET k:big 9223372036854775807",
+        "INCR k:big",
+        "TYPE k:s",
+        "TYPE k:none",
+        "APPEND k:i 5",
+        "GET k:i",
+    ],
+    // Expiry: EXPIRE's conditions, absolute times, PERSIST.
+    &[
+        "SET k:s v",
+        "PERSIST k:s",
+        "EXPIRE k:s 100 XX",
+        "EXPIRE k:s 100 NX",
+        "EXPIRE k:s 50 GT",
+        "EXPIRE k:s 200 GT",
+        "EXPIRE k:s 300 LT",
+        "EXPIRE k:s 100 LT",
+        "TTL k:s",
+        "EXPIRE k:s 10 NX XX",
+        "EXPIRE k:s 10 GT LT",
+        "EXPIRE k:s 10 BAD",
+        "EXPIRE k:s x",
+        "EXPIRE k:s",
+        "PERSIST k:s",
+        "TTL k:s",
+        "EXPIRE k:s 10 LT",
+        "TTL k:s",
+        "PEXPIRE k:s 100000",
+        "PTTL k:none",
+        "PERSIST k:none",
+        "EXPIREAT k:s 4102444800",
+        "EXPIRETIME k:s",
+        "PEXPIREAT k:s 4102444800123",
+        "PEXPIRETIME k:s",
+        "EXPIRETIME k:s",
+        "EXPIREAT k:s 1",
+        "EXISTS k:s",
+        "EXPIRE k:none 10",
+        "SET k:t v",
+        "EXPIRE k:t 0",
+        "EXISTS k:t",
+        "SET k:t v",
+        "PEXPIRE k:t -1",
+        "GET k:t",
+    ],
+    // Multi-key commands of one slot.
+    &[
+        "MSET {t}a 1 {t}b 2",
+        "MGET {t}a {t}b {t}c",
+        "MSET {t}a 1 {t}b",
+        "EXISTS {t}a {t}b {t}c",
+        "EXISTS {t}a {t}a",
+        "TOUCH {t}a {t}c",
+        "DEL {t}a {t}b {t}c",
+        "UNLINK {t}a",
+        "MGET {t}a {t}b",
+        "DEL",
+    ],
+    // Transactions.
+    &[
+        "MULTI",
+        "SET {t}x 1",
+        "INCR {t}x",
+        "GET {t}x",
+        "GETDEL {t}x",
+        "EXISTS {t}x",
+        "EXEC",
+        "MULTI",
+        "SET {t}x 1",
+        "INCR",
+        "EXEC",
+        "DISCARD",
+        "EXEC",
+        "MULTI",
+        "MULTI",
+        "SET {t}x 2",
+        "DISCARD",
+        "GET {t}x",
+        "SET {t}str abc",
+        "MULTI",
+        "INCR {t}str",
+        "APPEND {t}str d",
+        "GET {t}str",
+        "EXEC",
+        "MULTI",
+        "EXEC",
+    ],
+    // Connection and cluster commands.
+    &[
+        "PING",
+        "PING hi",
+        "PING a b",
+        "ECHO x",
+        "SELECT 0",
+        "SELECT 1",
+        "SELECT x",
+        "READONLY",
+        "READWRITE",
+        "ASKING",
+        "CLUSTER KEYSLOT foo",
+        "CLUSTER KEYSLOT {user1}x",
+        "CLUSTER KEYSLOT",
+        "CLUSTER NOSUCH",
+        "CLIENT SETNAME abc",
+        "CLIENT GETNAME",
+        "CLIENT SETNAME a\u{1}b",
+        "CLIENT NOSUCH",
+        "HELLO 4",
+        "HELLO x",
+        "HELLO 3 SETNAME",
+        "HELLO 3 FOO",
+        "COMMAND INFO get set getex nosuch",
+        "COMMAND DOCS getdel",
+        "NOSUCHCMD a b",
+        "CONFIG NOSUCH",
+    ],
+];
+
+/// A one-node Redis Cluster on `port`, stopped when dropped.
+struct RedisCluster {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn redis_cluster(port: u16) -> Option<RedisCluster> {
+    let dir = std::env::temp_dir().join(format!("failgroup-redis-{port}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+        .arg(dir.join("nodes.conf"))
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(std::env::var_os("FAILGROUP_REQUIRE_REDIS").is_none(), "redis-server is required: {e}");
+            eprintln!("note: redis-server is not installed ({e}): the differential test is skipped");
+            return None;
+        }
+    };
+    let rc = RedisCluster { child, dir };
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut c = loop {
+        match Resp::try_connect(&addr) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("redis-server on {addr}: {e}"),
+        }
+    };
+    assert_eq!(c.run("CLUSTER ADDSLOTSRANGE 0 16383"), Reply::Simple("OK".into()));
+    while Instant::now() < deadline {
+        match c.run("CLUSTER INFO") {
+            Reply::Bulk(Some(t)) if t.starts_with(b"cluster_state:ok") => return Some(rc),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    panic!("the one-node Redis Cluster never came up");
+}
+
+/// The script's line for run `run`: its keys renamed to that run's.
+fn line_for(line: &str, run: usize) -> Vec<Vec<u8>> {
+    line.split(' ')
+        .map(|w| w.replace("k:", &format!("k{run}:")).replace("{t}", &format!("{{t{run}}}")))
+        .map(String::into_bytes)
+        .collect()
+}
+
+#[test]
+fn every_supported_command_answers_as_redis_in_both_protocols() {
+    let Some(_redis) = redis_cluster(21790) else { return };
+    let cluster = Cluster::start(21800, 3, 1);
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for (i, script) in SCRIPTS.iter().enumerate() {
+        for proto in ["2", "3"] {
+            // One run per script, protocol and failgroup server (the owner
+            // of some keys and a forwarder for others).
+            for server in ["s1", "s2"] {
+                let run = compared;
+                let mut redis = Resp::connect("127.0.0.1:21790");
+                let mut ours = Resp::connect(&cluster.addr(server));
+                for c in [&mut redis, &mut ours] {
+                    assert!(!matches!(c.run(&format!("HELLO {proto}")), Reply::Error(_)), "HELLO {proto}");
+                }
+                for line in script.iter() {
+                    let args = line_for(line, run);
+                    let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                    let (want, got) = (redis.cmd(&args), ours.cmd(&args));
+                    if want != got {
+                        differences.push(format!(
+                            "script {i}, RESP{proto}, {server}: {line}\n  redis:     {want:?}\n  failgroup: {got:?}"
+                        ));
+                    }
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 600, "every script ran: {compared} replies compared");
+    assert!(differences.is_empty(), "{} of {compared} replies differ:\n{}", differences.len(), differences.join("\n"));
+}
+
+/// HELLO's reply, beside the connection's id: the same fields, the same
+/// types, the version failgroup follows.
+#[test]
+fn hello_answers_as_a_redis_cluster_node() {
+    let Some(_redis) = redis_cluster(21791) else { return };
+    let cluster = Cluster::start(21810, 2, 1);
+    for proto in ["2", "3"] {
+        let mut redis = Resp::connect("127.0.0.1:21791");
+        let mut ours = Resp::connect(&cluster.addr("s1"));
+        let strip_id = |r: Reply| match r {
+            Reply::Map(pairs) => {
+                Reply::Map(pairs.into_iter().filter(|(k, _)| *k != Reply::Bulk(Some(b"id".to_vec()))).collect())
+            }
+            Reply::Array(Some(items)) => {
+                let pos = items.iter().position(|r| *r == Reply::Bulk(Some(b"id".to_vec()))).expect("an id");
+                Reply::Array(Some(
+                    items.into_iter().enumerate().filter(|(i, _)| *i != pos && *i != pos + 1).map(|(_, r)| r).collect(),
+                ))
+            }
+            other => panic!("HELLO answered {other:?}"),
+        };
+        let line = format!("HELLO {proto}");
+        assert_eq!(strip_id(ours.run(&line)), strip_id(redis.run(&line)), "HELLO {proto}");
+    }
+}
