@@ -20,7 +20,7 @@ if ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
   cargo test --workspace
   echo "The end-to-end suites again, on PostgreSQL:"
   FAILGROUP_TEST_STORE=postgres cargo test -p failgroup-tests \
-    --test resp_conformance --test runtime_failover --test bad_input --test fault_suite
+    --test resp_conformance --test redis_differential --test runtime_failover --test bad_input --test fault_suite
 else
   echo "note: PostgreSQL is not installed: running on SQLite only (apt-get install postgresql for both)"
   cargo test --workspace

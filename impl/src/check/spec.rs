@@ -259,13 +259,25 @@ pub enum KvCommand {
     /// PEXPIRE 0: deletes the key.
     ExpireNow,
     Ttl,
+    GetDel,
+    Append,
+    /// SET with GET: the old value back.
+    SetGet,
+    /// PEXPIRE with NX (a time to live that outlasts the run).
+    ExpireNx,
+    Persist,
+    Strlen,
+    /// MULTI INCR GET EXEC: one atomic operation of two commands.
+    MultiIncrGet,
+    /// MULTI SET APPEND STRLEN EXEC.
+    MultiSetAppend,
 }
 
 /// A time to live no model run outlives (ticks).
 pub const LONG_TTL: u64 = 1_000;
 
 impl KvCommand {
-    pub const ALL: [KvCommand; 12] = [
+    pub const ALL: [KvCommand; 20] = [
         KvCommand::Get,
         KvCommand::Set,
         KvCommand::SetNx,
@@ -278,6 +290,14 @@ impl KvCommand {
         KvCommand::Expire,
         KvCommand::ExpireNow,
         KvCommand::Ttl,
+        KvCommand::GetDel,
+        KvCommand::Append,
+        KvCommand::SetGet,
+        KvCommand::ExpireNx,
+        KvCommand::Persist,
+        KvCommand::Strlen,
+        KvCommand::MultiIncrGet,
+        KvCommand::MultiSetAppend,
     ];
 
     pub fn name(self) -> &'static str {
@@ -294,6 +314,14 @@ impl KvCommand {
             KvCommand::Expire => "pexpire",
             KvCommand::ExpireNow => "pexpire-0",
             KvCommand::Ttl => "pttl",
+            KvCommand::GetDel => "getdel",
+            KvCommand::Append => "append",
+            KvCommand::SetGet => "set-get",
+            KvCommand::ExpireNx => "pexpire-nx",
+            KvCommand::Persist => "persist",
+            KvCommand::Strlen => "strlen",
+            KvCommand::MultiIncrGet => "multi-incr-get",
+            KvCommand::MultiSetAppend => "multi-set-append",
         }
     }
 
@@ -315,6 +343,21 @@ impl KvCommand {
             KvCommand::Expire => Op::Expire(key, LONG_TTL as i64),
             KvCommand::ExpireNow => Op::Expire(key, 0),
             KvCommand::Ttl => Op::Ttl(key),
+            KvCommand::GetDel => Op::Update(key, Update::GetDel),
+            KvCommand::Append => Op::Update(key, Update::Append(b"x".to_vec())),
+            KvCommand::SetGet => {
+                let set = Update::Set { value: v, cond: SetCond::Always, expiry: None, keep_ttl: false, get: true };
+                Op::Update(key, set)
+            }
+            KvCommand::ExpireNx => Op::Update(key, Update::Expire(Deadline::In(LONG_TTL as i64), ExpireCond::NoTtl)),
+            KvCommand::Persist => Op::Update(key, Update::Persist),
+            KvCommand::Strlen => Op::Inspect(key, Inspect::Strlen),
+            KvCommand::MultiIncrGet => Op::Atomic(vec![Op::Incr(key.clone(), 1), Op::Get(key)]),
+            KvCommand::MultiSetAppend => Op::Atomic(vec![
+                Op::Set(key.clone(), v),
+                Op::Update(key.clone(), Update::Append(b"x".to_vec())),
+                Op::Inspect(key, Inspect::Strlen),
+            ]),
         }
     }
 }
@@ -360,6 +403,55 @@ mod tests {
 
     fn k() -> Vec<u8> {
         b"k".to_vec()
+    }
+
+    /// The commands frameworks send, and a transaction as one step.
+    #[test]
+    fn new_commands_and_transactions_follow_redis() {
+        let mut s = KvSpec::default();
+        assert_eq!(s.invoke(&KvCommand::SetGet.op(k(), 7)), OpResult::Value(None));
+        assert_eq!(
+            s.invoke(&KvCommand::MultiIncrGet.op(k(), 0)),
+            OpResult::Many(vec![OpResult::Int(8), OpResult::Value(Some(b"8".to_vec()))])
+        );
+        assert_eq!(s.invoke(&KvCommand::Append.op(k(), 0)), OpResult::Int(2));
+        assert_eq!(s.invoke(&KvCommand::Strlen.op(k(), 0)), OpResult::Int(2));
+        assert_eq!(s.invoke(&KvCommand::ExpireNx.op(k(), 0)), OpResult::Int(1));
+        assert_eq!(s.invoke(&KvCommand::ExpireNx.op(k(), 0)), OpResult::Int(0));
+        assert_eq!(s.invoke(&KvCommand::Persist.op(k(), 0)), OpResult::Int(1));
+        assert_eq!(s.invoke(&KvCommand::GetDel.op(k(), 0)), OpResult::Value(Some(b"8x".to_vec())));
+        assert_eq!(
+            s.invoke(&KvCommand::MultiSetAppend.op(k(), 12)),
+            OpResult::Many(vec![OpResult::Ok, OpResult::Int(3), OpResult::Int(3)])
+        );
+        // The store's semantics agree, command by command.
+        let mut store = failgroup_model::MemStore::new(failgroup_model::Mode::Available, None);
+        let mut spec = KvSpec::default();
+        for (i, c) in KvCommand::ALL.iter().chain(KvCommand::ALL.iter().rev()).enumerate() {
+            let op = c.op(k(), i as u64);
+            let req = failgroup_model::ReqId { client: failgroup_model::ClientId(1), seq: i as u64 };
+            let from = failgroup_model::Holder::default();
+            let reply = failgroup_model::Store::execute(
+                &mut store,
+                from,
+                failgroup_model::StoreOp::Atomic {
+                    slot: failgroup_model::Slot(0),
+                    fence: None,
+                    req,
+                    ops: match &op {
+                        Op::Atomic(ops) => ops.clone(),
+                        op => vec![op.clone()],
+                    },
+                },
+                failgroup_model::Time(0),
+            );
+            let failgroup_model::StoreReply::Atomic { result: OpResult::Many(got), .. } = reply else {
+                panic!("{c}: {reply:?}")
+            };
+            let got = if matches!(op, Op::Atomic(_)) { OpResult::Many(got) } else { got[0].clone() };
+            let want = spec.invoke(&op);
+            assert!(KvSpec::allows(&op, &want, &got), "{c}: the spec says {want:?}, the store {got:?}");
+        }
     }
 
     #[test]
