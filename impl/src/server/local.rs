@@ -276,7 +276,7 @@ mod tests {
             panic!("an array")
         };
         assert!(matches!(&infos[0], Reply::Array(Some(e)) if e[0] == Reply::Bulk(Some(b"get".to_vec()))));
-        assert_eq!(infos[1], Reply::Array(None));
+        assert_eq!(infos[1], Reply::Bulk(None), "nil, as Redis answers an unknown name");
     }
 
     #[test]
