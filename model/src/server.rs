@@ -301,6 +301,11 @@ impl Server {
                 }
             }
             ServerInput::Request { origin, fwd } => {
+                // An atomic operation is fenced by its slot's right alone:
+                // one naming a key of another slot would write it unfenced.
+                if let Some(e) = self.topology.atomic_refusal(&fwd.op) {
+                    return out.push(ServerOutput::Reply { to: origin, result: OpResult::Err(e) });
+                }
                 let id = st.next_op;
                 st.next_op += 1;
                 let slot = self.topology.slot(fwd.op.key());

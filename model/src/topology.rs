@@ -1,7 +1,7 @@
 //! Static topology: slots, owners, failover groups and the failover-server
 //! choice (c1, c2, c4, c8, c11). Read-only for the core.
 
-use crate::types::{ServerId, Slot};
+use crate::types::{ErrorKind, Op, ServerId, Slot};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -274,6 +274,25 @@ impl Topology {
     }
 
     /// The server that usually processes a slot (c1, c11).
+    /// Why an operation may not run as one atomic step, if it may not: an
+    /// atomic operation that is empty, nested, or names keys of more than
+    /// one slot (its store command is fenced by one slot's right).
+    pub fn atomic_refusal(&self, op: &Op) -> Option<ErrorKind> {
+        let Op::Atomic(ops) = op else { return None };
+        let refuse = |m: &str| Some(ErrorKind::Reply(m.into()));
+        if ops.is_empty() {
+            return refuse("ERR an atomic operation needs at least one command");
+        }
+        if ops.iter().any(|o| matches!(o, Op::Atomic(_))) {
+            return refuse("ERR atomic operations do not nest");
+        }
+        let slot = self.slot(ops[0].key());
+        if ops.iter().any(|o| self.slot(o.key()) != slot) {
+            return refuse("CROSSSLOT Keys in request don't hash to the same slot");
+        }
+        None
+    }
+
     pub fn owner(&self, slot: Slot) -> ServerId {
         self.owners[slot.0 as usize]
     }

@@ -81,8 +81,8 @@ fn a_delayed_message_and_a_crash() {
 
 /// Every data command the servers accept, in pairs racing on one key
 /// (client 0 runs the first, client 1 the second), with a crash: the
-/// sequential specification (values, counters, conditions, expiry)
-/// holds. The counters race beside a store call that fails before or
+/// sequential specification (values, counters, conditions, expiry, the
+/// commands frameworks send, transactions) holds. The counters race beside a store call that fails before or
 /// after taking effect: an increment whose answer is lost is never applied
 /// twice, and the other client's answer shows whether it was applied.
 #[test]
@@ -95,6 +95,13 @@ fn every_command_against_the_key_value_specification() {
         ([C::SetXx, C::Set], 0),
         ([C::Expire, C::Get], 0),
         ([C::IncrBy, C::ExpireNow], 0),
+        // A transaction racing an increment beside a failed store call:
+        // both of its commands take effect at one point, or neither.
+        ([C::MultiIncrGet, C::Incr], 1),
+        ([C::MultiSetAppend, C::Get], 0),
+        ([C::GetDel, C::SetGet], 0),
+        ([C::Append, C::Strlen], 0),
+        ([C::ExpireNx, C::Persist], 0),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for (commands, store_failures) in pairs {

@@ -202,3 +202,54 @@ fn only_requests_with_hops_to_spare_go_to_the_holder() {
         assert_eq!(st.ops.len(), 1, "the request is still pending");
     }
 }
+
+fn topo_slot(server: &Server, key: &[u8]) -> Slot {
+    server.topology.slot(key)
+}
+
+/// An atomic operation holds keys of one slot: its store command is fenced
+/// by that slot's right alone, so one that named a key of another slot
+/// would write it without that slot's right (a library client or another
+/// runtime embedding the core could send one). The core refuses it with
+/// CROSSSLOT before anything reaches the store, as it refuses an empty or
+/// a nested one.
+#[test]
+fn an_atomic_operation_across_slots_is_refused_before_the_store() {
+    let (topo, key, owner, _) = setup();
+    let other = (0..1000).map(|i| format!("k{i}").into_bytes()).find(|k| topo.slot(k) != topo.slot(&key)).unwrap();
+    let server = Server::new(owner, topo, ProtocolConfig::default());
+    let mut st = ServerState::default();
+    let mut out = Vec::new();
+    server.step(&mut st, Time(0), ServerInput::Start { incarnation: 1 }, &mut out);
+    // The store grants the owner its slots: it serves them now.
+    let Some((tag, slots)) = out.iter().find_map(|o| match o {
+        ServerOutput::Store { tag, op: StoreOp::Acquire { slots, .. } } => Some((*tag, slots.clone())),
+        _ => None,
+    }) else {
+        panic!("the owner asks for its rights: {out:?}")
+    };
+    let granted = slots.iter().map(|(s, _)| (*s, Epoch(1))).collect();
+    let reply = StoreReply::Acquired { granted, held: vec![] };
+    server.step(&mut st, Time(0), ServerInput::Store { tag, reply }, &mut out);
+    assert!(st.serves(topo_slot(&server, &key), Time(1)));
+    let bad = [
+        Op::Atomic(vec![Op::Set(key.clone(), b"1".to_vec()), Op::Set(other.clone(), b"2".to_vec())]),
+        Op::Atomic(vec![]),
+        Op::Atomic(vec![Op::Atomic(vec![Op::Get(key.clone())])]),
+    ];
+    for (seq, op) in bad.into_iter().enumerate() {
+        let mut out = Vec::new();
+        let req = ReqId { client: ClientId(1), seq: seq as u64 };
+        let fwd = Forwarded { req, op: op.clone(), hops: 0 };
+        server.step(&mut st, Time(1), ServerInput::Request { origin: Origin::Client(9), fwd }, &mut out);
+        assert!(
+            !out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Atomic { .. }, .. })),
+            "{op:?} reached the store: {out:?}"
+        );
+        let refused = out.iter().any(|o| {
+            matches!(o, ServerOutput::Reply { to: Origin::Client(9), result: OpResult::Err(ErrorKind::Reply(e)) }
+                if e.starts_with("CROSSSLOT") || e.starts_with("ERR"))
+        });
+        assert!(refused, "{op:?} refused with an error: {out:?}");
+    }
+}
