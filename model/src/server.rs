@@ -453,7 +453,31 @@ impl Server {
                 StoreOp::Inspect { key: key.clone(), what: what.clone() }
             }
             Op::Update(key, u) => self.write_op(p, epoch, key, Write::Update(u.clone())),
-            Op::Atomic(ops) => StoreOp::Atomic { slot, fence: epoch, req: p.fwd.req, ops: ops.clone() },
+            Op::Atomic(ops) => {
+                // Reads of keys all in the cache answer here, at one
+                // instant under the right (MGET of one slot's keys).
+                let cached = |key: &[u8]| {
+                    let e = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)))?;
+                    e.expires.is_none_or(|t| now < t).then(|| e.value.as_deref())
+                };
+                let reads: Option<Vec<OpResult>> = ops
+                    .iter()
+                    .map(|op| match op {
+                        Op::Get(k) => cached(k).map(|v| OpResult::Value(v.map(<[u8]>::to_vec))),
+                        Op::Inspect(k, what) => {
+                            cached(k).map(|v| crate::store::inspect(what, v.map(|v| (v, None)), now))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(results) = reads {
+                    out.push(ServerOutput::Event(ServerEvent::CacheHit));
+                    out.push(ServerOutput::Reply { to: p.origin, result: OpResult::Many(results) });
+                    st.ops.remove(&id);
+                    return;
+                }
+                StoreOp::Atomic { slot, fence: epoch, req: p.fwd.req, ops: ops.clone() }
+            }
             Op::SetWith(key, v, opts) => self.write_op(p, epoch, key, Write::SetWith(v.clone(), *opts)),
             Op::Expire(key, ms) => self.write_op(p, epoch, key, Write::Expire(*ms)),
             Op::Set(key, v) => self.write_op(p, epoch, key, Write::Set(v.clone())),

@@ -203,6 +203,24 @@ fn only_requests_with_hops_to_spare_go_to_the_holder() {
     }
 }
 
+/// The owner of its slots, started and granted them by the store.
+fn serving_owner(topo: Arc<Topology>, owner: ServerId) -> (Server, ServerState) {
+    let server = Server::new(owner, topo, ProtocolConfig::default());
+    let mut st = ServerState::default();
+    let mut out = Vec::new();
+    server.step(&mut st, Time(0), ServerInput::Start { incarnation: 1 }, &mut out);
+    let Some((tag, slots)) = out.iter().find_map(|o| match o {
+        ServerOutput::Store { tag, op: StoreOp::Acquire { slots, .. } } => Some((*tag, slots.clone())),
+        _ => None,
+    }) else {
+        panic!("the owner asks for its rights: {out:?}")
+    };
+    let granted = slots.iter().map(|(s, _)| (*s, Epoch(1))).collect();
+    let reply = StoreReply::Acquired { granted, held: vec![] };
+    server.step(&mut st, Time(0), ServerInput::Store { tag, reply }, &mut out);
+    (server, st)
+}
+
 fn topo_slot(server: &Server, key: &[u8]) -> Slot {
     server.topology.slot(key)
 }
@@ -217,20 +235,7 @@ fn topo_slot(server: &Server, key: &[u8]) -> Slot {
 fn an_atomic_operation_across_slots_is_refused_before_the_store() {
     let (topo, key, owner, _) = setup();
     let other = (0..1000).map(|i| format!("k{i}").into_bytes()).find(|k| topo.slot(k) != topo.slot(&key)).unwrap();
-    let server = Server::new(owner, topo, ProtocolConfig::default());
-    let mut st = ServerState::default();
-    let mut out = Vec::new();
-    server.step(&mut st, Time(0), ServerInput::Start { incarnation: 1 }, &mut out);
-    // The store grants the owner its slots: it serves them now.
-    let Some((tag, slots)) = out.iter().find_map(|o| match o {
-        ServerOutput::Store { tag, op: StoreOp::Acquire { slots, .. } } => Some((*tag, slots.clone())),
-        _ => None,
-    }) else {
-        panic!("the owner asks for its rights: {out:?}")
-    };
-    let granted = slots.iter().map(|(s, _)| (*s, Epoch(1))).collect();
-    let reply = StoreReply::Acquired { granted, held: vec![] };
-    server.step(&mut st, Time(0), ServerInput::Store { tag, reply }, &mut out);
+    let (server, mut st) = serving_owner(topo, owner);
     assert!(st.serves(topo_slot(&server, &key), Time(1)));
     let bad = [
         Op::Atomic(vec![Op::Set(key.clone(), b"1".to_vec()), Op::Set(other.clone(), b"2".to_vec())]),
@@ -252,4 +257,44 @@ fn an_atomic_operation_across_slots_is_refused_before_the_store() {
         });
         assert!(refused, "{op:?} refused with an error: {out:?}");
     }
+}
+
+/// Reads of one slot's keys as one atomic operation (MGET, EXISTS, a
+/// read-only transaction) answer from the cache when every key is in it,
+/// at one instant under the right; one key missing sends the whole to the
+/// store, which reads them in one transaction.
+#[test]
+fn atomic_reads_of_cached_keys_answer_from_the_cache() {
+    let (topo, ..) = setup();
+    let (a, b) = (b"{t}a".to_vec(), b"{t}b".to_vec());
+    let (server, mut st) = serving_owner(topo.clone(), topo.owner(topo.slot(&a)));
+    let read = |st: &mut ServerState, seq: u64| {
+        let mut out = Vec::new();
+        let op = Op::Atomic(vec![Op::Get(a.clone()), Op::Inspect(b.clone(), Inspect::Strlen)]);
+        let fwd = Forwarded { req: ReqId { client: ClientId(1), seq }, op, hops: 0 };
+        server.step(st, Time(1), ServerInput::Request { origin: Origin::Client(seq), fwd }, &mut out);
+        out
+    };
+    // Nothing cached: the store reads both.
+    let out = read(&mut st, 1);
+    let Some(tag) = out.iter().find_map(|o| match o {
+        ServerOutput::Store { tag, op: StoreOp::Atomic { .. } } => Some(*tag),
+        _ => None,
+    }) else {
+        panic!("to the store: {out:?}")
+    };
+    // Its answer fills the cache with both keys.
+    let keys = vec![
+        KeyAfter { key: a.clone(), value: Some(b"1".to_vec()), version: 3, expiring: false },
+        KeyAfter { key: b.clone(), value: Some(b"xyz".to_vec()), version: 4, expiring: false },
+    ];
+    let many = OpResult::Many(vec![OpResult::Value(Some(b"1".to_vec())), OpResult::Int(3)]);
+    let mut out = Vec::new();
+    let reply = StoreReply::Atomic { result: many.clone(), keys };
+    server.step(&mut st, Time(1), ServerInput::Store { tag, reply }, &mut out);
+    assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(1), result: many.clone() }), "{out:?}");
+    // Now both are cached: answered here, nothing to the store.
+    let out = read(&mut st, 2);
+    assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(2), result: many }), "{out:?}");
+    assert!(!out.iter().any(|o| matches!(o, ServerOutput::Store { .. })), "{out:?}");
 }
