@@ -458,7 +458,7 @@ impl Server {
                 // instant under the right (MGET of one slot's keys).
                 let cached = |key: &[u8]| {
                     let e = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)))?;
-                    e.expires.is_none_or(|t| now < t).then(|| e.value.as_deref())
+                    e.expires.is_none_or(|t| now < t).then_some(e.value.as_deref())
                 };
                 let reads: Option<Vec<OpResult>> = ops
                     .iter()
