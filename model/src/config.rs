@@ -72,10 +72,13 @@ pub enum Mutant {
     /// A server drops a request that must wait (for a right, or for the
     /// master's verdict on a peer) without ever answering it.
     NeverAnswerParked,
+    /// The store applies a duplicated or retried transaction again instead
+    /// of answering it from its record.
+    TransactionsTwice,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 11] = [
+    pub const ALL: [Mutant; 12] = [
         Mutant::SkipVerification,
         Mutant::KeepCacheOnRegain,
         Mutant::NoFencing,
@@ -87,6 +90,7 @@ impl Mutant {
         Mutant::SameNameTakesOver,
         Mutant::SuspendStopsClock,
         Mutant::NeverAnswerParked,
+        Mutant::TransactionsTwice,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +106,7 @@ impl Mutant {
             Mutant::SameNameTakesOver => "same-name-takes-over",
             Mutant::SuspendStopsClock => "suspend-stops-clock",
             Mutant::NeverAnswerParked => "never-answer-parked",
+            Mutant::TransactionsTwice => "transactions-twice",
         }
     }
 }

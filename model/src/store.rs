@@ -414,7 +414,8 @@ pub fn execute<R: Rows>(
             };
             let writes = ops.iter().any(Op::is_write);
             if writes {
-                if let Some(result) = rows.applied(req)? {
+                let dedupe = !rules.has(Mutant::TransactionsTwice);
+                if let Some(result) = rows.applied(req)?.filter(|_| dedupe) {
                     for op in &ops {
                         now_of(rows, op.key(), &mut after)?;
                     }

@@ -249,6 +249,13 @@ fn mutant_no_fencing_is_caught() {
     caught_beside_control(Mutant::NoFencing);
 }
 
+/// A transaction's record keeps a duplicate from applying it twice: without
+/// it, a transaction delivered twice adds twice.
+#[test]
+fn mutant_transactions_twice_is_caught() {
+    caught_beside_control(Mutant::TransactionsTwice);
+}
+
 /// `requests complete` can fail: a server that drops a request it must
 /// park leaves it unanswered when time is up.
 #[test]

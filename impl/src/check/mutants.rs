@@ -4,6 +4,7 @@
 //! and require every property to hold there.
 
 use super::config::{CheckConfig, Faults};
+use super::spec::KvCommand;
 use super::Strategy;
 use failgroup_model::Mutant;
 
@@ -25,6 +26,19 @@ pub struct Catch {
 /// for long enough that it is announced back and handed its slots back.
 pub const ONE_CLIENT: &[&str] =
     &["read another client's write", "restart while forwarded", "handed back", "owner recovered"];
+
+/// `sometimes` properties a run with no crash and both clients at the
+/// key's owner cannot reach: no server is marked offline, none serves
+/// another's slot, nothing is forwarded.
+pub const NO_CRASH_ONE_SERVER: &[&str] = &[
+    "read another client's write",
+    "failover served",
+    "marked offline",
+    "handed back",
+    "owner recovered",
+    "notice applied",
+    "forwarded",
+];
 
 fn exhaustive(cfg: CheckConfig, property: &'static str, unreached: &'static [&'static str]) -> Catch {
     Catch { cfg, strategy: Strategy::Bfs, walks: 0, property, unreached }
@@ -105,6 +119,17 @@ pub fn catching(m: Mutant) -> Option<Catch> {
             unreached: &[],
         },
         Mutant::NeverAnswerParked => exhaustive(CheckConfig { servers: 2, ..d() }, "requests complete", &[]),
+        // A client's transaction delivered twice races another client's
+        // increment: applied twice, the increment answers one too many.
+        Mutant::TransactionsTwice => exhaustive(
+            CheckConfig {
+                servers: 2,
+                commands: vec![KvCommand::MultiIncrGet, KvCommand::Incr],
+                ..faults(Faults { duplicates: 1, ..Faults::default() })
+            },
+            "linearizable",
+            NO_CRASH_ONE_SERVER,
+        ),
         Mutant::KeepCacheOnRegain => return None,
     })
 }

@@ -98,13 +98,36 @@ pub(super) enum Answer {
 pub(super) fn answers(op: &Op, result: &OpResult) -> Answer {
     use OpResult as R;
     match (op, result) {
-        (Op::Incr(..), R::Err(ErrorKind::NotInteger)) => Answer::Definite,
+        // A command's own error (INCR of a non-integer, an overflow, a
+        // float that is not one): the store decided, nothing applied.
+        (Op::Incr(..) | Op::Update(..), R::Err(ErrorKind::NotInteger | ErrorKind::Reply(_))) => Answer::Definite,
         (_, R::Err(_)) => Answer::Unknown,
+        // A transaction: one answer per command, each of its command's kind.
+        (Op::Atomic(ops), R::Many(rs)) if ops.len() == rs.len() => {
+            match ops.iter().zip(rs).map(|(o, r)| answers(o, r)).find(|a| !matches!(a, Answer::Definite)) {
+                None => Answer::Definite,
+                Some(_) => Answer::Mismatch,
+            }
+        }
         (Op::Get(_), R::Value(_))
         | (Op::Set(..), R::Ok)
         | (Op::SetWith(..), R::Ok | R::NotSet)
         | (Op::Del(_), R::Deleted(_))
         | (Op::Incr(..) | Op::Expire(..) | Op::Ttl(_), R::Int(_)) => Answer::Definite,
+        (Op::Update(_, u), r) => match (u, r) {
+            (Update::Set { get: true, .. } | Update::GetDel | Update::GetEx(_) | Update::IncrFloat(_), R::Value(_))
+            | (Update::Set { get: false, .. }, R::Ok | R::NotSet)
+            | (Update::Append(_) | Update::SetRange(..) | Update::Persist | Update::Expire(..), R::Int(_)) => {
+                Answer::Definite
+            }
+            _ => Answer::Mismatch,
+        },
+        (Op::Inspect(_, what), r) => match (what, r) {
+            (Inspect::GetRange(..), R::Value(_))
+            | (Inspect::Type, R::Status(_))
+            | (Inspect::Strlen | Inspect::ExpireTime { .. } | Inspect::Exists, R::Int(_)) => Answer::Definite,
+            _ => Answer::Mismatch,
+        },
         _ => Answer::Mismatch,
     }
 }

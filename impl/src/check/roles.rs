@@ -234,13 +234,18 @@ impl ClusterModel {
                     StoreOp::Write { slot, fence: Some(epoch), req, .. } if !st.store.applied.contains_key(req) => {
                         Some((*slot, *epoch))
                     }
+                    StoreOp::Atomic { slot, fence: Some(epoch), req, ops }
+                        if ops.iter().any(Op::is_write) && !st.store.applied.contains_key(req) =>
+                    {
+                        Some((*slot, *epoch))
+                    }
                     _ => None,
                 };
                 let store_now = Time(st.now + st.store_ahead);
                 let reply = st.store.execute(holder, op, store_now);
                 // A write fenced by a right takes effect only while that
                 // right is the slot's current one.
-                if let (Some((slot, epoch)), StoreReply::Written { .. }) = (fence, &reply) {
+                if let (Some((slot, epoch)), StoreReply::Written { .. } | StoreReply::Atomic { .. }) = (fence, &reply) {
                     if !st.store.rights.get(&slot).is_some_and(|r| r.held_by(holder, epoch)) {
                         st.seen.deposed_write = true;
                     }
