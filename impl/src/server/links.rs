@@ -100,6 +100,13 @@ impl ServerNode {
             let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Proto::Node { peer } = c.proto else { return };
             let Some(msg) = c.next_msg(max) else { return };
+            // Heard from: reachable again.
+            match (to_peer, peer) {
+                (Some(s), _) | (None, Some(Peer::Server(s))) => {
+                    self.unreachable.remove(&s);
+                }
+                _ => {}
+            }
             if outbound {
                 match msg {
                     Msg::ForwardReply { op, incarnation, result } => {

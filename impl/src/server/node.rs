@@ -17,7 +17,7 @@ use failgroup_model::{
     Holder, Liveness, Origin, Server, ServerEvent, ServerId, ServerInput, ServerOutput, ServerState, ServerTimer, Slot,
 };
 use mio::{Events, Token, Waker};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -43,6 +43,12 @@ pub struct ServerNode {
     pub(super) store_stats: Arc<StoreStats>,
     pub(super) peers_out: HashMap<ServerId, Token>,
     pub(super) peers_in: HashMap<ServerId, Token>,
+    /// Peers whose connection from here was lost and that have not been
+    /// heard from since (nor had their liveness announced): CLUSTER SLOTS
+    /// names another member for their slots, a routing hint only.
+    pub(super) unreachable: HashSet<ServerId>,
+    /// When the links to every peer were last (re)opened.
+    pub(super) links_opened: Instant,
     pub(super) master_in: Option<Token>,
     pub(super) master_out: Option<Token>,
     pub(super) waiters: HashMap<u64, Waiter>,
@@ -99,6 +105,8 @@ impl ServerNode {
             store_thread: Some(store_thread),
             store_stats,
             peers_out: HashMap::new(),
+            unreachable: HashSet::new(),
+            links_opened: Instant::now(),
             peers_in: HashMap::new(),
             master_in: None,
             master_out: None,
@@ -148,6 +156,30 @@ impl ServerNode {
 
     pub(super) fn name(&self) -> &str {
         self.cfg.topology.name(self.core.id)
+    }
+
+    /// Keeps a link open to every peer, reopened every 250 ms once lost: a
+    /// peer's death closes it at once, and until the peer is heard from
+    /// again CLUSTER SLOTS names another member for its slots (a hint; the
+    /// core's view alone decides where requests go).
+    fn keep_peer_links(&mut self) {
+        if self.links_opened.elapsed() >= Duration::from_millis(250) {
+            self.links_opened = Instant::now();
+            let me = self.core.id;
+            for s in self.cfg.topology.servers().filter(|s| *s != me).collect::<Vec<_>>() {
+                let _ = self.peer_conn(s);
+            }
+        }
+        let conns = &self.net.conns;
+        let connected: Vec<ServerId> = self
+            .peers_out
+            .iter()
+            .filter(|(_, t)| conns.get(t).is_some_and(|c| !c.connecting && !c.dead))
+            .map(|(s, _)| *s)
+            .collect();
+        for s in connected {
+            self.unreachable.remove(&s);
+        }
     }
 
     /// Runs until SIGTERM/SIGINT.
@@ -257,6 +289,7 @@ impl ServerNode {
                 tracing::info!(server = topo.name(self.core.id), slots = slots.len(), "slots handed back");
             }
             ServerEvent::NoticeApplied(s, liveness) => {
+                self.unreachable.remove(&s);
                 if liveness == Liveness::Offline {
                     self.stats.failovers += 1;
                 }
@@ -272,6 +305,7 @@ impl ServerNode {
     /// on them), closes idle clients, and resumes paused RESP connections.
     pub(super) fn housekeeping(&mut self) {
         self.drive_ready();
+        self.keep_peer_links();
         let idle = self.cfg.file.limits.idle_timeout;
         let max_out = self.cfg.file.limits.max_output_buffer;
         let connect_timeout = Duration::from_millis(self.cfg.file.timing.send_timeout);
@@ -341,6 +375,7 @@ impl ServerNode {
         let lost: Vec<ServerId> = self.peers_out.iter().filter(|(_, t)| **t == tok).map(|(s, _)| *s).collect();
         for peer in lost {
             self.peers_out.remove(&peer);
+            self.unreachable.insert(peer);
             for op in self.st.forwarded_to(peer) {
                 self.step(ServerInput::ForwardFailed { op });
             }

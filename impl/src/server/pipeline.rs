@@ -8,8 +8,9 @@ use super::local::{answer, Context};
 use super::node::ServerNode;
 use super::session::{InFlight, Waiter, OUTPUT_PAUSE};
 use crate::resp::{self, reply};
-use failgroup_model::{Forwarded, Op, OpResult, Origin, ReqId, Server, ServerInput, ServerState, Topology};
+use failgroup_model::{Forwarded, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology};
 use mio::Token;
+use std::collections::HashSet;
 
 impl ServerNode {
     /// Runs a RESP connection's commands, one at a time, in order.
@@ -167,7 +168,8 @@ impl ServerNode {
             Local::Info(section) => Some(super::info::render(&self.snapshot(), section.as_deref())),
             _ => None,
         };
-        let cluster = matches!(l, Local::Cluster(_)).then(|| cluster_view(&self.cfg.topology, &self.core, &self.st));
+        let cluster = matches!(l, Local::Cluster(_))
+            .then(|| cluster_view(&self.cfg.topology, &self.core, &self.st, &self.unreachable));
         let ctx = Context {
             requirepass: self.cfg.file.requirepass.as_deref(),
             limits: &self.cfg.file.limits,
@@ -183,9 +185,20 @@ impl ServerNode {
     }
 }
 
-/// Who serves each slot in this server's view: the core's target.
-fn cluster_view<'a>(topo: &'a Topology, core: &Server, st: &ServerState) -> ClusterView<'a> {
+/// Who serves each slot in this server's view (the core's target), a peer
+/// it has lost its connection to counted as offline already: a cluster
+/// client that found a server dead is sent to the member that will serve
+/// its slots, rather than back to the dead one until the master's verdict.
+/// A hint only: whichever server it reaches forwards by the core's view.
+fn cluster_view<'a>(
+    topo: &'a Topology,
+    core: &Server,
+    st: &ServerState,
+    unreachable: &HashSet<ServerId>,
+) -> ClusterView<'a> {
     let view = st.view();
-    let online = topo.servers().map(|s| s == core.id || view.is_online(s)).collect();
-    ClusterView::new(topo, core.id, online, |slot| core.target(st, slot))
+    let online: Vec<bool> =
+        topo.servers().map(|s| s == core.id || (view.is_online(s) && !unreachable.contains(&s))).collect();
+    let up = online.clone();
+    ClusterView::new(topo, core.id, online, move |slot| topo.serving_server(slot, |s| up[s.0 as usize]))
 }
