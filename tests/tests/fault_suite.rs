@@ -26,7 +26,7 @@
 //! linearizable instead of failing.
 
 use failgroup::resp::Reply;
-use failgroup_model::{ErrorKind, Op, OpResult, SetCond, SetOpts};
+use failgroup_model::{ErrorKind, Op, OpResult, SetCond, SetOpts, Update};
 use failgroup_tests::history::{self, Event, What};
 use failgroup_tests::{Cluster, Resp, TestStore};
 use std::collections::BTreeMap;
@@ -99,7 +99,8 @@ impl Rng {
 /// and each lost INCRBY or PEXPIRE multiplies the ways a history can be
 /// linearized (every sum, every time to live of the lost ones): those
 /// clients INCR the counter only, and read where a library client would
-/// INCRBY or PEXPIRE another key.
+/// INCRBY, PEXPIRE or GETDEL another key; they send a transaction (MULTI SET
+/// GET EXEC) in place of one SET and SET XX GET in place of SET XX.
 fn draw(rng: &mut Rng, id: u64, n: u64, resp: bool) -> (usize, Op) {
     let c = rng.below(20);
     if c < 4 {
@@ -112,8 +113,15 @@ fn draw(rng: &mut Rng, id: u64, n: u64, resp: bool) -> (usize, Op) {
     let with = |ttl_ms, cond| SetOpts { ttl_ms, cond };
     let op = match rng.below(16) {
         0..=4 => Op::Get(k),
+        // MULTI SET GET EXEC: a transaction, one operation, in place of a
+        // SET (a RESP client's lost writes make a history ambiguous: the
+        // workload keeps as many as it had).
+        7 if resp => Op::Atomic(vec![Op::Set(k.clone(), v), Op::Get(k)]),
         5..=7 => Op::Set(k, v),
         8 => Op::SetWith(k, v, with(None, SetCond::IfAbsent)),
+        9 if resp => {
+            Op::Update(k, Update::Set { value: v, cond: SetCond::IfPresent, expiry: None, keep_ttl: false, get: true })
+        }
         9 => Op::SetWith(k, v, with(None, SetCond::IfPresent)),
         10 => Op::SetWith(k, v, with(Some(TTL_MS as u64), SetCond::Always)),
         11 => Op::Del(k),
@@ -121,12 +129,26 @@ fn draw(rng: &mut Rng, id: u64, n: u64, resp: bool) -> (usize, Op) {
         12 => Op::Incr(k, 1 + rng.below(5) as i64),
         13 if resp => Op::Ttl(k),
         13 => Op::Expire(k, TTL_MS),
+        // A lost GETDEL may delete at any later moment: library clients,
+        // which lose no operation to a dead entry server, send it.
+        15 if !resp => Op::Update(k, Update::GetDel),
         _ => Op::Ttl(k),
     };
     (key, op)
 }
 
-/// The RESP command of an operation.
+/// The RESP commands of an operation: one, or MULTI, its commands and EXEC.
+fn resp_commands(op: &Op) -> Vec<Vec<Vec<u8>>> {
+    match op {
+        Op::Atomic(ops) => std::iter::once(vec![b"MULTI".to_vec()])
+            .chain(ops.iter().map(resp_args))
+            .chain(std::iter::once(vec![b"EXEC".to_vec()]))
+            .collect(),
+        op => vec![resp_args(op)],
+    }
+}
+
+/// The RESP command of a one-command operation.
 fn resp_args(op: &Op) -> Vec<Vec<u8>> {
     let w = |s: &str| s.as_bytes().to_vec();
     match op {
@@ -148,6 +170,10 @@ fn resp_args(op: &Op) -> Vec<Vec<u8>> {
         Op::Incr(k, d) => vec![w("INCRBY"), k.clone(), d.to_string().into_bytes()],
         Op::Expire(k, ms) => vec![w("PEXPIRE"), k.clone(), ms.to_string().into_bytes()],
         Op::Ttl(k) => vec![w("PTTL"), k.clone()],
+        Op::Update(k, Update::GetDel) => vec![w("GETDEL"), k.clone()],
+        Op::Update(k, Update::Set { value, cond: SetCond::IfPresent, get: true, .. }) => {
+            vec![w("SET"), k.clone(), value.clone(), w("XX"), w("GET")]
+        }
         other => panic!("the workload draws no {other:?}"),
     }
 }
@@ -163,6 +189,10 @@ fn resp_result(op: &Op, reply: Reply) -> Result<OpResult, String> {
         (Op::Incr(..) | Op::Expire(..) | Op::Ttl(_), Reply::Int(n)) => Ok(OpResult::Int(n)),
         (Op::Incr(..), Reply::Error(e)) if e == ErrorKind::NotInteger.to_string() => {
             Ok(OpResult::Err(ErrorKind::NotInteger))
+        }
+        (Op::Update(..), Reply::Bulk(v)) => Ok(OpResult::Value(v)),
+        (Op::Atomic(ops), Reply::Array(Some(parts))) if parts.len() == ops.len() => {
+            ops.iter().zip(parts).map(|(o, r)| resp_result(o, r)).collect::<Result<_, _>>().map(OpResult::Many)
         }
         (_, other) => Err(format!("{other:?}")),
     }
@@ -207,9 +237,23 @@ fn run_op(conn: &mut Conn, op: &Op) -> Outcome {
                 }
             }
             let Some(c) = conn.as_mut() else { return Outcome::Error("no entry server accepts".into()) };
-            let args = resp_args(op);
-            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            match c.try_cmd(&args) {
+            // Every reply before the last (MULTI's OK, each QUEUED) must
+            // accept; the last one answers the operation.
+            let mut last = Ok(Reply::Null);
+            for args in resp_commands(op) {
+                let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                if let Ok(Reply::Error(e)) = &last {
+                    // Refused inside a transaction: drop the connection, so
+                    // the next operation does not land in its queue.
+                    *conn = None;
+                    return Outcome::Error(format!("in a transaction: {e}"));
+                }
+                last = c.try_cmd(&args);
+                if last.is_err() {
+                    break;
+                }
+            }
+            match last {
                 Ok(reply) => resp_result(op, reply).map_or_else(Outcome::Error, Outcome::Done),
                 Err(_) => {
                     *conn = None;

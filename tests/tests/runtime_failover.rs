@@ -196,3 +196,42 @@ fn the_default_build_has_no_async_runtime() {
         assert!(!tree.lines().any(|l| l.starts_with(runtime)), "{runtime}in the default build");
     }
 }
+
+/// A second process of a server's name (a copied config, another port) links
+/// to the peers too. A peer must still answer what the first process
+/// forwarded on the first's own link: replies are sent back by the
+/// forwarding run (name and incarnation), not by name alone, which the
+/// second process took over. Every GET forwarded through s1 while the
+/// second s1 runs is answered, promptly.
+#[test]
+fn a_second_process_of_a_name_does_not_take_the_first_ones_replies() {
+    let mut cluster = Cluster::start(21960, 3, 1);
+    let twin_addr = "127.0.0.1:22010";
+    let config = std::fs::read_to_string(cluster.dir.join("cluster.toml"))
+        .expect("config")
+        .replace(&cluster.addr("s1"), twin_addr);
+    let twin_config = cluster.dir.join("twin.toml");
+    std::fs::write(&twin_config, config).expect("twin config");
+    let mut c = Resp::connect(&cluster.addr("s1"));
+    // Keys of s2 and s3, forwarded by s1.
+    let keys: Vec<String> = (0..200)
+        .map(|i| format!("twin:{i}"))
+        .filter(|k| {
+            let slot = failgroup_model::key_slot(k.as_bytes(), failgroup_model::SLOTS).0;
+            slot > 5461
+        })
+        .take(10)
+        .collect();
+    for k in &keys {
+        assert_eq!(c.run(&format!("SET {k} v")), Reply::Simple("OK".into()));
+    }
+    let twin = cluster.spawn_server("s1", &twin_config, twin_addr, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    for k in &keys {
+        let t = Instant::now();
+        let r = c.run(&format!("GET {k}"));
+        assert_eq!(r, Reply::Bulk(Some(b"v".to_vec())), "GET {k} through s1 beside a second s1");
+        assert!(t.elapsed() < Duration::from_secs(2), "GET {k} answered after {:?}", t.elapsed());
+    }
+    cluster.kill_pid(twin);
+}

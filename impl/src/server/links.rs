@@ -137,6 +137,7 @@ impl ServerNode {
                     return;
                 }
                 (Some(Peer::Server(server)), Msg::Forward { op, incarnation, fwd }) => {
+                    self.reply_links.insert((server, incarnation), tok);
                     self.step(ServerInput::Request { origin: Origin::Peer { server, incarnation, op }, fwd });
                 }
                 (Some(Peer::Client(_)), Msg::Forward { op, fwd, .. }) => {

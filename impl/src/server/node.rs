@@ -43,6 +43,10 @@ pub struct ServerNode {
     pub(super) store_stats: Arc<StoreStats>,
     pub(super) peers_out: HashMap<ServerId, Token>,
     pub(super) peers_in: HashMap<ServerId, Token>,
+    /// The link each run of a peer (name, incarnation) forwarded on: its
+    /// replies go back there. Two processes of one name (a paused one and
+    /// a second started meanwhile) each get their own replies.
+    pub(super) reply_links: HashMap<(ServerId, u64), Token>,
     /// Peers whose connection from here was lost and that have not been
     /// heard from since (nor had their liveness announced): CLUSTER SLOTS
     /// names another member for their slots, a routing hint only.
@@ -108,6 +112,7 @@ impl ServerNode {
             unreachable: HashSet::new(),
             links_opened: Instant::now(),
             peers_in: HashMap::new(),
+            reply_links: HashMap::new(),
             master_in: None,
             master_out: None,
             waiters: HashMap::new(),
@@ -241,7 +246,8 @@ impl ServerNode {
             // The reply names the run that forwarded the request: a newer
             // run of that peer, on this connection now, drops it.
             ServerOutput::Reply { to: Origin::Peer { server, incarnation, op }, result } => {
-                if let Some(c) = self.peers_in.get(&server).and_then(|t| self.net.conns.get_mut(t)) {
+                let link = self.reply_links.get(&(server, incarnation)).or_else(|| self.peers_in.get(&server));
+                if let Some(c) = link.and_then(|t| self.net.conns.get_mut(t)) {
                     c.send(&Msg::ForwardReply { op, incarnation, result });
                 }
             }
@@ -372,6 +378,7 @@ impl ServerNode {
             self.master_out = None;
         }
         self.peers_in.retain(|_, t| *t != tok);
+        self.reply_links.retain(|_, t| *t != tok);
         let lost: Vec<ServerId> = self.peers_out.iter().filter(|(_, t)| **t == tok).map(|(s, _)| *s).collect();
         for peer in lost {
             self.peers_out.remove(&peer);
