@@ -2,7 +2,8 @@
 # Memory per cached key, failgroup beside redis-server, in one run: both are
 # loaded with the same keys ({b}:N, 3-byte values) by redis-benchmark; the
 # growth of the process's resident set is divided by the number of keys it
-# then holds (redis: DBSIZE; failgroup: DBSIZE, the keys s1 has cached).
+# then holds (DBSIZE; for failgroup the database's keys, every one of them
+# cached by s1, which serves the slot of {b}).
 #
 # Usage: bench/memory.sh [KEYSPACE]   (default 1000000)
 set -euo pipefail

@@ -64,6 +64,7 @@
 
 pub mod client;
 pub mod config;
+pub mod glob;
 pub mod master;
 pub mod messages;
 pub mod server;
@@ -81,7 +82,7 @@ pub use server::{
 };
 pub use store::{
     apply_write, format_float, inspect, may_take, parse_float, Applied, Holder, KeyAfter, KvRow, MemStore, RightRecord,
-    Rows, Rules, Stamp, Store, StoreOp, StoreReply, Write, MAX_STRING,
+    Rows, Rules, ScanRow, Stamp, Store, StoreOp, StoreReply, Write, MAX_STRING,
 };
 pub use timers::{TimerChange, TimerOutput, Timers};
 pub use topology::{key_slot, ClusterSpec, ConfigError, Topology, SLOTS};

@@ -306,6 +306,17 @@ impl Server {
                 if let Some(e) = self.topology.atomic_refusal(&fwd.op) {
                     return out.push(ServerOutput::Reply { to: origin, result: OpResult::Err(e) });
                 }
+                // A read of the whole database: the store answers it for
+                // the server the client reached, which needs no right for it
+                // (every acknowledged write is in the store, c2).
+                if let Op::Db(read) = &fwd.op {
+                    let (id, read) = (st.next_op, read.clone());
+                    st.next_op += 1;
+                    let deadline = now.plus(self.config.timing.request_timeout);
+                    let stage = Stage::Store(None);
+                    st.ops.insert(id, Pending { origin, fwd, slot: Slot(0), deadline, stage });
+                    return out.push(ServerOutput::Store { tag: StoreTag::Op(id), op: StoreOp::Db(read) });
+                }
                 let id = st.next_op;
                 st.next_op += 1;
                 let slot = self.topology.slot(fwd.op.key());
@@ -453,6 +464,7 @@ impl Server {
                 StoreOp::Inspect { key: key.clone(), what: what.clone() }
             }
             Op::Update(key, u) => self.write_op(p, epoch, key, Write::Update(u.clone())),
+            Op::Db(read) => StoreOp::Db(read.clone()),
             Op::Atomic(ops) => {
                 // Reads of keys all in the cache answer here, at one
                 // instant under the right (MGET of one slot's keys).

@@ -16,8 +16,8 @@
 use crate::config::Mode;
 use crate::config::Mutant;
 use crate::types::{
-    Deadline, Epoch, ErrorKind, ExpireCond, Inspect, Key, Op, OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time,
-    Update, Value,
+    DbRead, Deadline, Epoch, ErrorKind, ExpireCond, Inspect, Key, Op, OpResult, ReqId, ServerId, SetCond, SetOpts,
+    Slot, Time, Update, Value,
 };
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,8 @@ pub enum StoreOp {
     Ttl { key: Key },
     /// A read of a key that is not its value (STRLEN, TYPE, EXPIRETIME...).
     Inspect { key: Key, what: Inspect },
+    /// A read of the whole database (SCAN, KEYS, DBSIZE).
+    Db(DbRead),
     /// Operations of one slot applied in order, atomically: fenced and
     /// applied at most once like a write (MULTI/EXEC, multi-key commands).
     Atomic { slot: Slot, fence: Option<Epoch>, req: ReqId, ops: Vec<Op> },
@@ -190,6 +192,11 @@ pub trait Rows {
     fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<Time>) -> Result<u64, Self::Error>;
     /// Deletes `key`; returns a new version, as a write does.
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error>;
+    /// Up to `limit` rows of versions above `after`, expired or not, in
+    /// version order: key, version, expiry.
+    fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<ScanRow>, Self::Error>;
+    /// How many keys are live at `now` (not expired).
+    fn kv_count(&mut self, now: Time) -> Result<u64, Self::Error>;
     /// The right records of `slots`, in their order; `None` for a slot never acquired.
     fn rights(&mut self, slots: &[Slot]) -> Result<Vec<Option<RightRecord>>, Self::Error>;
     /// Gives `holder` each slot under its epoch, with no renewal yet and
@@ -209,6 +216,9 @@ pub trait Rows {
     /// Records the result of a write applied at `now`.
     fn record(&mut self, req: ReqId, result: &OpResult, now: Time) -> Result<(), Self::Error>;
 }
+
+/// A row as SCAN reads it: key, version, expiry (store time).
+pub type ScanRow = (Key, u64, Option<Time>);
 
 /// A `kv` row: value, version, expiry (store time).
 pub type KvRow = (Value, u64, Option<Time>);
@@ -295,6 +305,7 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<Ke
             return read(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e)), now));
         }
         Op::Atomic(_) => return read(OpResult::Err(ErrorKind::Reply("ERR nested atomic operation".into()))),
+        Op::Db(what) => return read(db_read(rows, what, now)?),
         Op::Set(_, v) => Write::Set(v),
         Op::Del(_) => Write::Del,
         Op::Incr(_, d) => Write::Incr(d),
@@ -308,6 +319,28 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<Ke
         }
         StoreReply::Rejected(e) => (OpResult::Err(e), None),
         _ => (OpResult::Err(ErrorKind::Reply("ERR unexpected store reply".into())), None),
+    })
+}
+
+/// A read of the whole database (SCAN, KEYS, DBSIZE) at the store's `now`.
+fn db_read<R: Rows>(rows: &mut R, what: DbRead, now: Time) -> Result<OpResult, R::Error> {
+    Ok(match what {
+        DbRead::Size => OpResult::Int(rows.kv_count(now)? as i64),
+        DbRead::Scan { after, count, pattern, strings_only } => {
+            let found = rows.kv_scan(after, count.max(1))?;
+            // A full page may have more after it: go on from its last version.
+            let next = if found.len() as u64 >= count.max(1) { found.last().map_or(0, |r| r.1) } else { 0 };
+            let keys = found
+                .into_iter()
+                .filter(|(key, _, exp)| {
+                    strings_only
+                        && exp.is_none_or(|t| now < t)
+                        && pattern.as_ref().is_none_or(|p| crate::glob::matches(p, key, false))
+                })
+                .map(|(key, ..)| key)
+                .collect();
+            OpResult::Keys { keys, next }
+        }
     })
 }
 
@@ -397,6 +430,7 @@ pub fn execute<R: Rows>(
             StoreReply::Read { value, version, expiring }
         }
         StoreOp::Ttl { key } => StoreReply::Ttl(ttl(live(rows, &key, now)?.map(|(_, _, e)| e), now)),
+        StoreOp::Db(what) => StoreReply::Inspected(db_read(rows, what, now)?),
         StoreOp::Inspect { key, what } => {
             let row = live(rows, &key, now)?.map(|(v, _, exp)| (v, exp));
             StoreReply::Inspected(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e)), now))
@@ -554,6 +588,18 @@ impl Rows for MemStore {
         self.last_version += 1;
         self.data.remove(key);
         Ok(self.last_version)
+    }
+
+    fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<ScanRow>, Self::Error> {
+        let mut rows: Vec<ScanRow> =
+            self.data.iter().filter(|(_, r)| r.1 > after).map(|(k, r)| (k.clone(), r.1, r.2)).collect();
+        rows.sort_by_key(|r| r.1);
+        rows.truncate(limit.min(usize::MAX as u64) as usize);
+        Ok(rows)
+    }
+
+    fn kv_count(&mut self, now: Time) -> Result<u64, Self::Error> {
+        Ok(self.data.values().filter(|r| r.2.is_none_or(|t| now < t)).count() as u64)
     }
 
     fn rights(&mut self, slots: &[Slot]) -> Result<Vec<Option<RightRecord>>, Self::Error> {

@@ -286,8 +286,9 @@ impl Topology {
         if ops.iter().any(|o| matches!(o, Op::Atomic(_))) {
             return refuse("ERR atomic operations do not nest");
         }
-        let slot = self.slot(ops[0].key());
-        if ops.iter().any(|o| self.slot(o.key()) != slot) {
+        // Whole-database reads name no key: the others share one slot.
+        let slot = self.slot(op.key());
+        if ops.iter().any(|o| !matches!(o, Op::Db(_)) && self.slot(o.key()) != slot) {
             return refuse("CROSSSLOT Keys in request don't hash to the same slot");
         }
         None

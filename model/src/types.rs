@@ -172,6 +172,21 @@ pub enum Inspect {
     Exists,
 }
 
+/// A read of the whole database rather than of one key: the store answers
+/// it in one transaction, for the server the client reached, which needs no
+/// right for it (no slot is involved; acknowledged writes are all in the
+/// store).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DbRead {
+    /// SCAN and KEYS: the live keys written after version `after` (a cursor),
+    /// in version order, looking at `count` rows at most; of them those
+    /// matching `pattern` and, with `strings_only` false, none (TYPE of a
+    /// type other than string).
+    Scan { after: u64, count: u64, pattern: Option<Vec<u8>>, strings_only: bool },
+    /// DBSIZE: how many live keys.
+    Size,
+}
+
 /// A client-visible operation on one key.
 ///
 /// Keys with a time to live are never cached: their expiry is decided by the
@@ -191,6 +206,8 @@ pub enum Op {
     Ttl(Key),
     Update(Key, Update),
     Inspect(Key, Inspect),
+    /// A read of the whole database (SCAN, KEYS, DBSIZE).
+    Db(DbRead),
     /// MULTI/EXEC, or a multi-key command, of one slot: the operations
     /// applied in one atomic store transaction, in order, as one operation
     /// (their results in a [`OpResult::Many`]). Never nested; never empty.
@@ -198,19 +215,21 @@ pub enum Op {
 }
 
 impl Op {
-    /// The key (the first one of an atomic operation: all are in its slot).
+    /// The key (the first one of an atomic operation: all are in its slot;
+    /// none for a whole-database read).
     pub fn key(&self) -> &[u8] {
         match self {
             Op::Get(k) | Op::Set(k, _) | Op::Del(k) | Op::Incr(k, _) => k,
             Op::SetWith(k, ..) | Op::Expire(k, _) | Op::Ttl(k) => k,
             Op::Update(k, _) | Op::Inspect(k, _) => k,
-            Op::Atomic(ops) => ops.first().map_or(&[][..], |o| o.key()),
+            Op::Atomic(ops) => ops.iter().find(|o| !matches!(o, Op::Db(_))).map_or(&[][..], |o| o.key()),
+            Op::Db(_) => &[],
         }
     }
 
     pub fn is_write(&self) -> bool {
         match self {
-            Op::Get(_) | Op::Ttl(_) | Op::Inspect(..) => false,
+            Op::Get(_) | Op::Ttl(_) | Op::Inspect(..) | Op::Db(_) => false,
             Op::Atomic(ops) => ops.iter().any(Op::is_write),
             _ => true,
         }
@@ -263,4 +282,9 @@ pub enum OpResult {
     Many(Vec<OpResult>),
     /// A status reply (TYPE's `string`, `none`).
     Status(String),
+    /// SCAN: the keys found, and the cursor to go on from (0: done).
+    Keys {
+        keys: Vec<Key>,
+        next: u64,
+    },
 }

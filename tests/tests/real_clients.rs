@@ -71,6 +71,13 @@ assert r.mset({k("m1"): 1, k("m2"): 2}) and r.mget([k("m1"), k("m2"), k("m3")]) 
 assert r.exists(k("m1"), k("m2"), k("m3")) == 2 and r.touch(k("m1"), k("m3")) == 1
 assert r.delete(k("m1"), k("m2")) == 2 and r.unlink(k("m1")) == 0
 assert r.client_getname() in ("t", b"t")
+# Django's delete_pattern and Rails' delete_matched: SCAN with MATCH, then DEL.
+for i in range(30):
+    r.set(k(f"page:{i}"), i)
+found = sorted(r.scan_iter(match=k("page:*"), count=7))
+assert len(found) == 30 and found == sorted(r.keys(k("page:*"))), found
+assert r.delete(*found) == 30 and r.keys(k("page:*")) == []
+assert r.dbsize() >= 1
 assert r.info("cluster")["cluster_enabled"] == 1
 for transaction in (False, True):
     p = r.pipeline(transaction=transaction)

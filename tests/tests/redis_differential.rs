@@ -217,6 +217,16 @@ const SCRIPTS: &[&[&str]] = &[
         "COMMAND DOCS getdel",
         "NOSUCHCMD a b",
         "CONFIG NOSUCH",
+        "SCAN x",
+        "SCAN 0 COUNT 0",
+        "SCAN 0 COUNT x",
+        "SCAN 0 FOO",
+        "SCAN 0 MATCH",
+        "KEYS",
+        "DBSIZE x",
+        "MULTI",
+        "DBSIZE",
+        "EXEC",
     ],
 ];
 
@@ -340,4 +350,69 @@ fn hello_answers_as_a_redis_cluster_node() {
         let line = format!("HELLO {proto}");
         assert_eq!(strip_id(ours.run(&line)), strip_id(redis.run(&line)), "HELLO {proto}");
     }
+}
+
+/// A whole iteration of SCAN from cursor 0, the keys found, sorted.
+fn scan_all(c: &mut Resp, opts: &str) -> Vec<Vec<u8>> {
+    let (mut cursor, mut keys) = (b"0".to_vec(), Vec::new());
+    for _ in 0..10_000 {
+        let mut args: Vec<&[u8]> = vec![b"SCAN", &cursor];
+        args.extend(opts.split(' ').filter(|w| !w.is_empty()).map(str::as_bytes));
+        let Reply::Array(Some(parts)) = c.cmd(&args) else { panic!("SCAN answers an array") };
+        let [Reply::Bulk(Some(next)), Reply::Array(Some(found))] = &parts[..] else { panic!("{parts:?}") };
+        keys.extend(found.iter().map(|k| match k {
+            Reply::Bulk(Some(k)) => k.clone(),
+            other => panic!("a key: {other:?}"),
+        }));
+        cursor = next.clone();
+        if cursor == b"0" {
+            keys.sort();
+            keys.dedup();
+            return keys;
+        }
+    }
+    panic!("SCAN did not end")
+}
+
+fn sorted(r: Reply) -> Vec<Reply> {
+    let Reply::Array(Some(mut v)) = r else { panic!("an array: {r:?}") };
+    v.sort_by_key(|r| format!("{r:?}"));
+    v
+}
+
+/// SCAN, KEYS and DBSIZE answer for the whole database (every key in the
+/// store, not only one server's cache) on every server, as a one-node Redis
+/// does for its keys: the same keys and the same count, expired keys left
+/// out, through every server, whatever its cache holds.
+#[test]
+fn scan_keys_and_dbsize_see_the_whole_database() {
+    let Some(_redis) = redis_cluster(21792) else { return };
+    let cluster = Cluster::start(21820, 3, 1);
+    let mut redis = Resp::connect("127.0.0.1:21792");
+    let mut writer = Resp::connect(&cluster.addr("s1"));
+    for c in [&mut redis, &mut writer] {
+        for i in 0..120 {
+            assert!(!matches!(c.run(&format!("SET user:{i}:name n{i}")), Reply::Error(_)));
+            if i % 3 == 0 {
+                c.run(&format!("SET {{s}}session:{i} x EX 300"));
+            }
+        }
+        c.run("SET gone 1");
+        c.run("EXPIREAT gone 1");
+        c.run("SET plain v");
+    }
+    for server in ["s1", "s2", "s3"] {
+        let mut ours = Resp::connect(&cluster.addr(server));
+        for line in ["DBSIZE", "KEYS nosuch*"] {
+            assert_eq!(ours.run(line), redis.run(line), "{server}: {line}");
+        }
+        for line in ["KEYS *", "KEYS user:1?:name", "KEYS {s}session:*", "KEYS [ps]*"] {
+            assert_eq!(sorted(ours.run(line)), sorted(redis.run(line)), "{server}: {line}");
+        }
+        for opts in ["", "COUNT 7", "MATCH user:*:name COUNT 25", "MATCH *session* TYPE string", "TYPE hash"] {
+            let want = scan_all(&mut redis, opts);
+            assert_eq!(scan_all(&mut ours, opts), want, "{server}: SCAN {opts}");
+        }
+    }
+    assert_eq!(scan_all(&mut writer, "").len(), 120 + 40 + 1, "every live key, once");
 }

@@ -22,6 +22,7 @@ pub fn op(o: &Op) -> String {
         Op::Update(k, u) => format!("{u:?} {}", key(k)),
         Op::Inspect(k, i) => format!("{i:?} {}", key(k)),
         Op::Atomic(ops) => format!("MULTI {} EXEC", ops.iter().map(op).collect::<Vec<_>>().join("; ")),
+        Op::Db(read) => format!("{read:?}"),
     }
 }
 
@@ -36,6 +37,9 @@ fn result(r: &OpResult) -> String {
         OpResult::Err(e) => format!("error: {e}"),
         OpResult::Many(rs) => format!("[{}]", rs.iter().map(result).collect::<Vec<_>>().join(", ")),
         OpResult::Status(s) => s.clone(),
+        OpResult::Keys { keys, next } => {
+            format!("keys [{}], next {next}", keys.iter().map(|k| key(k)).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
@@ -44,6 +48,7 @@ fn store_op(o: &StoreOp) -> String {
         StoreOp::Read { key: k } => format!("read {}", key(k)),
         StoreOp::Ttl { key: k } => format!("time to live of {}", key(k)),
         StoreOp::Inspect { key: k, what } => format!("{what:?} of {}", key(k)),
+        StoreOp::Db(read) => format!("{read:?}"),
         StoreOp::Atomic { fence, ops, .. } => {
             let each: Vec<String> = ops.iter().map(op).collect();
             match fence {

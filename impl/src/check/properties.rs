@@ -122,6 +122,7 @@ pub(super) fn answers(op: &Op, result: &OpResult) -> Answer {
             }
             _ => Answer::Mismatch,
         },
+        (Op::Db(DbRead::Scan { .. }), R::Keys { .. }) | (Op::Db(DbRead::Size), R::Int(_)) => Answer::Definite,
         (Op::Inspect(_, what), r) => match (what, r) {
             (Inspect::GetRange(..), R::Value(_))
             | (Inspect::Type, R::Status(_))

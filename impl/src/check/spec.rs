@@ -88,6 +88,8 @@ impl SequentialSpec for KvSpec {
             Op::Inspect(_, what) => self.inspect(what),
             // MULTI/EXEC: each command in order, nothing in between.
             Op::Atomic(ops) => OpResult::Many(ops.iter().map(|o| self.invoke(o)).collect()),
+            // Not an operation on one key: no key's history holds one.
+            Op::Db(_) => OpResult::Err(ErrorKind::Reply("ERR not an operation on one key".into())),
         }
     }
 

@@ -3,7 +3,7 @@
 //! encoded the way Redis answers them, errors included.
 
 use crate::resp::{reply, Proto};
-use failgroup_model::{Deadline, ExpireCond, Inspect, Op, OpResult, SetCond, SetOpts, Topology, Update};
+use failgroup_model::{DbRead, Deadline, ExpireCond, Inspect, Op, OpResult, SetCond, SetOpts, Topology, Update};
 use std::fmt;
 
 /// How the results of a data command's operations become one reply.
@@ -24,6 +24,10 @@ pub enum Kind {
     },
     /// A status reply (TYPE).
     Status,
+    /// SCAN: the next cursor and the keys.
+    Scan,
+    /// KEYS: the keys.
+    Keys,
 }
 
 /// A command answered by the runtime itself.
@@ -55,7 +59,6 @@ pub enum Local {
     CommandList,
     CommandCount,
     ConfigGet(Vec<u8>),
-    DbSize,
 }
 
 /// A CLUSTER subcommand (`cluster.rs` answers them).
@@ -383,13 +386,51 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
         }
         "dbsize" => {
             need(n == 1)?;
-            Ok(Command::Local(Local::DbSize))
+            data(Kind::Int, vec![Op::Db(DbRead::Size)])
+        }
+        "keys" => {
+            need(n == 2)?;
+            let all = DbRead::Scan { after: 0, count: u64::MAX, pattern: Some(key(1)), strings_only: true };
+            data(Kind::Keys, vec![Op::Db(all)])
+        }
+        "scan" => {
+            need(n >= 2)?;
+            data(Kind::Scan, vec![Op::Db(scan(args)?)])
         }
         _ => Err(CommandError::UnknownCommand {
             name: String::from_utf8_lossy(args.first().map(Vec::as_slice).unwrap_or_default()).into_owned(),
             args: args[1..].iter().take(8).map(|a| String::from_utf8_lossy(a).into_owned()).collect(),
         }),
     }
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: the cursor is the
+/// version the scan has reached (0 to start).
+fn scan(args: &[Vec<u8>]) -> Result<DbRead, CommandError> {
+    // As Redis reads it (strtoul): a negative number wraps around.
+    let text = std::str::from_utf8(&args[1]).ok();
+    let after = text
+        .and_then(|s| s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|n| n as u64)))
+        .ok_or(CommandError::Reply("ERR invalid cursor"))?;
+    let (mut count, mut pattern, mut strings_only) = (10, None, true);
+    let mut i = 2;
+    while i < args.len() {
+        let more = i + 1 < args.len();
+        match upper(&args[i]).as_str() {
+            "COUNT" if more => {
+                count = int(&args[i + 1])?;
+                if count < 1 {
+                    return Err(CommandError::Syntax);
+                }
+            }
+            "MATCH" if more => pattern = Some(args[i + 1].clone()),
+            // Every key is a string: another type matches none.
+            "TYPE" if more => strings_only = args[i + 1].eq_ignore_ascii_case(b"string"),
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 2;
+    }
+    Ok(DbRead::Scan { after, count: count as u64, pattern, strings_only })
 }
 
 /// Redis names an unknown subcommand as the client wrote it.
@@ -571,6 +612,17 @@ pub fn encode(kind: Kind, results: &[OpResult], p: Proto, out: &mut Vec<u8>) {
             out,
             results.iter().map(|r| matches!(r, OpResult::Int(1)) as i64 + value(r).is_some() as i64).sum(),
         ),
+        Kind::Scan | Kind::Keys => match &results[0] {
+            OpResult::Keys { keys, next } => {
+                if kind == Kind::Scan {
+                    reply::array(out, 2);
+                    reply::bulk(out, next.to_string().as_bytes());
+                }
+                reply::array(out, keys.len());
+                keys.iter().for_each(|k| reply::bulk(out, k));
+            }
+            _ => reply::error(out, "ERR unexpected result"),
+        },
         Kind::Status => match &results[0] {
             OpResult::Status(s) => reply::simple(out, s),
             _ => reply::error(out, "ERR unexpected result"),

@@ -18,8 +18,6 @@ pub const REDIS_VERSION: &str = "7.0.15";
 pub(super) struct Context<'a> {
     pub requirepass: Option<&'a str>,
     pub limits: &'a Limits,
-    /// Keys in the cache (DBSIZE).
-    pub keys: usize,
     /// INFO's text, if the command is INFO.
     pub info: Option<String>,
     /// The cluster as this server sees it, if the command is CLUSTER.
@@ -201,27 +199,16 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
                 ("appendonly", "no".into()),
                 ("databases", "1".into()),
             ];
-            let hits: Vec<&(&str, String)> = known.iter().filter(|(k, _)| glob(&param, k.as_bytes())).collect();
+            let hits: Vec<&(&str, String)> =
+                known.iter().filter(|(k, _)| failgroup_model::glob::matches(&param, k.as_bytes(), true)).collect();
             reply::map(out, hits.len(), p);
             for (k, v) in hits {
                 reply::bulk(out, k.as_bytes());
                 reply::bulk(out, v.as_bytes());
             }
         }
-        Local::DbSize => reply::int(out, ctx.keys as i64),
     }
     false
-}
-
-/// Redis-style glob match of CONFIG GET patterns (`*` and `?` only).
-fn glob(pattern: &[u8], s: &[u8]) -> bool {
-    match (pattern.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => glob(&pattern[1..], s) || (!s.is_empty() && glob(pattern, &s[1..])),
-        (Some(b'?'), Some(_)) => glob(&pattern[1..], &s[1..]),
-        (Some(p), Some(c)) if p == c => glob(&pattern[1..], &s[1..]),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
@@ -246,7 +233,7 @@ mod tests {
 
     fn run(l: Local, s: &mut Session, requirepass: Option<&str>) -> (Reply, bool) {
         let limits = Limits::default();
-        let ctx = Context { requirepass, limits: &limits, keys: 3, info: Some("# Server\r\n".into()), cluster: None };
+        let ctx = Context { requirepass, limits: &limits, info: Some("# Server\r\n".into()), cluster: None };
         let mut out = Vec::new();
         let close = answer(l, s, &ctx, &mut out);
         let (reply, used) = decode_reply(&out).expect("a reply").expect("a whole reply");
@@ -280,13 +267,6 @@ mod tests {
     }
 
     #[test]
-    fn config_get_globs() {
-        assert!(glob(b"*", b"save"));
-        assert!(glob(b"max*", b"maxclients"));
-        assert!(!glob(b"max?", b"maxclients"));
-    }
-
-    #[test]
     fn auth_ping_dbsize_quit_without_sockets() {
         let mut s = session();
         let (r, _) = run(Local::Auth(b"nope".to_vec()), &mut s, Some("pw"));
@@ -298,7 +278,6 @@ mod tests {
             matches!(run(Local::Auth(b"pw".to_vec()), &mut s, None).0, Reply::Error(e) if e.starts_with("ERR AUTH"))
         );
         assert_eq!(run(Local::Ping(None), &mut s, None).0, Reply::Simple("PONG".into()));
-        assert_eq!(run(Local::DbSize, &mut s, None).0, Reply::Int(3));
         assert_eq!(run(Local::ClientId, &mut s, None).0, Reply::Int(7));
         assert_eq!(run(Local::Info(None), &mut s, None).0, Reply::Bulk(Some(b"# Server\r\n".to_vec())));
         assert_eq!(run(Local::Quit, &mut s, None), (Reply::Simple("OK".into()), true));

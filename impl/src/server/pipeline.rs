@@ -104,10 +104,14 @@ impl ServerNode {
                         o => vec![o],
                     })
                     .collect();
-                let slot = *m.slot.get_or_insert_with(|| topo.slot(ops[0].key()));
-                if ops.iter().any(|o| topo.slot(o.key()) != slot) {
-                    m.dirty = true;
-                    return reply::error(&mut c.wbuf, &commands::CommandError::CrossSlot.to_string());
+                // Whole-database reads (DBSIZE, SCAN) name no slot.
+                let keyed: Vec<&Op> = ops.iter().filter(|o| !matches!(o, Op::Db(_))).collect();
+                if let Some(first) = keyed.first() {
+                    let slot = *m.slot.get_or_insert_with(|| topo.slot(first.key()));
+                    if keyed.iter().any(|o| topo.slot(o.key()) != slot) {
+                        m.dirty = true;
+                        return reply::error(&mut c.wbuf, &commands::CommandError::CrossSlot.to_string());
+                    }
                 }
                 m.cmds.push((kind, ops.len()));
                 m.ops.extend(ops);
@@ -170,13 +174,8 @@ impl ServerNode {
         };
         let cluster = matches!(l, Local::Cluster(_))
             .then(|| cluster_view(&self.cfg.topology, &self.core, &self.st, &self.unreachable));
-        let ctx = Context {
-            requirepass: self.cfg.file.requirepass.as_deref(),
-            limits: &self.cfg.file.limits,
-            keys: self.st.cached_keys(),
-            info,
-            cluster,
-        };
+        let ctx =
+            Context { requirepass: self.cfg.file.requirepass.as_deref(), limits: &self.cfg.file.limits, info, cluster };
         let s = self.sessions.get_mut(&tok).expect("session");
         let c = self.net.conns.get_mut(&tok).expect("connection");
         if answer(l, s, &ctx, &mut c.wbuf) {

@@ -8,9 +8,13 @@ use failgroup_model::{Epoch, Holder, Mode, ReqId, ServerId, Slot, StoreOp, Store
 /// does: fencing, at-most-once retries, versions, rights taken only after a
 /// watched stamp, a second process of one name (`from`, command, time).
 pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
-    use failgroup_model::{ClientId, SetCond, SetOpts, Stamp, Write};
+    use failgroup_model::{
+        ClientId, DbRead, Deadline, ExpireCond, Inspect, Op, SetCond, SetOpts, Stamp, Update, Write,
+    };
     let req = |seq| ReqId { client: ClientId(u64::MAX - 1), seq };
     let k = || b"k".to_vec();
+    let (k2, k3) = (|| b"k2".to_vec(), || b"k3".to_vec());
+    let atomic = |seq, ops| StoreOp::Atomic { slot: Slot(1), fence: Some(Epoch(3)), req: req(seq), ops };
     let w =
         |seq, epoch, write| StoreOp::Write { slot: Slot(1), fence: Some(Epoch(epoch)), req: req(seq), key: k(), write };
     let acquire = |stamp: Option<(u64, u64)>| StoreOp::Acquire {
@@ -65,6 +69,46 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         (b, w(15, 3, Write::Set(b"v".to_vec()))),
         (b, w(16, 3, Write::Expire(0))),
         (b, StoreOp::Read { key: k() }),
+        // The commands frameworks send, transactions, whole-database reads.
+        (b, w(17, 3, Write::Update(Update::Append(b"ab".to_vec())))),
+        (
+            b,
+            w(
+                18,
+                3,
+                Write::Update(Update::Set {
+                    value: b"n".to_vec(),
+                    cond: SetCond::Always,
+                    expiry: Some(Deadline::In(50)),
+                    keep_ttl: false,
+                    get: true,
+                }),
+            ),
+        ),
+        (b, w(19, 3, Write::Update(Update::Expire(Deadline::In(10), ExpireCond::Later)))),
+        (b, w(20, 3, Write::Update(Update::IncrFloat(b"1.5".to_vec())))),
+        (b, StoreOp::Inspect { key: k(), what: Inspect::ExpireTime { ms: true } }),
+        (b, StoreOp::Inspect { key: k(), what: Inspect::GetRange(0, -2) }),
+        (
+            b,
+            atomic(
+                21,
+                vec![Op::Set(k2(), b"1".to_vec()), Op::Incr(k2(), 4), Op::Get(k2()), Op::Update(k(), Update::GetDel)],
+            ),
+        ),
+        // The same transaction again: applied once, answered alike.
+        (
+            b,
+            atomic(
+                21,
+                vec![Op::Set(k2(), b"1".to_vec()), Op::Incr(k2(), 4), Op::Get(k2()), Op::Update(k(), Update::GetDel)],
+            ),
+        ),
+        (a, atomic(22, vec![Op::Set(k2(), b"x".to_vec())])),
+        (b, atomic(23, vec![Op::Incr(k2(), 1), Op::Set(k3(), b"3".to_vec())])),
+        (b, StoreOp::Db(DbRead::Scan { after: 0, count: 1, pattern: None, strings_only: true })),
+        (b, StoreOp::Db(DbRead::Scan { after: 0, count: 10, pattern: Some(b"k?".to_vec()), strings_only: true })),
+        (b, StoreOp::Db(DbRead::Size)),
     ];
     ops.into_iter().enumerate().map(|(i, (s, op))| (s, op, Time(1000 + i as u64))).collect()
 }
@@ -94,24 +138,37 @@ pub fn check_agreement(mut run: impl FnMut(&Identity, StoreOp, Time) -> StoreRep
 struct Versions(std::collections::BTreeMap<u64, u64>);
 
 impl Versions {
-    /// `want` with its version renamed to `got`'s, after checking that
+    /// `want` with its versions renamed to `got`'s, after checking that
     /// the renaming stays one-to-one and keeps the order.
     fn map(&mut self, want: &StoreReply, got: &StoreReply) -> StoreReply {
-        let version = |r: &StoreReply| match r {
-            StoreReply::Read { version, .. } | StoreReply::Written { version, .. } => Some(*version),
-            _ => None,
-        };
-        let (Some(w), Some(g)) = (version(want), version(got)) else { return want.clone() };
-        if w != 0 && g != 0 {
-            let before = self.0.range(..w).next_back().map(|(_, g)| *g);
-            let after = self.0.range(w + 1..).next().map(|(_, g)| *g);
-            assert!(before.is_none_or(|b| b < g) && after.is_none_or(|a| a > g), "version order: {w} -> {g}");
-            assert_eq!(*self.0.entry(w).or_insert(g), g, "version {w} renamed twice");
-        }
         let mut r = want.clone();
-        if let StoreReply::Read { version, .. } | StoreReply::Written { version, .. } = &mut r {
-            *version = if w == 0 { 0 } else { g };
+        let mut theirs = got.clone();
+        let (mine, others) = (versions(&mut r), versions(&mut theirs));
+        if mine.len() != others.len() {
+            return want.clone();
+        }
+        for (w, g) in mine.into_iter().zip(others) {
+            let (wv, gv) = (*w, *g);
+            if wv != 0 && gv != 0 {
+                let before = self.0.range(..wv).next_back().map(|(_, g)| *g);
+                let after = self.0.range(wv + 1..).next().map(|(_, g)| *g);
+                assert!(before.is_none_or(|b| b < gv) && after.is_none_or(|a| a > gv), "version order: {wv} -> {gv}");
+                assert_eq!(*self.0.entry(wv).or_insert(gv), gv, "version {wv} renamed twice");
+            }
+            *w = if wv == 0 { 0 } else { gv };
         }
         r
+    }
+}
+
+/// Every version a reply names, in order: a read's or write's, each key's
+/// after an atomic operation, the cursor of a scan.
+fn versions(r: &mut StoreReply) -> Vec<&mut u64> {
+    use failgroup_model::OpResult;
+    match r {
+        StoreReply::Read { version, .. } | StoreReply::Written { version, .. } => vec![version],
+        StoreReply::Atomic { keys, .. } => keys.iter_mut().map(|k| &mut k.version).collect(),
+        StoreReply::Inspected(OpResult::Keys { next, .. }) => vec![next],
+        _ => vec![],
     }
 }

@@ -25,5 +25,5 @@ pub mod tables;
 pub mod thread;
 
 pub use batch::{BatchStore, ClusterMark, Done, Job, StoreError};
-pub use tables::{run, run_all, Identity, RightRow, Row, Tables, APPLIED_KEEP_MS};
+pub use tables::{run, run_all, Identity, RightRow, Row, TableScanRow, Tables, APPLIED_KEEP_MS};
 pub use thread::{failed_batch, run_store, StoreStats};

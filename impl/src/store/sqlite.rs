@@ -10,7 +10,9 @@
 //! for many writes. If anything in it fails, it rolls back and every
 //! command in it fails.
 
-use crate::store::{self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, StoreError, Tables, APPLIED_KEEP_MS};
+use crate::store::{
+    self, BatchStore, ClusterMark, Identity, Job, RightRow, Row, StoreError, TableScanRow, Tables, APPLIED_KEEP_MS,
+};
 use failgroup_model::{Epoch, ReqId, Slot, StoreReply, Time};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
@@ -136,6 +138,26 @@ impl Tables for Tx<'_> {
         self.last_version += 1;
         self.exec("DELETE FROM kv WHERE key = ?1", [key])?;
         Ok(self.last_version)
+    }
+
+    fn kv_scan(&mut self, after: u64, limit: u64) -> rusqlite::Result<Vec<TableScanRow>> {
+        // Made at the first SCAN or KEYS: a cluster that never scans keeps
+        // its writes free of the index's upkeep.
+        self.exec("CREATE INDEX IF NOT EXISTS kv_by_version ON kv (version)", [])?;
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT key, version, expires_at FROM kv WHERE version > ?1 ORDER BY version LIMIT ?2")?;
+        let limit = limit.min(i64::MAX as u64) as i64;
+        let after = after.min(i64::MAX as u64) as i64;
+        let rows = st.query_map(params![after, limit], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, Option<i64>>(2)?.map(|e| e as u64)))
+        })?;
+        rows.collect()
+    }
+
+    fn kv_count(&mut self, now: u64) -> rusqlite::Result<u64> {
+        let mut st = self.tx.prepare_cached("SELECT count(*) FROM kv WHERE expires_at IS NULL OR expires_at > ?1")?;
+        st.query_row([now as i64], |r| r.get::<_, i64>(0)).map(|n| n as u64)
     }
 
     fn rights(&mut self, slots: &[Slot]) -> rusqlite::Result<HashMap<u16, RightRow>> {

@@ -13,7 +13,8 @@
 
 use failgroup_model::store;
 use failgroup_model::{
-    Epoch, Holder, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ServerId, Slot, StoreOp, StoreReply, Time,
+    Epoch, Holder, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ScanRow, ServerId, Slot, StoreOp,
+    StoreReply, Time,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,6 +67,9 @@ impl Identity {
     }
 }
 
+/// A row as a database's SCAN reads it: key, version, expiry (Unix ms).
+pub type TableScanRow = (Vec<u8>, u64, Option<u64>);
+
 /// Row operations of one transaction, as a database keeps them: holders
 /// by name, results as bytes, times as Unix milliseconds. [`Named`] turns
 /// them into the model's [`Rows`], over which `store::execute` decides.
@@ -77,6 +81,12 @@ pub trait Tables {
     fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> Result<u64, Self::Error>;
     /// Deletes `key`; returns a new version, as a write does.
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error>;
+    /// Up to `limit` rows of versions above `after`, in version order: key,
+    /// version, expiry (by an index on the version: SQLite makes it at the
+    /// first call, PostgreSQL with its schema).
+    fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<TableScanRow>, Self::Error>;
+    /// How many keys are not expired at `now`.
+    fn kv_count(&mut self, now: u64) -> Result<u64, Self::Error>;
     /// The rights rows of `slots`; a slot never acquired has none.
     fn rights(&mut self, slots: &[Slot]) -> Result<HashMap<u16, RightRow>, Self::Error>;
     /// Gives the holder (name, incarnation) each slot under its epoch, with
@@ -122,6 +132,14 @@ impl<T: Tables> Rows for Named<'_, T> {
 
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, T::Error> {
         self.tables.kv_del(key)
+    }
+
+    fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<ScanRow>, T::Error> {
+        Ok(self.tables.kv_scan(after, limit)?.into_iter().map(|(k, v, e)| (k, v, e.map(Time))).collect())
+    }
+
+    fn kv_count(&mut self, now: Time) -> Result<u64, T::Error> {
+        self.tables.kv_count(now.0)
     }
 
     fn rights(&mut self, slots: &[Slot]) -> Result<Vec<Option<RightRecord>>, T::Error> {

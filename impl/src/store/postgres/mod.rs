@@ -41,6 +41,7 @@ const SCHEMA: &str = "
         client bigint NOT NULL, seq bigint NOT NULL, result bytea NOT NULL, at bigint NOT NULL,
         PRIMARY KEY (client, seq));
     CREATE SEQUENCE IF NOT EXISTS failgroup_version;
+    CREATE INDEX IF NOT EXISTS failgroup_kv_by_version ON failgroup_kv (version);
     INSERT INTO failgroup_meta VALUES ('schema_version', 2) ON CONFLICT DO NOTHING;";
 
 /// From schema 1 (rights by a server's position, with a lease time): those

@@ -1,7 +1,7 @@
 //! One PostgreSQL transaction as the store's rows ([`Tables`]).
 
 use super::protocol::{Param, PgConn, PgError, PgRow};
-use crate::store::{Job, RightRow, Row, Tables};
+use crate::store::{Job, RightRow, Row, TableScanRow, Tables};
 use failgroup_model::{Epoch, ReqId, Slot, StoreOp, Time};
 use std::collections::HashMap;
 
@@ -68,7 +68,12 @@ impl<'a> PgTx<'a> {
         let mut slots: Vec<i64> = Vec::new();
         for (_, op) in batch {
             match op {
-                StoreOp::Read { key } | StoreOp::Ttl { key } => keys.push(key),
+                StoreOp::Read { key } | StoreOp::Ttl { key } | StoreOp::Inspect { key, .. } => keys.push(key),
+                StoreOp::Atomic { ops, req, slot, .. } => {
+                    keys.extend(ops.iter().map(|o| o.key()));
+                    reqs.push((req.client.0 as i64, req.seq as i64));
+                    slots.push(slot.0 as i64);
+                }
                 StoreOp::Write { key, req, slot, .. } => {
                     keys.push(key);
                     reqs.push((req.client.0 as i64, req.seq as i64));
@@ -119,7 +124,13 @@ impl<'a> PgTx<'a> {
     }
 
     /// Sends the held writes and the COMMIT in one round trip.
-    pub(super) fn commit(self) -> Result<(), PgError> {
+    pub(super) fn commit(mut self) -> Result<(), PgError> {
+        self.send_pending(true)
+    }
+
+    /// Sends the held writes, with the COMMIT if `commit`: a query over many
+    /// rows (SCAN, DBSIZE) must see the batch's writes before it.
+    fn send_pending(&mut self, commit: bool) -> Result<(), PgError> {
         const PUT: &str = "INSERT INTO failgroup_kv (key_hash, key, value, version, expires_at)
              VALUES (sha256($1), $1, $2, $3, $4)
              ON CONFLICT (key_hash) DO UPDATE SET value = excluded.value, version = excluded.version,
@@ -127,8 +138,8 @@ impl<'a> PgTx<'a> {
         const DEL: &str = "DELETE FROM failgroup_kv WHERE key_hash = sha256($1)";
         const RECORD: &str = "INSERT INTO failgroup_applied (client, seq, result, at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (client, seq) DO UPDATE SET result = excluded.result, at = excluded.at";
-        let params: Vec<(&str, Vec<Param>)> = self
-            .pending
+        let pending = std::mem::take(&mut self.pending);
+        let params: Vec<(&str, Vec<Param>)> = pending
             .iter()
             .map(|p| match p {
                 Pending::Put { key, value, version, expiry } => (
@@ -142,7 +153,12 @@ impl<'a> PgTx<'a> {
             })
             .collect();
         let mut stmts: Vec<(&str, &[Param])> = params.iter().map(|(sql, p)| (*sql, &p[..])).collect();
-        stmts.push(("COMMIT", &[]));
+        if commit {
+            stmts.push(("COMMIT", &[]));
+        }
+        if stmts.is_empty() {
+            return Ok(());
+        }
         self.c.pipeline(&stmts).map(drop)
     }
 
@@ -183,6 +199,24 @@ impl Tables for PgTx<'_> {
         self.kv.insert(key.to_vec(), None);
         self.pending.push(Pending::Del { key: key.to_vec() });
         Ok(version)
+    }
+
+    fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<TableScanRow>, PgError> {
+        self.send_pending(false)?;
+        const SCAN: &str = "SELECT key, version, expires_at FROM failgroup_kv WHERE version > $1
+             ORDER BY version LIMIT $2";
+        let cap = |n: u64| int(n.min(i64::MAX as u64));
+        let rows = self.c.query(SCAN, &[cap(after), cap(limit)])?;
+        rows.iter()
+            .map(|r| Ok((r.bytes(0)?.unwrap_or_default(), r.int_req(1)? as u64, r.int(2)?.map(|e| e as u64))))
+            .collect()
+    }
+
+    fn kv_count(&mut self, now: u64) -> Result<u64, PgError> {
+        self.send_pending(false)?;
+        const COUNT: &str = "SELECT count(*) FROM failgroup_kv WHERE expires_at IS NULL OR expires_at > $1";
+        let rows = self.c.query(COUNT, &[int(now)])?;
+        Ok(rows.first().map(|r| r.int_req(0)).transpose()?.unwrap_or(0) as u64)
     }
 
     fn rights(&mut self, slots: &[Slot]) -> Result<HashMap<u16, RightRow>, PgError> {
