@@ -99,8 +99,9 @@ impl Rng {
 /// and each lost INCRBY or PEXPIRE multiplies the ways a history can be
 /// linearized (every sum, every time to live of the lost ones): those
 /// clients INCR the counter only, and read where a library client would
-/// INCRBY, PEXPIRE or GETDEL another key; they send a transaction (MULTI SET
-/// GET EXEC) in place of one SET and SET XX GET in place of SET XX.
+/// INCRBY or PEXPIRE another key; they send a transaction (MULTI SET GET
+/// EXEC) in place of one SET and SET XX GET in place of SET XX, and library
+/// clients GETDEL in place of DEL.
 fn draw(rng: &mut Rng, id: u64, n: u64, resp: bool) -> (usize, Op) {
     let c = rng.below(20);
     if c < 4 {
@@ -124,14 +125,15 @@ fn draw(rng: &mut Rng, id: u64, n: u64, resp: bool) -> (usize, Op) {
         }
         9 => Op::SetWith(k, v, with(None, SetCond::IfPresent)),
         10 => Op::SetWith(k, v, with(Some(TTL_MS as u64), SetCond::Always)),
+        // A lost GETDEL may delete at any later moment: library clients,
+        // which lose no operation to a dead entry server, send it in place
+        // of DEL (the workload's writes stay as many as they were).
+        11 if !resp => Op::Update(k, Update::GetDel),
         11 => Op::Del(k),
         12 if resp => Op::Get(k),
         12 => Op::Incr(k, 1 + rng.below(5) as i64),
         13 if resp => Op::Ttl(k),
         13 => Op::Expire(k, TTL_MS),
-        // A lost GETDEL may delete at any later moment: library clients,
-        // which lose no operation to a dead entry server, send it.
-        15 if !resp => Op::Update(k, Update::GetDel),
         _ => Op::Ttl(k),
     };
     (key, op)
