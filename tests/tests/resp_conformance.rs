@@ -181,3 +181,33 @@ fn any_server_answers_for_any_key_by_forwarding() {
         assert_eq!(served, owned, "{name} serves exactly its own slots");
     }
 }
+
+/// CLIENT LIST, INFO and KILL over the server's RESP connections.
+#[test]
+fn client_list_info_and_kill() {
+    let cluster = Cluster::start(21140, 2, 1);
+    let mut a = Resp::connect(&cluster.addr("s1"));
+    let mut b = Resp::connect(&cluster.addr("s1"));
+    assert_eq!(a.run("CLIENT SETNAME first"), ok());
+    assert_eq!(b.run("CLIENT SETNAME second"), ok());
+    let Reply::Int(b_id) = b.run("CLIENT ID") else { panic!("an id") };
+    let text = |r: Reply| match r {
+        Reply::Bulk(Some(t)) | Reply::Verbatim(t) => String::from_utf8(t).unwrap(),
+        other => panic!("text: {other:?}"),
+    };
+    let list = text(a.run("CLIENT LIST"));
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains(" name=first ") && list.contains(" name=second "), "{list}");
+    assert!(list.lines().all(|l| l.starts_with("id=") && l.contains(" user=default redir=-1 resp=2")), "{list}");
+    let info = text(a.run("CLIENT INFO"));
+    assert!(info.contains(" name=first ") && info.contains(" cmd=client|info ") && info.ends_with('\n'), "{info}");
+    let only_b = text(a.run(&format!("CLIENT LIST ID {b_id}")));
+    assert!(only_b.contains(" name=second ") && only_b.lines().count() == 1, "{only_b}");
+    assert_eq!(a.run("CLIENT LIST TYPE pubsub"), bulk(""));
+    // SKIPME yes by default: killing by this server's address spares the caller.
+    let Reply::Int(killed) = a.run(&format!("CLIENT KILL ID {b_id}")) else { panic!("a count") };
+    assert_eq!(killed, 1);
+    assert!(b.closed_within(std::time::Duration::from_secs(5)), "the killed connection is closed");
+    assert_eq!(err(a.run("CLIENT KILL 1.2.3.4:5")), "ERR No such client");
+    assert_eq!(a.run("PING"), Reply::Simple("PONG".into()), "the caller lives on");
+}

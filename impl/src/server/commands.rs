@@ -49,6 +49,9 @@ pub enum Local {
     ClientSetName(Vec<u8>),
     ClientGetName,
     ClientId,
+    ClientInfo,
+    ClientList(ClientFilter),
+    ClientKill(KillFilter),
     Ok,
     Multi,
     Exec,
@@ -59,6 +62,28 @@ pub enum Local {
     CommandList,
     CommandCount,
     ConfigGet(Vec<u8>),
+}
+
+/// Which clients CLIENT LIST shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientFilter {
+    /// TYPE: `Some(true)` for normal clients (all of them), `Some(false)`
+    /// for a kind this server has none of.
+    pub kind: Option<bool>,
+    pub ids: Option<Vec<u64>>,
+}
+
+/// Which connections CLIENT KILL closes: those every given field matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KillFilter {
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    pub user: Option<String>,
+    pub normal: Option<bool>,
+    pub skip_me: bool,
+    /// `CLIENT KILL ip:port`: answers OK or an error, not a count.
+    pub old_form: bool,
 }
 
 /// A CLUSTER subcommand (`cluster.rs` answers them).
@@ -97,6 +122,8 @@ pub enum CommandError {
     UnsupportedOption(String),
     /// SELECT of a database other than 0, as Redis Cluster refuses it.
     SelectInCluster,
+    /// A CLIENT TYPE Redis does not know.
+    UnknownClientType(String),
     /// A HELLO option it does not know.
     HelloOption(String),
     NoProto,
@@ -125,6 +152,7 @@ impl fmt::Display for CommandError {
             CommandError::UnsupportedOption(o) => write!(f, "ERR Unsupported option {o}"),
             CommandError::SelectInCluster => f.write_str("ERR SELECT is not allowed in cluster mode"),
             CommandError::HelloOption(o) => write!(f, "ERR Syntax error in HELLO option '{o}'"),
+            CommandError::UnknownClientType(t) => write!(f, "ERR Unknown client type '{t}'"),
             CommandError::NoProto => f.write_str("NOPROTO unsupported protocol version"),
             CommandError::ProtocolVersion => f.write_str("ERR Protocol version is not an integer or out of range"),
             CommandError::UnknownSubcommand { command, sub } => {
@@ -361,7 +389,15 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
                 "GETNAME" if n == 2 => Ok(Command::Local(Local::ClientGetName)),
                 "ID" if n == 2 => Ok(Command::Local(Local::ClientId)),
                 "SETINFO" if n == 4 => Ok(Command::Local(Local::Ok)),
-                "SETNAME" | "GETNAME" | "ID" | "SETINFO" => {
+                "INFO" if n == 2 => Ok(Command::Local(Local::ClientInfo)),
+                "LIST" => client_list(&args[2..]),
+                "KILL" if n >= 3 => client_kill(&args[2..]),
+                "NO-EVICT" if n == 3 => match upper(&args[2]).as_str() {
+                    // Nothing is evicted yet: the flag changes nothing.
+                    "ON" | "OFF" => Ok(Command::Local(Local::Ok)),
+                    _ => Err(CommandError::Syntax),
+                },
+                "SETNAME" | "GETNAME" | "ID" | "SETINFO" | "INFO" | "KILL" | "NO-EVICT" => {
                     Err(CommandError::Arity(format!("client|{}", upper(&args[1]).to_lowercase())))
                 }
                 _ => Err(unknown_sub("CLIENT", &args[1])),
@@ -431,6 +467,70 @@ fn scan(args: &[Vec<u8>]) -> Result<DbRead, CommandError> {
         i += 2;
     }
     Ok(DbRead::Scan { after, count: count as u64, pattern, strings_only })
+}
+
+/// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]
+fn client_list(opts: &[Vec<u8>]) -> Result<Command, CommandError> {
+    let mut filter = ClientFilter::default();
+    match opts.first().map(|o| upper(o)).as_deref() {
+        None => {}
+        Some("TYPE") if opts.len() == 2 => filter.kind = Some(client_type(&opts[1])?),
+        Some("ID") if opts.len() >= 2 => {
+            let ids: Result<Vec<u64>, _> = opts[1..]
+                .iter()
+                .map(|a| int(a).map(|n| n as u64).map_err(|_| CommandError::Reply("ERR Invalid client ID")))
+                .collect();
+            filter.ids = Some(ids?);
+        }
+        _ => return Err(CommandError::Syntax),
+    }
+    Ok(Command::Local(Local::ClientList(filter)))
+}
+
+/// A CLIENT TYPE: whether it names the one kind of client a server has.
+fn client_type(t: &[u8]) -> Result<bool, CommandError> {
+    match upper(t).as_str() {
+        "NORMAL" => Ok(true),
+        "MASTER" | "REPLICA" | "SLAVE" | "PUBSUB" => Ok(false),
+        _ => Err(CommandError::UnknownClientType(String::from_utf8_lossy(t).into_owned())),
+    }
+}
+
+/// CLIENT KILL ip:port, or CLIENT KILL with filters (ID, ADDR, LADDR,
+/// USER, TYPE, SKIPME).
+fn client_kill(opts: &[Vec<u8>]) -> Result<Command, CommandError> {
+    if opts.len() == 1 {
+        let addr = String::from_utf8_lossy(&opts[0]).into_owned();
+        return Ok(Command::Local(Local::ClientKill(KillFilter {
+            addr: Some(addr),
+            old_form: true,
+            ..KillFilter::default()
+        })));
+    }
+    if !opts.len().is_multiple_of(2) {
+        return Err(CommandError::Syntax);
+    }
+    let mut f = KillFilter { skip_me: true, ..KillFilter::default() };
+    for pair in opts.chunks(2) {
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        match upper(&pair[0]).as_str() {
+            "ID" => match int(&pair[1]) {
+                Ok(n) if n > 0 => f.id = Some(n as u64),
+                _ => return Err(CommandError::Reply("ERR client-id should be greater than 0")),
+            },
+            "ADDR" => f.addr = Some(value),
+            "LADDR" => f.laddr = Some(value),
+            "USER" => f.user = Some(value),
+            "TYPE" => f.normal = Some(client_type(&pair[1])?),
+            "SKIPME" => match upper(&pair[1]).as_str() {
+                "YES" => f.skip_me = true,
+                "NO" => f.skip_me = false,
+                _ => return Err(CommandError::Syntax),
+            },
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    Ok(Command::Local(Local::ClientKill(f)))
 }
 
 /// Redis names an unknown subcommand as the client wrote it.

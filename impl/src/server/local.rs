@@ -2,6 +2,7 @@
 //! CONFIG GET, DBSIZE, INFO, QUIT...): a pure function of the command, the
 //! connection's session and a context, testable without sockets.
 
+use super::clients::ClientRow;
 use super::cluster::ClusterView;
 use super::command_table::{Entry, TABLE};
 use super::commands::{ClusterCmd, Local};
@@ -22,6 +23,9 @@ pub(super) struct Context<'a> {
     pub info: Option<String>,
     /// The cluster as this server sees it, if the command is CLUSTER.
     pub cluster: Option<ClusterView<'a>>,
+    /// This server's RESP connections, if the command is CLIENT LIST or
+    /// INFO (the caller's is the one of its session's id).
+    pub clients: Vec<ClientRow>,
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -155,6 +159,21 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
             reply::ok(out);
         }
         Local::ClientGetName => reply::value(out, s.name.as_deref(), p),
+        Local::ClientInfo => {
+            let mine = ctx.clients.iter().find(|c| c.id == s.id).map(|c| c.line() + "\n").unwrap_or_default();
+            reply::verbatim(out, mine.as_bytes(), p);
+        }
+        Local::ClientList(filter) => {
+            let text: String = ctx
+                .clients
+                .iter()
+                .filter(|c| filter.kind != Some(false) && filter.ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+                .map(|c| c.line() + "\n")
+                .collect();
+            reply::verbatim(out, text.as_bytes(), p);
+        }
+        // Carried out by the pipeline, which sees every connection.
+        Local::ClientKill(_) => reply::error(out, "ERR CLIENT KILL is carried out by the server loop"),
         Local::ClientId => reply::int(out, s.id as i64),
         Local::CommandInfo(names) => {
             let proto = (p == Proto::Resp3) as usize;
@@ -226,6 +245,7 @@ mod tests {
             id: 7,
             proto: Proto::Resp2,
             multi: None,
+            last_cmd: String::new(),
             inflight: None,
             starved: false,
         }
@@ -233,7 +253,13 @@ mod tests {
 
     fn run(l: Local, s: &mut Session, requirepass: Option<&str>) -> (Reply, bool) {
         let limits = Limits::default();
-        let ctx = Context { requirepass, limits: &limits, info: Some("# Server\r\n".into()), cluster: None };
+        let ctx = Context {
+            requirepass,
+            limits: &limits,
+            info: Some("# Server\r\n".into()),
+            cluster: None,
+            clients: Vec::new(),
+        };
         let mut out = Vec::new();
         let close = answer(l, s, &ctx, &mut out);
         let (reply, used) = decode_reply(&out).expect("a reply").expect("a whole reply");

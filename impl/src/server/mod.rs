@@ -7,6 +7,7 @@
 //! the master, library clients): a node connection starts with a zero byte,
 //! which no RESP request does.
 
+mod clients;
 mod cluster;
 mod command_table;
 pub mod commands;

@@ -2,8 +2,9 @@
 //! its input, answered locally or handed to the core as operations, and
 //! the reply written once every part is back.
 
+use super::clients::ClientRow;
 use super::cluster::ClusterView;
-use super::commands::{self, Command, Kind, Local};
+use super::commands::{self, Command, KillFilter, Kind, Local};
 use super::local::{answer, Context};
 use super::node::ServerNode;
 use super::session::{InFlight, Waiter, OUTPUT_PAUSE};
@@ -60,6 +61,12 @@ impl ServerNode {
             let c = self.net.conns.get_mut(&tok).expect("connection");
             return reply::error(&mut c.wbuf, "NOAUTH Authentication required.");
         }
+        s.last_cmd = match (name.as_str(), args.get(1)) {
+            ("client" | "cluster" | "command" | "config", Some(sub)) => {
+                format!("{name}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
+            }
+            _ => name.clone(),
+        };
         let parsed = commands::parse(&args, &self.cfg.topology);
         if s.multi.is_some() {
             return self.queue(tok, parsed);
@@ -168,18 +175,85 @@ impl ServerNode {
 
     /// A command the server answers itself (`local.rs`).
     pub(super) fn local(&mut self, tok: Token, l: Local) {
+        if let Local::ClientKill(f) = l {
+            return self.client_kill(tok, f);
+        }
+        let clients =
+            if matches!(l, Local::ClientList(_) | Local::ClientInfo) { self.client_rows() } else { Vec::new() };
         let info = match &l {
             Local::Info(section) => Some(super::info::render(&self.snapshot(), section.as_deref())),
             _ => None,
         };
         let cluster = matches!(l, Local::Cluster(_))
             .then(|| cluster_view(&self.cfg.topology, &self.core, &self.st, &self.unreachable));
-        let ctx =
-            Context { requirepass: self.cfg.file.requirepass.as_deref(), limits: &self.cfg.file.limits, info, cluster };
+        let requirepass = self.cfg.file.requirepass.as_deref();
+        let ctx = Context { requirepass, limits: &self.cfg.file.limits, info, cluster, clients };
         let s = self.sessions.get_mut(&tok).expect("session");
         let c = self.net.conns.get_mut(&tok).expect("connection");
         if answer(l, s, &ctx, &mut c.wbuf) {
             c.closing = true;
+        }
+    }
+}
+
+impl ServerNode {
+    /// Every RESP connection as CLIENT LIST shows it, oldest first.
+    fn client_rows(&self) -> Vec<ClientRow> {
+        let mut rows: Vec<ClientRow> = self
+            .sessions
+            .iter()
+            .filter_map(|(tok, s)| {
+                let c = self.net.conns.get(tok)?;
+                Some(ClientRow {
+                    id: s.id,
+                    addr: c.addr.to_string(),
+                    laddr: c.sock.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                    name: s.name.as_deref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+                    age_s: c.created.elapsed().as_secs(),
+                    idle_s: c.last_active.elapsed().as_secs(),
+                    multi: s.multi.as_ref().map(|m| m.cmds.len()),
+                    qbuf: c.rbuf.len(),
+                    obl: c.wbuf.len(),
+                    cmd: s.last_cmd.clone(),
+                    resp: s.proto.number(),
+                })
+            })
+            .collect();
+        rows.sort_by_key(|r| r.id);
+        rows
+    }
+
+    /// CLIENT KILL: closes the connections the filter matches, after their
+    /// pending replies, and answers how many (or OK, in the old form).
+    fn client_kill(&mut self, tok: Token, f: KillFilter) {
+        let me = self.sessions.get(&tok).map(|s| s.id);
+        let rows = self.client_rows();
+        let doomed: Vec<u64> = rows
+            .iter()
+            .filter(|r| {
+                f.id.is_none_or(|id| r.id == id)
+                    && f.addr.as_ref().is_none_or(|a| *a == r.addr)
+                    && f.laddr.as_ref().is_none_or(|a| *a == r.laddr)
+                    && f.user.as_ref().is_none_or(|u| u == "default")
+                    && f.normal != Some(false)
+                    && !(f.skip_me && Some(r.id) == me)
+            })
+            .map(|r| r.id)
+            .collect();
+        for (t, s) in &self.sessions {
+            if doomed.contains(&s.id) {
+                if let Some(c) = self.net.conns.get_mut(t) {
+                    // After what it has to send, if anything.
+                    c.closing = true;
+                    c.dead |= c.wbuf.is_empty();
+                }
+            }
+        }
+        let c = self.net.conns.get_mut(&tok).expect("connection");
+        match (f.old_form, doomed.len()) {
+            (true, 0) => reply::error(&mut c.wbuf, "ERR No such client"),
+            (true, _) => reply::ok(&mut c.wbuf),
+            (false, n) => reply::int(&mut c.wbuf, n as i64),
         }
     }
 }

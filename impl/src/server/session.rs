@@ -46,6 +46,8 @@ pub(super) struct Session {
     /// RESP2 until HELLO 3.
     pub(super) proto: Proto,
     pub(super) multi: Option<Multi>,
+    /// The last command, as Redis names it (CLIENT LIST's `cmd`).
+    pub(super) last_cmd: String,
     /// One command at a time, in order: replies keep the request order and
     /// a command sees the effects of the ones before it.
     pub(super) inflight: Option<InFlight>,
