@@ -160,9 +160,10 @@ fn counts(text: &str) -> (u64, u64, u64) {
     (w[0], w[1], w[2])
 }
 
-/// Starts a load script, kills `s2` with SIGKILL under it, restarts it, and
-/// returns the script's output.
-fn through_a_kill(cluster: &mut Cluster, mut load: Command) -> String {
+/// Starts a load script, kills `s2` with SIGKILL under it, restarts it,
+/// and checks what the script counted: it ran, with no error past the
+/// client's retry policy and no stale read.
+fn through_a_kill(cluster: &mut Cluster, mut load: Command, client: &str) {
     load.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child: Child = load.spawn().expect("start the load");
     std::thread::sleep(Duration::from_secs(3));
@@ -172,7 +173,11 @@ fn through_a_kill(cluster: &mut Cluster, mut load: Command) -> String {
     let out = child.wait_with_output().expect("the load ends");
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.contains("ok"), "load: {text}");
-    text
+    let (ops, errors, stale) = counts(&text);
+    eprintln!("{client}: {ops} operations, {errors} errors, {stale} stale reads");
+    assert!(ops > 200, "{client}: the load ran: {text}");
+    assert_eq!(stale, 0, "{client}: no stale read: {text}");
+    assert_eq!(errors, 0, "{client}: no error beyond the client's retry policy: {text}");
 }
 
 /// redis-py's `RedisCluster` discovers the cluster (CLUSTER SLOTS, COMMAND)
@@ -188,12 +193,7 @@ fn redis_py_cluster_client_through_a_kill_and_restart() {
     let mut cluster = Cluster::start(21920, 3, 1);
     let mut load = Command::new(&py);
     load.args(["-c", CLUSTER_LOAD, &port(&cluster, "s1"), "14"]);
-    let text = through_a_kill(&mut cluster, load);
-    let (ops, errors, stale) = counts(&text);
-    eprintln!("redis-py RedisCluster: {ops} operations, {errors} errors, {stale} stale reads");
-    assert!(ops > 200, "the load ran: {text}");
-    assert_eq!(stale, 0, "no stale read: {text}");
-    assert_eq!(errors, 0, "no error beyond the client's retry policy: {text}");
+    through_a_kill(&mut cluster, load, "redis-py RedisCluster");
 }
 
 const IOREDIS_LOAD: &str = r#"
@@ -237,10 +237,5 @@ fn ioredis_cluster_client_through_a_kill_and_restart() {
     let mut cluster = Cluster::start(21940, 3, 1);
     let mut load = Command::new("node");
     load.env("NODE_PATH", &modules).args(["-e", IOREDIS_LOAD, &port(&cluster, "s1"), "14"]);
-    let text = through_a_kill(&mut cluster, load);
-    let (ops, errors, stale) = counts(&text);
-    eprintln!("ioredis Cluster: {ops} operations, {errors} errors, {stale} stale reads");
-    assert!(ops > 200, "the load ran: {text}");
-    assert_eq!(stale, 0, "no stale read: {text}");
-    assert_eq!(errors, 0, "no error beyond the client's retry policy: {text}");
+    through_a_kill(&mut cluster, load, "ioredis Cluster");
 }
