@@ -40,8 +40,9 @@ fn port(cluster: &Cluster, name: &str) -> String {
 /// Runs `script` to its end; its output must end with `ok`.
 fn run_to_end(mut cmd: Command, what: &str) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && text.trim_end().ends_with("ok"), "{what}: {text}");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stdout.trim_end().ends_with("ok"), "{what}: {text}");
     text
 }
 
@@ -71,6 +72,22 @@ assert r.mset({k("m1"): 1, k("m2"): 2}) and r.mget([k("m1"), k("m2"), k("m3")]) 
 assert r.exists(k("m1"), k("m2"), k("m3")) == 2 and r.touch(k("m1"), k("m3")) == 1
 assert r.delete(k("m1"), k("m2")) == 2 and r.unlink(k("m1")) == 0
 assert r.client_getname() in ("t", b"t")
+# The rest of the commands served, each once.
+assert r.setnx(k("n"), 1) and not r.setnx(k("n"), 2)
+assert r.setex(k("x"), 100, "v") and r.psetex(k("y"), 100000, "v") and 0 < r.pttl(k("y")) <= 100000
+assert r.pexpire(k("x"), 50000) and 0 < r.pttl(k("x")) <= 50000 and r.pexpireat(k("x"), 4102444800000)
+assert r.set(k("at"), "v", exat=4102444800) and r.expiretime(k("at")) == 4102444800
+assert r.set(k("at"), "v", pxat=4102444800123) and r.pexpiretime(k("at")) == 4102444800123
+assert r.set(k("c"), 10) and r.incrby(k("c"), 5) == 15 and r.decr(k("c")) == 14
+assert r.echo("hi") == b"hi" and r.client_id() > 0 and r.client_setname("t2")
+assert "name=t2" in r.client_info().get("name", "") or r.client_info()["name"] == "t2"
+assert any(c["name"] == "t2" for c in r.client_list())
+assert r.config_get("maxclients")["maxclients"]
+assert r.execute_command("SELECT", 0) in (True, b"OK", "OK")
+assert r.execute_command("READONLY") and r.execute_command("READWRITE")
+assert r.execute_command("CLUSTER", "KEYSLOT", "foo") == 12182
+assert len(r.execute_command("CLUSTER", "SLOTS")) >= 1 and r.execute_command("CLUSTER", "MYID")
+assert r.command_count() > 50 and "get" in r.command()
 # Django's delete_pattern and Rails' delete_matched: SCAN with MATCH, then DEL.
 for i in range(30):
     r.set(k(f"page:{i}"), i)

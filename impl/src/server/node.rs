@@ -58,6 +58,8 @@ pub struct ServerNode {
     pub(super) waiters: HashMap<u64, Waiter>,
     pub(super) next_waiter: u64,
     pub(super) client_base: u64,
+    /// The next RESP connection's id (from 1: Redis's ids are positive, and
+    /// CLIENT KILL ID 0 names no client).
     pub(super) next_client: u64,
     pub(super) inputs: VecDeque<ServerInput>,
     /// The one re-drive queue: RESP connections whose next command may
@@ -118,7 +120,7 @@ impl ServerNode {
             waiters: HashMap::new(),
             next_waiter: 0,
             client_base: crate::util::random_u64(),
-            next_client: 0,
+            next_client: 1,
             inputs: VecDeque::new(),
             ready: Vec::new(),
             stats: Stats::default(),
