@@ -106,13 +106,13 @@ mod tests {
         assert!(matches(b"MAX*", b"maxclients", true) && !matches(b"MAX*", b"maxclients", false));
     }
 
-    /// A pattern of many stars against a long subject ends quickly.
+    /// A pattern of many stars against a long subject: a recursive matcher
+    /// would try some 10^100 ways (this test would never end); this one
+    /// looks at most pattern x subject positions.
     #[test]
     fn no_pattern_takes_exponential_time() {
         let s = "a".repeat(10_000);
         let p = "*a".repeat(50) + "b";
-        let t = std::time::Instant::now();
         assert!(!matches(p.as_bytes(), s.as_bytes(), false));
-        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }
