@@ -326,6 +326,22 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<Ke
 fn db_read<R: Rows>(rows: &mut R, what: DbRead, now: Time) -> Result<OpResult, R::Error> {
     Ok(match what {
         DbRead::Size => OpResult::Int(rows.kv_count(now)? as i64),
+        DbRead::InSlot { slot, count, count_only } => {
+            let mut keys: Vec<Key> = rows
+                .kv_scan(0, u64::MAX)?
+                .into_iter()
+                .filter(|(key, _, exp)| {
+                    exp.is_none_or(|t| now < t) && crate::topology::key_slot(key, crate::topology::SLOTS).0 == slot
+                })
+                .map(|(key, ..)| key)
+                .collect();
+            if count_only {
+                OpResult::Int(keys.len() as i64)
+            } else {
+                keys.truncate(count.min(usize::MAX as u64) as usize);
+                OpResult::Keys { keys, next: 0 }
+            }
+        }
         DbRead::Scan { after, count, pattern, strings_only } => {
             let found = rows.kv_scan(after, count.max(1))?;
             // A full page may have more after it: go on from its last version.

@@ -185,6 +185,10 @@ pub enum DbRead {
     Scan { after: u64, count: u64, pattern: Option<Vec<u8>>, strings_only: bool },
     /// DBSIZE: how many live keys.
     Size,
+    /// CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT: the live keys of one of
+    /// Redis Cluster's 16384 slots, at most `count` of them (their number
+    /// if `count_only`). Every row is looked at: no row keeps its slot.
+    InSlot { slot: u16, count: u64, count_only: bool },
 }
 
 /// A client-visible operation on one key.

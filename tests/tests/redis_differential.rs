@@ -204,6 +204,13 @@ const SCRIPTS: &[&[&str]] = &[
         "CLUSTER KEYSLOT foo",
         "CLUSTER KEYSLOT {user1}x",
         "CLUSTER KEYSLOT",
+        "CLUSTER COUNTKEYSINSLOT x",
+        "CLUSTER COUNTKEYSINSLOT -1",
+        "CLUSTER COUNTKEYSINSLOT 16384",
+        "CLUSTER COUNTKEYSINSLOT",
+        "CLUSTER GETKEYSINSLOT 5 x",
+        "CLUSTER GETKEYSINSLOT 5 -1",
+        "CLUSTER GETKEYSINSLOT 99999 1",
         "CLUSTER NOSUCH",
         "CLIENT SETNAME abc",
         "CLIENT GETNAME",
@@ -418,10 +425,18 @@ fn scan_keys_and_dbsize_see_the_whole_database() {
     }
     for server in ["s1", "s2", "s3"] {
         let mut ours = Resp::connect(&cluster.addr(server));
-        for line in ["DBSIZE", "KEYS nosuch*"] {
+        for line in ["DBSIZE", "KEYS nosuch*", "CLUSTER COUNTKEYSINSLOT 3828", "CLUSTER COUNTKEYSINSLOT 1"] {
             assert_eq!(ours.run(line), redis.run(line), "{server}: {line}");
         }
-        for line in ["KEYS *", "KEYS user:1?:name", "KEYS {s}session:*", "KEYS [ps]*"] {
+        // {s} hashes to slot 3828, 'plain' to slot 7143.
+        for line in [
+            "KEYS *",
+            "KEYS user:1?:name",
+            "KEYS {s}session:*",
+            "KEYS [ps]*",
+            "CLUSTER GETKEYSINSLOT 3828 1000",
+            "CLUSTER GETKEYSINSLOT 7143 10",
+        ] {
             assert_eq!(sorted(ours.run(line)), sorted(redis.run(line)), "{server}: {line}");
         }
         for opts in ["", "COUNT 7", "MATCH user:*:name COUNT 25", "MATCH *session* TYPE string", "TYPE hash"] {
@@ -430,4 +445,5 @@ fn scan_keys_and_dbsize_see_the_whole_database() {
         }
     }
     assert_eq!(scan_all(&mut writer, "").len(), 120 + 40 + 1, "every live key, once");
+    assert_eq!(writer.run("CLUSTER COUNTKEYSINSLOT 3828"), Reply::Int(40), "the {{s}} keys");
 }

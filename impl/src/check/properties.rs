@@ -122,7 +122,8 @@ pub(super) fn answers(op: &Op, result: &OpResult) -> Answer {
             }
             _ => Answer::Mismatch,
         },
-        (Op::Db(DbRead::Scan { .. }), R::Keys { .. }) | (Op::Db(DbRead::Size), R::Int(_)) => Answer::Definite,
+        (Op::Db(DbRead::Scan { .. } | DbRead::InSlot { count_only: false, .. }), R::Keys { .. })
+        | (Op::Db(DbRead::Size | DbRead::InSlot { count_only: true, .. }), R::Int(_)) => Answer::Definite,
         (Op::Inspect(_, what), r) => match (what, r) {
             (Inspect::GetRange(..), R::Value(_))
             | (Inspect::Type, R::Status(_))

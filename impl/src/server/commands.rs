@@ -378,6 +378,25 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
                     arity(n == 3)?;
                     ClusterCmd::KeySlot(key(2))
                 }
+                // Keys in a slot: the database's, read by the store.
+                "countkeysinslot" => {
+                    arity(n == 3)?;
+                    let slot = int(&args[2])?;
+                    if !(0..failgroup_model::SLOTS as i64).contains(&slot) {
+                        return Err(CommandError::Reply("ERR Invalid slot"));
+                    }
+                    let read = DbRead::InSlot { slot: slot as u16, count: 0, count_only: true };
+                    return data(Kind::Int, vec![Op::Db(read)]);
+                }
+                "getkeysinslot" => {
+                    arity(n == 4)?;
+                    let (slot, count) = (int(&args[2])?, int(&args[3])?);
+                    if !(0..failgroup_model::SLOTS as i64).contains(&slot) || count < 0 {
+                        return Err(CommandError::Reply("ERR Invalid slot or number of keys"));
+                    }
+                    let read = DbRead::InSlot { slot: slot as u16, count: count as u64, count_only: false };
+                    return data(Kind::Keys, vec![Op::Db(read)]);
+                }
                 _ => return Err(unknown_sub("CLUSTER", &args[1])),
             };
             Ok(Command::Local(Local::Cluster(cmd)))

@@ -14,6 +14,7 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
     let req = |seq| ReqId { client: ClientId(u64::MAX - 1), seq };
     let k = || b"k".to_vec();
     let (k2, k3) = (|| b"k2".to_vec(), || b"k3".to_vec());
+    let k2_slot = failgroup_model::key_slot(b"k2", failgroup_model::SLOTS).0;
     let atomic = |seq, ops| StoreOp::Atomic { slot: Slot(1), fence: Some(Epoch(3)), req: req(seq), ops };
     let w =
         |seq, epoch, write| StoreOp::Write { slot: Slot(1), fence: Some(Epoch(epoch)), req: req(seq), key: k(), write };
@@ -109,6 +110,8 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         (b, StoreOp::Db(DbRead::Scan { after: 0, count: 1, pattern: None, strings_only: true })),
         (b, StoreOp::Db(DbRead::Scan { after: 0, count: 10, pattern: Some(b"k?".to_vec()), strings_only: true })),
         (b, StoreOp::Db(DbRead::Size)),
+        (b, StoreOp::Db(DbRead::InSlot { slot: k2_slot, count: 10, count_only: false })),
+        (b, StoreOp::Db(DbRead::InSlot { slot: k2_slot, count: 0, count_only: true })),
     ];
     ops.into_iter().enumerate().map(|(i, (s, op))| (s, op, Time(1000 + i as u64))).collect()
 }
