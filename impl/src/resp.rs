@@ -168,8 +168,8 @@ impl Proto {
 
 /// Reply encoders, appending to an output buffer. Those whose RESP3 type
 /// differs take the connection's [`Proto`]: RESP2 answers the same data
-/// in its older types (a map as a flat array, a double as a bulk string),
-/// as Redis does.
+/// in its older types (a map as a flat array, text as a bulk string), as
+/// Redis does.
 pub mod reply {
     use super::Proto;
 
@@ -210,16 +210,7 @@ pub mod reply {
     }
 
     pub fn array(out: &mut Vec<u8>, len: usize) {
-        out.push(b'*');
-        out.extend_from_slice(len.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-
-    pub fn bulk_or_nil(out: &mut Vec<u8>, b: Option<&[u8]>) {
-        match b {
-            Some(b) => bulk(out, b),
-            None => nil(out),
-        }
+        header(out, b'*', len);
     }
 
     fn header(out: &mut Vec<u8>, kind: u8, len: usize) {
@@ -232,14 +223,6 @@ pub mod reply {
     pub fn null(out: &mut Vec<u8>, p: Proto) {
         match p {
             Proto::Resp2 => nil(out),
-            Proto::Resp3 => out.extend_from_slice(b"_\r\n"),
-        }
-    }
-
-    /// A missing array: RESP3's null, RESP2's null array.
-    pub fn null_array(out: &mut Vec<u8>, p: Proto) {
-        match p {
-            Proto::Resp2 => out.extend_from_slice(b"*-1\r\n"),
             Proto::Resp3 => out.extend_from_slice(b"_\r\n"),
         }
     }
@@ -259,35 +242,6 @@ pub mod reply {
         }
     }
 
-    /// A set of `len` members.
-    pub fn set(out: &mut Vec<u8>, len: usize, p: Proto) {
-        match p {
-            Proto::Resp2 => array(out, len),
-            Proto::Resp3 => header(out, b'~', len),
-        }
-    }
-
-    /// A double, written as Redis writes it (`%.17g`, shortest form that
-    /// reads back; `inf`, `-inf`).
-    pub fn double(out: &mut Vec<u8>, d: f64, p: Proto) {
-        let text = super::format_double(d);
-        match p {
-            Proto::Resp2 => bulk(out, text.as_bytes()),
-            Proto::Resp3 => {
-                out.push(b',');
-                out.extend_from_slice(text.as_bytes());
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-    }
-
-    pub fn boolean(out: &mut Vec<u8>, b: bool, p: Proto) {
-        match p {
-            Proto::Resp2 => int(out, b as i64),
-            Proto::Resp3 => out.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" }),
-        }
-    }
-
     /// Text for people (INFO, CLUSTER NODES): RESP3's verbatim string.
     pub fn verbatim(out: &mut Vec<u8>, text: &[u8], p: Proto) {
         match p {
@@ -300,18 +254,6 @@ pub mod reply {
             }
         }
     }
-}
-
-/// A double as Redis prints one in replies: the shortest decimal that reads
-/// back to the same double, `inf`/`-inf` for infinities.
-pub fn format_double(d: f64) -> String {
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if d == d.trunc() && d.abs() < 1e17 {
-        return format!("{}", d as i64);
-    }
-    format!("{d}")
 }
 
 /// A decoded reply, for clients and tests.

@@ -262,6 +262,29 @@ impl ServerState {
     }
 }
 
+/// The answer to a read from the cache of `slot`, if every key it reads is
+/// there (and not past a temporary entry's expiry): a GET, an `Inspect`
+/// (by the store's own function), or an atomic operation of such reads.
+fn cached_answer(st: &ServerState, slot: Slot, op: &Op, now: Time) -> Option<OpResult> {
+    let cached = |key: &[u8]| {
+        let e = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)))?;
+        e.expires.is_none_or(|t| now < t).then_some(e.value.as_deref())
+    };
+    match op {
+        Op::Get(k) => cached(k).map(|v| OpResult::Value(v.map(<[u8]>::to_vec))),
+        Op::Inspect(k, what) => cached(k).map(|v| crate::store::inspect(what, v.map(|v| (v, None)))),
+        Op::Atomic(ops) => ops
+            .iter()
+            .map(|o| match o {
+                Op::Get(_) | Op::Inspect(..) => cached_answer(st, slot, o, now),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(OpResult::Many),
+        _ => None,
+    }
+}
+
 /// A server's static part: identity, topology and configuration.
 #[derive(Clone, Debug)]
 pub struct Server {
@@ -438,58 +461,26 @@ impl Server {
         let slot = p.slot;
         let for_other = self.topology.owner(slot) != self.id;
         out.push(ServerOutput::Event(ServerEvent::Served { slot, for_other }));
+        // A read of keys all in the cache answers here, at one instant
+        // under the right: GET, STRLEN and the like, MGET of one slot's keys.
+        if let Some(result) = cached_answer(st, slot, &p.fwd.op, now) {
+            if !matches!(p.fwd.op, Op::Inspect(..)) {
+                out.push(ServerOutput::Event(ServerEvent::CacheHit));
+            }
+            out.push(ServerOutput::Reply { to: p.origin, result });
+            st.ops.remove(&id);
+            return;
+        }
         let op = match &p.fwd.op {
             Op::Get(key) => {
-                let hit = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)));
-                if let Some(e) = hit.filter(|e| e.expires.is_none_or(|t| now < t)) {
-                    let result = OpResult::Value(e.value.as_deref().map(<[u8]>::to_vec));
-                    out.push(ServerOutput::Event(ServerEvent::CacheHit));
-                    out.push(ServerOutput::Reply { to: p.origin, result });
-                    st.ops.remove(&id);
-                    return;
-                }
                 out.push(ServerOutput::Event(ServerEvent::CacheMiss));
                 StoreOp::Read { key: key.clone() }
             }
             Op::Ttl(key) => StoreOp::Ttl { key: key.clone() },
-            Op::Inspect(key, what) => {
-                // A key in the cache answers here, with the store's function.
-                let hit = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)));
-                if let Some(e) = hit.filter(|e| e.expires.is_none_or(|t| now < t)) {
-                    let result = crate::store::inspect(what, e.value.as_deref().map(|v| (v, None)), now);
-                    out.push(ServerOutput::Reply { to: p.origin, result });
-                    st.ops.remove(&id);
-                    return;
-                }
-                StoreOp::Inspect { key: key.clone(), what: what.clone() }
-            }
+            Op::Inspect(key, what) => StoreOp::Inspect { key: key.clone(), what: what.clone() },
             Op::Update(key, u) => self.write_op(p, epoch, key, Write::Update(u.clone())),
             Op::Db(read) => StoreOp::Db(read.clone()),
-            Op::Atomic(ops) => {
-                // Reads of keys all in the cache answer here, at one
-                // instant under the right (MGET of one slot's keys).
-                let cached = |key: &[u8]| {
-                    let e = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)))?;
-                    e.expires.is_none_or(|t| now < t).then_some(e.value.as_deref())
-                };
-                let reads: Option<Vec<OpResult>> = ops
-                    .iter()
-                    .map(|op| match op {
-                        Op::Get(k) => cached(k).map(|v| OpResult::Value(v.map(<[u8]>::to_vec))),
-                        Op::Inspect(k, what) => {
-                            cached(k).map(|v| crate::store::inspect(what, v.map(|v| (v, None)), now))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                if let Some(results) = reads {
-                    out.push(ServerOutput::Event(ServerEvent::CacheHit));
-                    out.push(ServerOutput::Reply { to: p.origin, result: OpResult::Many(results) });
-                    st.ops.remove(&id);
-                    return;
-                }
-                StoreOp::Atomic { slot, fence: epoch, req: p.fwd.req, ops: ops.clone() }
-            }
+            Op::Atomic(ops) => StoreOp::Atomic { slot, fence: epoch, req: p.fwd.req, ops: ops.clone() },
             Op::SetWith(key, v, opts) => self.write_op(p, epoch, key, Write::SetWith(v.clone(), *opts)),
             Op::Expire(key, ms) => self.write_op(p, epoch, key, Write::Expire(*ms)),
             Op::Set(key, v) => self.write_op(p, epoch, key, Write::Set(v.clone())),
@@ -614,13 +605,12 @@ impl Server {
                     StoreReply::Failed(msg) => {
                         // Outcome unknown: forget the keys so no guess is served.
                         if let Some(m) = st.cache.get_mut(&p.slot) {
-                            match &p.fwd.op {
-                                Op::Atomic(ops) => ops.iter().for_each(|o| {
-                                    m.remove(&KeyRef::new(o.key()));
-                                }),
-                                op => {
-                                    m.remove(&KeyRef::new(op.key()));
-                                }
+                            let ops = match &p.fwd.op {
+                                Op::Atomic(ops) => &ops[..],
+                                op => std::slice::from_ref(op),
+                            };
+                            for key in ops.iter().filter_map(Op::named_key) {
+                                m.remove(&KeyRef::new(key));
                             }
                         }
                         OpResult::Err(ErrorKind::Store(msg))

@@ -302,7 +302,7 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<Ke
         }
         Op::Inspect(key, what) => {
             let row = live(rows, &key, now)?.map(|(v, _, e)| (v, e));
-            return read(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e)), now));
+            return read(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e))));
         }
         Op::Atomic(_) => return read(OpResult::Err(ErrorKind::Reply("ERR nested atomic operation".into()))),
         Op::Db(what) => return read(db_read(rows, what, now)?),
@@ -370,10 +370,9 @@ fn ttl(expiry: Option<Option<Time>>, now: Time) -> i64 {
 }
 
 /// The answer to `what` of a key that is `row` (value, expiry; `None`:
-/// absent) at the store's `now`: the one function the store and the
-/// caches answer with.
-pub fn inspect(what: &Inspect, row: Option<(&[u8], Option<Time>)>, now: Time) -> OpResult {
-    let _ = now;
+/// absent or expired): the one function the store and the caches answer
+/// with.
+pub fn inspect(what: &Inspect, row: Option<(&[u8], Option<Time>)>) -> OpResult {
     match (what, row) {
         (Inspect::Exists, row) => OpResult::Int(row.is_some() as i64),
         (Inspect::Type, None) => OpResult::Status("none".into()),
@@ -449,7 +448,7 @@ pub fn execute<R: Rows>(
         StoreOp::Db(what) => StoreReply::Inspected(db_read(rows, what, now)?),
         StoreOp::Inspect { key, what } => {
             let row = live(rows, &key, now)?.map(|(v, _, exp)| (v, exp));
-            StoreReply::Inspected(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e)), now))
+            StoreReply::Inspected(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e))))
         }
         StoreOp::Atomic { slot, fence, req, ops } => {
             // What the caches get of each key: as a write of this operation
@@ -466,8 +465,8 @@ pub fn execute<R: Rows>(
             if writes {
                 let dedupe = !rules.has(Mutant::TransactionsTwice);
                 if let Some(result) = rows.applied(req)?.filter(|_| dedupe) {
-                    for op in &ops {
-                        now_of(rows, op.key(), &mut after)?;
+                    for key in ops.iter().filter_map(Op::named_key) {
+                        now_of(rows, key, &mut after)?;
                     }
                     return Ok(StoreReply::Atomic { result, keys: after });
                 }
@@ -490,8 +489,8 @@ pub fn execute<R: Rows>(
                 rows.record(req, &result, now)?;
             }
             after = written;
-            for op in &ops {
-                now_of(rows, op.key(), &mut after)?;
+            for key in ops.iter().filter_map(Op::named_key) {
+                now_of(rows, key, &mut after)?;
             }
             StoreReply::Atomic { result, keys: after }
         }

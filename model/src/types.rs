@@ -231,6 +231,15 @@ impl Op {
         }
     }
 
+    /// The key a one-key operation reads or writes; none for a read of the
+    /// whole database.
+    pub fn named_key(&self) -> Option<&[u8]> {
+        match self {
+            Op::Db(_) => None,
+            op => Some(op.key()),
+        }
+    }
+
     pub fn is_write(&self) -> bool {
         match self {
             Op::Get(_) | Op::Ttl(_) | Op::Inspect(..) | Op::Db(_) => false,

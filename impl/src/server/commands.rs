@@ -13,7 +13,7 @@ pub enum Kind {
     Set,
     /// DEL: the number of keys removed.
     Del,
-    /// EXISTS: the number of keys present.
+    /// EXISTS, TOUCH: the number of keys present.
     Exists,
     MGet,
     MSet,
@@ -685,12 +685,12 @@ fn set(args: &[Vec<u8>], name: &str) -> Result<Command, CommandError> {
         i += 1;
     }
     let (k, v) = (args[1].clone(), args[2].clone());
-    let op = match expiry {
-        _ if get || keep_ttl => Op::Update(k, Update::Set { value: v, cond, expiry, keep_ttl, get }),
-        Some(Deadline::At(_)) => Op::Update(k, Update::Set { value: v, cond, expiry, keep_ttl, get }),
-        Some(Deadline::In(ms)) => Op::SetWith(k, v, SetOpts { ttl_ms: Some(ms as u64), cond }),
-        None if cond == SetCond::Always => Op::Set(k, v),
-        None => Op::SetWith(k, v, SetOpts { ttl_ms: None, cond }),
+    // The plain forms stay the core's SET and SET EX/PX/NX/XX.
+    let op = match (expiry, get || keep_ttl) {
+        (Some(Deadline::In(ms)), false) => Op::SetWith(k, v, SetOpts { ttl_ms: Some(ms as u64), cond }),
+        (None, false) if cond == SetCond::Always => Op::Set(k, v),
+        (None, false) => Op::SetWith(k, v, SetOpts { ttl_ms: None, cond }),
+        _ => Op::Update(k, Update::Set { value: v, cond, expiry, keep_ttl, get }),
     };
     let kind = if get { Kind::Get } else { Kind::Set };
     Ok(Command::Data { kind, ops: vec![op] })
@@ -727,10 +727,7 @@ pub fn encode(kind: Kind, results: &[OpResult], p: Proto, out: &mut Vec<u8>) {
         },
         Kind::MSet => reply::ok(out),
         Kind::Del => reply::int(out, results.iter().map(|r| matches!(r, OpResult::Deleted(1)) as i64).sum()),
-        Kind::Exists => reply::int(
-            out,
-            results.iter().map(|r| matches!(r, OpResult::Int(1)) as i64 + value(r).is_some() as i64).sum(),
-        ),
+        Kind::Exists => reply::int(out, results.iter().map(|r| matches!(r, OpResult::Int(1)) as i64).sum()),
         Kind::Scan | Kind::Keys => match &results[0] {
             OpResult::Keys { keys, next } => {
                 if kind == Kind::Scan {

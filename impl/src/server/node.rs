@@ -177,6 +177,9 @@ impl ServerNode {
                 let _ = self.peer_conn(s);
             }
         }
+        if self.unreachable.is_empty() {
+            return;
+        }
         let conns = &self.net.conns;
         let connected: Vec<ServerId> = self
             .peers_out

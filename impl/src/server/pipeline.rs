@@ -61,12 +61,14 @@ impl ServerNode {
             let c = self.net.conns.get_mut(&tok).expect("connection");
             return reply::error(&mut c.wbuf, "NOAUTH Authentication required.");
         }
-        s.last_cmd = match (name.as_str(), args.get(1)) {
-            ("client" | "cluster" | "command" | "config", Some(sub)) => {
-                format!("{name}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
-            }
-            _ => name.clone(),
-        };
+        // CLIENT LIST's `cmd`, in the session's buffer (no allocation per
+        // command once it has grown).
+        s.last_cmd.clear();
+        s.last_cmd.push_str(&name);
+        if let ("client" | "cluster" | "command" | "config", Some(sub)) = (name.as_str(), args.get(1)) {
+            s.last_cmd.push('|');
+            s.last_cmd.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
+        }
         let parsed = commands::parse(&args, &self.cfg.topology);
         if s.multi.is_some() {
             return self.queue(tok, parsed);
