@@ -17,7 +17,7 @@ use crate::config::{Mode, Mutant, ProtocolConfig};
 use crate::messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
 use crate::store::{Stamp, StoreOp, StoreReply, Write};
 use crate::topology::Topology;
-use crate::types::{Epoch, ErrorKind, Key, Op, OpResult, ServerId, Slot, Time, Value};
+use crate::types::{DataRef, Epoch, ErrorKind, Key, Op, OpResult, ServerId, Slot, Time, Value};
 use equivalent::{Comparable, Equivalent};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
@@ -272,7 +272,7 @@ fn cached_answer(st: &ServerState, slot: Slot, op: &Op, now: Time) -> Option<OpR
     };
     match op {
         Op::Get(k) => cached(k).map(|v| OpResult::Value(v.map(<[u8]>::to_vec))),
-        Op::Inspect(k, what) => cached(k).map(|v| crate::store::inspect(what, v.map(|v| (v, None)))),
+        Op::Inspect(k, what) => cached(k).map(|v| crate::store::inspect(what, v.map(|v| (DataRef::Str(v), None)))),
         Op::Atomic(ops) => ops
             .iter()
             .map(|o| match o {
@@ -534,8 +534,8 @@ impl Server {
 
     /// Puts a value read or written under `epoch` into the cache, unless the
     /// right moved meanwhile or a newer version is already there. A key with
-    /// a time to live leaves the cache instead: only the store's clock says
-    /// when it expires.
+    /// a time to live leaves the cache instead (only the store's clock says
+    /// when it expires), as does a key that is not a string.
     #[allow(clippy::too_many_arguments)]
     fn fill(
         &self,
@@ -544,7 +544,7 @@ impl Server {
         key: &[u8],
         value: Option<Value>,
         version: u64,
-        expiring: bool,
+        uncached: bool,
         now: Time,
     ) {
         let slot = p.slot;
@@ -560,10 +560,10 @@ impl Server {
         let m = st.cache.entry(slot).or_default();
         let k = KeyRef::new(key);
         if m.get(&k).is_none_or(|e| e.version <= version) {
-            // An expiring key leaves a tombstone, never served (it expired
+            // An uncached key leaves a tombstone, never served (it expired
             // at time zero), that keeps its version: a reply of an older
             // version arriving late cannot bring the old value back.
-            let (value, expires) = if expiring { (None, Some(Time::ZERO)) } else { (value, expires) };
+            let (value, expires) = if uncached { (None, Some(Time::ZERO)) } else { (value, expires) };
             m.insert(CacheKey::new(key), CacheEntry { value: value.map(Vec::into_boxed_slice), version, expires });
         }
     }
@@ -576,17 +576,17 @@ impl Server {
                 let Stage::Store(epoch) = p.stage else { return };
                 let key = p.fwd.op.key();
                 let result = match reply {
-                    StoreReply::Read { value, version, expiring } => {
-                        self.fill(st, &p, key, value.clone(), version, expiring, now);
+                    StoreReply::Read { value, version, uncached } => {
+                        self.fill(st, &p, key, value.clone(), version, uncached, now);
                         OpResult::Value(value)
                     }
-                    StoreReply::Written { version, value, expiring, result } => {
-                        self.fill(st, &p, key, value, version, expiring, now);
+                    StoreReply::Written { version, value, uncached, result } => {
+                        self.fill(st, &p, key, value, version, uncached, now);
                         result
                     }
                     StoreReply::Atomic { result, keys } => {
                         for k in keys {
-                            self.fill(st, &p, &k.key, k.value, k.version, k.expiring, now);
+                            self.fill(st, &p, &k.key, k.value, k.version, k.uncached, now);
                         }
                         result
                     }

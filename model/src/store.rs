@@ -16,8 +16,8 @@
 use crate::config::Mode;
 use crate::config::Mutant;
 use crate::types::{
-    DbRead, Deadline, Epoch, ErrorKind, ExpireCond, Inspect, Key, Op, OpResult, ReqId, ServerId, SetCond, SetOpts,
-    Slot, Time, Update, Value,
+    Data, DataRef, DbRead, Deadline, Epoch, ErrorKind, ExpireCond, HashRead, HashWrite, Inspect, Key, Kind, Op,
+    OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time, Update, Value, WRONGTYPE,
 };
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
@@ -40,7 +40,7 @@ pub struct KeyAfter {
     pub key: Key,
     pub value: Option<Value>,
     pub version: u64,
-    pub expiring: bool,
+    pub uncached: bool,
 }
 
 /// The error of an unfenced write in a `linearizable` cluster.
@@ -77,18 +77,20 @@ pub enum StoreOp {
 /// The store's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StoreReply {
-    /// `version` is 0 for an absent key; `expiring`: the key has a time to
-    /// live, so it must not be cached.
+    /// `version` is 0 for an absent key; `uncached`: the key has a time to
+    /// live or is not a string, so it must not be cached (`value` is then
+    /// none).
     Read {
         value: Option<Value>,
         version: u64,
-        expiring: bool,
+        uncached: bool,
     },
-    /// The write is committed; `value` is the key's value after it.
+    /// The write is committed; `value` is the key's value after it (as in
+    /// `Read`).
     Written {
         version: u64,
         value: Option<Value>,
-        expiring: bool,
+        uncached: bool,
         result: OpResult,
     },
     /// Milliseconds to live, -1 without expiry, -2 absent.
@@ -189,11 +191,11 @@ pub trait Rows {
     /// The row of `key`, expired or not: value, version, expiry.
     fn kv_get(&mut self, key: &[u8]) -> Result<Option<KvRow>, Self::Error>;
     /// Writes `key` under a new version (greater than every earlier one), returned.
-    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<Time>) -> Result<u64, Self::Error>;
+    fn kv_put(&mut self, key: &[u8], value: &Data, expiry: Option<Time>) -> Result<u64, Self::Error>;
     /// Deletes `key`; returns a new version, as a write does.
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error>;
     /// Up to `limit` rows of versions above `after`, expired or not, in
-    /// version order: key, version, expiry.
+    /// version order: key, version, expiry, type.
     fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<ScanRow>, Self::Error>;
     /// How many keys are live at `now` (not expired).
     fn kv_count(&mut self, now: Time) -> Result<u64, Self::Error>;
@@ -217,11 +219,11 @@ pub trait Rows {
     fn record(&mut self, req: ReqId, result: &OpResult, now: Time) -> Result<(), Self::Error>;
 }
 
-/// A row as SCAN reads it: key, version, expiry (store time).
-pub type ScanRow = (Key, u64, Option<Time>);
+/// A row as SCAN reads it: key, version, expiry (store time), type.
+pub type ScanRow = (Key, u64, Option<Time>, Kind);
 
 /// A `kv` row: value, version, expiry (store time).
-pub type KvRow = (Value, u64, Option<Time>);
+pub type KvRow = (Data, u64, Option<Time>);
 
 /// What a store's semantics depends on beyond its rows: the cluster's mode
 /// (a linearizable store refuses unfenced writes) and, in the model checker
@@ -243,11 +245,36 @@ fn live<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<Option<KvRow>, R
     Ok(rows.kv_get(key)?.filter(|(_, _, exp)| exp.is_none_or(|t| now < t)))
 }
 
-/// What a reply says of a key: value, version (0: absent), whether it expires.
+/// What a cache may hold of a key that is `data` with `expiry`: its value
+/// if it is a string without a time to live; else nothing, and whether the
+/// key must not be cached.
+fn cacheable(data: Option<Data>, expiry: Option<Time>) -> (Option<Value>, bool) {
+    match data {
+        Some(Data::Str(v)) if expiry.is_none() => (Some(v), false),
+        Some(_) => (None, true),
+        None => (None, false),
+    }
+}
+
+/// What a reply says of a key: value, version (0: absent), whether it must
+/// not be cached.
 fn current<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<(Option<Value>, u64, bool), R::Error> {
     Ok(match live(rows, key, now)? {
-        Some((v, ver, exp)) => (Some(v), ver, exp.is_some()),
+        Some((data, ver, exp)) => {
+            let (value, uncached) = cacheable(Some(data), exp);
+            (value, ver, uncached)
+        }
         None => (None, 0, false),
+    })
+}
+
+/// GET's answer: the string a key holds, none if absent, WRONGTYPE if it
+/// is of another type.
+fn get<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<OpResult, R::Error> {
+    Ok(match live(rows, key, now)? {
+        None => OpResult::Value(None),
+        Some((Data::Str(v), ..)) => OpResult::Value(Some(v)),
+        Some(_) => OpResult::Err(ErrorKind::Reply(WRONGTYPE.into())),
     })
 }
 
@@ -259,11 +286,12 @@ fn write<R: Rows>(rows: &mut R, key: &[u8], w: Write, now: Time) -> Result<Store
                 Some(v) => rows.kv_put(key, v, expiry)?,
                 None => rows.kv_del(key)?,
             };
-            StoreReply::Written { version, value, expiring: expiry.is_some(), result }
+            let (value, uncached) = cacheable(value, expiry);
+            StoreReply::Written { version, value, uncached, result }
         }
         Applied::NotSet => {
-            let (value, version, expiring) = current(rows, key, now)?;
-            StoreReply::Written { version, value, expiring, result: OpResult::NotSet }
+            let (value, version, uncached) = current(rows, key, now)?;
+            StoreReply::Written { version, value, uncached, result: OpResult::NotSet }
         }
         Applied::Rejected(e) => StoreReply::Rejected(e),
     })
@@ -295,14 +323,14 @@ fn fenced<R: Rows>(
 fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<KeyAfter>), R::Error> {
     let read = |r: OpResult| Ok((r, None));
     let w = match op.clone() {
-        Op::Get(key) => return read(OpResult::Value(live(rows, &key, now)?.map(|(v, ..)| v))),
+        Op::Get(key) => return read(get(rows, &key, now)?),
         Op::Ttl(key) => {
             let row = live(rows, &key, now)?.map(|(v, _, e)| (v, e));
             return read(OpResult::Int(ttl(row.as_ref().map(|(_, e)| *e), now)));
         }
         Op::Inspect(key, what) => {
             let row = live(rows, &key, now)?.map(|(v, _, e)| (v, e));
-            return read(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e))));
+            return read(inspect(&what, row.as_ref().map(|(v, e)| (v.as_ref(), *e))));
         }
         Op::Atomic(_) => return read(OpResult::Err(ErrorKind::Reply("ERR nested atomic operation".into()))),
         Op::Db(what) => return read(db_read(rows, what, now)?),
@@ -314,8 +342,8 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<Ke
         Op::Update(_, u) => Write::Update(u),
     };
     Ok(match write(rows, op.key(), w, now)? {
-        StoreReply::Written { result, version, value, expiring } => {
-            (result, Some(KeyAfter { key: op.key().to_vec(), value, version, expiring }))
+        StoreReply::Written { result, version, value, uncached } => {
+            (result, Some(KeyAfter { key: op.key().to_vec(), value, version, uncached }))
         }
         StoreReply::Rejected(e) => (OpResult::Err(e), None),
         _ => (OpResult::Err(ErrorKind::Reply("ERR unexpected store reply".into())), None),
@@ -330,7 +358,7 @@ fn db_read<R: Rows>(rows: &mut R, what: DbRead, now: Time) -> Result<OpResult, R
             let mut keys: Vec<Key> = rows
                 .kv_scan(0, u64::MAX)?
                 .into_iter()
-                .filter(|(key, _, exp)| {
+                .filter(|(key, _, exp, _)| {
                     exp.is_none_or(|t| now < t) && crate::topology::key_slot(key, crate::topology::SLOTS).0 == slot
                 })
                 .map(|(key, ..)| key)
@@ -342,14 +370,14 @@ fn db_read<R: Rows>(rows: &mut R, what: DbRead, now: Time) -> Result<OpResult, R
                 OpResult::Keys { keys, next: 0 }
             }
         }
-        DbRead::Scan { after, count, pattern, strings_only } => {
+        DbRead::Scan { after, count, pattern, type_name } => {
             let found = rows.kv_scan(after, count.max(1))?;
             // A full page may have more after it: go on from its last version.
             let next = if found.len() as u64 >= count.max(1) { found.last().map_or(0, |r| r.1) } else { 0 };
             let keys = found
                 .into_iter()
-                .filter(|(key, _, exp)| {
-                    strings_only
+                .filter(|(key, _, exp, kind)| {
+                    type_name.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(kind.name()))
                         && exp.is_none_or(|t| now < t)
                         && pattern.as_ref().is_none_or(|p| crate::glob::matches(p, key, false))
                 })
@@ -372,21 +400,62 @@ fn ttl(expiry: Option<Option<Time>>, now: Time) -> i64 {
 /// The answer to `what` of a key that is `row` (value, expiry; `None`:
 /// absent or expired): the one function the store and the caches answer
 /// with.
-pub fn inspect(what: &Inspect, row: Option<(&[u8], Option<Time>)>) -> OpResult {
+pub fn inspect(what: &Inspect, row: Option<(DataRef<'_>, Option<Time>)>) -> OpResult {
+    let wrong = || OpResult::Err(ErrorKind::Reply(WRONGTYPE.into()));
     match (what, row) {
         (Inspect::Exists, row) => OpResult::Int(row.is_some() as i64),
         (Inspect::Type, None) => OpResult::Status("none".into()),
-        (Inspect::Type, Some(_)) => OpResult::Status("string".into()),
-        (Inspect::Strlen, row) => OpResult::Int(row.map_or(0, |(v, _)| v.len() as i64)),
+        (Inspect::Type, Some((DataRef::Str(_), _))) => OpResult::Status(Kind::String.name().into()),
+        (Inspect::Type, Some((DataRef::Hash(_), _))) => OpResult::Status(Kind::Hash.name().into()),
         (Inspect::ExpireTime { .. }, None) => OpResult::Int(-2),
         (Inspect::ExpireTime { .. }, Some((_, None))) => OpResult::Int(-1),
         (Inspect::ExpireTime { ms }, Some((_, Some(t)))) => {
             OpResult::Int(if *ms { t.0 as i64 } else { (t.0 as i64 + 500) / 1000 })
         }
+        (Inspect::Strlen | Inspect::GetRange(..), Some((DataRef::Hash(_), _))) => wrong(),
+        (Inspect::Hash(_), Some((DataRef::Str(_), _))) => wrong(),
+        (Inspect::Strlen, row) => OpResult::Int(row.map_or(0, |(v, _)| str_of(v).len() as i64)),
         (Inspect::GetRange(start, end), row) => {
-            let v = row.map_or(&[][..], |(v, _)| v);
+            let v = row.map_or(&[][..], |(v, _)| str_of(v));
             OpResult::Value(Some(range(v, *start, *end).to_vec()))
         }
+        (Inspect::Hash(read), row) => {
+            let fields = match row {
+                Some((DataRef::Hash(h), _)) => h,
+                _ => &[],
+            };
+            hash_read(read, fields)
+        }
+    }
+}
+
+/// The string of a value known to be one (else empty).
+fn str_of(v: DataRef<'_>) -> &[u8] {
+    match v {
+        DataRef::Str(s) => s,
+        DataRef::Hash(_) => &[],
+    }
+}
+
+/// A read of a hash whose fields are `fields` (none: an absent key).
+fn hash_read(read: &HashRead, fields: &[(Value, Value)]) -> OpResult {
+    let find = |f: &[u8]| fields.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone());
+    match read {
+        HashRead::Get(f) => OpResult::Value(find(f)),
+        HashRead::MGet(fs) => OpResult::Values(fs.iter().map(|f| find(f)).collect()),
+        HashRead::GetAll => OpResult::Pairs(fields.to_vec()),
+        HashRead::Keys => OpResult::Values(fields.iter().map(|(k, _)| Some(k.clone())).collect()),
+        HashRead::Vals => OpResult::Values(fields.iter().map(|(_, v)| Some(v.clone())).collect()),
+        HashRead::Len => OpResult::Int(fields.len() as i64),
+        HashRead::Exists(f) => OpResult::Int(find(f).is_some() as i64),
+        HashRead::StrLen(f) => OpResult::Int(find(f).map_or(0, |v| v.len() as i64)),
+        HashRead::Scan(pattern) => OpResult::Pairs(
+            fields
+                .iter()
+                .filter(|(k, _)| pattern.as_ref().is_none_or(|p| crate::glob::matches(p, k, false)))
+                .cloned()
+                .collect(),
+        ),
     }
 }
 
@@ -440,15 +509,18 @@ pub fn execute<R: Rows>(
     now: Time,
 ) -> Result<StoreReply, R::Error> {
     Ok(match op {
-        StoreOp::Read { key } => {
-            let (value, version, expiring) = current(rows, &key, now)?;
-            StoreReply::Read { value, version, expiring }
-        }
+        StoreOp::Read { key } => match live(rows, &key, now)? {
+            Some((Data::Hash(_), ..)) => StoreReply::Rejected(ErrorKind::Reply(WRONGTYPE.into())),
+            _ => {
+                let (value, version, uncached) = current(rows, &key, now)?;
+                StoreReply::Read { value, version, uncached }
+            }
+        },
         StoreOp::Ttl { key } => StoreReply::Ttl(ttl(live(rows, &key, now)?.map(|(_, _, e)| e), now)),
         StoreOp::Db(what) => StoreReply::Inspected(db_read(rows, what, now)?),
         StoreOp::Inspect { key, what } => {
             let row = live(rows, &key, now)?.map(|(v, _, exp)| (v, exp));
-            StoreReply::Inspected(inspect(&what, row.as_ref().map(|(v, e)| (&v[..], *e))))
+            StoreReply::Inspected(inspect(&what, row.as_ref().map(|(v, e)| (v.as_ref(), *e))))
         }
         StoreOp::Atomic { slot, fence, req, ops } => {
             // What the caches get of each key: as a write of this operation
@@ -456,8 +528,8 @@ pub fn execute<R: Rows>(
             let mut after: Vec<KeyAfter> = Vec::new();
             let now_of = |rows: &mut R, key: &[u8], after: &mut Vec<KeyAfter>| -> Result<(), R::Error> {
                 if !after.iter().any(|k| k.key == key) {
-                    let (value, version, expiring) = current(rows, key, now)?;
-                    after.push(KeyAfter { key: key.to_vec(), value, version, expiring });
+                    let (value, version, uncached) = current(rows, key, now)?;
+                    after.push(KeyAfter { key: key.to_vec(), value, version, uncached });
                 }
                 Ok(())
             };
@@ -501,8 +573,8 @@ pub fn execute<R: Rows>(
             match rows.applied(req)? {
                 Some(OpResult::Err(e)) => return Ok(StoreReply::Rejected(e)),
                 Some(result) => {
-                    let (value, version, expiring) = current(rows, &key, now)?;
-                    return Ok(StoreReply::Written { version, value, expiring, result });
+                    let (value, version, uncached) = current(rows, &key, now)?;
+                    return Ok(StoreReply::Written { version, value, uncached, result });
                 }
                 None => {}
             }
@@ -593,9 +665,9 @@ impl Rows for MemStore {
         Ok(self.data.get(key).cloned())
     }
 
-    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<Time>) -> Result<u64, Self::Error> {
+    fn kv_put(&mut self, key: &[u8], value: &Data, expiry: Option<Time>) -> Result<u64, Self::Error> {
         self.last_version += 1;
-        self.data.insert(key.to_vec(), (value.to_vec(), self.last_version, expiry));
+        self.data.insert(key.to_vec(), (value.clone(), self.last_version, expiry));
         Ok(self.last_version)
     }
 
@@ -607,7 +679,7 @@ impl Rows for MemStore {
 
     fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<ScanRow>, Self::Error> {
         let mut rows: Vec<ScanRow> =
-            self.data.iter().filter(|(_, r)| r.1 > after).map(|(k, r)| (k.clone(), r.1, r.2)).collect();
+            self.data.iter().filter(|(_, r)| r.1 > after).map(|(k, r)| (k.clone(), r.1, r.2, r.0.kind())).collect();
         rows.sort_by_key(|r| r.1);
         rows.truncate(limit.min(usize::MAX as u64) as usize);
         Ok(rows)
@@ -681,7 +753,7 @@ impl MemStore {
     }
 }
 
-fn as_int(v: Option<&Value>) -> Option<i64> {
+fn as_int(v: Option<&[u8]>) -> Option<i64> {
     match v {
         None => Some(0),
         Some(v) => std::str::from_utf8(v).ok()?.parse().ok(),
@@ -693,7 +765,7 @@ fn as_int(v: Option<&Value>) -> Option<i64> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {
     /// The key's new value (`None`: deleted) and expiry, and the result.
-    Write { value: Option<Value>, expiry: Option<Time>, result: OpResult },
+    Write { value: Option<Data>, expiry: Option<Time>, result: OpResult },
     /// An NX/XX condition did not hold: nothing changes.
     NotSet,
     /// Not applied: INCR of a non-integer, or an overflow.
@@ -702,14 +774,14 @@ pub enum Applied {
 
 /// Applies `write` to a key that is `old` (its value and expiry; `None`:
 /// absent or expired) at the store's `now`.
-pub fn apply_write(old: Option<(Value, Option<Time>)>, write: Write, now: Time) -> Applied {
+pub fn apply_write(old: Option<(Data, Option<Time>)>, write: Write, now: Time) -> Applied {
     let exists = old.is_some();
     let (old_value, old_expiry) = match old {
         Some((v, e)) => (Some(v), e),
         None => (None, None),
     };
     let (value, expiry, result) = match write {
-        Write::Set(v) => (Some(v), None, OpResult::Ok),
+        Write::Set(v) => (Some(Data::Str(v)), None, OpResult::Ok),
         Write::SetWith(v, opts) => {
             let applies = match opts.cond {
                 SetCond::Always => true,
@@ -719,19 +791,94 @@ pub fn apply_write(old: Option<(Value, Option<Time>)>, write: Write, now: Time) 
             if !applies {
                 return Applied::NotSet;
             }
-            (Some(v), opts.ttl_ms.map(|ms| now.plus(ms)), OpResult::Ok)
+            (Some(Data::Str(v)), opts.ttl_ms.map(|ms| now.plus(ms)), OpResult::Ok)
         }
         Write::Del => (None, None, OpResult::Deleted(exists as u8)),
-        Write::Incr(d) => match as_int(old_value.as_ref()).map(|n| n.checked_add(d)) {
-            Some(Some(n)) => (Some(n.to_string().into_bytes()), old_expiry, OpResult::Int(n)),
-            Some(None) => return Applied::Rejected(ErrorKind::Reply(OVERFLOW.into())),
-            None => return Applied::Rejected(ErrorKind::NotInteger),
+        Write::Incr(d) => match string(old_value).map(|v| as_int(v.as_deref()).map(|n| n.checked_add(d))) {
+            Err(wrong) => return wrong,
+            Ok(Some(Some(n))) => (Some(Data::Str(n.to_string().into_bytes())), old_expiry, OpResult::Int(n)),
+            Ok(Some(None)) => return Applied::Rejected(ErrorKind::Reply(OVERFLOW.into())),
+            Ok(None) => return Applied::Rejected(ErrorKind::NotInteger),
         },
         Write::Expire(_) if !exists => (None, None, OpResult::Int(0)),
         Write::Expire(ms) if ms <= 0 => (None, None, OpResult::Int(1)),
         Write::Expire(ms) => (old_value, Some(now.plus(ms as u64)), OpResult::Int(1)),
+        Write::Update(Update::Hash(h)) => return hash_write(old_value, old_expiry, h),
         Write::Update(u) => return update(old_value, old_expiry, u, now),
     };
+    Applied::Write { value, expiry, result }
+}
+
+fn wrong_type() -> Applied {
+    Applied::Rejected(ErrorKind::Reply(WRONGTYPE.into()))
+}
+
+/// The string a key holds (none if absent), or WRONGTYPE's rejection.
+fn string(d: Option<Data>) -> Result<Option<Value>, Applied> {
+    match d {
+        None => Ok(None),
+        Some(Data::Str(v)) => Ok(Some(v)),
+        Some(_) => Err(wrong_type()),
+    }
+}
+
+/// A [`HashWrite`] of a key whose value and expiry are `old`, as Redis 7
+/// applies it: a new hash has no time to live, a changed one keeps its.
+fn hash_write(old: Option<Data>, old_expiry: Option<Time>, h: HashWrite) -> Applied {
+    let mut fields = match old {
+        None => Vec::new(),
+        Some(Data::Hash(f)) => f,
+        Some(_) => return wrong_type(),
+    };
+    let existed = !fields.is_empty();
+    let at = |fields: &[(Value, Value)], f: &[u8]| fields.iter().position(|(k, _)| k == f);
+    let put = |fields: &mut Vec<(Value, Value)>, f: Value, v: Value| match at(fields, &f) {
+        Some(i) => {
+            fields[i].1 = v;
+            0
+        }
+        None => {
+            fields.push((f, v));
+            1
+        }
+    };
+    let result = match h {
+        HashWrite::Set(pairs) => OpResult::Int(pairs.into_iter().map(|(f, v)| put(&mut fields, f, v)).sum()),
+        HashWrite::SetNx(f, v) => OpResult::Int(if at(&fields, &f).is_some() { 0 } else { put(&mut fields, f, v) }),
+        HashWrite::Del(fs) => {
+            let before = fields.len();
+            fields.retain(|(k, _)| !fs.contains(k));
+            OpResult::Int((before - fields.len()) as i64)
+        }
+        HashWrite::IncrBy(f, by) => {
+            let old = at(&fields, &f).map(|i| &fields[i].1[..]);
+            let Some(n) = as_int(old) else {
+                return Applied::Rejected(ErrorKind::Reply("ERR hash value is not an integer".into()));
+            };
+            let Some(n) = n.checked_add(by) else { return Applied::Rejected(ErrorKind::Reply(OVERFLOW.into())) };
+            put(&mut fields, f, n.to_string().into_bytes());
+            OpResult::Int(n)
+        }
+        HashWrite::IncrByFloat(f, by) => {
+            let by = parse_float(&by).unwrap_or(f64::NAN);
+            let base = match at(&fields, &f) {
+                None => 0.0,
+                Some(i) => match parse_float(&fields[i].1) {
+                    Some(b) => b,
+                    None => return Applied::Rejected(ErrorKind::Reply("ERR hash value is not a float".into())),
+                },
+            };
+            let sum = base + by;
+            if !sum.is_finite() {
+                return Applied::Rejected(ErrorKind::Reply("ERR increment would produce NaN or Infinity".into()));
+            }
+            let text = format_float(sum).into_bytes();
+            put(&mut fields, f, text.clone());
+            OpResult::Value(Some(text))
+        }
+    };
+    let expiry = if existed { old_expiry } else { None };
+    let value = (!fields.is_empty()).then_some(Data::Hash(fields));
     Applied::Write { value, expiry, result }
 }
 
@@ -753,9 +900,25 @@ fn deadline(d: Deadline, now: Time) -> Option<Time> {
 
 /// An [`Update`] of a key whose value and expiry are `old` (`None`:
 /// absent), as Redis 7 applies it.
-fn update(old: Option<Value>, old_expiry: Option<Time>, u: Update, now: Time) -> Applied {
-    let exists = old.is_some();
-    let keep = |result| Applied::Write { value: old.clone(), expiry: old_expiry, result };
+fn update(data: Option<Data>, old_expiry: Option<Time>, u: Update, now: Time) -> Applied {
+    let exists = data.is_some();
+    let keep = |result| Applied::Write { value: data.clone(), expiry: old_expiry, result };
+    // The commands of strings answer WRONGTYPE for a key of another type.
+    let of_strings = matches!(
+        u,
+        Update::Set { get: true, .. }
+            | Update::GetDel
+            | Update::GetEx(_)
+            | Update::Append(_)
+            | Update::SetRange(..)
+            | Update::IncrFloat(_)
+    );
+    let old = match string(data.clone()) {
+        Ok(old) => old,
+        Err(wrong) if of_strings => return wrong,
+        Err(_) => None,
+    };
+    let str = |v: Value| Some(Data::Str(v));
     match u {
         Update::Set { value, cond, expiry, keep_ttl, get } => {
             let applies = match cond {
@@ -770,9 +933,9 @@ fn update(old: Option<Value>, old_expiry: Option<Time>, u: Update, now: Time) ->
             match expiry.map(|d| deadline(d, now)) {
                 // A deadline already past: the key is gone at once.
                 Some(None) => Applied::Write { value: None, expiry: None, result },
-                Some(Some(t)) => Applied::Write { value: Some(value), expiry: Some(t), result },
-                None if keep_ttl => Applied::Write { value: Some(value), expiry: old_expiry, result },
-                None => Applied::Write { value: Some(value), expiry: None, result },
+                Some(Some(t)) => Applied::Write { value: str(value), expiry: Some(t), result },
+                None if keep_ttl => Applied::Write { value: str(value), expiry: old_expiry, result },
+                None => Applied::Write { value: str(value), expiry: None, result },
             }
         }
         Update::GetDel => Applied::Write { value: None, expiry: None, result: OpResult::Value(old) },
@@ -781,10 +944,10 @@ fn update(old: Option<Value>, old_expiry: Option<Time>, u: Update, now: Time) ->
             match change {
                 _ if !exists => keep(result),
                 None => keep(result),
-                Some(None) => Applied::Write { value: old, expiry: None, result },
+                Some(None) => Applied::Write { value: data, expiry: None, result },
                 Some(Some(d)) => match deadline(d, now) {
                     None => Applied::Write { value: None, expiry: None, result },
-                    Some(t) => Applied::Write { value: old, expiry: Some(t), result },
+                    Some(t) => Applied::Write { value: data, expiry: Some(t), result },
                 },
             }
         }
@@ -795,7 +958,7 @@ fn update(old: Option<Value>, old_expiry: Option<Time>, u: Update, now: Time) ->
             }
             v.extend_from_slice(&tail);
             let len = v.len() as i64;
-            Applied::Write { value: Some(v), expiry: old_expiry, result: OpResult::Int(len) }
+            Applied::Write { value: str(v), expiry: old_expiry, result: OpResult::Int(len) }
         }
         Update::SetRange(offset, part) => {
             let mut v = old.clone().unwrap_or_default();
@@ -812,7 +975,7 @@ fn update(old: Option<Value>, old_expiry: Option<Time>, u: Update, now: Time) ->
             }
             v[offset as usize..end].copy_from_slice(&part);
             let len = v.len() as i64;
-            Applied::Write { value: Some(v), expiry: old_expiry, result: OpResult::Int(len) }
+            Applied::Write { value: str(v), expiry: old_expiry, result: OpResult::Int(len) }
         }
         Update::IncrFloat(by) => {
             let not_float = || Applied::Rejected(ErrorKind::Reply("ERR value is not a valid float".into()));
@@ -829,12 +992,14 @@ fn update(old: Option<Value>, old_expiry: Option<Time>, u: Update, now: Time) ->
                 return Applied::Rejected(ErrorKind::Reply("ERR increment would produce NaN or Infinity".into()));
             }
             let text = format_float(sum).into_bytes();
-            Applied::Write { value: Some(text.clone()), expiry: old_expiry, result: OpResult::Value(Some(text)) }
+            Applied::Write { value: str(text.clone()), expiry: old_expiry, result: OpResult::Value(Some(text)) }
         }
         Update::Persist => match old_expiry {
-            Some(_) if exists => Applied::Write { value: old, expiry: None, result: OpResult::Int(1) },
+            Some(_) if exists => Applied::Write { value: data, expiry: None, result: OpResult::Int(1) },
             _ => keep(OpResult::Int(0)),
         },
+        // A hash's writes are `hash_write`'s.
+        Update::Hash(_) => wrong_type(),
         Update::Expire(d, cond) => {
             if !exists {
                 return keep(OpResult::Int(0));
@@ -857,7 +1022,7 @@ fn update(old: Option<Value>, old_expiry: Option<Time>, u: Update, now: Time) ->
             }
             match deadline(Deadline::At(when), now) {
                 None => Applied::Write { value: None, expiry: None, result: OpResult::Int(1) },
-                Some(t) => Applied::Write { value: old, expiry: Some(t), result: OpResult::Int(1) },
+                Some(t) => Applied::Write { value: data, expiry: Some(t), result: OpResult::Int(1) },
             }
         }
     }

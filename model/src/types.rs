@@ -78,6 +78,89 @@ impl fmt::Display for Version {
 pub type Key = Vec<u8>;
 pub type Value = Vec<u8>;
 
+/// A key's value as the store keeps it: a string, or a hash (its fields in
+/// the order they were first set, as Redis lists a small hash's).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Data {
+    Str(Value),
+    Hash(Vec<(Value, Value)>),
+}
+
+/// A key's value seen in place: the store's row or a cached string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataRef<'a> {
+    Str(&'a [u8]),
+    Hash(&'a [(Value, Value)]),
+}
+
+/// The types of values a key can hold, as TYPE names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    String,
+    Hash,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Hash => "hash",
+        }
+    }
+}
+
+impl Data {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Data::Str(_) => Kind::String,
+            Data::Hash(_) => Kind::Hash,
+        }
+    }
+
+    pub fn as_ref(&self) -> DataRef<'_> {
+        match self {
+            Data::Str(v) => DataRef::Str(v),
+            Data::Hash(h) => DataRef::Hash(h),
+        }
+    }
+}
+
+/// Redis's error for a command of one type on a key of another.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// A write to a hash's fields. A hash whose last field goes is deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HashWrite {
+    /// HSET, HMSET: the number of fields added.
+    Set(Vec<(Value, Value)>),
+    /// HSETNX: 1 if the field was added, 0 if it was there.
+    SetNx(Value, Value),
+    /// HDEL: the number of fields removed.
+    Del(Vec<Value>),
+    /// HINCRBY: the new value.
+    IncrBy(Value, i64),
+    /// HINCRBYFLOAT by the increment as written (checked finite by the
+    /// command's parser, as Redis checks it before the key's type).
+    IncrByFloat(Value, Value),
+}
+
+/// A read of a hash's fields; an absent key is an empty hash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HashRead {
+    Get(Value),
+    MGet(Vec<Value>),
+    /// HGETALL: fields and values.
+    GetAll,
+    Keys,
+    Vals,
+    Len,
+    Exists(Value),
+    StrLen(Value),
+    /// HSCAN: every field matching the pattern, with its value, in one
+    /// page (as Redis answers for a small hash).
+    Scan(Option<Value>),
+}
+
 /// Who sent a report to the master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Node {
@@ -153,6 +236,8 @@ pub enum Update {
     Persist,
     /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with a condition.
     Expire(Deadline, ExpireCond),
+    /// HSET, HDEL, HINCRBY...: a write to a hash.
+    Hash(HashWrite),
 }
 
 /// A read of one key the answer of which is not its value: length, range,
@@ -162,7 +247,7 @@ pub enum Update {
 pub enum Inspect {
     Strlen,
     GetRange(i64, i64),
-    /// TYPE: `string` or `none`.
+    /// TYPE: `string`, `hash` or `none`.
     Type,
     /// EXPIRETIME (`ms` false) or PEXPIRETIME: -1 without expiry, -2 absent.
     ExpireTime {
@@ -170,6 +255,8 @@ pub enum Inspect {
     },
     /// EXISTS, TOUCH: 1 or 0.
     Exists,
+    /// HGET, HGETALL, HLEN...: a read of a hash.
+    Hash(HashRead),
 }
 
 /// A read of the whole database rather than of one key: the store answers
@@ -180,9 +267,9 @@ pub enum Inspect {
 pub enum DbRead {
     /// SCAN and KEYS: the live keys written after version `after` (a cursor),
     /// in version order, looking at `count` rows at most; of them those
-    /// matching `pattern` and, with `strings_only` false, none (TYPE of a
-    /// type other than string).
-    Scan { after: u64, count: u64, pattern: Option<Vec<u8>>, strings_only: bool },
+    /// matching `pattern` and, with `type_name`, of that type (a name no
+    /// type has matches none).
+    Scan { after: u64, count: u64, pattern: Option<Vec<u8>>, type_name: Option<String> },
     /// DBSIZE: how many live keys.
     Size,
     /// CLUSTER COUNTKEYSINSLOT and GETKEYSINSLOT: the live keys of one of
@@ -300,4 +387,8 @@ pub enum OpResult {
         keys: Vec<Key>,
         next: u64,
     },
+    /// HMGET, HKEYS, HVALS: values, each or none.
+    Values(Vec<Option<Value>>),
+    /// HGETALL, HSCAN: fields and their values.
+    Pairs(Vec<(Value, Value)>),
 }

@@ -101,10 +101,10 @@ fn server_input() -> impl Strategy<Value = ServerInput> {
         Just(StoreReply::Fenced),
         Just(StoreReply::Released),
         Just(StoreReply::Failed("x".into())),
-        (any::<u64>(), any::<bool>()).prop_map(|(version, expiring)| StoreReply::Read {
+        (any::<u64>(), any::<bool>()).prop_map(|(version, uncached)| StoreReply::Read {
             value: Some(b"v".to_vec()),
             version,
-            expiring
+            uncached
         }),
         (
             prop::collection::vec((slot.clone(), epoch.clone()), 0..3),

@@ -40,6 +40,14 @@ fn result(r: &OpResult) -> String {
         OpResult::Keys { keys, next } => {
             format!("keys [{}], next {next}", keys.iter().map(|k| key(k)).collect::<Vec<_>>().join(", "))
         }
+        OpResult::Values(vs) => {
+            let each: Vec<String> = vs.iter().map(|v| v.as_ref().map_or("(nil)".into(), |v| key(v))).collect();
+            format!("[{}]", each.join(", "))
+        }
+        OpResult::Pairs(ps) => {
+            let each: Vec<String> = ps.iter().map(|(f, v)| format!("{}={}", key(f), key(v))).collect();
+            format!("{{{}}}", each.join(", "))
+        }
     }
 }
 
@@ -255,7 +263,15 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
         out.push((format!("client{c}"), format!("failover mode for [{}]", modes.join(", "))));
     }
     out.push(("store".into(), {
-        let data: Vec<String> = st.store.data.iter().map(|(k, (v, ..))| format!("{}={}", key(k), key(v))).collect();
+        let data: Vec<String> = st
+            .store
+            .data
+            .iter()
+            .map(|(k, (v, ..))| match v {
+                Data::Str(v) => format!("{}={}", key(k), key(v)),
+                Data::Hash(h) => format!("{}={}", key(k), result(&OpResult::Pairs(h.clone()))),
+            })
+            .collect();
         let rights: Vec<String> = st
             .store
             .rights

@@ -99,8 +99,9 @@ pub(super) fn answers(op: &Op, result: &OpResult) -> Answer {
     use OpResult as R;
     match (op, result) {
         // A command's own error (INCR of a non-integer, an overflow, a
-        // float that is not one): the store decided, nothing applied.
-        (Op::Incr(..) | Op::Update(..), R::Err(ErrorKind::NotInteger | ErrorKind::Reply(_))) => Answer::Definite,
+        // float that is not one, WRONGTYPE): the store or the cache
+        // decided, nothing applied.
+        (_, R::Err(ErrorKind::NotInteger | ErrorKind::Reply(_))) => Answer::Definite,
         (_, R::Err(_)) => Answer::Unknown,
         // A transaction: one answer per command, each of its command's kind.
         (Op::Atomic(ops), R::Many(rs)) if ops.len() == rs.len() => {
@@ -117,9 +118,9 @@ pub(super) fn answers(op: &Op, result: &OpResult) -> Answer {
         (Op::Update(_, u), r) => match (u, r) {
             (Update::Set { get: true, .. } | Update::GetDel | Update::GetEx(_) | Update::IncrFloat(_), R::Value(_))
             | (Update::Set { get: false, .. }, R::Ok | R::NotSet)
-            | (Update::Append(_) | Update::SetRange(..) | Update::Persist | Update::Expire(..), R::Int(_)) => {
-                Answer::Definite
-            }
+            | (Update::Append(_) | Update::SetRange(..) | Update::Persist | Update::Expire(..), R::Int(_))
+            | (Update::Hash(HashWrite::IncrByFloat(..)), R::Value(_)) => Answer::Definite,
+            (Update::Hash(h), R::Int(_)) if !matches!(h, HashWrite::IncrByFloat(..)) => Answer::Definite,
             _ => Answer::Mismatch,
         },
         (Op::Db(DbRead::Scan { .. } | DbRead::InSlot { count_only: false, .. }), R::Keys { .. })
@@ -127,7 +128,11 @@ pub(super) fn answers(op: &Op, result: &OpResult) -> Answer {
         (Op::Inspect(_, what), r) => match (what, r) {
             (Inspect::GetRange(..), R::Value(_))
             | (Inspect::Type, R::Status(_))
-            | (Inspect::Strlen | Inspect::ExpireTime { .. } | Inspect::Exists, R::Int(_)) => Answer::Definite,
+            | (Inspect::Strlen | Inspect::ExpireTime { .. } | Inspect::Exists, R::Int(_))
+            | (Inspect::Hash(HashRead::Get(_)), R::Value(_))
+            | (Inspect::Hash(HashRead::MGet(_) | HashRead::Keys | HashRead::Vals), R::Values(_))
+            | (Inspect::Hash(HashRead::GetAll | HashRead::Scan(_)), R::Pairs(_))
+            | (Inspect::Hash(HashRead::Len | HashRead::Exists(_) | HashRead::StrLen(_)), R::Int(_)) => Answer::Definite,
             _ => Answer::Mismatch,
         },
         _ => Answer::Mismatch,

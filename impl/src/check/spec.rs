@@ -1,6 +1,6 @@
 //! What the model's clients may observe: a sequential specification of one
 //! key of a Redis-like key-value store (values, counters, conditional sets,
-//! deletion, expiry), against which each key's history is checked for
+//! deletion, expiry, hashes and WRONGTYPE between the two), against which each key's history is checked for
 //! linearizability. It is written from Redis's documented behaviour, not
 //! from the store's code (`store::apply_write`), so the two check each
 //! other.
@@ -11,17 +11,51 @@
 //! that PTTL answers -2 for an absent key, -1 for a key without one and
 //! otherwise at most the time set. `PEXPIRE key 0` deletes at once.
 
-use failgroup_model::{Deadline, ErrorKind, ExpireCond, Inspect, Op, OpResult, SetCond, SetOpts, Update, Value};
+use failgroup_model::{
+    Deadline, ErrorKind, ExpireCond, HashRead, HashWrite, Inspect, Op, OpResult, SetCond, SetOpts, Update, Value,
+};
 use stateright::semantics::SequentialSpec;
 use std::fmt;
 use std::str::FromStr;
 
-/// One key as the sequential specification holds it.
+/// One key as the sequential specification holds it: a string (`value`),
+/// a hash (`fields` not empty) or nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KvSpec {
     pub value: Option<Value>,
+    /// A hash's fields and values, in the order the fields were added.
+    pub fields: Vec<(Value, Value)>,
     /// The time to live last set (ms), if the key has one.
     pub ttl: Option<u64>,
+}
+
+fn wrong_type() -> OpResult {
+    OpResult::Err(ErrorKind::Reply("WRONGTYPE Operation against a key holding the wrong kind of value".into()))
+}
+
+/// Whether `op` is a command of strings (GET, INCR, APPEND, ...), which
+/// answers WRONGTYPE for a hash.
+fn of_strings(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Get(_)
+            | Op::Incr(..)
+            | Op::Update(
+                _,
+                Update::Set { get: true, .. }
+                    | Update::GetDel
+                    | Update::GetEx(_)
+                    | Update::Append(_)
+                    | Update::SetRange(..)
+                    | Update::IncrFloat(_)
+            )
+            | Op::Inspect(_, Inspect::Strlen | Inspect::GetRange(..))
+    )
+}
+
+/// Whether `op` is a command of hashes.
+fn of_hashes(op: &Op) -> bool {
+    matches!(op, Op::Update(_, Update::Hash(_)) | Op::Inspect(_, Inspect::Hash(_)))
 }
 
 impl KvSpec {
@@ -38,11 +72,15 @@ impl SequentialSpec for KvSpec {
     type Ret = OpResult;
 
     fn invoke(&mut self, op: &Op) -> OpResult {
-        let exists = self.value.is_some();
+        let is_hash = !self.fields.is_empty();
+        if (is_hash && of_strings(op)) || (self.value.is_some() && of_hashes(op)) {
+            return wrong_type();
+        }
+        let exists = self.value.is_some() || is_hash;
         match op {
             Op::Get(_) => OpResult::Value(self.value.clone()),
             Op::Set(_, v) => {
-                *self = KvSpec { value: Some(v.clone()), ttl: None };
+                *self = KvSpec { value: Some(v.clone()), ..KvSpec::default() };
                 OpResult::Ok
             }
             Op::SetWith(_, v, SetOpts { ttl_ms, cond }) => {
@@ -54,7 +92,7 @@ impl SequentialSpec for KvSpec {
                 if !applies {
                     return OpResult::NotSet;
                 }
-                *self = KvSpec { value: Some(v.clone()), ttl: *ttl_ms };
+                *self = KvSpec { value: Some(v.clone()), ttl: *ttl_ms, ..KvSpec::default() };
                 OpResult::Ok
             }
             Op::Del(_) => {
@@ -96,7 +134,8 @@ impl SequentialSpec for KvSpec {
     /// PTTL of a key with a time to live may answer anything from 0 to
     /// the time set (time passes); every other answer is exact.
     fn is_valid_step(&mut self, op: &Op, ret: &OpResult) -> bool {
-        match (op, ret, self.value.is_some(), self.ttl) {
+        let exists = self.value.is_some() || !self.fields.is_empty();
+        match (op, ret, exists, self.ttl) {
             (Op::Ttl(_), OpResult::Int(r), true, Some(t)) => (0..=t as i64).contains(r),
             _ => &self.invoke(op) == ret,
         }
@@ -114,8 +153,9 @@ fn ms(d: &Deadline) -> i64 {
 impl KvSpec {
     fn update(&mut self, u: &Update) -> OpResult {
         let old = self.value.clone();
-        let exists = old.is_some();
+        let exists = old.is_some() || !self.fields.is_empty();
         match u {
+            Update::Hash(h) => self.hash_write(h),
             Update::Set { value, cond, expiry, keep_ttl, get } => {
                 let applies = match cond {
                     SetCond::Always => true,
@@ -130,7 +170,7 @@ impl KvSpec {
                     };
                     *self = match ttl {
                         Some(t) if t <= 0 => KvSpec::default(),
-                        t => KvSpec { value: Some(value.clone()), ttl: t.map(|t| t as u64) },
+                        t => KvSpec { value: Some(value.clone()), ttl: t.map(|t| t as u64), ..KvSpec::default() },
                     };
                 }
                 match (get, applies) {
@@ -207,17 +247,107 @@ impl KvSpec {
         }
     }
 
+    /// HSET, HSETNX, HDEL, HINCRBY, HINCRBYFLOAT: a new hash has no time
+    /// to live; a hash whose last field goes is deleted.
+    fn hash_write(&mut self, h: &HashWrite) -> OpResult {
+        let mut fields = self.fields.clone();
+        let set = |fields: &mut Vec<(Value, Value)>, f: &Value, v: Value| -> i64 {
+            match fields.iter_mut().find(|(k, _)| k == f) {
+                Some(slot) => {
+                    slot.1 = v;
+                    0
+                }
+                None => {
+                    fields.push((f.clone(), v));
+                    1
+                }
+            }
+        };
+        let old = |fields: &[(Value, Value)], f: &Value| fields.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone());
+        let reply = |m: &str| OpResult::Err(ErrorKind::Reply(m.into()));
+        let result = match h {
+            HashWrite::Set(pairs) => OpResult::Int(pairs.iter().map(|(f, v)| set(&mut fields, f, v.clone())).sum()),
+            HashWrite::SetNx(f, v) if old(&fields, f).is_some() => OpResult::Int(0),
+            HashWrite::SetNx(f, v) => OpResult::Int(set(&mut fields, f, v.clone())),
+            HashWrite::Del(fs) => {
+                let n = fields.len();
+                fields.retain(|(k, _)| !fs.contains(k));
+                OpResult::Int((n - fields.len()) as i64)
+            }
+            HashWrite::IncrBy(f, by) => {
+                let base = old(&fields, f).map_or(Some(0), |v| std::str::from_utf8(&v).ok()?.parse::<i64>().ok());
+                match base.map(|b| b.checked_add(*by)) {
+                    None => return reply("ERR hash value is not an integer"),
+                    Some(None) => return reply("ERR increment or decrement would overflow"),
+                    Some(Some(n)) => {
+                        set(&mut fields, f, n.to_string().into_bytes());
+                        OpResult::Int(n)
+                    }
+                }
+            }
+            HashWrite::IncrByFloat(f, by) => {
+                let num = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.parse::<f64>().ok());
+                let Some(base) = old(&fields, f).map_or(Some(0.0), |v| num(&v)) else {
+                    return reply("ERR hash value is not a float");
+                };
+                let sum = base + num(by).unwrap_or(f64::NAN);
+                if !sum.is_finite() {
+                    return reply("ERR increment would produce NaN or Infinity");
+                }
+                let text = format!("{sum}").into_bytes();
+                set(&mut fields, f, text.clone());
+                OpResult::Value(Some(text))
+            }
+        };
+        if fields.is_empty() {
+            *self = KvSpec::default();
+        } else {
+            self.fields = fields;
+        }
+        result
+    }
+
     fn inspect(&self, what: &Inspect) -> OpResult {
         let v = self.value.as_deref();
+        let exists = v.is_some() || !self.fields.is_empty();
         match what {
-            Inspect::Exists => OpResult::Int(v.is_some() as i64),
-            Inspect::Type => OpResult::Status(if v.is_some() { "string" } else { "none" }.into()),
+            Inspect::Exists => OpResult::Int(exists as i64),
+            Inspect::Type => OpResult::Status(
+                match (v, exists) {
+                    (Some(_), _) => "string",
+                    (None, true) => "hash",
+                    (None, false) => "none",
+                }
+                .into(),
+            ),
             Inspect::Strlen => OpResult::Int(v.map_or(0, |v| v.len() as i64)),
-            Inspect::ExpireTime { .. } => OpResult::Int(match (v, self.ttl) {
-                (None, _) => -2,
-                (Some(_), None) => -1,
-                (Some(_), Some(t)) => t as i64,
+            Inspect::ExpireTime { .. } => OpResult::Int(match (exists, self.ttl) {
+                (false, _) => -2,
+                (true, None) => -1,
+                (true, Some(t)) => t as i64,
             }),
+            Inspect::Hash(read) => {
+                let get = |f: &Value| self.fields.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone());
+                match read {
+                    HashRead::Get(f) => OpResult::Value(get(f)),
+                    HashRead::MGet(fs) => OpResult::Values(fs.iter().map(get).collect()),
+                    HashRead::GetAll => OpResult::Pairs(self.fields.clone()),
+                    HashRead::Keys => OpResult::Values(self.fields.iter().map(|(k, _)| Some(k.clone())).collect()),
+                    HashRead::Vals => OpResult::Values(self.fields.iter().map(|(_, v)| Some(v.clone())).collect()),
+                    HashRead::Len => OpResult::Int(self.fields.len() as i64),
+                    HashRead::Exists(f) => OpResult::Int(get(f).is_some() as i64),
+                    HashRead::StrLen(f) => OpResult::Int(get(f).map_or(0, |v| v.len() as i64)),
+                    HashRead::Scan(pattern) => OpResult::Pairs(
+                        self.fields
+                            .iter()
+                            .filter(|(k, _)| {
+                                pattern.as_ref().is_none_or(|p| failgroup_model::glob::matches(p, k, false))
+                            })
+                            .cloned()
+                            .collect(),
+                    ),
+                }
+            }
             Inspect::GetRange(a, b) => {
                 let v = v.unwrap_or_default();
                 let n = v.len() as i64;
@@ -273,13 +403,20 @@ pub enum KvCommand {
     MultiIncrGet,
     /// MULTI SET APPEND STRLEN EXEC.
     MultiSetAppend,
+    /// HSET key f value: a hash (GET of it answers WRONGTYPE).
+    HSet,
+    /// HINCRBY key f 1.
+    HIncrBy,
+    /// HDEL key f: the hash goes with its last field.
+    HDel,
+    HGetAll,
 }
 
 /// A time to live no model run outlives (ticks).
 pub const LONG_TTL: u64 = 1_000;
 
 impl KvCommand {
-    pub const ALL: [KvCommand; 20] = [
+    pub const ALL: [KvCommand; 24] = [
         KvCommand::Get,
         KvCommand::Set,
         KvCommand::SetNx,
@@ -300,6 +437,10 @@ impl KvCommand {
         KvCommand::Strlen,
         KvCommand::MultiIncrGet,
         KvCommand::MultiSetAppend,
+        KvCommand::HSet,
+        KvCommand::HIncrBy,
+        KvCommand::HDel,
+        KvCommand::HGetAll,
     ];
 
     pub fn name(self) -> &'static str {
@@ -324,6 +465,10 @@ impl KvCommand {
             KvCommand::Strlen => "strlen",
             KvCommand::MultiIncrGet => "multi-incr-get",
             KvCommand::MultiSetAppend => "multi-set-append",
+            KvCommand::HSet => "hset",
+            KvCommand::HIncrBy => "hincrby",
+            KvCommand::HDel => "hdel",
+            KvCommand::HGetAll => "hgetall",
         }
     }
 
@@ -360,6 +505,10 @@ impl KvCommand {
                 Op::Update(key.clone(), Update::Append(b"x".to_vec())),
                 Op::Inspect(key, Inspect::Strlen),
             ]),
+            KvCommand::HSet => Op::Update(key, Update::Hash(HashWrite::Set(vec![(b"f".to_vec(), v)]))),
+            KvCommand::HIncrBy => Op::Update(key, Update::Hash(HashWrite::IncrBy(b"f".to_vec(), 1))),
+            KvCommand::HDel => Op::Update(key, Update::Hash(HashWrite::Del(vec![b"f".to_vec()]))),
+            KvCommand::HGetAll => Op::Inspect(key, Inspect::Hash(HashRead::GetAll)),
         }
     }
 }
@@ -405,6 +554,71 @@ mod tests {
 
     fn k() -> Vec<u8> {
         b"k".to_vec()
+    }
+
+    /// Hashes and strings on one key: WRONGTYPE across types, SET
+    /// replaces a hash, a hash goes with its last field; the store's
+    /// semantics answer each step as the specification does.
+    #[test]
+    fn hashes_follow_redis() {
+        use failgroup_model::{MemStore, Mode, Store, StoreOp, StoreReply};
+        let wrong = wrong_type();
+        let steps: Vec<(Op, OpResult)> = vec![
+            (KvCommand::HSet.op(k(), 1), OpResult::Int(1)),
+            (KvCommand::Get.op(k(), 0), wrong.clone()),
+            (KvCommand::Incr.op(k(), 0), wrong.clone()),
+            (KvCommand::SetGet.op(k(), 5), wrong.clone()),
+            (KvCommand::HIncrBy.op(k(), 0), OpResult::Int(2)),
+            (KvCommand::HGetAll.op(k(), 0), OpResult::Pairs(vec![(b"f".to_vec(), b"2".to_vec())])),
+            (KvCommand::Strlen.op(k(), 0), wrong.clone()),
+            (Op::Inspect(k(), Inspect::Type), OpResult::Status("hash".into())),
+            (KvCommand::Expire.op(k(), 0), OpResult::Int(1)),
+            (KvCommand::HSet.op(k(), 3), OpResult::Int(0)),
+            (KvCommand::Ttl.op(k(), 0), OpResult::Int(LONG_TTL as i64)),
+            (KvCommand::HDel.op(k(), 0), OpResult::Int(1)),
+            (Op::Inspect(k(), Inspect::Exists), OpResult::Int(0)),
+            (KvCommand::HSet.op(k(), 4), OpResult::Int(1)),
+            (KvCommand::Ttl.op(k(), 0), OpResult::Int(-1)),
+            (KvCommand::Set.op(k(), 6), OpResult::Ok),
+            (KvCommand::HGetAll.op(k(), 0), wrong.clone()),
+            (KvCommand::HDel.op(k(), 0), wrong.clone()),
+            (
+                KvCommand::MultiIncrGet.op(k(), 0),
+                OpResult::Many(vec![OpResult::Int(7), OpResult::Value(Some(b"7".to_vec()))]),
+            ),
+            (KvCommand::Del.op(k(), 0), OpResult::Deleted(1)),
+            (KvCommand::HIncrBy.op(k(), 0), OpResult::Int(1)),
+            (
+                Op::Atomic(vec![
+                    KvCommand::HSet.op(k(), 9),
+                    KvCommand::Append.op(k(), 0),
+                    KvCommand::HGetAll.op(k(), 0),
+                ]),
+                OpResult::Many(vec![
+                    OpResult::Int(0),
+                    wrong.clone(),
+                    OpResult::Pairs(vec![(b"f".to_vec(), b"9".to_vec())]),
+                ]),
+            ),
+        ];
+        let mut spec = KvSpec::default();
+        let mut store = MemStore::new(Mode::Available, None);
+        for (i, (op, want)) in steps.into_iter().enumerate() {
+            assert_eq!(spec.invoke(&op), want, "step {i}: the spec on {op:?}");
+            let ops = match &op {
+                Op::Atomic(ops) => ops.clone(),
+                op => vec![op.clone()],
+            };
+            let req = failgroup_model::ReqId { client: failgroup_model::ClientId(1), seq: i as u64 };
+            let at = StoreOp::Atomic { slot: failgroup_model::Slot(0), fence: None, req, ops };
+            let StoreReply::Atomic { result: OpResult::Many(got), .. } =
+                store.execute(failgroup_model::Holder::default(), at, failgroup_model::Time(0))
+            else {
+                panic!("step {i}: not an atomic reply")
+            };
+            let got = if matches!(op, Op::Atomic(_)) { OpResult::Many(got) } else { got[0].clone() };
+            assert_eq!(got, want, "step {i}: the store on {op:?}");
+        }
     }
 
     /// The commands frameworks send, and a transaction as one step.

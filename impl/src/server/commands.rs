@@ -3,7 +3,9 @@
 //! encoded the way Redis answers them, errors included.
 
 use crate::resp::{reply, Proto};
-use failgroup_model::{DbRead, Deadline, ExpireCond, Inspect, Op, OpResult, SetCond, SetOpts, Topology, Update};
+use failgroup_model::{
+    DbRead, Deadline, ExpireCond, HashRead, HashWrite, Inspect, Op, OpResult, SetCond, SetOpts, Topology, Update,
+};
 use std::fmt;
 
 /// How the results of a data command's operations become one reply.
@@ -28,6 +30,12 @@ pub enum Kind {
     Scan,
     /// KEYS: the keys.
     Keys,
+    /// HMGET, HKEYS, HVALS: an array of values.
+    Values,
+    /// HGETALL: a map in RESP3, fields and values in turn in RESP2.
+    Pairs,
+    /// HSCAN: cursor 0 and fields and values in turn.
+    HScan,
 }
 
 /// A command answered by the runtime itself.
@@ -317,6 +325,62 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
             need(n == 2)?;
             data(Kind::Int, vec![Op::Inspect(key(1), Inspect::ExpireTime { ms: name == "pexpiretime" })])
         }
+        "hset" | "hmset" => {
+            need(n >= 4 && n.is_multiple_of(2))?;
+            let pairs = args[2..].chunks(2).map(|fv| (fv[0].clone(), fv[1].clone())).collect();
+            let kind = if name == "hset" { Kind::Int } else { Kind::MSet };
+            data(kind, vec![Op::Update(key(1), Update::Hash(HashWrite::Set(pairs)))])
+        }
+        "hsetnx" => {
+            need(n == 4)?;
+            data(Kind::Int, vec![Op::Update(key(1), Update::Hash(HashWrite::SetNx(key(2), key(3))))])
+        }
+        "hdel" => {
+            need(n >= 3)?;
+            data(Kind::Int, vec![Op::Update(key(1), Update::Hash(HashWrite::Del(args[2..].to_vec())))])
+        }
+        "hincrby" => {
+            need(n == 4)?;
+            let by = int(&args[3])?;
+            data(Kind::Int, vec![Op::Update(key(1), Update::Hash(HashWrite::IncrBy(key(2), by)))])
+        }
+        "hincrbyfloat" => {
+            need(n == 4)?;
+            // Checked before the key's type, as Redis checks it.
+            match failgroup_model::parse_float(&args[3]) {
+                None => return Err(CommandError::Reply("ERR value is not a valid float")),
+                Some(f) if !f.is_finite() => return Err(CommandError::Reply("ERR value is NaN or Infinity")),
+                Some(_) => {}
+            }
+            data(Kind::Get, vec![Op::Update(key(1), Update::Hash(HashWrite::IncrByFloat(key(2), key(3))))])
+        }
+        "hget" | "hexists" | "hstrlen" => {
+            need(n == 3)?;
+            let (kind, read) = match name.as_str() {
+                "hget" => (Kind::Get, HashRead::Get(key(2))),
+                "hexists" => (Kind::Int, HashRead::Exists(key(2))),
+                _ => (Kind::Int, HashRead::StrLen(key(2))),
+            };
+            data(kind, vec![Op::Inspect(key(1), Inspect::Hash(read))])
+        }
+        "hmget" => {
+            need(n >= 3)?;
+            data(Kind::Values, vec![Op::Inspect(key(1), Inspect::Hash(HashRead::MGet(args[2..].to_vec())))])
+        }
+        "hgetall" | "hkeys" | "hvals" | "hlen" => {
+            need(n == 2)?;
+            let (kind, read) = match name.as_str() {
+                "hgetall" => (Kind::Pairs, HashRead::GetAll),
+                "hkeys" => (Kind::Values, HashRead::Keys),
+                "hvals" => (Kind::Values, HashRead::Vals),
+                _ => (Kind::Int, HashRead::Len),
+            };
+            data(kind, vec![Op::Inspect(key(1), Inspect::Hash(read))])
+        }
+        "hscan" => {
+            need(n >= 3)?;
+            data(Kind::HScan, vec![Op::Inspect(key(1), Inspect::Hash(HashRead::Scan(hscan(args)?)))])
+        }
         "touch" => {
             need(n >= 2)?;
             data(Kind::Exists, keys(topology, &args[1..], |k| Op::Inspect(k, Inspect::Exists)))
@@ -445,7 +509,7 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
         }
         "keys" => {
             need(n == 2)?;
-            let all = DbRead::Scan { after: 0, count: u64::MAX, pattern: Some(key(1)), strings_only: true };
+            let all = DbRead::Scan { after: 0, count: u64::MAX, pattern: Some(key(1)), type_name: None };
             data(Kind::Keys, vec![Op::Db(all)])
         }
         "scan" => {
@@ -467,7 +531,7 @@ fn scan(args: &[Vec<u8>]) -> Result<DbRead, CommandError> {
     let after = text
         .and_then(|s| s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|n| n as u64)))
         .ok_or(CommandError::Reply("ERR invalid cursor"))?;
-    let (mut count, mut pattern, mut strings_only) = (10, None, true);
+    let (mut count, mut pattern, mut type_name) = (10, None, None);
     let mut i = 2;
     while i < args.len() {
         let more = i + 1 < args.len();
@@ -479,13 +543,37 @@ fn scan(args: &[Vec<u8>]) -> Result<DbRead, CommandError> {
                 }
             }
             "MATCH" if more => pattern = Some(args[i + 1].clone()),
-            // Every key is a string: another type matches none.
-            "TYPE" if more => strings_only = args[i + 1].eq_ignore_ascii_case(b"string"),
+            "TYPE" if more => type_name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned()),
             _ => return Err(CommandError::Syntax),
         }
         i += 2;
     }
-    Ok(DbRead::Scan { after, count: count as u64, pattern, strings_only })
+    Ok(DbRead::Scan { after, count: count as u64, pattern, type_name })
+}
+
+/// HSCAN key cursor [MATCH pattern] [COUNT count]: the pattern. Every
+/// field comes in the first page (cursor 0), as Redis answers for a small
+/// hash; COUNT is checked, not needed.
+fn hscan(args: &[Vec<u8>]) -> Result<Option<Vec<u8>>, CommandError> {
+    let text = std::str::from_utf8(&args[2]).ok();
+    text.and_then(|s| s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|n| n as u64)))
+        .ok_or(CommandError::Reply("ERR invalid cursor"))?;
+    let mut pattern = None;
+    let mut i = 3;
+    while i < args.len() {
+        let more = i + 1 < args.len();
+        match upper(&args[i]).as_str() {
+            "COUNT" if more => {
+                if int(&args[i + 1])? < 1 {
+                    return Err(CommandError::Syntax);
+                }
+            }
+            "MATCH" if more => pattern = Some(args[i + 1].clone()),
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 2;
+    }
+    Ok(pattern)
 }
 
 /// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]
@@ -754,6 +842,29 @@ pub fn encode(kind: Kind, results: &[OpResult], p: Proto, out: &mut Vec<u8>) {
             // SETNX answers 1 when it set the key, 0 when it did not.
             OpResult::Ok => reply::int(out, 1),
             OpResult::NotSet => reply::int(out, 0),
+            _ => reply::error(out, "ERR unexpected result"),
+        },
+        Kind::Values => match &results[0] {
+            OpResult::Values(vs) => {
+                reply::array(out, vs.len());
+                vs.iter().for_each(|v| reply::value(out, v.as_deref(), p));
+            }
+            _ => reply::error(out, "ERR unexpected result"),
+        },
+        Kind::Pairs | Kind::HScan => match &results[0] {
+            OpResult::Pairs(ps) => {
+                if kind == Kind::HScan {
+                    reply::array(out, 2);
+                    reply::bulk(out, b"0");
+                    reply::array(out, ps.len() * 2);
+                } else {
+                    reply::map(out, ps.len(), p);
+                }
+                for (f, v) in ps {
+                    reply::bulk(out, f);
+                    reply::bulk(out, v);
+                }
+            }
             _ => reply::error(out, "ERR unexpected result"),
         },
         Kind::Ttl { seconds } => match results[0] {

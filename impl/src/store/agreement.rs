@@ -9,7 +9,8 @@ use failgroup_model::{Epoch, Holder, Mode, ReqId, ServerId, Slot, StoreOp, Store
 /// watched stamp, a second process of one name (`from`, command, time).
 pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
     use failgroup_model::{
-        ClientId, DbRead, Deadline, ExpireCond, Inspect, Op, SetCond, SetOpts, Stamp, Update, Write,
+        ClientId, DbRead, Deadline, ExpireCond, HashRead, HashWrite, Inspect, Op, SetCond, SetOpts, Stamp, Update,
+        Write,
     };
     let req = |seq| ReqId { client: ClientId(u64::MAX - 1), seq };
     let k = || b"k".to_vec();
@@ -18,6 +19,8 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
     let atomic = |seq, ops| StoreOp::Atomic { slot: Slot(1), fence: Some(Epoch(3)), req: req(seq), ops };
     let w =
         |seq, epoch, write| StoreOp::Write { slot: Slot(1), fence: Some(Epoch(epoch)), req: req(seq), key: k(), write };
+    let f = |b: &[u8]| b.to_vec();
+    let hash = |h| Write::Update(Update::Hash(h));
     let acquire = |stamp: Option<(u64, u64)>| StoreOp::Acquire {
         slots: vec![(Slot(1), stamp.map(|(e, r)| Stamp { epoch: Epoch(e), renewals: r }))],
         lease: 100,
@@ -107,8 +110,24 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         ),
         (a, atomic(22, vec![Op::Set(k2(), b"x".to_vec())])),
         (b, atomic(23, vec![Op::Incr(k2(), 1), Op::Set(k3(), b"3".to_vec())])),
-        (b, StoreOp::Db(DbRead::Scan { after: 0, count: 1, pattern: None, strings_only: true })),
-        (b, StoreOp::Db(DbRead::Scan { after: 0, count: 10, pattern: Some(b"k?".to_vec()), strings_only: true })),
+        (b, StoreOp::Db(DbRead::Scan { after: 0, count: 1, pattern: None, type_name: None })),
+        (b, StoreOp::Db(DbRead::Scan { after: 0, count: 10, pattern: Some(b"k?".to_vec()), type_name: None })),
+        // Hashes: kept as one row of their own type, WRONGTYPE across types.
+        (b, w(24, 3, hash(HashWrite::Set(vec![(f(b"a"), f(b"1")), (f(b"b"), f(b"2")), (f(b"a"), f(b"3"))])))),
+        (b, w(25, 3, hash(HashWrite::IncrBy(f(b"b"), 40)))),
+        (b, w(26, 3, hash(HashWrite::IncrByFloat(f(b"c"), f(b"0.5"))))),
+        (b, w(27, 3, hash(HashWrite::SetNx(f(b"a"), f(b"9"))))),
+        (b, StoreOp::Read { key: k() }),
+        (b, w(28, 3, Write::Incr(1))),
+        (b, StoreOp::Inspect { key: k(), what: Inspect::Hash(HashRead::GetAll) }),
+        (b, StoreOp::Inspect { key: k(), what: Inspect::Type }),
+        (b, StoreOp::Inspect { key: k(), what: Inspect::Strlen }),
+        (b, StoreOp::Inspect { key: k(), what: Inspect::Hash(HashRead::MGet(vec![f(b"b"), f(b"z")])) }),
+        (b, StoreOp::Db(DbRead::Scan { after: 0, count: 10, pattern: None, type_name: Some("hash".into()) })),
+        (b, atomic(29, vec![Op::Update(k(), Update::Hash(HashWrite::Del(vec![f(b"a"), f(b"c")]))), Op::Get(k())])),
+        (b, StoreOp::Inspect { key: k2(), what: Inspect::Hash(HashRead::Len) }),
+        (b, w(30, 3, hash(HashWrite::Del(vec![f(b"b")])))),
+        (b, StoreOp::Inspect { key: k(), what: Inspect::Exists }),
         (b, StoreOp::Db(DbRead::Size)),
         (b, StoreOp::Db(DbRead::InSlot { slot: k2_slot, count: 10, count_only: false })),
         (b, StoreOp::Db(DbRead::InSlot { slot: k2_slot, count: 0, count_only: true })),

@@ -20,7 +20,7 @@ use std::path::Path;
 
 /// 2: rights name their holder and its incarnation and count renewals
 /// (no lease time); the cluster's mark and the master's incarnation.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Opens (and creates or checks the schema of) the database at `path`.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -41,11 +41,11 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS kv (
                  key BLOB PRIMARY KEY, value BLOB NOT NULL,
-                 version INTEGER NOT NULL, expires_at INTEGER) WITHOUT ROWID;
+                 version INTEGER NOT NULL, expires_at INTEGER, kind INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
              CREATE TABLE IF NOT EXISTS applied (
                  client INTEGER NOT NULL, seq INTEGER NOT NULL, result BLOB NOT NULL, at INTEGER NOT NULL,
                  PRIMARY KEY (client, seq)) WITHOUT ROWID;
-             INSERT OR IGNORE INTO meta VALUES ('schema_version', 2), ('last_version', 0);
+             INSERT OR IGNORE INTO meta VALUES ('schema_version', 3), ('last_version', 0);
              COMMIT;",
         )?;
         // Version 1 kept rights by a server's position and a lease time:
@@ -67,6 +67,16 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
                      slot INTEGER PRIMARY KEY, holder TEXT NOT NULL, incarnation INTEGER NOT NULL,
                      epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL);
                  UPDATE meta SET value = 2 WHERE name = 'schema_version';
+                 COMMIT;",
+            )?;
+        }
+        // Version 2 knew strings only: every row is one.
+        let v2: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0))?;
+        if v2 == 2 {
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 ALTER TABLE kv ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+                 UPDATE meta SET value = 3 WHERE name = 'schema_version';
                  COMMIT;",
             )?;
         }
@@ -117,19 +127,19 @@ impl Tables for Tx<'_> {
     type Error = rusqlite::Error;
 
     fn kv_get(&mut self, key: &[u8]) -> rusqlite::Result<Option<Row>> {
-        let mut st = self.tx.prepare_cached("SELECT value, version, expires_at FROM kv WHERE key = ?1")?;
-        let row: Option<(Vec<u8>, i64, Option<i64>)> =
-            st.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
-        Ok(row.map(|(v, ver, exp)| (v, ver as u64, exp.map(|e| e as u64))))
+        let mut st = self.tx.prepare_cached("SELECT value, version, expires_at, kind FROM kv WHERE key = ?1")?;
+        let row: Option<(Vec<u8>, i64, Option<i64>, i64)> =
+            st.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()?;
+        Ok(row.map(|(v, ver, exp, kind)| (v, ver as u64, exp.map(|e| e as u64), kind)))
     }
 
-    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> rusqlite::Result<u64> {
+    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>, kind: i64) -> rusqlite::Result<u64> {
         self.last_version += 1;
         self.exec(
-            "INSERT INTO kv (key, value, version, expires_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO kv (key, value, version, expires_at, kind) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, version = excluded.version,
-             expires_at = excluded.expires_at",
-            params![key, value, self.last_version as i64, expiry.map(|e| e as i64)],
+             expires_at = excluded.expires_at, kind = excluded.kind",
+            params![key, value, self.last_version as i64, expiry.map(|e| e as i64), kind],
         )?;
         Ok(self.last_version)
     }
@@ -144,13 +154,18 @@ impl Tables for Tx<'_> {
         // Made at the first SCAN or KEYS: a cluster that never scans keeps
         // its writes free of the index's upkeep.
         self.exec("CREATE INDEX IF NOT EXISTS kv_by_version ON kv (version)", [])?;
-        let mut st = self
-            .tx
-            .prepare_cached("SELECT key, version, expires_at FROM kv WHERE version > ?1 ORDER BY version LIMIT ?2")?;
+        let mut st = self.tx.prepare_cached(
+            "SELECT key, version, expires_at, kind FROM kv WHERE version > ?1 ORDER BY version LIMIT ?2",
+        )?;
         let limit = limit.min(i64::MAX as u64) as i64;
         let after = after.min(i64::MAX as u64) as i64;
         let rows = st.query_map(params![after, limit], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, Option<i64>>(2)?.map(|e| e as u64)))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, Option<i64>>(2)?.map(|e| e as u64),
+                r.get::<_, i64>(3)?,
+            ))
         })?;
         rows.collect()
     }

@@ -3,7 +3,8 @@
 //! `store::execute`, the one implementation of the store's semantics, which
 //! the model checker runs over `MemStore`.
 //!
-//! Tables: `kv` (key, value, version, expiry), `rights` (each slot's serving
+//! Tables: `kv` (key, value, version, expiry, type: a hash's fields are
+//! one encoded value), `rights` (each slot's serving
 //! right: the holder's server name and incarnation, fencing epoch, renewal
 //! count, released), `applied` (replies of applied writes, so a retried
 //! write is applied at most once). Rights carry no time: a taker waits on
@@ -13,8 +14,8 @@
 
 use failgroup_model::store;
 use failgroup_model::{
-    Epoch, Holder, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ScanRow, ServerId, Slot, StoreOp,
-    StoreReply, Time,
+    Data, Epoch, Holder, Kind, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ScanRow, ServerId, Slot,
+    StoreOp, StoreReply, Time,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,8 +24,43 @@ use std::sync::Arc;
 /// request end well within it (they are bounded by request timeouts).
 pub const APPLIED_KEEP_MS: u64 = 10 * 60 * 1000;
 
-/// A `kv` row: value, version, expiry.
-pub type Row = (Vec<u8>, u64, Option<u64>);
+/// A `kv` row: value, version, expiry, type ([`KIND_STRING`] or [`KIND_HASH`]).
+pub type Row = (Vec<u8>, u64, Option<u64>, i64);
+
+/// The `kv` table's type of a string: its value is the string's bytes.
+pub const KIND_STRING: i64 = 0;
+/// The `kv` table's type of a hash: its value is the fields and values in
+/// order, encoded by postcard.
+pub const KIND_HASH: i64 = 1;
+
+/// A value as a `kv` row holds it: type and bytes.
+fn encode(data: &Data) -> (i64, std::borrow::Cow<'_, [u8]>) {
+    match data {
+        Data::Str(v) => (KIND_STRING, std::borrow::Cow::Borrowed(&v[..])),
+        Data::Hash(h) => {
+            (KIND_HASH, std::borrow::Cow::Owned(postcard::to_allocvec(h).expect("encoding to a Vec cannot fail")))
+        }
+    }
+}
+
+/// A `kv` row's value. Bytes of a type this build does not know, or a hash
+/// it cannot decode, read as a string: shown, never dropped.
+fn decode(kind: i64, bytes: Vec<u8>) -> Data {
+    match kind {
+        KIND_HASH => match postcard::from_bytes(&bytes) {
+            Ok(h) => Data::Hash(h),
+            Err(_) => Data::Str(bytes),
+        },
+        _ => Data::Str(bytes),
+    }
+}
+
+fn kind_of(kind: i64) -> Kind {
+    match kind {
+        KIND_HASH => Kind::Hash,
+        _ => Kind::String,
+    }
+}
 
 /// A `rights` row. The holder is a server's name (never its position in the
 /// config) and the incarnation of its process.
@@ -67,8 +103,8 @@ impl Identity {
     }
 }
 
-/// A row as a database's SCAN reads it: key, version, expiry (Unix ms).
-pub type TableScanRow = (Vec<u8>, u64, Option<u64>);
+/// A row as a database's SCAN reads it: key, version, expiry (Unix ms), type.
+pub type TableScanRow = (Vec<u8>, u64, Option<u64>, i64);
 
 /// Row operations of one transaction, as a database keeps them: holders
 /// by name, results as bytes, times as Unix milliseconds. [`Named`] turns
@@ -77,12 +113,13 @@ pub trait Tables {
     type Error;
     /// The row of `key`, expired or not.
     fn kv_get(&mut self, key: &[u8]) -> Result<Option<Row>, Self::Error>;
-    /// Writes `key` under a new version (greater than every earlier one), returned.
-    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> Result<u64, Self::Error>;
+    /// Writes `key` (a value of type `kind`) under a new version (greater
+    /// than every earlier one), returned.
+    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>, kind: i64) -> Result<u64, Self::Error>;
     /// Deletes `key`; returns a new version, as a write does.
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, Self::Error>;
     /// Up to `limit` rows of versions above `after`, in version order: key,
-    /// version, expiry (by an index on the version: SQLite makes it at the
+    /// version, expiry, type (by an index on the version: SQLite makes it at the
     /// first call, PostgreSQL with its schema).
     fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<TableScanRow>, Self::Error>;
     /// How many keys are not expired at `now`.
@@ -123,11 +160,12 @@ impl<T: Tables> Rows for Named<'_, T> {
     type Error = T::Error;
 
     fn kv_get(&mut self, key: &[u8]) -> Result<Option<KvRow>, T::Error> {
-        Ok(self.tables.kv_get(key)?.map(|(v, ver, exp)| (v, ver, exp.map(Time))))
+        Ok(self.tables.kv_get(key)?.map(|(v, ver, exp, kind)| (decode(kind, v), ver, exp.map(Time))))
     }
 
-    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<Time>) -> Result<u64, T::Error> {
-        self.tables.kv_put(key, value, expiry.map(|t| t.0))
+    fn kv_put(&mut self, key: &[u8], value: &Data, expiry: Option<Time>) -> Result<u64, T::Error> {
+        let (kind, bytes) = encode(value);
+        self.tables.kv_put(key, &bytes, expiry.map(|t| t.0), kind)
     }
 
     fn kv_del(&mut self, key: &[u8]) -> Result<u64, T::Error> {
@@ -135,7 +173,7 @@ impl<T: Tables> Rows for Named<'_, T> {
     }
 
     fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<ScanRow>, T::Error> {
-        Ok(self.tables.kv_scan(after, limit)?.into_iter().map(|(k, v, e)| (k, v, e.map(Time))).collect())
+        Ok(self.tables.kv_scan(after, limit)?.into_iter().map(|(k, v, e, t)| (k, v, e.map(Time), kind_of(t))).collect())
     }
 
     fn kv_count(&mut self, now: Time) -> Result<u64, T::Error> {

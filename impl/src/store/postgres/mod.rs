@@ -26,14 +26,15 @@ use std::time::{Duration, Instant};
 use tx::PgTx;
 
 /// 2: rights name their holder and its incarnation and count renewals (no
-/// lease time); the cluster's mark and the master's incarnation.
-pub const SCHEMA_VERSION: i64 = 2;
+/// lease time); the cluster's mark and the master's incarnation. 3: a key's
+/// type (`kind`).
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS failgroup_meta (name text PRIMARY KEY, value bigint NOT NULL);
     CREATE TABLE IF NOT EXISTS failgroup_kv (
         key_hash bytea PRIMARY KEY, key bytea NOT NULL, value bytea NOT NULL,
-        version bigint NOT NULL, expires_at bigint);
+        version bigint NOT NULL, expires_at bigint, kind bigint NOT NULL DEFAULT 0);
     CREATE TABLE IF NOT EXISTS failgroup_rights (
         slot bigint PRIMARY KEY, holder bytea NOT NULL, incarnation bigint NOT NULL, epoch bigint NOT NULL,
         renewals bigint NOT NULL, released bigint NOT NULL);
@@ -42,7 +43,7 @@ const SCHEMA: &str = "
         PRIMARY KEY (client, seq));
     CREATE SEQUENCE IF NOT EXISTS failgroup_version;
     CREATE INDEX IF NOT EXISTS failgroup_kv_by_version ON failgroup_kv (version);
-    INSERT INTO failgroup_meta VALUES ('schema_version', 2) ON CONFLICT DO NOTHING;";
+    INSERT INTO failgroup_meta VALUES ('schema_version', 3) ON CONFLICT DO NOTHING;";
 
 /// From schema 1 (rights by a server's position, with a lease time): those
 /// rows are leases and mean nothing now; every node takes its rights afresh.
@@ -52,6 +53,11 @@ const MIGRATE_1: &str = "
         slot bigint PRIMARY KEY, holder bytea NOT NULL, incarnation bigint NOT NULL, epoch bigint NOT NULL,
         renewals bigint NOT NULL, released bigint NOT NULL);
     UPDATE failgroup_meta SET value = 2 WHERE name = 'schema_version';";
+
+/// From schema 2 (strings only): every row is a string.
+const MIGRATE_2: &str = "
+    ALTER TABLE failgroup_kv ADD COLUMN IF NOT EXISTS kind bigint NOT NULL DEFAULT 0;
+    UPDATE failgroup_meta SET value = 3 WHERE name = 'schema_version';";
 
 /// Connects, creates the tables if they are missing (under an advisory
 /// lock: servers start together) and checks the schema's version.
@@ -68,6 +74,9 @@ pub fn open(url: &PgUrl) -> Result<PgConn, StoreError> {
     };
     if version(&mut c)? == 1 {
         c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock(7243107); {MIGRATE_1} COMMIT;")).map_err(fail)?;
+    }
+    if version(&mut c)? == 2 {
+        c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock(7243107); {MIGRATE_2} COMMIT;")).map_err(fail)?;
     }
     let v = version(&mut c)?;
     match v {

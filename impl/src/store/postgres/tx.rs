@@ -5,7 +5,7 @@ use crate::store::{Job, RightRow, Row, TableScanRow, Tables};
 use failgroup_model::{Epoch, ReqId, Slot, StoreOp, Time};
 use std::collections::HashMap;
 
-const KV_GET: &str = "SELECT value, version, expires_at FROM failgroup_kv WHERE key_hash = sha256($1)";
+const KV_GET: &str = "SELECT value, version, expires_at, kind FROM failgroup_kv WHERE key_hash = sha256($1)";
 const APPLIED_GET: &str = "SELECT result FROM failgroup_applied WHERE client = $1 AND seq = $2";
 const RIGHTS_GET: &str =
     "SELECT slot, holder, incarnation, epoch, renewals, released FROM failgroup_rights WHERE slot = ANY($1)";
@@ -14,7 +14,7 @@ const VERSIONS: &str = "SELECT nextval('failgroup_version') FROM generate_series
 
 /// A write held until the batch's last round trip.
 enum Pending {
-    Put { key: Vec<u8>, value: Vec<u8>, version: u64, expiry: Option<u64> },
+    Put { key: Vec<u8>, value: Vec<u8>, version: u64, expiry: Option<u64>, kind: i64 },
     Del { key: Vec<u8> },
     Record { req: ReqId, result: Vec<u8>, at: u64 },
 }
@@ -41,7 +41,7 @@ fn int(v: u64) -> Param<'static> {
 
 fn kv_row(r: Option<&PgRow>) -> Result<Option<Row>, PgError> {
     let Some(r) = r else { return Ok(None) };
-    Ok(Some((r.bytes(0)?.unwrap_or_default(), r.int_req(1)? as u64, r.int(2)?.map(|e| e as u64))))
+    Ok(Some((r.bytes(0)?.unwrap_or_default(), r.int_req(1)? as u64, r.int(2)?.map(|e| e as u64), r.int_req(3)?)))
 }
 
 fn right_rows(rows: &[PgRow]) -> Result<Vec<(u16, RightRow)>, PgError> {
@@ -131,10 +131,10 @@ impl<'a> PgTx<'a> {
     /// Sends the held writes, with the COMMIT if `commit`: a query over many
     /// rows (SCAN, DBSIZE) must see the batch's writes before it.
     fn send_pending(&mut self, commit: bool) -> Result<(), PgError> {
-        const PUT: &str = "INSERT INTO failgroup_kv (key_hash, key, value, version, expires_at)
-             VALUES (sha256($1), $1, $2, $3, $4)
+        const PUT: &str = "INSERT INTO failgroup_kv (key_hash, key, value, version, expires_at, kind)
+             VALUES (sha256($1), $1, $2, $3, $4, $5)
              ON CONFLICT (key_hash) DO UPDATE SET value = excluded.value, version = excluded.version,
-             expires_at = excluded.expires_at";
+             expires_at = excluded.expires_at, kind = excluded.kind";
         const DEL: &str = "DELETE FROM failgroup_kv WHERE key_hash = sha256($1)";
         const RECORD: &str = "INSERT INTO failgroup_applied (client, seq, result, at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (client, seq) DO UPDATE SET result = excluded.result, at = excluded.at";
@@ -142,9 +142,15 @@ impl<'a> PgTx<'a> {
         let params: Vec<(&str, Vec<Param>)> = pending
             .iter()
             .map(|p| match p {
-                Pending::Put { key, value, version, expiry } => (
+                Pending::Put { key, value, version, expiry, kind } => (
                     PUT,
-                    vec![Param::Bytes(key), Param::Bytes(value), int(*version), expiry.map_or(Param::NullInt, int)],
+                    vec![
+                        Param::Bytes(key),
+                        Param::Bytes(value),
+                        int(*version),
+                        expiry.map_or(Param::NullInt, int),
+                        Param::Int(*kind),
+                    ],
                 ),
                 Pending::Del { key } => (DEL, vec![Param::Bytes(key)]),
                 Pending::Record { req, result, at } => {
@@ -187,10 +193,10 @@ impl Tables for PgTx<'_> {
         Ok(row)
     }
 
-    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>) -> Result<u64, PgError> {
+    fn kv_put(&mut self, key: &[u8], value: &[u8], expiry: Option<u64>, kind: i64) -> Result<u64, PgError> {
         let version = self.version()?;
-        self.kv.insert(key.to_vec(), Some((value.to_vec(), version, expiry)));
-        self.pending.push(Pending::Put { key: key.to_vec(), value: value.to_vec(), version, expiry });
+        self.kv.insert(key.to_vec(), Some((value.to_vec(), version, expiry, kind)));
+        self.pending.push(Pending::Put { key: key.to_vec(), value: value.to_vec(), version, expiry, kind });
         Ok(version)
     }
 
@@ -203,12 +209,14 @@ impl Tables for PgTx<'_> {
 
     fn kv_scan(&mut self, after: u64, limit: u64) -> Result<Vec<TableScanRow>, PgError> {
         self.send_pending(false)?;
-        const SCAN: &str = "SELECT key, version, expires_at FROM failgroup_kv WHERE version > $1
+        const SCAN: &str = "SELECT key, version, expires_at, kind FROM failgroup_kv WHERE version > $1
              ORDER BY version LIMIT $2";
         let cap = |n: u64| int(n.min(i64::MAX as u64));
         let rows = self.c.query(SCAN, &[cap(after), cap(limit)])?;
         rows.iter()
-            .map(|r| Ok((r.bytes(0)?.unwrap_or_default(), r.int_req(1)? as u64, r.int(2)?.map(|e| e as u64))))
+            .map(|r| {
+                Ok((r.bytes(0)?.unwrap_or_default(), r.int_req(1)? as u64, r.int(2)?.map(|e| e as u64), r.int_req(3)?))
+            })
             .collect()
     }
 
