@@ -189,6 +189,94 @@ const SCRIPTS: &[&[&str]] = &[
         "MULTI",
         "EXEC",
     ],
+    // Hashes, and WRONGTYPE across types.
+    &[
+        "HSET k:h a 1 b 2",
+        "HSET k:h a 3 c 4",
+        "HGET k:h a",
+        "HGET k:h none",
+        "HGET k:none a",
+        "HMGET k:h a none c",
+        "HMGET k:none a b",
+        "HGETALL k:h",
+        "HGETALL k:none",
+        "HKEYS k:h",
+        "HVALS k:h",
+        "HKEYS k:none",
+        "HLEN k:h",
+        "HLEN k:none",
+        "HEXISTS k:h a",
+        "HEXISTS k:h none",
+        "HSTRLEN k:h a",
+        "HSTRLEN k:h none",
+        "HSETNX k:h a 9",
+        "HSETNX k:h d 9",
+        "HINCRBY k:h b 40",
+        "HINCRBY k:h new -5",
+        "HINCRBY k:h a x",
+        "HINCRBY k:h d 9223372036854775807",
+        "HSET k:h s abc",
+        "HINCRBY k:h s 1",
+        "HINCRBYFLOAT k:h b 0.5",
+        "HINCRBYFLOAT k:h f 1e3",
+        "HINCRBYFLOAT k:h s 1",
+        "HINCRBYFLOAT k:h b x",
+        "HINCRBYFLOAT k:h b inf",
+        "HSCAN k:h 0",
+        "HSCAN k:h 0 MATCH ?",
+        "HSCAN k:h 0 COUNT 100 MATCH a*",
+        "HSCAN k:none 0",
+        "HSCAN k:h x",
+        "HSCAN k:h 0 COUNT 0",
+        "HSCAN k:h 0 FOO",
+        "HDEL k:h a none c",
+        "HGETALL k:h",
+        "TYPE k:h",
+        "GET k:h",
+        "INCR k:h",
+        "APPEND k:h x",
+        "STRLEN k:h",
+        "GETRANGE k:h 0 1",
+        "GETDEL k:h",
+        "GETEX k:h",
+        "SET k:h v GET",
+        "SETRANGE k:h 0 x",
+        "INCRBYFLOAT k:h 1",
+        "EXISTS k:h",
+        "EXPIRE k:h 100",
+        "TTL k:h",
+        "HSET k:h z 1",
+        "TTL k:h",
+        "PERSIST k:h",
+        "SET k:s v",
+        "HSET k:s a 1",
+        "HGET k:s a",
+        "HGETALL k:s",
+        "HDEL k:s a",
+        "HLEN k:s",
+        "HINCRBY k:s a 1",
+        "HSCAN k:s 0",
+        "TYPE k:s",
+        "SET k:h v",
+        "TYPE k:h",
+        "HSET k:h",
+        "HSET k:h a",
+        "HSET k:h a 1 b",
+        "HMSET k:h2 a 1 b 2",
+        "HMSET k:h2 a",
+        "HGETALL k:h2",
+        "HDEL k:h2 a b",
+        "EXISTS k:h2",
+        "HGETALL k:h2",
+        "HDEL k:h2",
+        "HGET k:h2",
+        "MULTI",
+        "HSET {t}h f 1",
+        "HINCRBY {t}h f 2",
+        "GET {t}h",
+        "HGETALL {t}h",
+        "EXEC",
+    ],
     // Connection and cluster commands.
     &[
         "PING",
@@ -422,6 +510,9 @@ fn scan_keys_and_dbsize_see_the_whole_database() {
         c.run("SET gone 1");
         c.run("EXPIREAT gone 1");
         c.run("SET plain v");
+        for i in 0..5 {
+            assert_eq!(c.run(&format!("HSET obj:{i} f v")), Reply::Int(1));
+        }
     }
     for server in ["s1", "s2", "s3"] {
         let mut ours = Resp::connect(&cluster.addr(server));
@@ -439,11 +530,14 @@ fn scan_keys_and_dbsize_see_the_whole_database() {
         ] {
             assert_eq!(sorted(ours.run(line)), sorted(redis.run(line)), "{server}: {line}");
         }
-        for opts in ["", "COUNT 7", "MATCH user:*:name COUNT 25", "MATCH *session* TYPE string", "TYPE hash"] {
+        for opts in
+            ["", "COUNT 7", "MATCH user:*:name COUNT 25", "MATCH *session* TYPE string", "TYPE hash", "TYPE list"]
+        {
             let want = scan_all(&mut redis, opts);
             assert_eq!(scan_all(&mut ours, opts), want, "{server}: SCAN {opts}");
         }
     }
-    assert_eq!(scan_all(&mut writer, "").len(), 120 + 40 + 1, "every live key, once");
+    assert_eq!(scan_all(&mut writer, "").len(), 120 + 40 + 1 + 5, "every live key, once");
+    assert_eq!(scan_all(&mut writer, "TYPE HASH").len(), 5, "the hashes");
     assert_eq!(writer.run("CLUSTER COUNTKEYSINSLOT 3828"), Reply::Int(40), "the {{s}} keys");
 }

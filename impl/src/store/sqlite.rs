@@ -378,4 +378,33 @@ mod tests {
         });
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    /// A database of schema 2 (strings only, no type column) opens as
+    /// schema 3 with its rows kept as strings.
+    #[test]
+    fn a_schema_2_database_is_migrated_with_its_keys() {
+        let dir = std::env::temp_dir().join(format!("fg-sqlite-v2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v2.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL,
+                     version INTEGER NOT NULL, expires_at INTEGER) WITHOUT ROWID;
+                 INSERT INTO meta VALUES ('schema_version', 2), ('last_version', 4);
+                 INSERT INTO kv VALUES (x'6b', x'7631', 4, NULL);",
+            )
+            .unwrap();
+        }
+        let mut conn = open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut t = Tx::begin(&tx).unwrap();
+        assert_eq!(t.kv_get(b"k").unwrap(), Some((b"v1".to_vec(), 4, None, crate::store::tables::KIND_STRING)));
+        drop(t);
+        drop(tx);
+        let v: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -259,6 +259,24 @@ mod tests {
         t.commit().unwrap();
     }
 
+    /// A database of schema 2 (strings only, no type column) opens as
+    /// schema 3 with its rows kept as strings.
+    #[test]
+    fn a_schema_2_database_is_migrated_with_its_keys() {
+        let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_migrate2") else { return };
+        let mut c = open(&url).unwrap();
+        c.batch(
+            "ALTER TABLE failgroup_kv DROP COLUMN kind;
+             UPDATE failgroup_meta SET value = 2 WHERE name = 'schema_version';
+             INSERT INTO failgroup_kv VALUES (sha256('\\x6b'::bytea), '\\x6b', '\\x7631', 4, NULL);",
+        )
+        .unwrap();
+        let mut c = open(&url).unwrap();
+        let (mut t, _) = PgTx::begin(&mut c, &[]).unwrap();
+        assert_eq!(t.kv_get(b"k").unwrap(), Some((b"v1".to_vec(), 4, None, crate::store::tables::KIND_STRING)));
+        t.commit().unwrap();
+    }
+
     #[test]
     fn a_newer_schema_is_refused_with_a_clear_error() {
         let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_schema") else { return };
