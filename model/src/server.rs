@@ -268,11 +268,13 @@ impl ServerState {
 fn cached_answer(st: &ServerState, slot: Slot, op: &Op, now: Time) -> Option<OpResult> {
     let cached = |key: &[u8]| {
         let e = st.cache.get(&slot).and_then(|m| m.get(&KeyRef::new(key)))?;
-        e.expires.is_none_or(|t| now < t).then_some(e.value.as_deref())
+        e.expires.is_none_or(|t| now < t).then_some(e.value.as_deref().map(|v| (v, e.version)))
     };
     match op {
-        Op::Get(k) => cached(k).map(|v| OpResult::Value(v.map(<[u8]>::to_vec))),
-        Op::Inspect(k, what) => cached(k).map(|v| crate::store::inspect(what, v.map(|v| (DataRef::Str(v), None)))),
+        Op::Get(k) => cached(k).map(|v| OpResult::Value(v.map(|(v, _)| v.to_vec()))),
+        Op::Inspect(k, what) => {
+            cached(k).map(|v| crate::store::inspect(what, v.map(|(v, ver)| (DataRef::Str(v), None, ver))))
+        }
         Op::Atomic(ops) => ops
             .iter()
             .map(|o| match o {
@@ -481,6 +483,11 @@ impl Server {
             Op::Update(key, u) => self.write_op(p, epoch, key, Write::Update(u.clone())),
             Op::Db(read) => StoreOp::Db(read.clone()),
             Op::Atomic(ops) => StoreOp::Atomic { slot, fence: epoch, req: p.fwd.req, ops: ops.clone() },
+            // A guard alone, or keys written together: an atomic operation
+            // of one part.
+            Op::Guard(..) | Op::Keys(_) => {
+                StoreOp::Atomic { slot, fence: epoch, req: p.fwd.req, ops: vec![p.fwd.op.clone()] }
+            }
             Op::SetWith(key, v, opts) => self.write_op(p, epoch, key, Write::SetWith(v.clone(), *opts)),
             Op::Expire(key, ms) => self.write_op(p, epoch, key, Write::Expire(*ms)),
             Op::Set(key, v) => self.write_op(p, epoch, key, Write::Set(v.clone())),
@@ -609,7 +616,7 @@ impl Server {
                                 Op::Atomic(ops) => &ops[..],
                                 op => std::slice::from_ref(op),
                             };
-                            for key in ops.iter().filter_map(Op::named_key) {
+                            for key in ops.iter().flat_map(Op::keys) {
                                 m.remove(&KeyRef::new(key));
                             }
                         }

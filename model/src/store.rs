@@ -16,8 +16,8 @@
 use crate::config::Mode;
 use crate::config::Mutant;
 use crate::types::{
-    Data, DataRef, DbRead, Deadline, Epoch, ErrorKind, ExpireCond, HashRead, HashWrite, Inspect, Key, Kind, Op,
-    OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time, Update, Value, WRONGTYPE,
+    Data, DataRef, DbRead, Deadline, Epoch, ErrorKind, ExpireCond, Guard, HashRead, HashWrite, Inspect, Key, KeysWrite,
+    Kind, Op, OpResult, ReqId, ServerId, SetCond, SetOpts, Slot, Time, Update, Value, WRONGTYPE,
 };
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
@@ -319,9 +319,9 @@ fn fenced<R: Rows>(
 
 /// One operation of an atomic one, over the rows as the operations before
 /// it left them: the result its client sees and, for a write, what it left
-/// of its key.
-fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<KeyAfter>), R::Error> {
-    let read = |r: OpResult| Ok((r, None));
+/// of the keys it wrote.
+fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Vec<KeyAfter>), R::Error> {
+    let read = |r: OpResult| Ok((r, Vec::new()));
     let w = match op.clone() {
         Op::Get(key) => return read(get(rows, &key, now)?),
         Op::Ttl(key) => {
@@ -329,9 +329,11 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<Ke
             return read(OpResult::Int(ttl(row.as_ref().map(|(_, e)| *e), now)));
         }
         Op::Inspect(key, what) => {
-            let row = live(rows, &key, now)?.map(|(v, _, e)| (v, e));
-            return read(inspect(&what, row.as_ref().map(|(v, e)| (v.as_ref(), *e))));
+            let row = live(rows, &key, now)?;
+            return read(inspect(&what, row.as_ref().map(|(v, ver, e)| (v.as_ref(), *e, *ver))));
         }
+        // Checked before any part applied.
+        Op::Guard(..) => return read(OpResult::Ok),
         Op::Atomic(_) => return read(OpResult::Err(ErrorKind::Reply("ERR nested atomic operation".into()))),
         Op::Db(what) => return read(db_read(rows, what, now)?),
         Op::Set(_, v) => Write::Set(v),
@@ -340,15 +342,70 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Option<Ke
         Op::SetWith(_, v, o) => Write::SetWith(v, o),
         Op::Expire(_, ms) => Write::Expire(ms),
         Op::Update(_, u) => Write::Update(u),
+        Op::Keys(w) => return keys_write(rows, w, now),
     };
     Ok(match write(rows, op.key(), w, now)? {
         StoreReply::Written { result, version, value, uncached } => {
-            (result, Some(KeyAfter { key: op.key().to_vec(), value, version, uncached }))
+            (result, vec![KeyAfter { key: op.key().to_vec(), value, version, uncached }])
         }
-        StoreReply::Rejected(e) => (OpResult::Err(e), None),
-        _ => (OpResult::Err(ErrorKind::Reply("ERR unexpected store reply".into())), None),
+        StoreReply::Rejected(e) => (OpResult::Err(e), Vec::new()),
+        _ => (OpResult::Err(ErrorKind::Reply("ERR unexpected store reply".into())), Vec::new()),
     })
 }
+
+/// Writes `data` (none: deletes) with `expiry` to `key`: what it leaves of
+/// the key, for the caches.
+fn put<R: Rows>(rows: &mut R, key: &[u8], data: Option<Data>, expiry: Option<Time>) -> Result<KeyAfter, R::Error> {
+    let version = match &data {
+        Some(d) => rows.kv_put(key, d, expiry)?,
+        None => rows.kv_del(key)?,
+    };
+    let (value, uncached) = cacheable(data, expiry);
+    Ok(KeyAfter { key: key.to_vec(), value, version, uncached })
+}
+
+/// MSETNX, RENAME, COPY, as Redis 7 applies them.
+fn keys_write<R: Rows>(rows: &mut R, w: KeysWrite, now: Time) -> Result<(OpResult, Vec<KeyAfter>), R::Error> {
+    let mut after = Vec::new();
+    let result = match w {
+        KeysWrite::SetIfNone(pairs) => {
+            for (key, _) in &pairs {
+                if live(rows, key, now)?.is_some() {
+                    return Ok((OpResult::Int(0), after));
+                }
+            }
+            for (key, value) in pairs {
+                after.retain(|k: &KeyAfter| k.key != key);
+                after.push(put(rows, &key, Some(Data::Str(value)), None)?);
+            }
+            OpResult::Int(1)
+        }
+        KeysWrite::Move { from, to, copy, replace } => {
+            let Some((data, _, expiry)) = live(rows, &from, now)? else {
+                let none = if copy { OpResult::Int(0) } else { OpResult::Err(ErrorKind::Reply(NO_SUCH_KEY.into())) };
+                return Ok((none, after));
+            };
+            // RENAME of a key to itself: nothing moves.
+            let done = if replace && !copy { OpResult::Ok } else { OpResult::Int(1) };
+            if from == to {
+                let same = if replace && !copy { OpResult::Ok } else { OpResult::Int(0) };
+                return Ok((same, after));
+            }
+            if !replace && live(rows, &to, now)?.is_some() {
+                return Ok((OpResult::Int(0), after));
+            }
+            after.push(put(rows, &to, Some(data), expiry)?);
+            if !copy {
+                after.push(put(rows, &from, None, None)?);
+            }
+            done
+        }
+    };
+    Ok((result, after))
+}
+
+/// RENAME's error for a source that does not exist.
+pub const NO_SUCH_KEY: &str = "ERR no such key";
 
 /// A read of the whole database (SCAN, KEYS, DBSIZE) at the store's `now`.
 fn db_read<R: Rows>(rows: &mut R, what: DbRead, now: Time) -> Result<OpResult, R::Error> {
@@ -397,12 +454,25 @@ fn ttl(expiry: Option<Option<Time>>, now: Time) -> i64 {
     }
 }
 
-/// The answer to `what` of a key that is `row` (value, expiry; `None`:
-/// absent or expired): the one function the store and the caches answer
-/// with.
-pub fn inspect(what: &Inspect, row: Option<(DataRef<'_>, Option<Time>)>) -> OpResult {
+/// Whether `guard` holds of `key` at `now`.
+fn guard_holds<R: Rows>(rows: &mut R, key: &[u8], guard: &Guard, now: Time) -> Result<bool, R::Error> {
+    let version = live(rows, key, now)?.map_or(0, |(_, ver, _)| ver);
+    Ok(match guard {
+        Guard::Version(v) => version == *v,
+    })
+}
+
+/// The answer to `what` of a key that is `row` (value, expiry, version;
+/// `None`: absent or expired): the one function the store and the caches
+/// answer with.
+pub fn inspect(what: &Inspect, row: Option<(DataRef<'_>, Option<Time>, u64)>) -> OpResult {
     let wrong = || OpResult::Err(ErrorKind::Reply(WRONGTYPE.into()));
+    let row = match (what, row) {
+        (Inspect::Version, row) => return OpResult::Int(row.map_or(0, |(.., ver)| ver as i64)),
+        (_, row) => row.map(|(v, e, _)| (v, e)),
+    };
     match (what, row) {
+        (Inspect::Version, _) => OpResult::Int(0),
         (Inspect::Exists, row) => OpResult::Int(row.is_some() as i64),
         (Inspect::Type, None) => OpResult::Status("none".into()),
         (Inspect::Type, Some((DataRef::Str(_), _))) => OpResult::Status(Kind::String.name().into()),
@@ -519,8 +589,8 @@ pub fn execute<R: Rows>(
         StoreOp::Ttl { key } => StoreReply::Ttl(ttl(live(rows, &key, now)?.map(|(_, _, e)| e), now)),
         StoreOp::Db(what) => StoreReply::Inspected(db_read(rows, what, now)?),
         StoreOp::Inspect { key, what } => {
-            let row = live(rows, &key, now)?.map(|(v, _, exp)| (v, exp));
-            StoreReply::Inspected(inspect(&what, row.as_ref().map(|(v, e)| (v.as_ref(), *e))))
+            let row = live(rows, &key, now)?;
+            StoreReply::Inspected(inspect(&what, row.as_ref().map(|(v, ver, e)| (v.as_ref(), *e, *ver))))
         }
         StoreOp::Atomic { slot, fence, req, ops } => {
             // What the caches get of each key: as a write of this operation
@@ -537,7 +607,7 @@ pub fn execute<R: Rows>(
             if writes {
                 let dedupe = !rules.has(Mutant::TransactionsTwice);
                 if let Some(result) = rows.applied(req)?.filter(|_| dedupe) {
-                    for key in ops.iter().filter_map(Op::named_key) {
+                    for key in ops.iter().flat_map(Op::keys) {
                         now_of(rows, key, &mut after)?;
                     }
                     return Ok(StoreReply::Atomic { result, keys: after });
@@ -546,11 +616,26 @@ pub fn execute<R: Rows>(
                     return Ok(refused);
                 }
             }
+            let mut held = true;
+            for op in &ops {
+                if let Op::Guard(key, guard) = op {
+                    held &= guard_holds(rows, key, guard, now)?;
+                }
+            }
+            if !held {
+                if writes {
+                    rows.record(req, &OpResult::Aborted, now)?;
+                }
+                for key in ops.iter().flat_map(Op::keys) {
+                    now_of(rows, key, &mut after)?;
+                }
+                return Ok(StoreReply::Atomic { result: OpResult::Aborted, keys: after });
+            }
             let mut results = Vec::with_capacity(ops.len());
             let mut written: Vec<KeyAfter> = Vec::new();
             for op in &ops {
                 let (result, left) = one(rows, op, now)?;
-                if let Some(k) = left {
+                for k in left {
                     written.retain(|w| w.key != k.key);
                     written.push(k);
                 }
@@ -561,7 +646,7 @@ pub fn execute<R: Rows>(
                 rows.record(req, &result, now)?;
             }
             after = written;
-            for key in ops.iter().filter_map(Op::named_key) {
+            for key in ops.iter().flat_map(Op::keys) {
                 now_of(rows, key, &mut after)?;
             }
             StoreReply::Atomic { result, keys: after }

@@ -278,17 +278,19 @@ impl Topology {
     /// atomic operation that is empty, nested, or names keys of more than
     /// one slot (its store command is fenced by one slot's right).
     pub fn atomic_refusal(&self, op: &Op) -> Option<ErrorKind> {
-        let Op::Atomic(ops) = op else { return None };
         let refuse = |m: &str| Some(ErrorKind::Reply(m.into()));
-        if ops.is_empty() {
-            return refuse("ERR an atomic operation needs at least one command");
-        }
-        if ops.iter().any(|o| matches!(o, Op::Atomic(_))) {
-            return refuse("ERR atomic operations do not nest");
+        match op {
+            Op::Atomic(ops) if ops.is_empty() => return refuse("ERR an atomic operation needs at least one command"),
+            Op::Atomic(ops) if ops.iter().any(|o| matches!(o, Op::Atomic(_))) => {
+                return refuse("ERR atomic operations do not nest")
+            }
+            Op::Atomic(_) | Op::Keys(_) => {}
+            _ => return None,
         }
         // Whole-database reads name no key: the others share one slot.
-        let slot = self.slot(op.key());
-        if ops.iter().any(|o| !matches!(o, Op::Db(_)) && self.slot(o.key()) != slot) {
+        let keys = op.keys();
+        let slot = self.slot(keys.first().copied().unwrap_or_default());
+        if keys.iter().any(|k| self.slot(k) != slot) {
             return refuse("CROSSSLOT Keys in request don't hash to the same slot");
         }
         None

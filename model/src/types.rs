@@ -257,6 +257,41 @@ pub enum Inspect {
     Exists,
     /// HGET, HGETALL, HLEN...: a read of a hash.
     Hash(HashRead),
+    /// WATCH: the key's version (0 for an absent key), which a
+    /// [`Guard::Version`] then names.
+    Version,
+}
+
+/// What must hold of a key for an atomic operation to apply at all: every
+/// guard of one is checked before any of its parts applies; if one fails,
+/// none applies and the result is [`OpResult::Aborted`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Guard {
+    /// WATCH: the key's version is still this one (0: absent), so no write
+    /// to it came since it was read.
+    Version(u64),
+}
+
+/// A write to several keys of one slot, in one step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum KeysWrite {
+    /// MSETNX: every key set (1) if none of them exists, else nothing (0).
+    SetIfNone(Vec<(Key, Value)>),
+    /// RENAME and RENAMENX (`copy` false: `from` goes), COPY (`copy`
+    /// true): `from`'s value and time to live to `to`, which is replaced
+    /// only with `replace`. `from` and `to` differ unless RENAME names one
+    /// key twice.
+    Move { from: Key, to: Key, copy: bool, replace: bool },
+}
+
+impl KeysWrite {
+    /// The keys it writes, in order.
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            KeysWrite::SetIfNone(pairs) => pairs.iter().map(|(k, _)| &k[..]).collect(),
+            KeysWrite::Move { from, to, .. } => vec![from, to],
+        }
+    }
 }
 
 /// A read of the whole database rather than of one key: the store answers
@@ -303,6 +338,11 @@ pub enum Op {
     /// applied in one atomic store transaction, in order, as one operation
     /// (their results in a [`OpResult::Many`]). Never nested; never empty.
     Atomic(Vec<Op>),
+    /// A condition of the atomic operation it is part of (alone, it only
+    /// checks): answers OK where it holds.
+    Guard(Key, Guard),
+    /// MSETNX, RENAME, COPY: keys of one slot written in one step.
+    Keys(KeysWrite),
 }
 
 impl Op {
@@ -312,24 +352,27 @@ impl Op {
         match self {
             Op::Get(k) | Op::Set(k, _) | Op::Del(k) | Op::Incr(k, _) => k,
             Op::SetWith(k, ..) | Op::Expire(k, _) | Op::Ttl(k) => k,
-            Op::Update(k, _) | Op::Inspect(k, _) => k,
+            Op::Update(k, _) | Op::Inspect(k, _) | Op::Guard(k, _) => k,
             Op::Atomic(ops) => ops.iter().find(|o| !matches!(o, Op::Db(_))).map_or(&[][..], |o| o.key()),
+            Op::Keys(w) => w.keys().first().copied().unwrap_or_default(),
             Op::Db(_) => &[],
         }
     }
 
-    /// The key a one-key operation reads or writes; none for a read of the
-    /// whole database.
-    pub fn named_key(&self) -> Option<&[u8]> {
+    /// Every key it reads or writes, an atomic operation's parts' in
+    /// order (a key may come twice).
+    pub fn keys(&self) -> Vec<&[u8]> {
         match self {
-            Op::Db(_) => None,
-            op => Some(op.key()),
+            Op::Db(_) => Vec::new(),
+            Op::Keys(w) => w.keys(),
+            Op::Atomic(ops) => ops.iter().flat_map(Op::keys).collect(),
+            op => vec![op.key()],
         }
     }
 
     pub fn is_write(&self) -> bool {
         match self {
-            Op::Get(_) | Op::Ttl(_) | Op::Inspect(..) | Op::Db(_) => false,
+            Op::Get(_) | Op::Ttl(_) | Op::Inspect(..) | Op::Db(_) | Op::Guard(..) => false,
             Op::Atomic(ops) => ops.iter().any(Op::is_write),
             _ => true,
         }
@@ -391,4 +434,6 @@ pub enum OpResult {
     Values(Vec<Option<Value>>),
     /// HGETALL, HSCAN: fields and their values.
     Pairs(Vec<(Value, Value)>),
+    /// An atomic operation one of whose guards failed: nothing applied.
+    Aborted,
 }

@@ -107,6 +107,11 @@ fn every_command_against_the_key_value_specification() {
         ([C::HSet, C::Get], 0),
         ([C::HIncrBy, C::HDel], 0),
         ([C::HGetAll, C::Set], 0),
+        // Two keys of a slot in one step: RENAME and COPY to the key's
+        // partner, racing writes to the key.
+        ([C::Rename, C::Set], 0),
+        ([C::Copy, C::Set], 0),
+        ([C::MSetNx, C::Rename], 0),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for (commands, store_failures) in pairs {

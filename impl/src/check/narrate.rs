@@ -23,11 +23,14 @@ pub fn op(o: &Op) -> String {
         Op::Inspect(k, i) => format!("{i:?} {}", key(k)),
         Op::Atomic(ops) => format!("MULTI {} EXEC", ops.iter().map(op).collect::<Vec<_>>().join("; ")),
         Op::Db(read) => format!("{read:?}"),
+        Op::Guard(k, g) => format!("{g:?} {}", key(k)),
+        Op::Keys(w) => format!("{w:?}"),
     }
 }
 
 fn result(r: &OpResult) -> String {
     match r {
+        OpResult::Aborted => "aborted".into(),
         OpResult::Value(None) => "(nil)".into(),
         OpResult::Value(Some(v)) => key(v),
         OpResult::Ok => "OK".into(),

@@ -110,7 +110,12 @@ pub(super) fn answers(op: &Op, result: &OpResult) -> Answer {
                 Some(_) => Answer::Mismatch,
             }
         }
+        // A guard failed: nothing applied.
+        (Op::Atomic(_), R::Aborted) => Answer::Definite,
+        (Op::Keys(KeysWrite::Move { copy: false, replace: true, .. }), R::Ok) => Answer::Definite,
+        (Op::Keys(_), R::Int(_)) => Answer::Definite,
         (Op::Get(_), R::Value(_))
+        | (Op::Guard(..), R::Ok)
         | (Op::Set(..), R::Ok)
         | (Op::SetWith(..), R::Ok | R::NotSet)
         | (Op::Del(_), R::Deleted(_))

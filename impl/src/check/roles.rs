@@ -39,6 +39,7 @@ impl ClusterModel {
     }
 
     pub(super) fn key_index(&self, key: &[u8]) -> usize {
+        let key = super::spec::main_key(key);
         self.keys.iter().position(|k| k == key).expect("model key")
     }
 

@@ -12,14 +12,16 @@
 //! otherwise at most the time set. `PEXPIRE key 0` deletes at once.
 
 use failgroup_model::{
-    Deadline, ErrorKind, ExpireCond, HashRead, HashWrite, Inspect, Op, OpResult, SetCond, SetOpts, Update, Value,
+    Deadline, ErrorKind, ExpireCond, Guard, HashRead, HashWrite, Inspect, KeysWrite, Op, OpResult, SetCond, SetOpts,
+    Update, Value,
 };
 use stateright::semantics::SequentialSpec;
 use std::fmt;
 use std::str::FromStr;
 
 /// One key as the sequential specification holds it: a string (`value`),
-/// a hash (`fields` not empty) or nothing.
+/// a hash (`fields` not empty) or nothing; and its partner key (see
+/// [`partner_of`]), which only RENAME and COPY touch.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KvSpec {
     pub value: Option<Value>,
@@ -27,6 +29,96 @@ pub struct KvSpec {
     pub fields: Vec<(Value, Value)>,
     /// The time to live last set (ms), if the key has one.
     pub ttl: Option<u64>,
+    /// The partner key's state; none while it is absent.
+    pub partner: Option<Box<KvSpec>>,
+}
+
+/// The partner of a model key: a key of its slot (`{key}b`) that RENAME
+/// and COPY move its value to and from, specified with it as one state.
+pub fn partner_of(key: &[u8]) -> Vec<u8> {
+    [b"{", key, b"}b"].concat()
+}
+
+/// The model key a key is, or is the partner of.
+pub fn main_key(key: &[u8]) -> &[u8] {
+    match key.strip_prefix(b"{").and_then(|k| k.strip_suffix(b"}b")) {
+        Some(main) => main,
+        None => key,
+    }
+}
+
+impl KvSpec {
+    fn exists(&self) -> bool {
+        self.value.is_some() || !self.fields.is_empty()
+    }
+
+    /// The key's own state, without its partner.
+    fn alone(&self) -> KvSpec {
+        KvSpec { partner: None, ..self.clone() }
+    }
+
+    /// MSETNX, RENAME, RENAMENX and COPY over the key and its partner.
+    fn keys_write(&mut self, w: &KeysWrite) -> OpResult {
+        let mut main = self.alone();
+        let mut partner = self.partner.as_deref().cloned().unwrap_or_default();
+        fn pick<'a>(key: &[u8], main: &'a mut KvSpec, partner: &'a mut KvSpec) -> &'a mut KvSpec {
+            if main_key(key) == key {
+                main
+            } else {
+                partner
+            }
+        }
+        let result = {
+            macro_rules! state {
+                ($k:expr) => {
+                    pick($k, &mut main, &mut partner)
+                };
+            }
+            match w {
+                KeysWrite::SetIfNone(pairs) => {
+                    if pairs.iter().any(|(k, _)| state!(k).exists()) {
+                        OpResult::Int(0)
+                    } else {
+                        for (k, v) in pairs {
+                            *state!(k) = KvSpec { value: Some(v.clone()), ..KvSpec::default() };
+                        }
+                        OpResult::Int(1)
+                    }
+                }
+                KeysWrite::Move { from, to, copy, replace } => {
+                    let rename = *replace && !*copy;
+                    let moved = state!(from).clone();
+                    if !moved.exists() {
+                        if *copy {
+                            OpResult::Int(0)
+                        } else {
+                            OpResult::Err(ErrorKind::Reply("ERR no such key".into()))
+                        }
+                    } else if from == to {
+                        if rename {
+                            OpResult::Ok
+                        } else {
+                            OpResult::Int(0)
+                        }
+                    } else if !*replace && state!(to).exists() {
+                        OpResult::Int(0)
+                    } else {
+                        *state!(to) = moved;
+                        if !*copy {
+                            *state!(from) = KvSpec::default();
+                        }
+                        if rename {
+                            OpResult::Ok
+                        } else {
+                            OpResult::Int(1)
+                        }
+                    }
+                }
+            }
+        };
+        *self = KvSpec { partner: partner.exists().then(|| Box::new(partner)), ..main };
+        result
+    }
 }
 
 fn wrong_type() -> OpResult {
@@ -72,6 +164,13 @@ impl SequentialSpec for KvSpec {
     type Ret = OpResult;
 
     fn invoke(&mut self, op: &Op) -> OpResult {
+        // A command of the key alone leaves its partner as it is.
+        if !matches!(op, Op::Keys(_) | Op::Atomic(_)) && self.partner.is_some() {
+            let partner = self.partner.take();
+            let result = self.invoke(op);
+            self.partner = partner;
+            return result;
+        }
         let is_hash = !self.fields.is_empty();
         if (is_hash && of_strings(op)) || (self.value.is_some() && of_hashes(op)) {
             return wrong_type();
@@ -126,6 +225,11 @@ impl SequentialSpec for KvSpec {
             Op::Inspect(_, what) => self.inspect(what),
             // MULTI/EXEC: each command in order, nothing in between.
             Op::Atomic(ops) => OpResult::Many(ops.iter().map(|o| self.invoke(o)).collect()),
+            Op::Keys(w) => self.keys_write(w),
+            // WATCH's versions are the store's, which this specification
+            // does not know: no model command sends one (WATCH is tested end
+            // to end in tests/tests/resp_transactions.rs).
+            Op::Guard(_, Guard::Version(_)) => OpResult::Err(ErrorKind::Reply("ERR versions are not specified".into())),
             // Not an operation on one key: no key's history holds one.
             Op::Db(_) => OpResult::Err(ErrorKind::Reply("ERR not an operation on one key".into())),
         }
@@ -326,6 +430,7 @@ impl KvSpec {
                 (true, None) => -1,
                 (true, Some(t)) => t as i64,
             }),
+            Inspect::Version => OpResult::Err(ErrorKind::Reply("ERR versions are not specified".into())),
             Inspect::Hash(read) => {
                 let get = |f: &Value| self.fields.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone());
                 match read {
@@ -410,13 +515,20 @@ pub enum KvCommand {
     /// HDEL key f: the hash goes with its last field.
     HDel,
     HGetAll,
+    /// MSETNX key value (one key: the model's keys are each in a slot of
+    /// their own).
+    MSetNx,
+    /// RENAME key to its partner.
+    Rename,
+    /// COPY the key to its partner (not REPLACE).
+    Copy,
 }
 
 /// A time to live no model run outlives (ticks).
 pub const LONG_TTL: u64 = 1_000;
 
 impl KvCommand {
-    pub const ALL: [KvCommand; 24] = [
+    pub const ALL: [KvCommand; 27] = [
         KvCommand::Get,
         KvCommand::Set,
         KvCommand::SetNx,
@@ -441,6 +553,9 @@ impl KvCommand {
         KvCommand::HIncrBy,
         KvCommand::HDel,
         KvCommand::HGetAll,
+        KvCommand::MSetNx,
+        KvCommand::Rename,
+        KvCommand::Copy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -469,6 +584,9 @@ impl KvCommand {
             KvCommand::HIncrBy => "hincrby",
             KvCommand::HDel => "hdel",
             KvCommand::HGetAll => "hgetall",
+            KvCommand::MSetNx => "msetnx",
+            KvCommand::Rename => "rename",
+            KvCommand::Copy => "copy",
         }
     }
 
@@ -509,6 +627,13 @@ impl KvCommand {
             KvCommand::HIncrBy => Op::Update(key, Update::Hash(HashWrite::IncrBy(b"f".to_vec(), 1))),
             KvCommand::HDel => Op::Update(key, Update::Hash(HashWrite::Del(vec![b"f".to_vec()]))),
             KvCommand::HGetAll => Op::Inspect(key, Inspect::Hash(HashRead::GetAll)),
+            KvCommand::MSetNx => Op::Keys(KeysWrite::SetIfNone(vec![(key, v)])),
+            KvCommand::Rename => {
+                Op::Keys(KeysWrite::Move { to: partner_of(&key), from: key, copy: false, replace: true })
+            }
+            KvCommand::Copy => {
+                Op::Keys(KeysWrite::Move { to: partner_of(&key), from: key, copy: true, replace: false })
+            }
         }
     }
 }
@@ -561,7 +686,6 @@ mod tests {
     /// semantics answer each step as the specification does.
     #[test]
     fn hashes_follow_redis() {
-        use failgroup_model::{MemStore, Mode, Store, StoreOp, StoreReply};
         let wrong = wrong_type();
         let steps: Vec<(Op, OpResult)> = vec![
             (KvCommand::HSet.op(k(), 1), OpResult::Int(1)),
@@ -601,6 +725,53 @@ mod tests {
                 ]),
             ),
         ];
+        agree(steps);
+    }
+
+    /// MSETNX, RENAME, RENAMENX and COPY between a key and its partner.
+    #[test]
+    fn keys_of_a_slot_follow_redis() {
+        let p = partner_of(&k());
+        let mv = |from: &[u8], to: &[u8], copy, replace| {
+            Op::Keys(KeysWrite::Move { from: from.to_vec(), to: to.to_vec(), copy, replace })
+        };
+        let no_such_key = OpResult::Err(ErrorKind::Reply("ERR no such key".into()));
+        agree(vec![
+            (KvCommand::Rename.op(k(), 0), no_such_key.clone()),
+            (KvCommand::Copy.op(k(), 0), OpResult::Int(0)),
+            (KvCommand::MSetNx.op(k(), 1), OpResult::Int(1)),
+            (KvCommand::MSetNx.op(k(), 2), OpResult::Int(0)),
+            (KvCommand::Expire.op(k(), 0), OpResult::Int(1)),
+            (KvCommand::Copy.op(k(), 0), OpResult::Int(1)),
+            (KvCommand::Copy.op(k(), 0), OpResult::Int(0)),
+            (mv(&k(), &k(), false, true), OpResult::Ok),
+            (mv(&k(), &k(), false, false), OpResult::Int(0)),
+            (KvCommand::Set.op(k(), 3), OpResult::Ok),
+            (mv(&k(), &p, false, false), OpResult::Int(0)),
+            (KvCommand::Rename.op(k(), 0), OpResult::Ok),
+            (KvCommand::Get.op(k(), 0), OpResult::Value(None)),
+            (mv(&p, &k(), false, false), OpResult::Int(1)),
+            (KvCommand::Get.op(k(), 0), OpResult::Value(Some(b"3".to_vec()))),
+            (KvCommand::Ttl.op(k(), 0), OpResult::Int(-1)),
+            (KvCommand::HSet.op(k(), 4), wrong_type()),
+            (KvCommand::Del.op(k(), 0), OpResult::Deleted(1)),
+            (KvCommand::HSet.op(k(), 4), OpResult::Int(1)),
+            (KvCommand::Expire.op(k(), 0), OpResult::Int(1)),
+            (KvCommand::Copy.op(k(), 0), OpResult::Int(1)),
+            (mv(&p, &k(), true, false), OpResult::Int(0)),
+            (KvCommand::Del.op(k(), 0), OpResult::Deleted(1)),
+            (mv(&p, &k(), false, true), OpResult::Ok),
+            (KvCommand::HGetAll.op(k(), 0), OpResult::Pairs(vec![(b"f".to_vec(), b"4".to_vec())])),
+            (KvCommand::Ttl.op(k(), 0), OpResult::Int(LONG_TTL as i64)),
+            (KvCommand::MSetNx.op(k(), 5), OpResult::Int(0)),
+        ]);
+    }
+
+    /// Runs `steps` through the specification and through the store's
+    /// semantics (`MemStore`), each an atomic operation: both must answer
+    /// each step as written.
+    fn agree(steps: Vec<(Op, OpResult)>) {
+        use failgroup_model::{MemStore, Mode, Store, StoreOp, StoreReply};
         let mut spec = KvSpec::default();
         let mut store = MemStore::new(Mode::Available, None);
         for (i, (op, want)) in steps.into_iter().enumerate() {

@@ -9,12 +9,12 @@ use failgroup_model::{Epoch, Holder, Mode, ReqId, ServerId, Slot, StoreOp, Store
 /// watched stamp, a second process of one name (`from`, command, time).
 pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
     use failgroup_model::{
-        ClientId, DbRead, Deadline, ExpireCond, HashRead, HashWrite, Inspect, Op, SetCond, SetOpts, Stamp, Update,
-        Write,
+        ClientId, DbRead, Deadline, ExpireCond, Guard, HashRead, HashWrite, Inspect, KeysWrite, Op, SetCond, SetOpts,
+        Stamp, Update, Write,
     };
     let req = |seq| ReqId { client: ClientId(u64::MAX - 1), seq };
     let k = || b"k".to_vec();
-    let (k2, k3) = (|| b"k2".to_vec(), || b"k3".to_vec());
+    let (k2, k3, k4) = (|| b"k2".to_vec(), || b"k3".to_vec(), || b"k4".to_vec());
     let k2_slot = failgroup_model::key_slot(b"k2", failgroup_model::SLOTS).0;
     let atomic = |seq, ops| StoreOp::Atomic { slot: Slot(1), fence: Some(Epoch(3)), req: req(seq), ops };
     let w =
@@ -128,6 +128,16 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         (b, StoreOp::Inspect { key: k2(), what: Inspect::Hash(HashRead::Len) }),
         (b, w(30, 3, hash(HashWrite::Del(vec![f(b"b")])))),
         (b, StoreOp::Inspect { key: k(), what: Inspect::Exists }),
+        // Keys of a slot in one step (MSETNX, RENAME, COPY) and a WATCH guard.
+        (b, atomic(31, vec![Op::Keys(KeysWrite::SetIfNone(vec![(k(), f(b"a")), (k3(), f(b"b"))]))])),
+        (b, atomic(32, vec![Op::Keys(KeysWrite::SetIfNone(vec![(k(), f(b"a")), (k4(), f(b"b"))]))])),
+        (b, w(33, 3, Write::Expire(500))),
+        (b, atomic(34, vec![Op::Keys(KeysWrite::Move { from: k(), to: k4(), copy: false, replace: true })])),
+        (b, atomic(35, vec![Op::Keys(KeysWrite::Move { from: k4(), to: k(), copy: true, replace: false })])),
+        (b, atomic(36, vec![Op::Keys(KeysWrite::Move { from: k3(), to: k(), copy: false, replace: false })])),
+        (b, StoreOp::Ttl { key: k() }),
+        (b, atomic(37, vec![Op::Guard(k(), Guard::Version(0)), Op::Set(k(), f(b"z"))])),
+        (b, atomic(38, vec![Op::Guard(f(b"k5"), Guard::Version(0)), Op::Del(k4()), Op::Del(k())])),
         (b, StoreOp::Db(DbRead::Size)),
         (b, StoreOp::Db(DbRead::InSlot { slot: k2_slot, count: 10, count_only: false })),
         (b, StoreOp::Db(DbRead::InSlot { slot: k2_slot, count: 0, count_only: true })),

@@ -70,7 +70,7 @@ impl<'a> PgTx<'a> {
             match op {
                 StoreOp::Read { key } | StoreOp::Ttl { key } | StoreOp::Inspect { key, .. } => keys.push(key),
                 StoreOp::Atomic { ops, req, slot, .. } => {
-                    keys.extend(ops.iter().map(|o| o.key()));
+                    keys.extend(ops.iter().flat_map(|o| o.keys()));
                     reqs.push((req.client.0 as i64, req.seq as i64));
                     slots.push(slot.0 as i64);
                 }
