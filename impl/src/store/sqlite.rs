@@ -398,11 +398,11 @@ mod tests {
             .unwrap();
         }
         let mut conn = open(&path).unwrap();
-        let tx = conn.transaction().unwrap();
-        let mut t = Tx::begin(&tx).unwrap();
-        assert_eq!(t.kv_get(b"k").unwrap(), Some((b"v1".to_vec(), 4, None, crate::store::tables::KIND_STRING)));
-        drop(t);
-        drop(tx);
+        {
+            let tx = conn.transaction().unwrap();
+            let mut t = Tx::begin(&tx).unwrap();
+            assert_eq!(t.kv_get(b"k").unwrap(), Some((b"v1".to_vec(), 4, None, crate::store::tables::KIND_STRING)));
+        }
         let v: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0)).unwrap();
         assert_eq!(v, SCHEMA_VERSION);
         std::fs::remove_dir_all(&dir).ok();
