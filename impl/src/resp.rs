@@ -227,6 +227,14 @@ pub mod reply {
         }
     }
 
+    /// An aborted EXEC: RESP3's null, RESP2's null array.
+    pub fn null_array(out: &mut Vec<u8>, p: Proto) {
+        match p {
+            Proto::Resp2 => out.extend_from_slice(b"*-1\r\n"),
+            Proto::Resp3 => out.extend_from_slice(b"_\r\n"),
+        }
+    }
+
     pub fn value(out: &mut Vec<u8>, b: Option<&[u8]>, p: Proto) {
         match b {
             Some(b) => bulk(out, b),

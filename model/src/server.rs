@@ -595,7 +595,13 @@ impl Server {
                         for k in keys {
                             self.fill(st, &p, &k.key, k.value, k.version, k.uncached, now);
                         }
-                        result
+                        match (&p.fwd.op, result) {
+                            (Op::Atomic(_), result) => result,
+                            // One operation sent as an atomic one of one part
+                            // (Op::Keys, Op::Guard): its own result.
+                            (_, OpResult::Many(mut one)) if one.len() == 1 => one.pop().expect("one result"),
+                            (_, result) => result,
+                        }
                     }
                     StoreReply::Inspected(result) => result,
                     StoreReply::Ttl(ms) => OpResult::Int(ms),

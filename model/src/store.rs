@@ -78,8 +78,8 @@ pub enum StoreOp {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StoreReply {
     /// `version` is 0 for an absent key; `uncached`: the key has a time to
-    /// live or is not a string, so it must not be cached (`value` is then
-    /// none).
+    /// live or is not a string, so it must not be cached (`value` is none
+    /// for a key that is not a string).
     Read {
         value: Option<Value>,
         version: u64,
@@ -245,12 +245,12 @@ fn live<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<Option<KvRow>, R
     Ok(rows.kv_get(key)?.filter(|(_, _, exp)| exp.is_none_or(|t| now < t)))
 }
 
-/// What a cache may hold of a key that is `data` with `expiry`: its value
-/// if it is a string without a time to live; else nothing, and whether the
-/// key must not be cached.
+/// What a reply says of a key that is `data` with `expiry`: its value if
+/// it is a string (none if it is of another type), and whether the key
+/// must not be cached (it has a time to live, or is not a string).
 fn cacheable(data: Option<Data>, expiry: Option<Time>) -> (Option<Value>, bool) {
     match data {
-        Some(Data::Str(v)) if expiry.is_none() => (Some(v), false),
+        Some(Data::Str(v)) => (Some(v), expiry.is_some()),
         Some(_) => (None, true),
         None => (None, false),
     }

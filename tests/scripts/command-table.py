@@ -11,7 +11,7 @@ import socket, sys
 
 COMMANDS = """append asking auth client cluster command config dbsize decr decrby del discard echo exec exists
 expire expireat expiretime get getdel getex getrange hdel hello hexists hget hgetall hincrby hincrbyfloat hkeys
-hlen hmget hmset hscan hset hsetnx hstrlen hvals incr incrby incrbyfloat info keys mget mset multi
+hlen hmget hmset hscan hset hsetnx hstrlen hvals incr msetnx rename renamenx copy watch unwatch incrby incrbyfloat info keys mget mset multi
 persist pexpire pexpireat pexpiretime ping psetex pttl quit readonly readwrite scan select set setex setnx
 setrange strlen touch ttl type unlink""".split()
 

@@ -4,7 +4,8 @@
 
 use crate::resp::{reply, Proto};
 use failgroup_model::{
-    DbRead, Deadline, ExpireCond, HashRead, HashWrite, Inspect, Op, OpResult, SetCond, SetOpts, Topology, Update,
+    DbRead, Deadline, ExpireCond, HashRead, HashWrite, Inspect, KeysWrite, Op, OpResult, SetCond, SetOpts, Topology,
+    Update,
 };
 use std::fmt;
 
@@ -36,6 +37,10 @@ pub enum Kind {
     Pairs,
     /// HSCAN: cursor 0 and fields and values in turn.
     HScan,
+    /// WATCH: OK once the keys' versions are read.
+    Watch,
+    /// UNWATCH queued in a transaction: OK.
+    Unwatch,
 }
 
 /// A command answered by the runtime itself.
@@ -54,6 +59,7 @@ pub enum Local {
         setname: Option<Vec<u8>>,
     },
     Cluster(ClusterCmd),
+    Unwatch,
     ClientSetName(Vec<u8>),
     ClientGetName,
     ClientId,
@@ -324,6 +330,37 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
         "expiretime" | "pexpiretime" => {
             need(n == 2)?;
             data(Kind::Int, vec![Op::Inspect(key(1), Inspect::ExpireTime { ms: name == "pexpiretime" })])
+        }
+        "msetnx" => {
+            need(n >= 3 && n % 2 == 1)?;
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = args[1..].chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
+            one_slot(topology, pairs.iter().map(|(k, _)| k))?;
+            data(Kind::Int, vec![Op::Keys(KeysWrite::SetIfNone(pairs))])
+        }
+        "rename" | "renamenx" => {
+            need(n == 3)?;
+            one_slot(topology, &args[1..3])?;
+            let (replace, kind) = if name == "rename" { (true, Kind::MSet) } else { (false, Kind::Int) };
+            data(kind, vec![Op::Keys(KeysWrite::Move { from: key(1), to: key(2), copy: false, replace })])
+        }
+        "copy" => {
+            need(n >= 3)?;
+            one_slot(topology, &args[1..3])?;
+            let replace = copy_options(&args[3..])?;
+            if args[1] == args[2] {
+                return Err(CommandError::Reply("ERR source and destination objects are the same"));
+            }
+            data(Kind::Int, vec![Op::Keys(KeysWrite::Move { from: key(1), to: key(2), copy: true, replace })])
+        }
+        "watch" => {
+            need(n >= 2)?;
+            one_slot(topology, &args[1..])?;
+            let reads = args[1..].iter().map(|k| Op::Inspect(k.clone(), Inspect::Version)).collect();
+            data(Kind::Watch, vec![atomic(reads)])
+        }
+        "unwatch" => {
+            need(n == 1)?;
+            Ok(Command::Local(Local::Unwatch))
         }
         "hset" | "hmset" => {
             need(n >= 4 && n.is_multiple_of(2))?;
@@ -688,6 +725,45 @@ fn keys(topology: &Topology, keys: &[Vec<u8>], op: impl Fn(Vec<u8>) -> Op) -> Ve
     }
 }
 
+/// CROSSSLOT unless every key is in one slot, as Redis Cluster refuses a
+/// command of several keys.
+fn one_slot<'a>(topology: &Topology, keys: impl IntoIterator<Item = &'a Vec<u8>>) -> Result<(), CommandError> {
+    let mut slots = keys.into_iter().map(|k| topology.slot(k));
+    let first = slots.next();
+    if slots.any(|s| Some(s) != first) {
+        return Err(CommandError::CrossSlot);
+    }
+    Ok(())
+}
+
+/// COPY's options: REPLACE (returned), DB (0 only: Redis Cluster has one
+/// database).
+fn copy_options(opts: &[Vec<u8>]) -> Result<bool, CommandError> {
+    let mut replace = false;
+    let mut i = 0;
+    while i < opts.len() {
+        match upper(&opts[i]).as_str() {
+            "REPLACE" => replace = true,
+            "DB" if i + 1 < opts.len() => {
+                let db = std::str::from_utf8(&opts[i + 1])
+                    .ok()
+                    .and_then(|s| s.parse::<i32>().ok())
+                    .ok_or(CommandError::NotInteger)?;
+                if !(0..16).contains(&db) {
+                    return Err(CommandError::Reply("ERR DB index is out of range"));
+                }
+                if db != 0 {
+                    return Err(CommandError::Reply("ERR Copying to another database is not allowed in cluster mode"));
+                }
+                i += 1;
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+        i += 1;
+    }
+    Ok(replace)
+}
+
 fn atomic(mut ops: Vec<Op>) -> Op {
     if ops.len() == 1 {
         ops.pop().expect("one")
@@ -813,7 +889,7 @@ pub fn encode(kind: Kind, results: &[OpResult], p: Proto, out: &mut Vec<u8>) {
             OpResult::NotSet => reply::null(out, p),
             _ => reply::ok(out),
         },
-        Kind::MSet => reply::ok(out),
+        Kind::MSet | Kind::Watch | Kind::Unwatch => reply::ok(out),
         Kind::Del => reply::int(out, results.iter().map(|r| matches!(r, OpResult::Deleted(1)) as i64).sum()),
         Kind::Exists => reply::int(out, results.iter().map(|r| matches!(r, OpResult::Int(1)) as i64).sum()),
         Kind::Scan | Kind::Keys => match &results[0] {

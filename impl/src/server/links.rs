@@ -78,6 +78,7 @@ impl ServerNode {
                         id,
                         proto: resp::Proto::Resp2,
                         multi: None,
+                        watched: Vec::new(),
                         last_cmd: String::new(),
                         inflight: None,
                         starved: false,

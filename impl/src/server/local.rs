@@ -80,15 +80,30 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         }
         Local::Discard => match s.multi.take() {
             None => reply::error(out, "ERR DISCARD without MULTI"),
-            Some(_) => reply::ok(out),
+            Some(_) => {
+                s.watched.clear();
+                reply::ok(out)
+            }
         },
-        // An EXEC with commands queued is the pipeline's (one atomic
-        // operation through the core); here the others.
+        // An EXEC with commands queued or keys watched is the pipeline's
+        // (one atomic operation through the core); here the others.
         Local::Exec => match s.multi.take() {
             None => reply::error(out, "ERR EXEC without MULTI"),
-            Some(m) if m.dirty => reply::error(out, "EXECABORT Transaction discarded because of previous errors."),
-            Some(_) => reply::array(out, 0),
+            Some(m) => {
+                s.watched.clear();
+                if m.dirty {
+                    reply::error(out, "EXECABORT Transaction discarded because of previous errors.")
+                } else {
+                    // Nothing but UNWATCH queued: OK for each.
+                    reply::array(out, m.cmds.len());
+                    m.cmds.iter().for_each(|_| reply::ok(out));
+                }
+            }
         },
+        Local::Unwatch => {
+            s.watched.clear();
+            reply::ok(out);
+        }
         Local::Quit => {
             reply::ok(out);
             return true;
@@ -245,6 +260,7 @@ mod tests {
             id: 7,
             proto: Proto::Resp2,
             multi: None,
+            watched: Vec::new(),
             last_cmd: String::new(),
             inflight: None,
             starved: false,

@@ -9,7 +9,9 @@ use super::local::{answer, Context};
 use super::node::ServerNode;
 use super::session::{InFlight, Waiter, OUTPUT_PAUSE};
 use crate::resp::{self, reply};
-use failgroup_model::{Forwarded, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology};
+use failgroup_model::{
+    Forwarded, Guard, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology,
+};
 use mio::Token;
 use std::collections::HashSet;
 
@@ -79,8 +81,32 @@ impl ServerNode {
                 reply::error(&mut c.wbuf, &msg.to_string());
             }
             Ok(Command::Local(l)) => self.local(tok, l),
-            Ok(Command::Data { kind, ops }) => self.submit(tok, kind, ops, None),
+            Ok(Command::Data { kind: Kind::Watch, ops }) => {
+                let mut f = InFlight::new(Kind::Watch, ops.len(), None);
+                f.watching = ops.iter().flat_map(Op::keys).map(<[u8]>::to_vec).collect();
+                self.hand_over(tok, f, ops);
+            }
+            Ok(Command::Data { kind, ops }) => self.submit(tok, kind, ops),
         }
+    }
+
+    /// EXEC of a transaction with commands queued or keys watched: one
+    /// atomic operation, the WATCH guards first (if a watched key changed,
+    /// nothing applies and EXEC answers a null array).
+    fn exec(&mut self, tok: Token) {
+        let topo = &self.cfg.topology;
+        let s = self.sessions.get_mut(&tok).expect("session");
+        let m = s.multi.take().expect("in a transaction");
+        let watched = std::mem::take(&mut s.watched);
+        if m.slot.is_some_and(|slot| watched.iter().any(|(k, _)| topo.slot(k) != slot)) {
+            let c = self.net.conns.get_mut(&tok).expect("connection");
+            return reply::error(&mut c.wbuf, &commands::CommandError::CrossSlot.to_string());
+        }
+        let mut f = InFlight::new(Kind::MSet, 1, Some(m.cmds));
+        f.guards = watched.len();
+        let mut ops: Vec<Op> = watched.into_iter().map(|(k, v)| Op::Guard(k, Guard::Version(v))).collect();
+        ops.extend(m.ops);
+        self.hand_over(tok, f, vec![Op::Atomic(ops)]);
     }
 
     /// A command after MULTI: queued (`QUEUED`) if it is a data command of
@@ -92,9 +118,16 @@ impl ServerNode {
         let m = s.multi.as_mut().expect("in a transaction");
         let c = self.net.conns.get_mut(&tok).expect("connection");
         match parsed {
-            Ok(Command::Local(Local::Exec)) if !m.dirty && !m.ops.is_empty() => {
-                let m = s.multi.take().expect("in a transaction");
-                self.submit(tok, Kind::MSet, vec![Op::Atomic(m.ops)], Some(m.cmds));
+            Ok(Command::Local(Local::Exec)) if !m.dirty && (!m.ops.is_empty() || !s.watched.is_empty()) => {
+                self.exec(tok)
+            }
+            // Not queued, and the transaction goes on (as Redis answers).
+            Ok(Command::Data { kind: Kind::Watch, .. }) => {
+                reply::error(&mut c.wbuf, "ERR WATCH inside MULTI is not allowed")
+            }
+            Ok(Command::Local(Local::Unwatch)) => {
+                m.cmds.push((Kind::Unwatch, 0));
+                reply::simple(&mut c.wbuf, "QUEUED");
             }
             Ok(Command::Local(l @ (Local::Exec | Local::Discard | Local::Multi | Local::Quit))) => self.local(tok, l),
             Ok(Command::Local(_)) => {
@@ -130,11 +163,16 @@ impl ServerNode {
     }
 
     /// Hands a data command's operations to the core.
-    pub(super) fn submit(&mut self, tok: Token, kind: Kind, ops: Vec<Op>, exec: Option<Vec<(Kind, usize)>>) {
+    pub(super) fn submit(&mut self, tok: Token, kind: Kind, ops: Vec<Op>) {
+        self.hand_over(tok, InFlight::new(kind, ops.len(), None), ops)
+    }
+
+    /// Hands operations to the core, `f` waiting for their results: set up
+    /// first, since the core may answer (from its cache) at once.
+    fn hand_over(&mut self, tok: Token, f: InFlight, ops: Vec<Op>) {
         let s = self.sessions.get_mut(&tok).expect("session");
-        let n = ops.len();
-        s.inflight = Some(InFlight { kind, results: vec![None; n], left: n, exec });
-        let mut requests = Vec::with_capacity(n);
+        s.inflight = Some(f);
+        let mut requests = Vec::with_capacity(ops.len());
         for (part, op) in ops.into_iter().enumerate() {
             s.seq += 1;
             let req = ReqId { client: s.client, seq: s.seq };
@@ -157,17 +195,37 @@ impl ServerNode {
         if f.left == 0 {
             let f = s.inflight.take().expect("in flight");
             let results: Vec<OpResult> = f.results.into_iter().map(|r| r.expect("every part done")).collect();
+            if !f.watching.is_empty() {
+                // WATCH: the versions read, one per key.
+                let versions: Vec<&OpResult> = results
+                    .iter()
+                    .flat_map(|r| match r {
+                        OpResult::Many(rs) => rs.iter().collect(),
+                        r => vec![r],
+                    })
+                    .collect();
+                if versions.iter().all(|r| matches!(r, OpResult::Int(_))) {
+                    for (key, r) in f.watching.into_iter().zip(versions) {
+                        if let OpResult::Int(v) = r {
+                            s.watched.push((key, *v as u64));
+                        }
+                    }
+                }
+            }
             if let Some(c) = self.net.conns.get_mut(&tok) {
+                let queued = f.exec.as_ref().map(|cmds| f.guards + cmds.iter().map(|(_, n)| n).sum::<usize>());
                 match (f.exec, &results[..]) {
                     // EXEC: one reply per queued command, in an array.
-                    (Some(cmds), [OpResult::Many(all)]) if all.len() == cmds.iter().map(|(_, n)| n).sum::<usize>() => {
+                    (Some(cmds), [OpResult::Many(all)]) if Some(all.len()) == queued => {
                         reply::array(&mut c.wbuf, cmds.len());
-                        let mut at = 0;
+                        let mut at = f.guards;
                         for (kind, n) in cmds {
                             commands::encode(kind, &all[at..at + n], s.proto, &mut c.wbuf);
                             at += n;
                         }
                     }
+                    // A watched key changed: nothing applied.
+                    (Some(_), [OpResult::Aborted]) => reply::null_array(&mut c.wbuf, s.proto),
                     _ => commands::encode(f.kind, &results, s.proto, &mut c.wbuf),
                 }
             }

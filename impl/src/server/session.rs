@@ -20,8 +20,19 @@ pub(super) struct InFlight {
     pub(super) results: Vec<Option<OpResult>>,
     pub(super) left: usize,
     /// An EXEC: each queued command's reply kind and how many of the
-    /// transaction's operations are its.
+    /// transaction's operations are its (after the WATCH guards).
     pub(super) exec: Option<Vec<(Kind, usize)>>,
+    /// How many WATCH guards an EXEC's atomic operation starts with.
+    pub(super) guards: usize,
+    /// A WATCH: the keys whose versions come back.
+    pub(super) watching: Vec<Vec<u8>>,
+}
+
+impl InFlight {
+    /// A command of `n` operations (an EXEC's: `exec`).
+    pub(super) fn new(kind: Kind, n: usize, exec: Option<Vec<(Kind, usize)>>) -> InFlight {
+        InFlight { kind, results: vec![None; n], left: n, exec, guards: 0, watching: Vec::new() }
+    }
 }
 
 /// A transaction being queued (MULTI until EXEC or DISCARD).
@@ -46,6 +57,8 @@ pub(super) struct Session {
     /// RESP2 until HELLO 3.
     pub(super) proto: Proto,
     pub(super) multi: Option<Multi>,
+    /// WATCHed keys and the versions read (until EXEC, DISCARD, UNWATCH).
+    pub(super) watched: Vec<(Vec<u8>, u64)>,
     /// The last command, as Redis names it (CLIENT LIST's `cmd`).
     pub(super) last_cmd: String,
     /// One command at a time, in order: replies keep the request order and
