@@ -329,6 +329,27 @@ const SCRIPTS: &[&[&str]] = &[
         "MGET {t}m1 {t}m2 {t}m3 {t}m4",
         "EXEC",
     ],
+    // FLUSHDB and FLUSHALL (every script's keys go).
+    &[
+        "SET k:a 1",
+        "HSET k:h f v",
+        "SET {t}x 1 EX 100",
+        "GET k:a",
+        "FLUSHDB",
+        "DBSIZE",
+        "GET k:a",
+        "HGETALL k:h",
+        "EXISTS {t}x",
+        "SET k:a 2",
+        "FLUSHALL SYNC",
+        "GET k:a",
+        "FLUSHDB ASYNC",
+        "FLUSHALL async",
+        "FLUSHDB foo",
+        "FLUSHDB ASYNC x",
+        "FLUSHALL foo",
+        "DBSIZE",
+    ],
     // WATCH and UNWATCH.
     &[
         "WATCH {t}w",

@@ -1,7 +1,8 @@
 //! Optimistic transactions end to end: WATCH, MULTI, EXEC through a real
 //! cluster, clients on different servers racing on one key. Versions are
 //! the store's, so the model checker's specification does not cover WATCH
-//! (`check/spec.rs`); these tests do.
+//! (`check/spec.rs`); these tests do. And FLUSHDB, a write of every slot
+//! carried out as fenced deletes through each slot's server.
 
 use failgroup::resp::Reply;
 use failgroup_tests::{Cluster, Resp};
@@ -92,4 +93,33 @@ fn a_write_through_another_server_aborts_the_watching_transaction() {
     assert_eq!(a.run("MULTI"), ok());
     a.run("GET {w}k");
     assert_eq!(a.run("EXEC"), Reply::Array(Some(vec![Reply::Bulk(Some(b"z".to_vec()))])), "UNWATCH forgot the key");
+}
+
+/// FLUSHDB through one server empties the database and every server's
+/// cache: keys of every owner, read (so cached) through every server
+/// before, are absent through every server after; a write after it stays.
+#[test]
+fn flushdb_leaves_no_key_in_any_server_cache() {
+    let cluster = Cluster::start(22140, 3, 1);
+    let servers = ["s1", "s2", "s3"];
+    let mut conns: Vec<Resp> = servers.iter().map(|s| Resp::connect(&cluster.addr(s))).collect();
+    let keys: Vec<String> = (0..2500).map(|i| format!("user:{i}")).collect();
+    for k in &keys {
+        assert_eq!(conns[0].run(&format!("SET {k} v")), Reply::Simple("OK".into()));
+    }
+    conns[0].run("HSET obj f v");
+    for c in conns.iter_mut() {
+        for k in keys.iter().step_by(7) {
+            assert_eq!(c.run(&format!("GET {k}")), Reply::Bulk(Some(b"v".to_vec())));
+        }
+    }
+    assert_eq!(conns[1].run("FLUSHDB"), Reply::Simple("OK".into()));
+    assert_eq!(conns[2].run("SET after 1"), Reply::Simple("OK".into()));
+    for (s, c) in servers.iter().zip(conns.iter_mut()) {
+        for k in keys.iter().step_by(7) {
+            assert_eq!(c.run(&format!("GET {k}")), Reply::Bulk(None), "{s}: {k} after FLUSHDB");
+        }
+        assert_eq!(c.run("EXISTS obj"), Reply::Int(0), "{s}");
+        assert_eq!(c.run("DBSIZE"), Reply::Int(1), "{s}: only the key written after");
+    }
 }

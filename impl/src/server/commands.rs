@@ -41,6 +41,13 @@ pub enum Kind {
     Watch,
     /// UNWATCH queued in a transaction: OK.
     Unwatch,
+    /// FLUSHDB's page of the database's keys.
+    FlushScan,
+    /// FLUSHDB's deletion of a page's keys; then the page after
+    /// `next` (0: done).
+    FlushDel {
+        next: u64,
+    },
 }
 
 /// A command answered by the runtime itself.
@@ -60,6 +67,9 @@ pub enum Local {
     },
     Cluster(ClusterCmd),
     Unwatch,
+    /// FLUSHDB, FLUSHALL (ASYNC or SYNC: both answer once every key is
+    /// deleted).
+    Flush,
     ClientSetName(Vec<u8>),
     ClientGetName,
     ClientId,
@@ -540,6 +550,10 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
                 _ => Err(unknown_sub("CONFIG", &args[1])),
             }
         }
+        "flushdb" | "flushall" => match args.get(1).map(|a| upper(a)).as_deref() {
+            None | Some("SYNC" | "ASYNC") if n <= 2 => Ok(Command::Local(Local::Flush)),
+            _ => Err(CommandError::Syntax),
+        },
         "dbsize" => {
             need(n == 1)?;
             data(Kind::Int, vec![Op::Db(DbRead::Size)])
@@ -889,7 +903,8 @@ pub fn encode(kind: Kind, results: &[OpResult], p: Proto, out: &mut Vec<u8>) {
             OpResult::NotSet => reply::null(out, p),
             _ => reply::ok(out),
         },
-        Kind::MSet | Kind::Watch | Kind::Unwatch => reply::ok(out),
+        Kind::MSet | Kind::Watch | Kind::Unwatch | Kind::FlushDel { .. } => reply::ok(out),
+        Kind::FlushScan => reply::error(out, "ERR unexpected result"),
         Kind::Del => reply::int(out, results.iter().map(|r| matches!(r, OpResult::Deleted(1)) as i64).sum()),
         Kind::Exists => reply::int(out, results.iter().map(|r| matches!(r, OpResult::Int(1)) as i64).sum()),
         Kind::Scan | Kind::Keys => match &results[0] {

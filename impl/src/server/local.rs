@@ -189,6 +189,7 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         }
         // Carried out by the pipeline, which sees every connection.
         Local::ClientKill(_) => reply::error(out, "ERR CLIENT KILL is carried out by the server loop"),
+        Local::Flush => reply::error(out, "ERR FLUSHDB is carried out by the server loop"),
         Local::ClientId => reply::int(out, s.id as i64),
         Local::CommandInfo(names) => {
             let proto = (p == Proto::Resp3) as usize;

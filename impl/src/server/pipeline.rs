@@ -10,8 +10,11 @@ use super::node::ServerNode;
 use super::session::{InFlight, Waiter, OUTPUT_PAUSE};
 use crate::resp::{self, reply};
 use failgroup_model::{
-    Forwarded, Guard, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology,
+    DbRead, Forwarded, Guard, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology,
 };
+
+/// Rows FLUSHDB reads per page.
+const FLUSH_PAGE: u64 = 1000;
 use mio::Token;
 use std::collections::HashSet;
 
@@ -162,6 +165,43 @@ impl ServerNode {
         }
     }
 
+    /// FLUSHDB from the page after version `after`: the database's keys a
+    /// page at a time (a whole-database read), each page's keys deleted
+    /// through the core, per slot in one atomic operation (so each key's
+    /// delete is fenced and linearizable like any DEL; the whole is not
+    /// atomic: a key written meanwhile may stay or go, as across the nodes
+    /// of a Redis Cluster).
+    pub(super) fn flush_page(&mut self, tok: Token, after: u64) {
+        let page = DbRead::Scan { after, count: FLUSH_PAGE, pattern: None, type_name: None };
+        self.submit(tok, Kind::FlushScan, vec![Op::Db(page)]);
+    }
+
+    /// A FLUSHDB page read: its keys' deletes, grouped by slot.
+    fn flush_keys(&mut self, tok: Token, keys: Vec<Vec<u8>>, next: u64) {
+        let topo = &self.cfg.topology;
+        let mut by_slot: std::collections::BTreeMap<_, Vec<Op>> = std::collections::BTreeMap::new();
+        for key in keys {
+            by_slot.entry(topo.slot(&key)).or_default().push(Op::Del(key));
+        }
+        let ops: Vec<Op> = by_slot
+            .into_values()
+            .map(|mut dels| if dels.len() == 1 { dels.remove(0) } else { Op::Atomic(dels) })
+            .collect();
+        match (ops.is_empty(), next) {
+            (true, 0) => {
+                if let Some(c) = self.net.conns.get_mut(&tok) {
+                    reply::ok(&mut c.wbuf);
+                }
+                self.ready.push(tok);
+            }
+            (true, next) => self.flush_page(tok, next),
+            (false, next) => {
+                let n = ops.len();
+                self.hand_over(tok, InFlight::new(Kind::FlushDel { next }, n, None), ops)
+            }
+        }
+    }
+
     /// Hands a data command's operations to the core.
     pub(super) fn submit(&mut self, tok: Token, kind: Kind, ops: Vec<Op>) {
         self.hand_over(tok, InFlight::new(kind, ops.len(), None), ops)
@@ -195,6 +235,16 @@ impl ServerNode {
         if f.left == 0 {
             let f = s.inflight.take().expect("in flight");
             let results: Vec<OpResult> = f.results.into_iter().map(|r| r.expect("every part done")).collect();
+            // FLUSHDB goes on to its next step unless a step failed.
+            let failed = results.iter().any(|r| match r {
+                OpResult::Many(rs) => rs.iter().any(|r| matches!(r, OpResult::Err(_))),
+                r => matches!(r, OpResult::Err(_)),
+            });
+            match (f.kind, &results[..]) {
+                (Kind::FlushScan, [OpResult::Keys { keys, next }]) => return self.flush_keys(tok, keys.clone(), *next),
+                (Kind::FlushDel { next }, _) if !failed && next != 0 => return self.flush_page(tok, next),
+                _ => {}
+            }
             if !f.watching.is_empty() {
                 // WATCH: the versions read, one per key.
                 let versions: Vec<&OpResult> = results
@@ -237,6 +287,9 @@ impl ServerNode {
     pub(super) fn local(&mut self, tok: Token, l: Local) {
         if let Local::ClientKill(f) = l {
             return self.client_kill(tok, f);
+        }
+        if let Local::Flush = l {
+            return self.flush_page(tok, 0);
         }
         let clients =
             if matches!(l, Local::ClientList(_) | Local::ClientInfo) { self.client_rows() } else { Vec::new() };
