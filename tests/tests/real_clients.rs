@@ -112,6 +112,45 @@ p = r.pipeline()
 for i in range(5):
     p.set(k(f"dj{i}"), i, ex=300)
 assert p.execute() == [True] * 5
+# Hashes, and WRONGTYPE.
+assert r.hset(k("h"), mapping={"a": 1, "b": 2}) == 2 and r.hset(k("h"), "a", 3) == 0
+assert r.hget(k("h"), "a") == b"3" and r.hmget(k("h"), ["a", "z"]) == [b"3", None]
+assert r.hgetall(k("h")) == {b"a": b"3", b"b": b"2"} and r.hlen(k("h")) == 2
+assert r.hkeys(k("h")) == [b"a", b"b"] and r.hvals(k("h")) == [b"3", b"2"]
+assert r.hexists(k("h"), "a") and not r.hexists(k("h"), "z") and r.hstrlen(k("h"), "a") == 1
+assert r.hsetnx(k("h"), "c", 1) and not r.hsetnx(k("h"), "c", 2)
+assert r.hincrby(k("h"), "c", 5) == 6 and r.hincrbyfloat(k("h"), "f", 1.5) == 1.5
+assert dict(r.hscan_iter(k("h"), match="[ab]")) == {b"a": b"3", b"b": b"2"}
+assert r.hdel(k("h"), "a", "z") == 1 and r.type(k("h")) in ("hash", b"hash")
+try:
+    r.get(k("h"))
+    raise AssertionError("GET of a hash answered")
+except redis.ResponseError as e:
+    assert str(e).startswith("WRONGTYPE"), e
+# Keys of one slot in one step.
+assert r.msetnx({k("x1"): 1, k("x2"): 2}) and not r.msetnx({k("x2"): 3, k("x3"): 4})
+assert r.rename(k("x1"), k("x4")) and r.get(k("x4")) == b"1" and not r.renamenx(k("x4"), k("x2"))
+assert r.copy(k("x4"), k("x5")) and r.get(k("x5")) == b"1" and not r.copy(k("x4"), k("x5"))
+# WATCH: redis-py's transaction helper, and a watched write aborting EXEC.
+r.set(k("w"), 1)
+def bump(pipe):
+    v = int(pipe.get(k("w")))
+    pipe.multi()
+    pipe.set(k("w"), v + 1)
+assert r.transaction(bump, k("w")) == [True] and r.get(k("w")) == b"2"
+with r.pipeline() as pipe:
+    pipe.watch(k("w"))
+    r.set(k("w"), 10)
+    pipe.multi()
+    pipe.set(k("w"), 99)
+    try:
+        pipe.execute()
+        raise AssertionError("EXEC applied after a watched write")
+    except redis.WatchError:
+        pass
+assert r.get(k("w")) == b"10"
+# Django's cache.clear().
+assert r.flushdb() and r.dbsize() == 0 and r.get(k("w")) is None
 print("ok")
 "#;
 
