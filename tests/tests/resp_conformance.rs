@@ -190,6 +190,14 @@ fn client_list_info_and_kill() {
     let mut b = Resp::connect(&cluster.addr("s1"));
     assert_eq!(a.run("CLIENT SETNAME first"), ok());
     assert_eq!(b.run("CLIENT SETNAME second"), ok());
+    // Redis 7.2's NO-TOUCH, accepted as 7.2 answers it.
+    assert_eq!(a.run("CLIENT NO-TOUCH on"), ok());
+    assert_eq!(a.run("CLIENT NO-TOUCH OFF"), ok());
+    assert_eq!(a.run("CLIENT NO-TOUCH maybe"), Reply::Error("ERR syntax error".into()));
+    assert_eq!(
+        a.run("CLIENT NO-TOUCH"),
+        Reply::Error("ERR wrong number of arguments for 'client|no-touch' command".into())
+    );
     let Reply::Int(b_id) = b.run("CLIENT ID") else { panic!("an id") };
     let text = |r: Reply| match r {
         Reply::Bulk(Some(t)) | Reply::Verbatim(t) => String::from_utf8(t).unwrap(),

@@ -522,12 +522,13 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
                 "INFO" if n == 2 => Ok(Command::Local(Local::ClientInfo)),
                 "LIST" => client_list(&args[2..]),
                 "KILL" if n >= 3 => client_kill(&args[2..]),
-                "NO-EVICT" if n == 3 => match upper(&args[2]).as_str() {
-                    // Nothing is evicted yet: the flag changes nothing.
+                // Nothing is evicted yet and no key's access time is kept:
+                // the flags change nothing. (NO-TOUCH is Redis 7.2's.)
+                "NO-EVICT" | "NO-TOUCH" if n == 3 => match upper(&args[2]).as_str() {
                     "ON" | "OFF" => Ok(Command::Local(Local::Ok)),
                     _ => Err(CommandError::Syntax),
                 },
-                "SETNAME" | "GETNAME" | "ID" | "SETINFO" | "INFO" | "KILL" | "NO-EVICT" => {
+                "SETNAME" | "GETNAME" | "ID" | "SETINFO" | "INFO" | "KILL" | "NO-EVICT" | "NO-TOUCH" => {
                     Err(CommandError::Arity(format!("client|{}", upper(&args[1]).to_lowercase())))
                 }
                 _ => Err(unknown_sub("CLIENT", &args[1])),
