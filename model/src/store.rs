@@ -988,19 +988,9 @@ fn deadline(d: Deadline, now: Time) -> Option<Time> {
 fn update(data: Option<Data>, old_expiry: Option<Time>, u: Update, now: Time) -> Applied {
     let exists = data.is_some();
     let keep = |result| Applied::Write { value: data.clone(), expiry: old_expiry, result };
-    // The commands of strings answer WRONGTYPE for a key of another type.
-    let of_strings = matches!(
-        u,
-        Update::Set { get: true, .. }
-            | Update::GetDel
-            | Update::GetEx(_)
-            | Update::Append(_)
-            | Update::SetRange(..)
-            | Update::IncrFloat(_)
-    );
     let old = match string(data.clone()) {
         Ok(old) => old,
-        Err(wrong) if of_strings => return wrong,
+        Err(wrong) if u.needs_string() => return wrong,
         Err(_) => None,
     };
     let str = |v: Value| Some(Data::Str(v));

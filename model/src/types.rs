@@ -240,6 +240,22 @@ pub enum Update {
     Hash(HashWrite),
 }
 
+impl Update {
+    /// Whether it is a command of strings, which answers WRONGTYPE for a
+    /// key of another type (SET without GET, PERSIST and EXPIRE take any).
+    pub fn needs_string(&self) -> bool {
+        matches!(
+            self,
+            Update::Set { get: true, .. }
+                | Update::GetDel
+                | Update::GetEx(_)
+                | Update::Append(_)
+                | Update::SetRange(..)
+                | Update::IncrFloat(_)
+        )
+    }
+}
+
 /// A read of one key the answer of which is not its value: length, range,
 /// type, expiry, existence. Answered from the cache when the key is there
 /// (the same function as the store's).

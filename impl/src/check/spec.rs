@@ -59,63 +59,44 @@ impl KvSpec {
 
     /// MSETNX, RENAME, RENAMENX and COPY over the key and its partner.
     fn keys_write(&mut self, w: &KeysWrite) -> OpResult {
-        let mut main = self.alone();
-        let mut partner = self.partner.as_deref().cloned().unwrap_or_default();
-        fn pick<'a>(key: &[u8], main: &'a mut KvSpec, partner: &'a mut KvSpec) -> &'a mut KvSpec {
-            if main_key(key) == key {
-                main
-            } else {
-                partner
-            }
-        }
-        let result = {
-            macro_rules! state {
-                ($k:expr) => {
-                    pick($k, &mut main, &mut partner)
-                };
-            }
-            match w {
-                KeysWrite::SetIfNone(pairs) => {
-                    if pairs.iter().any(|(k, _)| state!(k).exists()) {
-                        OpResult::Int(0)
-                    } else {
-                        for (k, v) in pairs {
-                            *state!(k) = KvSpec { value: Some(v.clone()), ..KvSpec::default() };
-                        }
-                        OpResult::Int(1)
-                    }
+        // The key's state at 0, its partner's at 1.
+        let mut both = [self.alone(), self.partner.as_deref().cloned().unwrap_or_default()];
+        let at = |key: &[u8]| usize::from(main_key(key) != key);
+        let result = match w {
+            KeysWrite::SetIfNone(pairs) if pairs.iter().any(|(k, _)| both[at(k)].exists()) => OpResult::Int(0),
+            KeysWrite::SetIfNone(pairs) => {
+                for (k, v) in pairs {
+                    both[at(k)] = KvSpec { value: Some(v.clone()), ..KvSpec::default() };
                 }
-                KeysWrite::Move { from, to, copy, replace } => {
-                    let rename = *replace && !*copy;
-                    let moved = state!(from).clone();
-                    if !moved.exists() {
-                        if *copy {
-                            OpResult::Int(0)
-                        } else {
-                            OpResult::Err(ErrorKind::Reply("ERR no such key".into()))
-                        }
-                    } else if from == to {
-                        if rename {
-                            OpResult::Ok
-                        } else {
-                            OpResult::Int(0)
-                        }
-                    } else if !*replace && state!(to).exists() {
+                OpResult::Int(1)
+            }
+            KeysWrite::Move { from, to, copy, replace } => {
+                // RENAME answers OK; RENAMENX and COPY 1 or 0.
+                let rename = *replace && !*copy;
+                let done = |moved: bool| match (rename, moved) {
+                    (true, _) => OpResult::Ok,
+                    (false, moved) => OpResult::Int(moved as i64),
+                };
+                if !both[at(from)].exists() {
+                    if *copy {
                         OpResult::Int(0)
                     } else {
-                        *state!(to) = moved;
-                        if !*copy {
-                            *state!(from) = KvSpec::default();
-                        }
-                        if rename {
-                            OpResult::Ok
-                        } else {
-                            OpResult::Int(1)
-                        }
+                        OpResult::Err(ErrorKind::Reply("ERR no such key".into()))
                     }
+                } else if from == to {
+                    done(false)
+                } else if !*replace && both[at(to)].exists() {
+                    OpResult::Int(0)
+                } else {
+                    both[at(to)] = both[at(from)].clone();
+                    if !*copy {
+                        both[at(from)] = KvSpec::default();
+                    }
+                    done(true)
                 }
             }
         };
+        let [main, partner] = both;
         *self = KvSpec { partner: partner.exists().then(|| Box::new(partner)), ..main };
         result
     }
@@ -128,21 +109,8 @@ fn wrong_type() -> OpResult {
 /// Whether `op` is a command of strings (GET, INCR, APPEND, ...), which
 /// answers WRONGTYPE for a hash.
 fn of_strings(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Get(_)
-            | Op::Incr(..)
-            | Op::Update(
-                _,
-                Update::Set { get: true, .. }
-                    | Update::GetDel
-                    | Update::GetEx(_)
-                    | Update::Append(_)
-                    | Update::SetRange(..)
-                    | Update::IncrFloat(_)
-            )
-            | Op::Inspect(_, Inspect::Strlen | Inspect::GetRange(..))
-    )
+    matches!(op, Op::Get(_) | Op::Incr(..) | Op::Inspect(_, Inspect::Strlen | Inspect::GetRange(..)))
+        || matches!(op, Op::Update(_, u) if u.needs_string())
 }
 
 /// Whether `op` is a command of hashes.
