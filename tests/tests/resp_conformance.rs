@@ -219,3 +219,42 @@ fn client_list_info_and_kill() {
     assert_eq!(err(a.run("CLIENT KILL 1.2.3.4:5")), "ERR No such client");
     assert_eq!(a.run("PING"), Reply::Simple("PONG".into()), "the caller lives on");
 }
+
+/// A deep pipeline through a server that owns a third of its keys: the
+/// commands on different keys run at once, yet every reply comes back in
+/// the order of the commands, and the commands on one key take effect in
+/// their order (each GET sees the INCR just before it on its key), around
+/// an error, a local command and a multi-key command that wait their turn.
+#[test]
+fn a_pipeline_answers_in_order_and_keeps_each_keys_order() {
+    let cluster = Cluster::start(21160, 3, 1);
+    let mut c = Resp::connect(&cluster.addr("s1"));
+    let mut out = Vec::new();
+    let mut want = Vec::new();
+    let send = |out: &mut Vec<u8>, line: &str| {
+        let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+        failgroup::resp::encode_command(out, &args);
+    };
+    for round in 1..=4 {
+        for i in 0..60 {
+            send(&mut out, &format!("INCR pk{i}"));
+            want.push(Reply::Int(round));
+            send(&mut out, &format!("GET pk{i}"));
+            want.push(bulk(&round.to_string()));
+            if i == 30 {
+                send(&mut out, "GET a b");
+                want.push(Reply::Error("ERR wrong number of arguments for 'get' command".into()));
+                send(&mut out, "PING");
+                want.push(Reply::Simple("PONG".into()));
+                send(&mut out, "MGET pk0 pk59");
+                let after = |k: i64| if k <= 30 { round } else { round - 1 };
+                let v = |n: i64| if n == 0 { Reply::Bulk(None) } else { bulk(&n.to_string()) };
+                want.push(Reply::Array(Some(vec![v(after(0)), v(after(59))])));
+            }
+        }
+    }
+    c.send_raw(&out);
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(&c.read(), w, "reply {i}");
+    }
+}

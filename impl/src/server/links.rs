@@ -80,7 +80,9 @@ impl ServerNode {
                         multi: None,
                         watched: Vec::new(),
                         last_cmd: String::new(),
-                        inflight: None,
+                        inflight: Default::default(),
+                        next_cmd: 0,
+                        stalled: None,
                         starved: false,
                     },
                 );

@@ -146,7 +146,7 @@ impl ServerNode {
             port: topo.addr(me).rsplit(':').next().unwrap_or(""),
             uptime_s: self.started.elapsed().as_secs(),
             connected_clients: self.sessions.len(),
-            blocked_clients: self.sessions.values().filter(|s| s.inflight.is_some()).count(),
+            blocked_clients: self.sessions.values().filter(|s| !s.inflight.is_empty()).count(),
             maxclients: self.cfg.file.limits.maxclients,
             stats: &self.stats,
             keys: self.st.cached_keys(),
@@ -240,7 +240,7 @@ impl ServerNode {
     pub(super) fn carry_out(&mut self, o: ServerOutput) {
         match o {
             ServerOutput::Reply { to: Origin::Client(w), result } => match self.waiters.remove(&w) {
-                Some(Waiter::Resp { conn, part }) => self.part_done(conn, part, result),
+                Some(Waiter::Resp { conn, cmd, part }) => self.part_done(conn, cmd, part, result),
                 Some(Waiter::Lib { conn, op }) => {
                     if let Some(c) = self.net.conns.get_mut(&conn) {
                         c.send(&Msg::ForwardReply { op, incarnation: 0, result });
@@ -358,7 +358,7 @@ impl ServerNode {
             .sessions
             .iter()
             .filter(|(t, s)| {
-                s.inflight.is_none()
+                s.may_take_more()
                     && !s.starved
                     && self.net.conns.get(t).is_some_and(|c| !c.rbuf.is_empty() && c.wbuf.len() <= OUTPUT_PAUSE)
             })

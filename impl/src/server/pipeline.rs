@@ -1,25 +1,106 @@
-//! A RESP connection's commands, one at a time and in order: decoded from
-//! its input, answered locally or handed to the core as operations, and
-//! the reply written once every part is back.
+//! A RESP connection's commands: decoded from its input, answered locally
+//! or handed to the core as operations, and each reply written, in the
+//! order the commands came, once every part of it is back.
+//!
+//! A pipeline's commands on different keys run at once (the forwards of a
+//! connection are in flight together, one round trip for many); a command
+//! naming a key an earlier command in flight names waits for it, as does
+//! every command that is not a data command of one key. So commands on
+//! one key take effect in order; commands on different keys of one
+//! pipeline may take effect in any order (they are concurrent: none was
+//! answered before the others were sent), as across the nodes of a Redis
+//! Cluster.
 
 use super::clients::ClientRow;
 use super::cluster::ClusterView;
 use super::commands::{self, Command, KillFilter, Kind, Local};
 use super::local::{answer, Context};
 use super::node::ServerNode;
-use super::session::{InFlight, Waiter, OUTPUT_PAUSE};
-use crate::resp::{self, reply};
+use super::session::{InFlight, Session, Waiter, OUTPUT_PAUSE};
+use crate::resp::{self, reply, Proto};
 use failgroup_model::{
     DbRead, Forwarded, Guard, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology,
 };
-
-/// Rows FLUSHDB reads per page.
-const FLUSH_PAGE: u64 = 1000;
 use mio::Token;
 use std::collections::HashSet;
 
+/// Rows FLUSHDB reads per page.
+const FLUSH_PAGE: u64 = 1000;
+
+/// The data commands of one key, named first, that may start while other
+/// commands of their connection are in flight.
+const ONE_KEY: &[&[u8]] = &[
+    b"get",
+    b"set",
+    b"setnx",
+    b"setex",
+    b"psetex",
+    b"incr",
+    b"decr",
+    b"incrby",
+    b"decrby",
+    b"incrbyfloat",
+    b"expire",
+    b"pexpire",
+    b"expireat",
+    b"pexpireat",
+    b"persist",
+    b"ttl",
+    b"pttl",
+    b"expiretime",
+    b"pexpiretime",
+    b"getdel",
+    b"getex",
+    b"append",
+    b"strlen",
+    b"getrange",
+    b"setrange",
+    b"type",
+    b"hset",
+    b"hmset",
+    b"hsetnx",
+    b"hget",
+    b"hmget",
+    b"hgetall",
+    b"hkeys",
+    b"hvals",
+    b"hlen",
+    b"hexists",
+    b"hstrlen",
+    b"hdel",
+    b"hincrby",
+    b"hincrbyfloat",
+    b"hscan",
+];
+
+/// The commands of several keys that name one key when given one.
+const MAYBE_ONE_KEY: &[&[u8]] = &[b"del", b"unlink", b"exists", b"touch", b"mget"];
+
+/// A key's hash, for telling the keys of commands in flight apart (a
+/// collision only makes a command wait).
+fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Whether a command may start while others of its connection are in
+/// flight: a data command of one key that no command in flight names.
+fn may_start(s: &Session, args: &[Vec<u8>]) -> bool {
+    if s.inflight.is_empty() {
+        return true;
+    }
+    if s.multi.is_some() || !s.authed || args.len() < 2 {
+        return false;
+    }
+    let name = &args[0];
+    let one = ONE_KEY.iter().any(|c| name.eq_ignore_ascii_case(c))
+        || (args.len() == 2 && MAYBE_ONE_KEY.iter().any(|c| name.eq_ignore_ascii_case(c)));
+    let h = key_hash(&args[1]);
+    one && !s.inflight.iter().any(|f| f.barrier || f.keys.contains(&h))
+}
+
 impl ServerNode {
-    /// Runs a RESP connection's commands, one at a time, in order.
+    /// Runs a RESP connection's commands, in order, as many at once as
+    /// [`may_start`] lets.
     ///
     /// At most `limits.max_pipeline` commands per call: a deep pipeline
     /// yields to the other connections and resumes on the next turn.
@@ -28,8 +109,17 @@ impl ServerNode {
         for _ in 0..limits.max_pipeline {
             let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Some(s) = self.sessions.get_mut(&tok) else { return };
-            if s.inflight.is_some() || c.closing || c.dead || c.wbuf.len() > OUTPUT_PAUSE {
+            if !s.may_take_more() || c.closing || c.dead || c.wbuf.len() > OUTPUT_PAUSE {
                 return;
+            }
+            if let Some(args) = s.stalled.take() {
+                if !may_start(s, &args) {
+                    s.stalled = Some(args);
+                    return;
+                }
+                self.stats.commands += 1;
+                self.command(tok, args);
+                continue;
             }
             let args = match resp::decode(&c.rbuf, &limits.resp()) {
                 Ok(Some((args, used))) => {
@@ -53,6 +143,10 @@ impl ServerNode {
             };
             if args.is_empty() {
                 continue;
+            }
+            if !may_start(s, &args) {
+                s.stalled = Some(args);
+                return;
             }
             self.stats.commands += 1;
             self.command(tok, args);
@@ -79,6 +173,14 @@ impl ServerNode {
             return self.queue(tok, parsed);
         }
         match parsed {
+            // After the replies of the commands still in flight.
+            Err(msg) if !s.inflight.is_empty() => {
+                let mut done = InFlight::new(Kind::MSet, 0, None);
+                let mut out = Vec::new();
+                reply::error(&mut out, &msg.to_string());
+                done.reply = Some(out);
+                s.inflight.push_back(done);
+            }
             Err(msg) => {
                 let c = self.net.conns.get_mut(&tok).expect("connection");
                 reply::error(&mut c.wbuf, &msg.to_string());
@@ -209,16 +311,24 @@ impl ServerNode {
 
     /// Hands operations to the core, `f` waiting for their results: set up
     /// first, since the core may answer (from its cache) at once.
-    fn hand_over(&mut self, tok: Token, f: InFlight, ops: Vec<Op>) {
+    fn hand_over(&mut self, tok: Token, mut f: InFlight, ops: Vec<Op>) {
         let s = self.sessions.get_mut(&tok).expect("session");
-        s.inflight = Some(f);
+        f.id = s.next_cmd;
+        s.next_cmd += 1;
+        f.keys = ops.iter().flat_map(Op::keys).map(key_hash).collect();
+        f.barrier |= f.exec.is_some()
+            || !f.watching.is_empty()
+            || matches!(f.kind, Kind::Watch | Kind::FlushScan | Kind::FlushDel { .. })
+            || ops.iter().any(|o| matches!(o, Op::Db(_)));
+        let cmd = f.id;
+        s.inflight.push_back(f);
         let mut requests = Vec::with_capacity(ops.len());
         for (part, op) in ops.into_iter().enumerate() {
             s.seq += 1;
             let req = ReqId { client: s.client, seq: s.seq };
             let w = self.next_waiter;
             self.next_waiter += 1;
-            self.waiters.insert(w, Waiter::Resp { conn: tok, part });
+            self.waiters.insert(w, Waiter::Resp { conn: tok, cmd, part });
             requests.push((w, Forwarded { req, op, hops: 0 }));
         }
         for (w, fwd) in requests {
@@ -226,25 +336,35 @@ impl ServerNode {
         }
     }
 
-    pub(super) fn part_done(&mut self, tok: Token, part: usize, result: OpResult) {
+    pub(super) fn part_done(&mut self, tok: Token, cmd: u64, part: usize, result: OpResult) {
         let Some(s) = self.sessions.get_mut(&tok) else { return };
-        let Some(f) = s.inflight.as_mut() else { return };
+        let Some(at) = s.inflight.iter().position(|f| f.id == cmd && f.reply.is_none()) else { return };
+        let f = &mut s.inflight[at];
         if f.results[part].replace(result).is_none() {
             f.left -= 1;
         }
         if f.left == 0 {
-            let f = s.inflight.take().expect("in flight");
-            let results: Vec<OpResult> = f.results.into_iter().map(|r| r.expect("every part done")).collect();
+            let results: Vec<OpResult> =
+                std::mem::take(&mut f.results).into_iter().map(|r| r.expect("every part done")).collect();
+            let f = &s.inflight[at];
             // FLUSHDB goes on to its next step unless a step failed.
             let failed = results.iter().any(|r| match r {
                 OpResult::Many(rs) => rs.iter().any(|r| matches!(r, OpResult::Err(_))),
                 r => matches!(r, OpResult::Err(_)),
             });
+            // (A barrier: alone in flight.)
             match (f.kind, &results[..]) {
-                (Kind::FlushScan, [OpResult::Keys { keys, next }]) => return self.flush_keys(tok, keys.clone(), *next),
-                (Kind::FlushDel { next }, _) if !failed && next != 0 => return self.flush_page(tok, next),
+                (Kind::FlushScan, [OpResult::Keys { keys, next }]) => {
+                    s.inflight.remove(at);
+                    return self.flush_keys(tok, keys.clone(), *next);
+                }
+                (Kind::FlushDel { next }, _) if !failed && next != 0 => {
+                    s.inflight.remove(at);
+                    return self.flush_page(tok, next);
+                }
                 _ => {}
             }
+            let f = &mut s.inflight[at];
             if !f.watching.is_empty() {
                 // WATCH: the versions read, one per key.
                 let versions: Vec<&OpResult> = results
@@ -255,35 +375,37 @@ impl ServerNode {
                     })
                     .collect();
                 if versions.iter().all(|r| matches!(r, OpResult::Int(_))) {
-                    for (key, r) in f.watching.into_iter().zip(versions) {
+                    for (key, r) in std::mem::take(&mut f.watching).into_iter().zip(versions) {
                         if let OpResult::Int(v) = r {
                             s.watched.push((key, *v as u64));
                         }
                     }
                 }
             }
-            if let Some(c) = self.net.conns.get_mut(&tok) {
-                let queued = f.exec.as_ref().map(|cmds| f.guards + cmds.iter().map(|(_, n)| n).sum::<usize>());
-                match (f.exec, &results[..]) {
-                    // EXEC: one reply per queued command, in an array.
-                    (Some(cmds), [OpResult::Many(all)]) if Some(all.len()) == queued => {
-                        reply::array(&mut c.wbuf, cmds.len());
-                        let mut at = f.guards;
-                        for (kind, n) in cmds {
-                            commands::encode(kind, &all[at..at + n], s.proto, &mut c.wbuf);
-                            at += n;
-                        }
+            let f = &mut s.inflight[at];
+            match self.net.conns.get_mut(&tok) {
+                // The first in flight: its reply goes out now, then every
+                // reply done behind it.
+                Some(c) if at == 0 => {
+                    encode_done(f, &results, s.proto, &mut c.wbuf);
+                    s.inflight.pop_front();
+                    while let Some(out) = s.inflight.front_mut().and_then(|f| f.reply.take()) {
+                        c.wbuf.extend_from_slice(&out);
+                        s.inflight.pop_front();
                     }
-                    // A watched key changed: nothing applied.
-                    (Some(_), [OpResult::Aborted]) => reply::null_array(&mut c.wbuf, s.proto),
-                    _ => commands::encode(f.kind, &results, s.proto, &mut c.wbuf),
+                }
+                _ => {
+                    let mut out = Vec::new();
+                    encode_done(f, &results, s.proto, &mut out);
+                    f.reply = Some(out);
                 }
             }
             self.ready.push(tok);
         }
     }
 
-    /// A command the server answers itself (`local.rs`).
+    /// A command the server answers itself (`local.rs`): run only when no
+    /// command of its connection is in flight.
     pub(super) fn local(&mut self, tok: Token, l: Local) {
         if let Local::ClientKill(f) = l {
             return self.client_kill(tok, f);
@@ -387,4 +509,23 @@ fn cluster_view<'a>(
         topo.servers().map(|s| s == core.id || (view.is_online(s) && !unreachable.contains(&s))).collect();
     let up = online.clone();
     ClusterView::new(topo, core.id, online, move |slot| topo.serving_server(slot, |s| up[s.0 as usize]))
+}
+
+/// A done command's reply from its results.
+fn encode_done(f: &InFlight, results: &[OpResult], proto: Proto, out: &mut Vec<u8>) {
+    let queued = f.exec.as_ref().map(|cmds| f.guards + cmds.iter().map(|(_, n)| n).sum::<usize>());
+    match (&f.exec, results) {
+        // EXEC: one reply per queued command, in an array.
+        (Some(cmds), [OpResult::Many(all)]) if Some(all.len()) == queued => {
+            reply::array(out, cmds.len());
+            let mut at = f.guards;
+            for (kind, n) in cmds {
+                commands::encode(*kind, &all[at..at + n], proto, out);
+                at += n;
+            }
+        }
+        // A watched key changed: nothing applied.
+        (Some(_), [OpResult::Aborted]) => reply::null_array(out, proto),
+        _ => commands::encode(f.kind, results, proto, out),
+    }
 }

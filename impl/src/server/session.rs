@@ -8,14 +8,16 @@ use mio::Token;
 /// Who waits for the reply to a core request the runtime started.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Waiter {
-    /// Part `part` of the command in flight on a RESP connection.
-    Resp { conn: Token, part: usize },
+    /// Part `part` of command `cmd` in flight on a RESP connection.
+    Resp { conn: Token, cmd: u64, part: usize },
     /// A library client's request `op` on a node connection.
     Lib { conn: Token, op: u64 },
 }
 
 /// A data command in flight on a RESP connection.
 pub(super) struct InFlight {
+    /// Its number on the connection.
+    pub(super) id: u64,
     pub(super) kind: Kind,
     pub(super) results: Vec<Option<OpResult>>,
     pub(super) left: usize,
@@ -26,12 +28,31 @@ pub(super) struct InFlight {
     pub(super) guards: usize,
     /// A WATCH: the keys whose versions come back.
     pub(super) watching: Vec<Vec<u8>>,
+    /// Hashes of the keys it names: a later command of the connection
+    /// naming one of them waits for it (see `pipeline::may_start`).
+    pub(super) keys: Vec<u64>,
+    /// Nothing after it starts before it is done (EXEC, WATCH, FLUSHDB,
+    /// a whole-database read): its order with them matters whatever the keys.
+    pub(super) barrier: bool,
+    /// Its reply once done, while a command before it is not.
+    pub(super) reply: Option<Vec<u8>>,
 }
 
 impl InFlight {
     /// A command of `n` operations (an EXEC's: `exec`).
     pub(super) fn new(kind: Kind, n: usize, exec: Option<Vec<(Kind, usize)>>) -> InFlight {
-        InFlight { kind, results: vec![None; n], left: n, exec, guards: 0, watching: Vec::new() }
+        InFlight {
+            id: 0,
+            kind,
+            results: vec![None; n],
+            left: n,
+            exec,
+            guards: 0,
+            watching: Vec::new(),
+            keys: Vec::new(),
+            barrier: false,
+            reply: None,
+        }
     }
 }
 
@@ -61,11 +82,27 @@ pub(super) struct Session {
     pub(super) watched: Vec<(Vec<u8>, u64)>,
     /// The last command, as Redis names it (CLIENT LIST's `cmd`).
     pub(super) last_cmd: String,
-    /// One command at a time, in order: replies keep the request order and
-    /// a command sees the effects of the ones before it.
-    pub(super) inflight: Option<InFlight>,
+    /// Data commands in flight, in the order they came: replies go out in
+    /// that order. Commands on different keys run at once (pipelined);
+    /// a command on a key waits for the earlier ones on it.
+    pub(super) inflight: std::collections::VecDeque<InFlight>,
+    /// Numbers the connection's commands in flight.
+    pub(super) next_cmd: u64,
+    /// A command decoded that waits for earlier ones before it starts.
+    pub(super) stalled: Option<Vec<Vec<u8>>>,
     /// The input holds no whole command: wait for more bytes.
     pub(super) starved: bool,
+}
+
+/// Commands of one connection in flight at most.
+pub(super) const MAX_IN_FLIGHT: usize = 128;
+
+impl Session {
+    /// Whether another command may be looked at now: fewer than
+    /// [`MAX_IN_FLIGHT`] in flight and no barrier among them.
+    pub(super) fn may_take_more(&self) -> bool {
+        self.inflight.len() < MAX_IN_FLIGHT && !self.inflight.iter().any(|f| f.barrier)
+    }
 }
 
 /// Replies waiting to be sent beyond which a connection's commands pause.
