@@ -103,8 +103,19 @@ impl ServerNode {
     /// [`may_start`] lets.
     ///
     /// At most `limits.max_pipeline` commands per call: a deep pipeline
-    /// yields to the other connections and resumes on the next turn.
+    /// yields to the other connections and resumes on the next turn. The
+    /// input read is dropped from the buffer once per call, not once per
+    /// command (which moved the rest of a pipeline's bytes each time).
     pub(super) fn drive(&mut self, tok: Token) {
+        let mut consumed = 0;
+        self.drive_from(tok, &mut consumed);
+        if let Some(c) = self.net.conns.get_mut(&tok) {
+            c.rbuf.drain(..consumed.min(c.rbuf.len()));
+        }
+    }
+
+    /// `drive`'s loop; `consumed`: how much of the input it has read.
+    fn drive_from(&mut self, tok: Token, consumed: &mut usize) {
         let limits = self.cfg.file.limits.clone();
         for _ in 0..limits.max_pipeline {
             let Some(c) = self.net.conns.get_mut(&tok) else { return };
@@ -121,14 +132,14 @@ impl ServerNode {
                 self.command(tok, args);
                 continue;
             }
-            let args = match resp::decode(&c.rbuf, &limits.resp()) {
+            let args = match resp::decode(&c.rbuf[*consumed..], &limits.resp()) {
                 Ok(Some((args, used))) => {
-                    c.rbuf.drain(..used);
+                    *consumed += used;
                     args
                 }
                 Ok(None) => {
                     s.starved = true;
-                    if c.rbuf.len() > limits.max_query_buffer {
+                    if c.rbuf.len() - *consumed > limits.max_query_buffer {
                         reply::error(&mut c.wbuf, "ERR Protocol error: query buffer limit reached");
                         c.closing = true;
                     }
@@ -138,6 +149,7 @@ impl ServerNode {
                     reply::error(&mut c.wbuf, &e.to_string());
                     c.closing = true;
                     c.rbuf.clear();
+                    *consumed = 0;
                     return;
                 }
             };
