@@ -345,6 +345,26 @@ impl Server {
                 let id = st.next_op;
                 st.next_op += 1;
                 let slot = self.topology.slot(fwd.op.key());
+                // A read this server serves now from its cache: answered at
+                // once, as `route` and `execute` would, without a pending
+                // record (the state left is the same).
+                let here = match self.config.mode {
+                    Mode::Linearizable => st.right(slot, now).is_some(),
+                    Mode::Available => match self.target(st, slot) {
+                        Some(to) => to == self.id || fwd.hops >= self.config.timing.max_hops,
+                        None => true,
+                    },
+                };
+                if here {
+                    if let Some(result) = cached_answer(st, slot, &fwd.op, now) {
+                        let for_other = self.topology.owner(slot) != self.id;
+                        out.push(ServerOutput::Event(ServerEvent::Served { slot, for_other }));
+                        if !matches!(fwd.op, Op::Inspect(..)) {
+                            out.push(ServerOutput::Event(ServerEvent::CacheHit));
+                        }
+                        return out.push(ServerOutput::Reply { to: origin, result });
+                    }
+                }
                 let deadline = now.plus(self.config.timing.request_timeout);
                 st.ops.insert(id, Pending { origin, fwd, slot, deadline, stage: Stage::Parked });
                 self.route(st, id, now, out);
