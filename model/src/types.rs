@@ -10,6 +10,8 @@ pub struct Time(pub u64);
 
 impl Time {
     pub const ZERO: Time = Time(0);
+    /// Later than any time a clock shows.
+    pub const NEVER: Time = Time(u64::MAX);
 
     /// `self + ms`, saturating.
     pub fn plus(self, ms: u64) -> Time {

@@ -59,7 +59,7 @@ impl Rig {
     /// of an expiring key is not).
     fn cached(&self, key: &[u8]) -> bool {
         let k = failgroup_model::KeyRef::new(key);
-        self.st.cache.values().any(|m| m.get(&k).is_some_and(|e| e.expires != Some(Time::ZERO)))
+        self.st.cache.values().any(|m| m.get(&k).is_some_and(|e| e.expires != Time::ZERO))
     }
 }
 
