@@ -62,6 +62,7 @@
 //! assert!(cout.contains(&ClientOutput::Complete { seq: 1, result: OpResult::Ok }));
 //! ```
 
+pub mod bytes;
 pub mod client;
 pub mod config;
 pub mod glob;

@@ -13,6 +13,7 @@
 //! that gains a right starts the slot with an empty cache, and writes carry
 //! the epoch so the store refuses them once the right has moved.
 
+use crate::bytes::SmallBytes;
 use crate::config::{Mode, Mutant, ProtocolConfig};
 use crate::messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
 use crate::store::{Stamp, StoreOp, StoreReply, Write};
@@ -143,13 +144,13 @@ pub struct Right {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CacheKey {
     pub hash: u64,
-    /// A boxed slice, not a `Vec`: 8 bytes less per cached key.
-    pub key: Box<[u8]>,
+    /// Inline when short: no heap block of its own.
+    pub key: SmallBytes,
 }
 
 impl CacheKey {
     pub fn new(key: &[u8]) -> CacheKey {
-        CacheKey { hash: KeyRef::new(key).hash, key: key.into() }
+        CacheKey { hash: KeyRef::new(key).hash, key: SmallBytes::new(key) }
     }
 }
 
@@ -182,8 +183,8 @@ impl Comparable<CacheKey> for KeyRef<'_> {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CacheEntry {
-    /// Boxed, as the key: 8 bytes less per cached key.
-    pub value: Option<Box<[u8]>>,
+    /// Inline when short, as the key.
+    pub value: Option<SmallBytes>,
     pub version: u64,
     /// Served while the server's clock is before it: [`Time::NEVER`] for
     /// an entry under a right; in `available` mode, another server's slot,
@@ -593,7 +594,7 @@ impl Server {
             // at time zero), that keeps its version: a reply of an older
             // version arriving late cannot bring the old value back.
             let (value, expires) = if uncached { (None, Time::ZERO) } else { (value, expires) };
-            m.insert(CacheKey::new(key), CacheEntry { value: value.map(Vec::into_boxed_slice), version, expires });
+            m.insert(CacheKey::new(key), CacheEntry { value: value.map(SmallBytes::from), version, expires });
         }
     }
 
