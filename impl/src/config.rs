@@ -272,12 +272,9 @@ impl Config {
     /// each slot's owner. Addresses are left out: a server may move.
     pub fn mark(&self) -> crate::store::ClusterMark {
         let topo = &self.topology;
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes.iter().chain([&0xffu8]) {
-                h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
-            }
-        };
+        use failgroup_model::bytes::{fnv1a, FNV_OFFSET};
+        let mut h = FNV_OFFSET;
+        let mut eat = |bytes: &[u8]| h = fnv1a(fnv1a(h, bytes), &[0xff]);
         for s in topo.servers() {
             eat(topo.name(s).as_bytes());
             eat(topo.group_name(s).as_bytes());

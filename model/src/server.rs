@@ -162,10 +162,8 @@ pub struct KeyRef<'a> {
 }
 
 impl<'a> KeyRef<'a> {
-    /// FNV-1a: deterministic, so equal states hash and order alike.
     pub fn new(key: &'a [u8]) -> KeyRef<'a> {
-        let hash = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3));
-        KeyRef { hash, key }
+        KeyRef { hash: crate::bytes::fnv1a(crate::bytes::FNV_OFFSET, key), key }
     }
 }
 

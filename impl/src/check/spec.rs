@@ -103,7 +103,7 @@ impl KvSpec {
 }
 
 fn wrong_type() -> OpResult {
-    OpResult::Err(ErrorKind::Reply("WRONGTYPE Operation against a key holding the wrong kind of value".into()))
+    OpResult::Err(ErrorKind::Reply(failgroup_model::WRONGTYPE.into()))
 }
 
 /// Whether `op` is a command of strings (GET, INCR, APPEND, ...), which

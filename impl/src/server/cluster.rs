@@ -6,6 +6,7 @@
 //! error or a stale read.
 
 use crate::resp::{reply, Proto};
+use failgroup_model::bytes::{fnv1a, FNV_OFFSET};
 use failgroup_model::{ServerId, Slot, Topology, SLOTS};
 use std::fmt::Write;
 
@@ -35,11 +36,9 @@ struct Range {
 /// every server and across restarts, as Redis Cluster's ids are stable.
 pub(super) fn node_id(name: &str) -> String {
     let mut id = String::with_capacity(40);
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut h = FNV_OFFSET;
     for round in 0u8..3 {
-        for b in name.bytes().chain([round]) {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
+        h = fnv1a(fnv1a(h, name.as_bytes()), &[round]);
         let _ = write!(id, "{h:016x}");
     }
     id.truncate(40);

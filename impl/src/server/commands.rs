@@ -575,57 +575,49 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
     }
 }
 
+/// A SCAN-like command's cursor and options (`MATCH`, `COUNT`, and
+/// `TYPE` where `with_type`), as Redis reads them.
+struct ScanArgs {
+    cursor: u64,
+    count: u64,
+    pattern: Option<Vec<u8>>,
+    type_name: Option<String>,
+}
+
+fn scan_args(cursor: &[u8], opts: &[Vec<u8>], with_type: bool) -> Result<ScanArgs, CommandError> {
+    // As Redis reads it (strtoul): a negative number wraps around.
+    let cursor = std::str::from_utf8(cursor)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|n| n as u64)))
+        .ok_or(CommandError::Reply("ERR invalid cursor"))?;
+    let mut a = ScanArgs { cursor, count: 10, pattern: None, type_name: None };
+    for pair in opts.chunks(2) {
+        let [opt, value] = pair else { return Err(CommandError::Syntax) };
+        match upper(opt).as_str() {
+            "COUNT" => match int(value)? {
+                n if n < 1 => return Err(CommandError::Syntax),
+                n => a.count = n as u64,
+            },
+            "MATCH" => a.pattern = Some(value.clone()),
+            "TYPE" if with_type => a.type_name = Some(String::from_utf8_lossy(value).into_owned()),
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    Ok(a)
+}
+
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: the cursor is the
 /// version the scan has reached (0 to start).
 fn scan(args: &[Vec<u8>]) -> Result<DbRead, CommandError> {
-    // As Redis reads it (strtoul): a negative number wraps around.
-    let text = std::str::from_utf8(&args[1]).ok();
-    let after = text
-        .and_then(|s| s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|n| n as u64)))
-        .ok_or(CommandError::Reply("ERR invalid cursor"))?;
-    let (mut count, mut pattern, mut type_name) = (10, None, None);
-    let mut i = 2;
-    while i < args.len() {
-        let more = i + 1 < args.len();
-        match upper(&args[i]).as_str() {
-            "COUNT" if more => {
-                count = int(&args[i + 1])?;
-                if count < 1 {
-                    return Err(CommandError::Syntax);
-                }
-            }
-            "MATCH" if more => pattern = Some(args[i + 1].clone()),
-            "TYPE" if more => type_name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned()),
-            _ => return Err(CommandError::Syntax),
-        }
-        i += 2;
-    }
-    Ok(DbRead::Scan { after, count: count as u64, pattern, type_name })
+    let a = scan_args(&args[1], &args[2..], true)?;
+    Ok(DbRead::Scan { after: a.cursor, count: a.count, pattern: a.pattern, type_name: a.type_name })
 }
 
 /// HSCAN key cursor [MATCH pattern] [COUNT count]: the pattern. Every
 /// field comes in the first page (cursor 0), as Redis answers for a small
 /// hash; COUNT is checked, not needed.
 fn hscan(args: &[Vec<u8>]) -> Result<Option<Vec<u8>>, CommandError> {
-    let text = std::str::from_utf8(&args[2]).ok();
-    text.and_then(|s| s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|n| n as u64)))
-        .ok_or(CommandError::Reply("ERR invalid cursor"))?;
-    let mut pattern = None;
-    let mut i = 3;
-    while i < args.len() {
-        let more = i + 1 < args.len();
-        match upper(&args[i]).as_str() {
-            "COUNT" if more => {
-                if int(&args[i + 1])? < 1 {
-                    return Err(CommandError::Syntax);
-                }
-            }
-            "MATCH" if more => pattern = Some(args[i + 1].clone()),
-            _ => return Err(CommandError::Syntax),
-        }
-        i += 2;
-    }
-    Ok(pattern)
+    Ok(scan_args(&args[2], &args[3..], false)?.pattern)
 }
 
 /// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]

@@ -18,6 +18,7 @@ use super::local::{answer, Context};
 use super::node::ServerNode;
 use super::session::{InFlight, Session, Waiter, OUTPUT_PAUSE};
 use crate::resp::{self, reply, Proto};
+use failgroup_model::bytes::{fnv1a, FNV_OFFSET};
 use failgroup_model::{
     DbRead, Forwarded, Guard, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology,
 };
@@ -79,7 +80,7 @@ const MAYBE_ONE_KEY: &[&[u8]] = &[b"del", b"unlink", b"exists", b"touch", b"mget
 /// A key's hash, for telling the keys of commands in flight apart (a
 /// collision only makes a command wait).
 fn key_hash(key: &[u8]) -> u64 {
-    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
+    fnv1a(FNV_OFFSET, key)
 }
 
 /// Whether a command may start while others of its connection are in
@@ -327,11 +328,14 @@ impl ServerNode {
         let s = self.sessions.get_mut(&tok).expect("session");
         f.id = s.next_cmd;
         s.next_cmd += 1;
-        f.keys = ops.iter().flat_map(Op::keys).map(key_hash).collect();
-        f.barrier |= f.exec.is_some()
-            || !f.watching.is_empty()
-            || matches!(f.kind, Kind::Watch | Kind::FlushScan | Kind::FlushDel { .. })
-            || ops.iter().any(|o| matches!(o, Op::Db(_)));
+        for op in &ops {
+            match op {
+                Op::Atomic(_) | Op::Keys(_) => f.keys.extend(op.keys().into_iter().map(key_hash)),
+                Op::Db(_) => f.barrier = true,
+                op => f.keys.push(key_hash(op.key())),
+            }
+        }
+        f.barrier |= f.exec.is_some() || matches!(f.kind, Kind::Watch | Kind::FlushScan | Kind::FlushDel { .. });
         let cmd = f.id;
         s.inflight.push_back(f);
         let mut requests = Vec::with_capacity(ops.len());
@@ -359,18 +363,20 @@ impl ServerNode {
             let results: Vec<OpResult> =
                 std::mem::take(&mut f.results).into_iter().map(|r| r.expect("every part done")).collect();
             let f = &s.inflight[at];
-            // FLUSHDB goes on to its next step unless a step failed.
-            let failed = results.iter().any(|r| match r {
-                OpResult::Many(rs) => rs.iter().any(|r| matches!(r, OpResult::Err(_))),
-                r => matches!(r, OpResult::Err(_)),
-            });
-            // (A barrier: alone in flight.)
+            // FLUSHDB goes on to its next step unless a step failed (a
+            // barrier: alone in flight).
+            let failed = || {
+                results.iter().any(|r| match r {
+                    OpResult::Many(rs) => rs.iter().any(|r| matches!(r, OpResult::Err(_))),
+                    r => matches!(r, OpResult::Err(_)),
+                })
+            };
             match (f.kind, &results[..]) {
                 (Kind::FlushScan, [OpResult::Keys { keys, next }]) => {
                     s.inflight.remove(at);
                     return self.flush_keys(tok, keys.clone(), *next);
                 }
-                (Kind::FlushDel { next }, _) if !failed && next != 0 => {
+                (Kind::FlushDel { next }, _) if next != 0 && !failed() => {
                     s.inflight.remove(at);
                     return self.flush_page(tok, next);
                 }
