@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             },
             5 => ServerInput::Store {
                 tag: StoreTag::Op(a),
-                reply: StoreReply::Read { value: Some(vec![b]), version: b as u64, uncached: b % 2 == 0 },
+                reply: StoreReply::Read { value: Some(vec![b]), version: b as u64, keep: if b % 2 == 0 { Keep::Not } else { Keep::For(b as u64) } },
             },
             6 => ServerInput::Store {
                 tag: StoreTag::Acquire { sent: Time(now.0.saturating_sub(b as u64)) },

@@ -14,6 +14,9 @@
 //! [limits]                       # every field optional
 //! maxclients = 10000
 //!
+//! [cache]                        # every field optional
+//! ttl_keys = true                # cache keys with a time to live
+//!
 //! [cluster]
 //! [[cluster.servers]]
 //! name = "s1"
@@ -46,6 +49,23 @@ pub struct Limits {
     pub idle_timeout: u64,
     /// Pipelined commands one connection runs before the others get a turn.
     pub max_pipeline: usize,
+}
+
+/// The cache of a server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Whether keys with a time to live are cached (served until a margin
+    /// for clock drift before they expire). Turn off where the store's
+    /// clock may be stepped forward (specs/properties.md, "steps of any
+    /// clock").
+    pub ttl_keys: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig { ttl_keys: true }
+    }
 }
 
 impl Default for Limits {
@@ -93,6 +113,8 @@ pub struct FileConfig {
     pub timing: Timing,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub cache: CacheConfig,
     pub cluster: ClusterSpec,
 }
 
@@ -240,7 +262,12 @@ impl Config {
     }
 
     pub fn protocol(&self) -> ProtocolConfig {
-        ProtocolConfig { mode: self.file.mode, timing: self.file.timing.clone(), mutant: None }
+        ProtocolConfig {
+            mode: self.file.mode,
+            timing: self.file.timing.clone(),
+            cache_ttl_keys: self.file.cache.ttl_keys,
+            mutant: None,
+        }
     }
 
     /// What nodes tell a client that asks for the topology.

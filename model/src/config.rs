@@ -75,10 +75,14 @@ pub enum Mutant {
     /// The store applies a duplicated or retried transaction again instead
     /// of answering it from its record.
     TransactionsTwice,
+    /// A server serves a cached key with a time to live until the time the
+    /// store said was left, from sending its command, with no margin for
+    /// clock drift.
+    TtlCacheNoMargin,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 12] = [
+    pub const ALL: [Mutant; 13] = [
         Mutant::SkipVerification,
         Mutant::KeepCacheOnRegain,
         Mutant::NoFencing,
@@ -91,6 +95,7 @@ impl Mutant {
         Mutant::SuspendStopsClock,
         Mutant::NeverAnswerParked,
         Mutant::TransactionsTwice,
+        Mutant::TtlCacheNoMargin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +112,7 @@ impl Mutant {
             Mutant::SuspendStopsClock => "suspend-stops-clock",
             Mutant::NeverAnswerParked => "never-answer-parked",
             Mutant::TransactionsTwice => "transactions-twice",
+            Mutant::TtlCacheNoMargin => "ttl-cache-no-margin",
         }
     }
 }
@@ -211,6 +217,16 @@ impl Timing {
         self.lease
     }
 
+    /// How long after sending a command a server may serve from its cache
+    /// a key the store said had `left` ms to live: `left` less twice the
+    /// drift bound for each lease (or part of one) it spans, so that it
+    /// ends before the store's clock reaches the key's expiry whatever the
+    /// two clocks' rates (specs/properties.md, "Clocks").
+    pub fn ttl_trust(&self, left: u64) -> u64 {
+        let leases = left.div_ceil(self.lease.max(1));
+        left.saturating_sub(leases.saturating_mul(2 * self.max_drift))
+    }
+
     /// When to renew held rights: a third of the lease.
     pub fn renew_interval(&self) -> u64 {
         (self.lease / 3).max(1)
@@ -218,13 +234,24 @@ impl Timing {
 }
 
 /// Everything static the roles need besides the topology.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProtocolConfig {
     pub mode: Mode,
     pub timing: Timing,
+    /// Whether a server caches keys with a time to live (served until
+    /// [`Timing::ttl_trust`] of what was left): safe while the store's
+    /// clock does not step forward past a cached key's expiry
+    /// (specs/properties.md, "steps of any clock").
+    pub cache_ttl_keys: bool,
     /// A deliberate bug, for the model checker only.
     #[serde(skip)]
     pub mutant: Option<Mutant>,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> ProtocolConfig {
+        ProtocolConfig { mode: Mode::default(), timing: Timing::default(), cache_ttl_keys: true, mutant: None }
+    }
 }
 
 impl ProtocolConfig {

@@ -16,9 +16,9 @@
 use crate::bytes::SmallBytes;
 use crate::config::{Mode, Mutant, ProtocolConfig};
 use crate::messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
-use crate::store::{Stamp, StoreOp, StoreReply, Write};
+use crate::store::{Keep, Stamp, StoreOp, StoreReply, Write};
 use crate::topology::Topology;
-use crate::types::{DataRef, Epoch, ErrorKind, Key, Op, OpResult, ServerId, Slot, Time, Value};
+use crate::types::{DataRef, Epoch, ErrorKind, Inspect, Key, Op, OpResult, ServerId, Slot, Time, Value};
 use equivalent::{Comparable, Equivalent};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
@@ -195,8 +195,9 @@ pub struct CacheEntry {
 pub enum Stage {
     /// Waiting for a right, a verdict or a retry.
     Parked,
-    /// At the store, under this epoch (none in `available` mode).
-    Store(Option<Epoch>),
+    /// At the store, under `epoch` (none in `available` mode), sent at
+    /// `sent` on this server's clock.
+    Store { epoch: Option<Epoch>, sent: Time },
     /// Forwarded to a peer.
     Forwarded(ServerId),
 }
@@ -273,6 +274,9 @@ fn cached_answer(st: &ServerState, slot: Slot, op: &Op, now: Time) -> Option<OpR
     };
     match op {
         Op::Get(k) => cached(k).map(|v| OpResult::Value(v.map(|(v, _)| v.to_vec()))),
+        // A cached entry does not say when its key expires: EXPIRETIME
+        // asks the store.
+        Op::Inspect(_, Inspect::ExpireTime { .. }) => None,
         Op::Inspect(k, what) => {
             cached(k).map(|v| crate::store::inspect(what, v.map(|(v, ver)| (DataRef::Str(v), None, ver))))
         }
@@ -339,7 +343,7 @@ impl Server {
                     let (id, read) = (st.next_op, read.clone());
                     st.next_op += 1;
                     let deadline = now.plus(self.config.timing.request_timeout);
-                    let stage = Stage::Store(None);
+                    let stage = Stage::Store { epoch: None, sent: now };
                     st.ops.insert(id, Pending { origin, fwd, slot: Slot(0), deadline, stage });
                     return out.push(ServerOutput::Store { tag: StoreTag::Op(id), op: StoreOp::Db(read) });
                 }
@@ -515,7 +519,7 @@ impl Server {
             Op::Del(key) => self.write_op(p, epoch, key, Write::Del),
             Op::Incr(key, d) => self.write_op(p, epoch, key, Write::Incr(*d)),
         };
-        st.ops[&id].stage = Stage::Store(epoch);
+        st.ops[&id].stage = Stage::Store { epoch, sent: now };
         out.push(ServerOutput::Store { tag: StoreTag::Op(id), op });
     }
 
@@ -562,8 +566,10 @@ impl Server {
 
     /// Puts a value read or written under `epoch` into the cache, unless the
     /// right moved meanwhile or a newer version is already there. A key with
-    /// a time to live leaves the cache instead (only the store's clock says
-    /// when it expires), as does a key that is not a string.
+    /// a time to live is served until less than what the store said was
+    /// left has passed on this server's clock since it sent the command
+    /// ([`Timing::ttl_trust`](crate::Timing::ttl_trust)); a key that is not
+    /// a string leaves the cache.
     #[allow(clippy::too_many_arguments)]
     fn fill(
         &self,
@@ -572,11 +578,11 @@ impl Server {
         key: &[u8],
         value: Option<Value>,
         version: u64,
-        uncached: bool,
+        keep: Keep,
         now: Time,
     ) {
         let slot = p.slot;
-        let Stage::Store(epoch) = p.stage else { return };
+        let Stage::Store { epoch, sent } = p.stage else { return };
         let expires = match self.config.mode {
             Mode::Linearizable if st.rights.get(&slot).map(|r| r.epoch) != epoch => return,
             Mode::Linearizable => Time::NEVER,
@@ -591,7 +597,17 @@ impl Server {
             // An uncached key leaves a tombstone, never served (it expired
             // at time zero), that keeps its version: a reply of an older
             // version arriving late cannot bring the old value back.
-            let (value, expires) = if uncached { (None, Time::ZERO) } else { (value, expires) };
+            let (value, expires) = match keep {
+                Keep::Ever => (value, expires),
+                Keep::For(left) if self.config.cache_ttl_keys => {
+                    let trust = match self.config.has(Mutant::TtlCacheNoMargin) {
+                        true => left,
+                        false => self.config.timing.ttl_trust(left),
+                    };
+                    (value, expires.min(sent.plus(trust)))
+                }
+                Keep::For(_) | Keep::Not => (None, Time::ZERO),
+            };
             m.insert(CacheKey::new(key), CacheEntry { value: value.map(SmallBytes::from), version, expires });
         }
     }
@@ -601,20 +617,20 @@ impl Server {
         match (tag, reply) {
             (StoreTag::Op(id), reply) => {
                 let Some(p) = st.ops.get(&id).cloned() else { return };
-                let Stage::Store(epoch) = p.stage else { return };
+                let Stage::Store { epoch, .. } = p.stage else { return };
                 let key = p.fwd.op.key();
                 let result = match reply {
-                    StoreReply::Read { value, version, uncached } => {
-                        self.fill(st, &p, key, value.clone(), version, uncached, now);
+                    StoreReply::Read { value, version, keep } => {
+                        self.fill(st, &p, key, value.clone(), version, keep, now);
                         OpResult::Value(value)
                     }
-                    StoreReply::Written { version, value, uncached, result } => {
-                        self.fill(st, &p, key, value, version, uncached, now);
+                    StoreReply::Written { version, value, keep, result } => {
+                        self.fill(st, &p, key, value, version, keep, now);
                         result
                     }
                     StoreReply::Atomic { result, keys } => {
                         for k in keys {
-                            self.fill(st, &p, &k.key, k.value, k.version, k.uncached, now);
+                            self.fill(st, &p, &k.key, k.value, k.version, k.keep, now);
                         }
                         match (&p.fwd.op, result) {
                             (Op::Atomic(_), result) => result,

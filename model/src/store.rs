@@ -40,7 +40,20 @@ pub struct KeyAfter {
     pub key: Key,
     pub value: Option<Value>,
     pub version: u64,
-    pub uncached: bool,
+    pub keep: Keep,
+}
+
+/// How long a server may keep a key it read or wrote in its cache, as the
+/// store sees the key when it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Keep {
+    /// A string without a time to live, or an absent key: until it changes.
+    Ever,
+    /// A string with a time to live: this many milliseconds of the store's
+    /// clock are left of it at the store's now.
+    For(u64),
+    /// Not a string (a hash): never served from a cache.
+    Not,
 }
 
 /// The error of an unfenced write in a `linearizable` cluster.
@@ -77,20 +90,19 @@ pub enum StoreOp {
 /// The store's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StoreReply {
-    /// `version` is 0 for an absent key; `uncached`: the key has a time to
-    /// live or is not a string, so it must not be cached (`value` is none
-    /// for a key that is not a string).
+    /// `version` is 0 for an absent key; `keep`: how long it may be
+    /// cached (`value` is none for a key that is not a string).
     Read {
         value: Option<Value>,
         version: u64,
-        uncached: bool,
+        keep: Keep,
     },
     /// The write is committed; `value` is the key's value after it (as in
     /// `Read`).
     Written {
         version: u64,
         value: Option<Value>,
-        uncached: bool,
+        keep: Keep,
         result: OpResult,
     },
     /// Milliseconds to live, -1 without expiry, -2 absent.
@@ -245,26 +257,29 @@ fn live<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<Option<KvRow>, R
     Ok(rows.kv_get(key)?.filter(|(_, _, exp)| exp.is_none_or(|t| now < t)))
 }
 
-/// What a reply says of a key that is `data` with `expiry`: its value if
-/// it is a string (none if it is of another type), and whether the key
-/// must not be cached (it has a time to live, or is not a string).
-fn cacheable(data: Option<Data>, expiry: Option<Time>) -> (Option<Value>, bool) {
-    match data {
-        Some(Data::Str(v)) => (Some(v), expiry.is_some()),
-        Some(_) => (None, true),
-        None => (None, false),
+/// What a reply says of a key that is `data` with `expiry` at the store's
+/// `now`: its value if it is a string (none if it is of another type), and
+/// how long it may be cached.
+fn cacheable(data: Option<Data>, expiry: Option<Time>, now: Time) -> (Option<Value>, Keep) {
+    match (data, expiry) {
+        (Some(Data::Str(v)), None) => (Some(v), Keep::Ever),
+        (Some(Data::Str(v)), Some(t)) => (Some(v), Keep::For(t.since(now))),
+        (Some(_), _) => (None, Keep::Not),
+        (None, _) => (None, Keep::Ever),
     }
 }
 
-/// What a reply says of a key: value, version (0: absent), whether it must
-/// not be cached.
-fn current<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<(Option<Value>, u64, bool), R::Error> {
-    Ok(match live(rows, key, now)? {
-        Some((data, ver, exp)) => {
-            let (value, uncached) = cacheable(Some(data), exp);
-            (value, ver, uncached)
+/// What a reply says of a key: value, version (0: absent), how long it may
+/// be cached. An expired key is absent at the version that expired: a
+/// cache may then replace its entry of that version with the absence.
+fn current<R: Rows>(rows: &mut R, key: &[u8], now: Time) -> Result<(Option<Value>, u64, Keep), R::Error> {
+    Ok(match rows.kv_get(key)? {
+        Some((data, ver, exp)) if exp.is_none_or(|t| now < t) => {
+            let (value, keep) = cacheable(Some(data), exp, now);
+            (value, ver, keep)
         }
-        None => (None, 0, false),
+        Some((_, ver, _)) => (None, ver, Keep::Ever),
+        None => (None, 0, Keep::Ever),
     })
 }
 
@@ -286,12 +301,12 @@ fn write<R: Rows>(rows: &mut R, key: &[u8], w: Write, now: Time) -> Result<Store
                 Some(v) => rows.kv_put(key, v, expiry)?,
                 None => rows.kv_del(key)?,
             };
-            let (value, uncached) = cacheable(value, expiry);
-            StoreReply::Written { version, value, uncached, result }
+            let (value, keep) = cacheable(value, expiry, now);
+            StoreReply::Written { version, value, keep, result }
         }
         Applied::NotSet => {
-            let (value, version, uncached) = current(rows, key, now)?;
-            StoreReply::Written { version, value, uncached, result: OpResult::NotSet }
+            let (value, version, keep) = current(rows, key, now)?;
+            StoreReply::Written { version, value, keep, result: OpResult::NotSet }
         }
         Applied::Rejected(e) => StoreReply::Rejected(e),
     })
@@ -345,8 +360,8 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Vec<KeyAf
         Op::Keys(w) => return keys_write(rows, w, now),
     };
     Ok(match write(rows, op.key(), w, now)? {
-        StoreReply::Written { result, version, value, uncached } => {
-            (result, vec![KeyAfter { key: op.key().to_vec(), value, version, uncached }])
+        StoreReply::Written { result, version, value, keep } => {
+            (result, vec![KeyAfter { key: op.key().to_vec(), value, version, keep }])
         }
         StoreReply::Rejected(e) => (OpResult::Err(e), Vec::new()),
         _ => (OpResult::Err(ErrorKind::Reply("ERR unexpected store reply".into())), Vec::new()),
@@ -355,13 +370,19 @@ fn one<R: Rows>(rows: &mut R, op: &Op, now: Time) -> Result<(OpResult, Vec<KeyAf
 
 /// Writes `data` (none: deletes) with `expiry` to `key`: what it leaves of
 /// the key, for the caches.
-fn put<R: Rows>(rows: &mut R, key: &[u8], data: Option<Data>, expiry: Option<Time>) -> Result<KeyAfter, R::Error> {
+fn put<R: Rows>(
+    rows: &mut R,
+    key: &[u8],
+    data: Option<Data>,
+    expiry: Option<Time>,
+    now: Time,
+) -> Result<KeyAfter, R::Error> {
     let version = match &data {
         Some(d) => rows.kv_put(key, d, expiry)?,
         None => rows.kv_del(key)?,
     };
-    let (value, uncached) = cacheable(data, expiry);
-    Ok(KeyAfter { key: key.to_vec(), value, version, uncached })
+    let (value, keep) = cacheable(data, expiry, now);
+    Ok(KeyAfter { key: key.to_vec(), value, version, keep })
 }
 
 /// MSETNX, RENAME, COPY, as Redis 7 applies them.
@@ -376,7 +397,7 @@ fn keys_write<R: Rows>(rows: &mut R, w: KeysWrite, now: Time) -> Result<(OpResul
             }
             for (key, value) in pairs {
                 after.retain(|k: &KeyAfter| k.key != key);
-                after.push(put(rows, &key, Some(Data::Str(value)), None)?);
+                after.push(put(rows, &key, Some(Data::Str(value)), None, now)?);
             }
             OpResult::Int(1)
         }
@@ -394,9 +415,9 @@ fn keys_write<R: Rows>(rows: &mut R, w: KeysWrite, now: Time) -> Result<(OpResul
             if !replace && live(rows, &to, now)?.is_some() {
                 return Ok((OpResult::Int(0), after));
             }
-            after.push(put(rows, &to, Some(data), expiry)?);
+            after.push(put(rows, &to, Some(data), expiry, now)?);
             if !copy {
-                after.push(put(rows, &from, None, None)?);
+                after.push(put(rows, &from, None, None, now)?);
             }
             done
         }
@@ -582,8 +603,8 @@ pub fn execute<R: Rows>(
         StoreOp::Read { key } => match live(rows, &key, now)? {
             Some((Data::Hash(_), ..)) => StoreReply::Rejected(ErrorKind::Reply(WRONGTYPE.into())),
             _ => {
-                let (value, version, uncached) = current(rows, &key, now)?;
-                StoreReply::Read { value, version, uncached }
+                let (value, version, keep) = current(rows, &key, now)?;
+                StoreReply::Read { value, version, keep }
             }
         },
         StoreOp::Ttl { key } => StoreReply::Ttl(ttl(live(rows, &key, now)?.map(|(_, _, e)| e), now)),
@@ -598,8 +619,8 @@ pub fn execute<R: Rows>(
             let mut after: Vec<KeyAfter> = Vec::new();
             let now_of = |rows: &mut R, key: &[u8], after: &mut Vec<KeyAfter>| -> Result<(), R::Error> {
                 if !after.iter().any(|k| k.key == key) {
-                    let (value, version, uncached) = current(rows, key, now)?;
-                    after.push(KeyAfter { key: key.to_vec(), value, version, uncached });
+                    let (value, version, keep) = current(rows, key, now)?;
+                    after.push(KeyAfter { key: key.to_vec(), value, version, keep });
                 }
                 Ok(())
             };
@@ -658,8 +679,8 @@ pub fn execute<R: Rows>(
             match rows.applied(req)? {
                 Some(OpResult::Err(e)) => return Ok(StoreReply::Rejected(e)),
                 Some(result) => {
-                    let (value, version, uncached) = current(rows, &key, now)?;
-                    return Ok(StoreReply::Written { version, value, uncached, result });
+                    let (value, version, keep) = current(rows, &key, now)?;
+                    return Ok(StoreReply::Written { version, value, keep, result });
                 }
                 None => {}
             }

@@ -101,11 +101,8 @@ fn server_input() -> impl Strategy<Value = ServerInput> {
         Just(StoreReply::Fenced),
         Just(StoreReply::Released),
         Just(StoreReply::Failed("x".into())),
-        (any::<u64>(), any::<bool>()).prop_map(|(version, uncached)| StoreReply::Read {
-            value: Some(b"v".to_vec()),
-            version,
-            uncached
-        }),
+        (any::<u64>(), prop_oneof![Just(Keep::Ever), Just(Keep::Not), any::<u64>().prop_map(Keep::For)])
+            .prop_map(|(version, keep)| StoreReply::Read { value: Some(b"v".to_vec()), version, keep }),
         (
             prop::collection::vec((slot.clone(), epoch.clone()), 0..3),
             prop::collection::vec((slot, server.clone(), (0u64..4, 0u64..4)), 0..3)

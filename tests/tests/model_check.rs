@@ -112,6 +112,9 @@ fn every_command_against_the_key_value_specification() {
         ([C::Rename, C::Set], 0),
         ([C::Copy, C::Set], 0),
         ([C::MSetNx, C::Rename], 0),
+        // A key that lapses within the run, cached by its owner until a
+        // margin before: no read sees it after the store's clock passed it.
+        ([C::SetPxAt, C::Get], 0),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for (commands, store_failures) in pairs {
@@ -363,6 +366,36 @@ fn mutant_store_clock_leases_is_caught() {
     let no_step = CheckConfig { faults: Faults { clock_steps: 0, ..cfg.faults.clone() }, ..cfg };
     let report = exhaust(CheckConfig { mutant: Some(Mutant::StoreClockLeases), ..no_step });
     assert_all_hold(&report, mutants::ONE_CLIENT);
+}
+
+/// A cached key with a time to live served until the time left, with no
+/// margin for drift: a lagging owner serves it after the store's clock
+/// passed its deadline. With the margin (the control) every read after it
+/// misses the cache.
+#[test]
+fn mutant_ttl_cache_no_margin_is_caught() {
+    caught_beside_control(Mutant::TtlCacheNoMargin);
+}
+
+/// The assumption TTL caching adds (specs/properties.md, "steps of any
+/// clock"): the store's clock stepped forward past a cached key's deadline
+/// expires it in the store while its owner still serves it; with keys with
+/// a time to live uncached (`[cache] ttl_keys = false`) the same step
+/// breaks nothing.
+#[test]
+fn a_store_clock_step_past_a_cached_deadline_needs_ttl_keys_uncached() {
+    use failgroup::check::spec::KvCommand as C;
+    let cfg = CheckConfig {
+        servers: 2,
+        commands: vec![C::SetPxAt, C::Get],
+        faults: Faults { clock_steps: 1, ..Faults::default() },
+        ..CheckConfig::default()
+    };
+    let cached = exhaust(cfg.clone());
+    let v = cached.verdicts.iter().find(|v| v.name == "linearizable").unwrap();
+    assert!(matches!(v.outcome, Outcome::Violated(_)), "a step past the deadline: a cached read is stale");
+    let uncached = exhaust(CheckConfig { cache_ttl_keys: false, ..cfg });
+    assert_all_hold(&uncached, mutants::NO_CRASH_ONE_SERVER);
 }
 
 /// Hole 2: a host suspended (its clock stops) past the owner's lease. Its

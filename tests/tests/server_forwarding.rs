@@ -285,8 +285,8 @@ fn atomic_reads_of_cached_keys_answer_from_the_cache() {
     };
     // Its answer fills the cache with both keys.
     let keys = vec![
-        KeyAfter { key: a.clone(), value: Some(b"1".to_vec()), version: 3, uncached: false },
-        KeyAfter { key: b.clone(), value: Some(b"xyz".to_vec()), version: 4, uncached: false },
+        KeyAfter { key: a.clone(), value: Some(b"1".to_vec()), version: 3, keep: Keep::Ever },
+        KeyAfter { key: b.clone(), value: Some(b"xyz".to_vec()), version: 4, keep: Keep::Ever },
     ];
     let many = OpResult::Many(vec![OpResult::Value(Some(b"1".to_vec())), OpResult::Int(3)]);
     let mut out = Vec::new();

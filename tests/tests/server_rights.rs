@@ -15,7 +15,7 @@ fn config(mode: Mode) -> ProtocolConfig {
     ProtocolConfig {
         mode,
         timing: Timing { lease: 1_000, max_drift: 50, send_timeout: 200, retry_interval: 100, ..Timing::default() },
-        mutant: None,
+        ..ProtocolConfig::default()
     }
 }
 

@@ -147,6 +147,7 @@ impl ClusterModel {
             Action::StepStoreClock => {
                 st.budget.clock_steps -= 1;
                 st.store_ahead += self.cfg.protocol().timing.lease;
+                st.store_clock_moved();
             }
             Action::CrashMaster => {
                 st.budget.master_crashes -= 1;

@@ -76,6 +76,7 @@ impl ClusterModel {
 
     pub(super) fn tick(&self, st: &mut ClusterState, lagging: Option<ServerId>) {
         st.now += 1;
+        st.store_clock_moved();
         // A suspended host's clock stands still.
         for (i, n) in st.servers.iter_mut().enumerate() {
             if lagging != Some(ServerId(i as u16)) && n.status != ProcStatus::Suspended {

@@ -44,6 +44,9 @@ pub struct CheckConfig {
     /// timers in a fixed order, restarts and resumes between a tick's
     /// work): off only to show they change no verdict.
     pub reductions: bool,
+    /// Whether servers cache keys with a time to live
+    /// ([`ProtocolConfig::cache_ttl_keys`]).
+    pub cache_ttl_keys: bool,
 }
 
 impl Default for CheckConfig {
@@ -65,6 +68,7 @@ impl Default for CheckConfig {
             max_time: 20,
             max_delay: 0,
             reductions: true,
+            cache_ttl_keys: true,
         }
     }
 }
@@ -75,6 +79,7 @@ impl CheckConfig {
         ProtocolConfig {
             mode: self.mode,
             mutant: self.mutant,
+            cache_ttl_keys: self.cache_ttl_keys,
             timing: Timing {
                 retries: 0,
                 failover_period: 4,
@@ -172,7 +177,7 @@ impl CheckConfig {
         format!(
             "{} servers in {} group(s), {} client(s) x {} op(s) of [{}], {} key(s), mode {}{}; faults: {} crash, \
              {} loss, {} dup, {} pause, {} cut, {} master crash, {} store delay, {} delay, {} store failure, {} suspend, \
-             {} twin, {} clock step, drift {}, max delay {}; time {}..{}{}",
+             {} twin, {} clock step, drift {}, max delay {}; time {}..{}{}{}",
             self.servers,
             self.groups,
             self.clients,
@@ -198,6 +203,7 @@ impl CheckConfig {
             self.fault_horizon,
             self.max_time,
             if self.reductions { "" } else { ", no reductions" },
+            if self.cache_ttl_keys { "" } else { ", keys with a time to live uncached" },
         )
     }
 }

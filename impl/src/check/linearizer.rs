@@ -27,12 +27,15 @@ struct Way {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Linearizer {
     ways: BTreeSet<Way>,
+    /// The store's clock as last told ([`Linearizer::tick`]): keys whose
+    /// absolute deadline it has reached are gone.
+    now: u64,
 }
 
 impl Default for Linearizer {
     fn default() -> Linearizer {
         let start = Way { state: KvSpec::default(), pending: BTreeMap::new() };
-        Linearizer { ways: BTreeSet::from([start]) }
+        Linearizer { ways: BTreeSet::from([start]), now: 0 }
     }
 }
 
@@ -96,6 +99,25 @@ impl Linearizer {
             .collect();
     }
 
+    /// The store's clock reads `now` (it only moves forward): in every way,
+    /// keys whose deadline has come lapse at this instant, between the
+    /// operations placed before it and those placed after.
+    pub fn tick(&mut self, now: u64) {
+        if now <= self.now {
+            return;
+        }
+        self.now = now;
+        let ways = std::mem::take(&mut self.ways);
+        self.ways = ways
+            .into_iter()
+            .map(|mut w| {
+                w.state.lapse(now);
+                w
+            })
+            .collect();
+        self.close();
+    }
+
     /// How many ways the history so far can be linearized (the checker's
     /// work per event).
     pub fn ways(&self) -> usize {
@@ -112,6 +134,8 @@ impl Linearizer {
                 }
                 let mut next = w.clone();
                 let predicted = next.state.invoke(op);
+                // A deadline set already past: the key is gone at once.
+                next.state.lapse(self.now);
                 next.pending.insert(*t, (op.clone(), Some(predicted)));
                 if self.ways.insert(next.clone()) {
                     todo.push(next);

@@ -93,6 +93,18 @@ pub fn catching(m: Mutant) -> Option<Catch> {
             "one server per slot",
             ONE_CLIENT,
         ),
+        // A key set to lapse at tick 3 is cached by its owner; the owner's
+        // clock lags a tick; a GET at tick 3 finds it still cached.
+        Mutant::TtlCacheNoMargin => exhaustive(
+            CheckConfig {
+                commands: vec![KvCommand::SetPxAt, KvCommand::Get],
+                drift: 1,
+                faults: Faults::default(),
+                ..d()
+            },
+            "linearizable",
+            NO_CRASH_ONE_SERVER,
+        ),
         Mutant::SuspendStopsClock => {
             exhaustive(small(Faults { suspends: 1, ..Faults::default() }), "one server per slot", ONE_CLIENT)
         }

@@ -5,11 +5,15 @@
 //! from the store's code (`store::apply_write`), so the two check each
 //! other.
 //!
-//! Expiry: the model's times to live outlast a run (see
-//! [`KvCommand::op`]), so a key with one never lapses while checked; what is
-//! specified is which operations set, keep and clear a time to live, and
-//! that PTTL answers -2 for an absent key, -1 for a key without one and
-//! otherwise at most the time set. `PEXPIRE key 0` deletes at once.
+//! Expiry: the model's relative times to live outlast a run (see
+//! [`KvCommand::op`]); what is specified of them is which operations set,
+//! keep and clear a time to live, and that PTTL answers -2 for an absent
+//! key, -1 for a key without one and otherwise at most the time set.
+//! `PEXPIRE key 0` deletes at once. An absolute deadline (`SET ... PXAT`,
+//! [`KvCommand::SetPxAt`]) is a time on the store's clock, which starts at
+//! zero: the key lapses when the store's clock reaches it
+//! ([`KvSpec::lapse`], applied by the linearizer at each of its ticks), and
+//! a deadline already past deletes the key as it is set.
 
 use failgroup_model::{
     Deadline, ErrorKind, ExpireCond, Guard, HashRead, HashWrite, Inspect, KeysWrite, Op, OpResult, SetCond, SetOpts,
@@ -48,6 +52,22 @@ pub fn main_key(key: &[u8]) -> &[u8] {
 }
 
 impl KvSpec {
+    /// The store's clock reads `now`: a key (or its partner) whose deadline
+    /// has come is gone. Only absolute deadlines come within a run: a
+    /// relative time to live counts from when it was set, so it is at least
+    /// what `ttl` holds and the model's ([`LONG_TTL`]) outlast every run.
+    pub fn lapse(&mut self, now: u64) {
+        if let Some(p) = self.partner.as_deref_mut() {
+            p.lapse(now);
+            if !p.exists() {
+                self.partner = None;
+            }
+        }
+        if self.ttl.is_some_and(|t| t <= now) {
+            *self = KvSpec { partner: self.partner.take(), ..KvSpec::default() };
+        }
+    }
+
     fn exists(&self) -> bool {
         self.value.is_some() || !self.fields.is_empty()
     }
@@ -490,13 +510,19 @@ pub enum KvCommand {
     Rename,
     /// COPY the key to its partner (not REPLACE).
     Copy,
+    /// SET key value PXAT [`SHORT_AT`]: a key that lapses within a run.
+    SetPxAt,
 }
 
 /// A time to live no model run outlives (ticks).
 pub const LONG_TTL: u64 = 1_000;
 
+/// The store-clock time (ticks) at which `set-pxat`'s key lapses: after
+/// the first operations, before later ones start (`--op-horizon`).
+pub const SHORT_AT: u64 = 3;
+
 impl KvCommand {
-    pub const ALL: [KvCommand; 27] = [
+    pub const ALL: [KvCommand; 28] = [
         KvCommand::Get,
         KvCommand::Set,
         KvCommand::SetNx,
@@ -524,6 +550,7 @@ impl KvCommand {
         KvCommand::MSetNx,
         KvCommand::Rename,
         KvCommand::Copy,
+        KvCommand::SetPxAt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -555,6 +582,7 @@ impl KvCommand {
             KvCommand::MSetNx => "msetnx",
             KvCommand::Rename => "rename",
             KvCommand::Copy => "copy",
+            KvCommand::SetPxAt => "set-pxat",
         }
     }
 
@@ -601,6 +629,13 @@ impl KvCommand {
             }
             KvCommand::Copy => {
                 Op::Keys(KeysWrite::Move { to: partner_of(&key), from: key, copy: true, replace: false })
+            }
+            KvCommand::SetPxAt => {
+                let at = Some(Deadline::At(SHORT_AT as i64));
+                Op::Update(
+                    key,
+                    Update::Set { value: v, cond: SetCond::Always, expiry: at, keep_ttl: false, get: false },
+                )
             }
         }
     }
@@ -830,6 +865,51 @@ mod tests {
         assert_eq!(s.invoke(&Op::Get(k())), OpResult::Value(None));
         assert_eq!(s.invoke(&KvCommand::Expire.op(k(), 0)), OpResult::Int(0));
         assert_eq!(s.invoke(&Op::Del(k())), OpResult::Deleted(0));
+    }
+
+    /// A key set to lapse at [`SHORT_AT`] is gone for every read that starts
+    /// once the store's clock reaches it, and there for one that returned
+    /// before; a read overlapping the instant may see either; a deadline
+    /// already past deletes the key as it is set.
+    #[test]
+    fn keys_lapse_when_the_store_clock_reaches_their_deadline() {
+        let set = || KvCommand::SetPxAt.op(k(), 7);
+        let seven = OpResult::Value(Some(b"7".to_vec()));
+        let run = |read_before: bool, overlaps: bool, seen: &OpResult| {
+            let mut l = Linearizer::default();
+            l.tick(1);
+            l.invoke(0, set());
+            l.ret(0, &OpResult::Ok);
+            if read_before {
+                l.invoke(1, Op::Get(k()));
+                l.ret(1, &seven);
+            }
+            if overlaps {
+                l.invoke(1, Op::Get(k()));
+            }
+            l.tick(SHORT_AT);
+            if !overlaps {
+                l.invoke(1, Op::Get(k()));
+            }
+            l.ret(1, seen);
+            l.is_linearizable()
+        };
+        assert!(run(true, false, &OpResult::Value(None)), "there before, gone after");
+        assert!(!run(true, false, &seven), "read after the deadline");
+        assert!(run(false, true, &seven) && run(false, true, &OpResult::Value(None)), "overlapping: either");
+        // Set after its deadline: never there.
+        let mut l = Linearizer::default();
+        l.tick(SHORT_AT + 1);
+        l.invoke(0, set());
+        l.ret(0, &OpResult::Ok);
+        l.invoke(1, Op::Get(k()));
+        l.ret(1, &seven);
+        assert!(!l.is_linearizable(), "a key set past its deadline was read");
+        // A relative time to live outlasts every tick of a run.
+        let mut s = KvSpec::default();
+        s.invoke(&KvCommand::SetPx.op(k(), 1));
+        s.lapse(LONG_TTL - 1);
+        assert!(s.exists());
     }
 
     /// The just-in-time checker agrees with stateright's tester (which

@@ -241,6 +241,15 @@ impl std::hash::Hash for Seen {
 }
 
 impl ClusterState {
+    /// The store's clock moved (a tick, a step): each key's history sees
+    /// the keys whose deadline it reached lapse now.
+    pub fn store_clock_moved(&mut self) {
+        let now = self.now + self.store_ahead;
+        for t in &mut self.testers {
+            t.tick(now);
+        }
+    }
+
     pub(super) fn send(&mut self, from: Addr, to: Addr, msg: ModelMsg) {
         self.net.entry((from, to)).or_default().push_back((self.now, msg));
     }

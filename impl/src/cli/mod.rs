@@ -102,7 +102,9 @@ struct ModelArgs {
     #[arg(long)]
     ops: Option<u8>,
     /// The commands clients run in turn, comma-separated: get, set, set-nx, set-xx, set-px, del, incr, decr,
-    /// incrby, pexpire, pexpire-0, pttl [default: set,get]
+    /// incrby, pexpire, pexpire-0, pttl, getdel, append, set-get, pexpire-nx, persist, strlen, multi-incr-get,
+    /// multi-set-append, hset, hincrby, hdel, hgetall, msetnx, rename, copy, set-pxat (its key lapses at the
+    /// store's tick 3) [default: set,get]
     #[arg(long, value_delimiter = ',')]
     commands: Option<Vec<ModelCommand>>,
     /// Server crashes, each may be followed by a restart [default: 1]
@@ -169,6 +171,9 @@ struct ModelArgs {
     /// Explore without the search's reductions (slower; for showing they change no verdict)
     #[arg(long)]
     no_reductions: bool,
+    /// Servers do not cache keys with a time to live (the config's `[cache] ttl_keys = false`)
+    #[arg(long)]
+    no_ttl_cache: bool,
 }
 
 impl ModelArgs {
@@ -207,6 +212,7 @@ impl ModelArgs {
             max_time: self.max_time.unwrap_or(b.max_time),
             max_delay: self.max_delay.unwrap_or(b.max_delay),
             reductions: b.reductions && !self.no_reductions,
+            cache_ttl_keys: b.cache_ttl_keys && !self.no_ttl_cache,
         }
     }
 }
