@@ -392,6 +392,16 @@ members = ["s1"]
 "#;
 
     #[test]
+    fn the_cache_section_reaches_the_core() {
+        let c = Config::parse(GOOD, PathBuf::new()).unwrap();
+        assert!(c.protocol().cache_ttl_keys, "keys with a time to live are cached by default");
+        let off = GOOD.replace("[timing]", "[cache]\nttl_keys = false\n[timing]");
+        assert!(!Config::parse(&off, PathBuf::new()).unwrap().protocol().cache_ttl_keys);
+        let bad = GOOD.replace("[timing]", "[cache]\nttl_key = false\n[timing]");
+        assert!(Config::parse(&bad, PathBuf::new()).unwrap_err().to_string().contains("ttl_key"));
+    }
+
+    #[test]
     fn parses_and_round_trips() {
         let c = Config::parse(GOOD, PathBuf::from("/x")).unwrap();
         assert_eq!(c.file.timing.lease, 3000);
