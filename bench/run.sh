@@ -7,6 +7,8 @@
 # The same redis-benchmark workloads (-c 50, -r 100000, -P 1 and -P 16) run
 # against each; failgroup both through the keys' owner and through a
 # non-owner (forwarded). Prints ops/s, p50 and p99, and failgroup/peer.
+# Then GETs of keys with a time to live (SETEX 300) through the owner beside
+# redis-server, with each one's hit ratio.
 #
 # Usage: bench/run.sh [REQUESTS]   (default 200000 per workload)
 # Also writes $OUT/steady.csv (OUT defaults to bench/results).
@@ -92,6 +94,27 @@ for p in 1 16; do
       printf '%-28s %-4s %-3s %12s %9s %9s %s\n' "$name" "$t" "$p" "$rps" "$p50" "$p99" "$ratio"
       echo "$name,$t,$p,$rps,$p50,$p99" >>"$OUT/steady.csv"
     done
+  done
+done
+# Keys with a time to live (SETEX 300 s, as Django's and Rails' caches
+# write them), then GETs of them: failgroup serves them from memory. The
+# hit ratio is keyspace_hits / (hits + misses) over the GETs, from INFO of
+# the server that served them (redis-server counts the same way).
+stat() { redis-cli -p "$1" info stats | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
+for sys in redis:7600 failgroup-owner:7621; do
+  name=${sys%%:*}; port=${sys##*:}
+  run "$port" 16 SETEX '{b}:ttl:__rand_int__' 300 xxx >/dev/null
+  for p in 1 16; do
+    h0=$(stat "$port" keyspace_hits); m0=$(stat "$port" keyspace_misses)
+    read -r rps p50 p99 < <(run "$port" "$p" GET '{b}:ttl:__rand_int__')
+    h1=$(stat "$port" keyspace_hits); m1=$(stat "$port" keyspace_misses)
+    hit=$(awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) 'BEGIN { printf "%.3f", (h + m) ? h / (h + m) : 0 }')
+    RPS[$name-GETTTL-$p]=$rps
+    ratio="hit ratio $hit"
+    [ "$name" = failgroup-owner ] && ratio=$(awk -v a="$rps" -v b="${RPS[redis-GETTTL-$p]}" -v h="$hit" \
+      'BEGIN { printf "%.2fx redis, hit ratio %s", a / b, h }')
+    printf '%-28s %-4s %-3s %12s %9s %9s %s\n' "$name" GET-TTL "$p" "$rps" "$p50" "$p99" "$ratio"
+    echo "$name,GET-TTL,$p,$rps,$p50,$p99" >>"$OUT/steady.csv"
   done
 done
 echo "machine: $(nproc) cores, $(uname -sr); requests per workload: $N"

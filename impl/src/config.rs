@@ -16,6 +16,8 @@
 //!
 //! [cache]                        # every field optional
 //! ttl_keys = true                # cache keys with a time to live
+//! maxmemory = "1gb"              # 0 (the default): no bound
+//! maxmemory_policy = "allkeys-lru"
 //!
 //! [cluster]
 //! [[cluster.servers]]
@@ -27,7 +29,7 @@
 //! ```
 
 use crate::resp;
-use failgroup_model::{ClusterSpec, Mode, ProtocolConfig, ServerId, Timing, Topology};
+use failgroup_model::{ClusterSpec, Mode, Policy, ProtocolConfig, ServerId, Timing, Topology};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -60,11 +62,61 @@ pub struct CacheConfig {
     /// clock may be stepped forward (specs/properties.md, "steps of any
     /// clock").
     pub ttl_keys: bool,
+    /// Bytes the server may use before it drops cached copies (Redis's
+    /// `maxmemory`: a number, or a string with Redis's units, `"100mb"`);
+    /// 0: no bound.
+    pub maxmemory: Memory,
+    /// Which copies go first (Redis's `maxmemory-policy`).
+    pub maxmemory_policy: Policy,
+    /// Entries sampled per eviction (Redis's `maxmemory-samples`).
+    pub maxmemory_samples: usize,
 }
 
 impl Default for CacheConfig {
     fn default() -> CacheConfig {
-        CacheConfig { ttl_keys: true }
+        CacheConfig { ttl_keys: true, maxmemory: Memory(0), maxmemory_policy: Policy::NoEviction, maxmemory_samples: 5 }
+    }
+}
+
+/// A number of bytes, written as Redis writes memory sizes: `1000`, `1k`
+/// (1,000), `1kb` (1,024), `m`/`mb`, `g`/`gb`, in any case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Memory(pub u64);
+
+impl std::str::FromStr for Memory {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Memory, String> {
+        let t = s.trim().to_ascii_lowercase();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mul: u64 = match unit {
+            "" | "b" => 1,
+            "k" => 1_000,
+            "kb" => 1 << 10,
+            "m" => 1_000_000,
+            "mb" => 1 << 20,
+            "g" => 1_000_000_000,
+            "gb" => 1 << 30,
+            _ => return Err(format!("{s:?} is not a memory size (e.g. 100mb, 1gb)")),
+        };
+        let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a memory size (e.g. 100mb, 1gb)"))?;
+        n.checked_mul(mul).map(Memory).ok_or_else(|| format!("{s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Memory {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Memory, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(Memory(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -266,6 +318,7 @@ impl Config {
             mode: self.file.mode,
             timing: self.file.timing.clone(),
             cache_ttl_keys: self.file.cache.ttl_keys,
+            usage: self.file.cache.maxmemory_policy.usage(),
             mutant: None,
         }
     }

@@ -243,6 +243,10 @@ pub struct ProtocolConfig {
     /// clock does not step forward past a cached key's expiry
     /// (specs/properties.md, "steps of any clock").
     pub cache_ttl_keys: bool,
+    /// What cache entries record of their uses, for the eviction policy
+    /// (the runtime sets it from `maxmemory-policy`; the checker leaves it
+    /// off).
+    pub usage: crate::evict::Usage,
     /// A deliberate bug, for the model checker only.
     #[serde(skip)]
     pub mutant: Option<Mutant>,
@@ -250,7 +254,13 @@ pub struct ProtocolConfig {
 
 impl Default for ProtocolConfig {
     fn default() -> ProtocolConfig {
-        ProtocolConfig { mode: Mode::default(), timing: Timing::default(), cache_ttl_keys: true, mutant: None }
+        ProtocolConfig {
+            mode: Mode::default(),
+            timing: Timing::default(),
+            cache_ttl_keys: true,
+            usage: crate::evict::Usage::Off,
+            mutant: None,
+        }
     }
 }
 

@@ -65,6 +65,7 @@
 pub mod bytes;
 pub mod client;
 pub mod config;
+pub mod evict;
 pub mod glob;
 pub mod master;
 pub mod messages;
@@ -76,6 +77,7 @@ pub mod types;
 
 pub use client::{Client, ClientInput, ClientOutput, ClientState, ClientTimer};
 pub use config::{Mode, Mutant, ProtocolConfig, Timing};
+pub use evict::{Policy, Usage};
 pub use master::{Master, MasterEvent, MasterInput, MasterOutput, MasterState, MasterTimer};
 pub use messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
 pub use server::{

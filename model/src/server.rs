@@ -15,6 +15,7 @@
 
 use crate::bytes::SmallBytes;
 use crate::config::{Mode, Mutant, ProtocolConfig};
+use crate::evict::Usage;
 use crate::messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
 use crate::store::{Keep, Stamp, StoreOp, StoreReply, Write};
 use crate::topology::Topology;
@@ -152,6 +153,12 @@ impl CacheKey {
     pub fn new(key: &[u8]) -> CacheKey {
         CacheKey { hash: KeyRef::new(key).hash, key: SmallBytes::new(key) }
     }
+
+    /// The first key of the order with this hash: a point to look up from
+    /// (eviction's random samples).
+    pub fn at_hash(hash: u64) -> CacheKey {
+        CacheKey { hash, key: SmallBytes::new(b"") }
+    }
 }
 
 /// A borrowed [`CacheKey`], to look one up without copying the key.
@@ -189,6 +196,9 @@ pub struct CacheEntry {
     /// a temporary entry (c3); `Time::ZERO`: a tombstone of a key that is
     /// not cached. (Not an `Option`: 8 bytes less per cached key.)
     pub expires: Time,
+    /// Its uses as the eviction policy counts them ([`Usage`]): 0 unless
+    /// one that needs them is set.
+    pub used: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -292,6 +302,28 @@ fn cached_answer(st: &ServerState, slot: Slot, op: &Op, now: Time) -> Option<OpR
     }
 }
 
+/// Records a use of each key a read answered from the cache of `slot` read,
+/// for the eviction policy (nothing when it needs none).
+fn touch(st: &mut ServerState, slot: Slot, op: &Op, usage: Usage, now: Time) {
+    if usage == Usage::Off {
+        return;
+    }
+    let Some(m) = st.cache.get_mut(&slot) else { return };
+    let ops = match op {
+        Op::Atomic(ops) => &ops[..],
+        op => std::slice::from_ref(op),
+    };
+    for key in ops.iter().flat_map(Op::keys) {
+        let k = KeyRef::new(key);
+        if let Some(e) = m.get_mut(&k) {
+            // LFU's coin: a hash of the key and the time (the core draws
+            // no randomness).
+            let coin = ((k.hash ^ now.0).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+            e.used = usage.hit(e.used, now, coin);
+        }
+    }
+}
+
 /// A server's static part: identity, topology and configuration.
 #[derive(Clone, Debug)]
 pub struct Server {
@@ -362,6 +394,7 @@ impl Server {
                 };
                 if here {
                     if let Some(result) = cached_answer(st, slot, &fwd.op, now) {
+                        touch(st, slot, &fwd.op, self.config.usage, now);
                         let for_other = self.topology.owner(slot) != self.id;
                         out.push(ServerOutput::Event(ServerEvent::Served { slot, for_other }));
                         if !matches!(fwd.op, Op::Inspect(..)) {
@@ -491,6 +524,11 @@ impl Server {
         // A read of keys all in the cache answers here, at one instant
         // under the right: GET, STRLEN and the like, MGET of one slot's keys.
         if let Some(result) = cached_answer(st, slot, &p.fwd.op, now) {
+            if self.config.usage != Usage::Off {
+                let op = p.fwd.op.clone();
+                touch(st, slot, &op, self.config.usage, now);
+            }
+            let p = &st.ops[&id];
             if !matches!(p.fwd.op, Op::Inspect(..)) {
                 out.push(ServerOutput::Event(ServerEvent::CacheHit));
             }
@@ -608,7 +646,8 @@ impl Server {
                 }
                 Keep::For(_) | Keep::Not => (None, Time::ZERO),
             };
-            m.insert(CacheKey::new(key), CacheEntry { value: value.map(SmallBytes::from), version, expires });
+            let used = self.config.usage.fresh(now);
+            m.insert(CacheKey::new(key), CacheEntry { value: value.map(SmallBytes::from), version, expires, used });
         }
     }
 

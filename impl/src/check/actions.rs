@@ -193,6 +193,16 @@ impl ClusterModel {
         if faults && st.budget.clock_steps > 0 {
             actions.push(Action::StepStoreClock);
         }
+        // Any server's copy of any key may be evicted at any moment.
+        if st.budget.evictions > 0 {
+            for (i, n) in st.servers.iter().enumerate() {
+                for (slot, m) in &n.state.cache {
+                    for k in m.keys() {
+                        actions.push(Action::Evict(ServerId(i as u16), *slot, k.key.to_vec()));
+                    }
+                }
+            }
+        }
         if faults && st.budget.master_crashes > 0 && st.master.is_some() {
             actions.push(Action::CrashMaster);
         }

@@ -144,6 +144,10 @@ impl ClusterModel {
                 n.status = ProcStatus::Up;
             }
             Action::CatchUpTwin => st.twin.as_mut()?.1.clock += 1,
+            Action::Evict(s, slot, key) => {
+                st.budget.evictions -= 1;
+                st.servers[s.0 as usize].state.drop_cached(slot, &CacheKey::new(&key));
+            }
             Action::StepStoreClock => {
                 st.budget.clock_steps -= 1;
                 st.store_ahead += self.cfg.protocol().timing.lease;

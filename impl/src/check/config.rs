@@ -80,6 +80,7 @@ impl CheckConfig {
             mode: self.mode,
             mutant: self.mutant,
             cache_ttl_keys: self.cache_ttl_keys,
+            usage: Usage::Off,
             timing: Timing {
                 retries: 0,
                 failover_period: 4,
@@ -164,6 +165,8 @@ pub struct Faults {
     pub twins: u8,
     /// Steps of the store's clock, a lease forward each.
     pub clock_steps: u8,
+    /// Cached copies a server drops (eviction), at any moment.
+    pub evictions: u8,
     /// Store calls that fail (`Failed`: a lost connection, a timeout, a
     /// rollback), before or after taking effect.
     pub store_failures: u8,
@@ -177,7 +180,7 @@ impl CheckConfig {
         format!(
             "{} servers in {} group(s), {} client(s) x {} op(s) of [{}], {} key(s), mode {}{}; faults: {} crash, \
              {} loss, {} dup, {} pause, {} cut, {} master crash, {} store delay, {} delay, {} store failure, {} suspend, \
-             {} twin, {} clock step, drift {}, max delay {}; time {}..{}{}{}",
+             {} twin, {} clock step, {} eviction, drift {}, max delay {}; time {}..{}{}{}",
             self.servers,
             self.groups,
             self.clients,
@@ -198,6 +201,7 @@ impl CheckConfig {
             f.suspends,
             f.twins,
             f.clock_steps,
+            f.evictions,
             self.drift,
             self.max_delay,
             self.fault_horizon,

@@ -201,6 +201,7 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
         Action::ResumeTwin => "the first process of the replaced server resumes".into(),
         Action::CatchUpTwin => "the first process's clock catches up one tick".into(),
         Action::StepStoreClock => "the store's clock STEPS forward by a lease".into(),
+        Action::Evict(s, _, key) => format!("{s} EVICTS its cached copy of {}", String::from_utf8_lossy(key)),
         Action::CrashMaster => "master CRASHES".into(),
         Action::RestartMaster => "master restarts".into(),
         Action::Cut(a, b) => format!("link {a} <-> {b} CUT"),

@@ -121,6 +121,8 @@ pub enum Action {
     CatchUpTwin,
     /// The store's clock steps forward by a lease.
     StepStoreClock,
+    /// A server drops its cached copy of a key (eviction under maxmemory).
+    Evict(ServerId, Slot, Vec<u8>),
     CrashMaster,
     RestartMaster,
     Cut(Addr, Addr),

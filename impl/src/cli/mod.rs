@@ -143,6 +143,9 @@ struct ModelArgs {
     /// Steps of the store's clock, a lease forward each [default: 0]
     #[arg(long)]
     clock_steps: Option<u8>,
+    /// Cached copies evicted (a server drops its copy of a key, at any moment) [default: 0]
+    #[arg(long)]
+    evictions: Option<u8>,
     /// Clock lag bound, in ticks [default: 0]
     #[arg(long)]
     drift: Option<u64>,
@@ -202,6 +205,7 @@ impl ModelArgs {
                 suspends: self.suspends.unwrap_or(f.suspends),
                 twins: self.twins.unwrap_or(f.twins),
                 clock_steps: self.clock_steps.unwrap_or(f.clock_steps),
+                evictions: self.evictions.unwrap_or(f.evictions),
             },
             drift: self.drift.unwrap_or(b.drift),
             mode: self.mode.unwrap_or(b.mode),
