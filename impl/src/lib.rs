@@ -8,7 +8,8 @@
 //! - [`net`]: connections, the node wire format, the clock;
 //! - [`resp`]: the RESP codec; [`client`]: the blocking Rust client;
 //! - [`config`]: the cluster file; [`cli`]: the `failgroup` command line;
-//! - [`check`]: the model checker; [`util`]: small helpers;
+//! - [`check`]: the model checker; [`mem`]: memory as INFO reports it;
+//!   [`util`]: small helpers;
 //!   [`node_error`]: why a node could not start.
 
 pub mod check;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod master;
+pub mod mem;
 pub mod net;
 pub mod node_error;
 pub mod resp;

@@ -86,6 +86,8 @@ pub enum Local {
     CommandList,
     CommandCount,
     ConfigGet(Vec<u8>),
+    /// CONFIG SET's parameters (lower case) and values, in order.
+    ConfigSet(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 /// Which clients CLIENT LIST shows.
@@ -548,6 +550,10 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
             match upper(&args[1]).as_str() {
                 "GET" if n == 3 => Ok(Command::Local(Local::ConfigGet(args[2].to_ascii_lowercase()))),
                 "GET" => Err(CommandError::Arity("config|get".into())),
+                "SET" if n >= 4 && n % 2 == 0 => Ok(Command::Local(Local::ConfigSet(
+                    args[2..].chunks(2).map(|p| (p[0].to_ascii_lowercase(), p[1].clone())).collect(),
+                ))),
+                "SET" => Err(CommandError::Arity("config|set".into())),
                 _ => Err(unknown_sub("CONFIG", &args[1])),
             }
         }

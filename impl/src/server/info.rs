@@ -10,8 +10,15 @@ use std::fmt::Write;
 pub(super) struct Stats {
     pub connections: u64,
     pub commands: u64,
+    /// Keys GET and MGET found, and did not (Redis's keyspace_hits and
+    /// keyspace_misses), counted by the server the client asked.
     pub hits: u64,
     pub misses: u64,
+    /// Reads this server served from its cache, and from the store.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Cached copies dropped under `maxmemory`.
+    pub evicted: u64,
     pub forwarded: u64,
     pub rejected_connections: u64,
     pub failovers: u64,
@@ -43,6 +50,11 @@ pub(super) struct Snapshot<'a> {
     pub waiting: usize,
     pub store_commits: u64,
     pub store_commands: u64,
+    /// Bytes allocated, and resident (`crate::mem`).
+    pub used_memory: u64,
+    pub rss: u64,
+    pub maxmemory: u64,
+    pub policy: failgroup_model::Policy,
 }
 
 /// INFO `section` (all of them for none, `all`, `everything`, `default`).
@@ -72,13 +84,30 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
             s.connected_clients, s.maxclients, s.blocked_clients,
         );
     }
+    if want("memory") {
+        use crate::mem::human;
+        let frag = if s.used_memory > 0 { s.rss as f64 / s.used_memory as f64 } else { 0.0 };
+        let _ = write!(
+            o,
+            "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\n\
+             used_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
+             mem_fragmentation_ratio:{frag:.2}\r\n\r\n",
+            s.used_memory,
+            human(s.used_memory),
+            s.rss,
+            human(s.rss),
+            s.maxmemory,
+            human(s.maxmemory),
+            s.policy,
+        );
+    }
     if want("stats") {
         let st = s.stats;
         let _ = write!(
             o,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-             rejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
-            st.connections, st.commands, st.rejected_connections, st.hits, st.misses,
+             rejected_connections:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
+            st.connections, st.commands, st.rejected_connections, st.evicted, st.hits, st.misses,
         );
     }
     if want("cluster") {
@@ -98,7 +127,8 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
             "# Failgroup\r\nserver_name:{}\r\ngroup:{}\r\nmode:{}\r\nview_version:{}\r\n\
              servers_offline:{}\r\nslots_owned:{}\r\nslots_served:{}\r\nslots_served_for_others:{}\r\n\
              failovers_seen:{}\r\nrights_taken:{}\r\nslots_handed_back:{}\r\nrequests_forwarded:{}\r\n\
-             requests_waiting:{}\r\nstore_commits:{}\r\nstore_commands:{}\r\n\r\n",
+             requests_waiting:{}\r\nstore_commits:{}\r\nstore_commands:{}\r\ncache_hits:{}\r\n\
+             cache_misses:{}\r\n\r\n",
             s.name,
             s.group,
             s.mode,
@@ -114,6 +144,8 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
             s.waiting,
             s.store_commits,
             s.store_commands,
+            st.cache_hits,
+            st.cache_misses,
         );
     }
     o
@@ -125,7 +157,7 @@ mod tests {
 
     #[test]
     fn sections_and_fields_from_a_snapshot() {
-        let stats = Stats { hits: 5, misses: 2, ..Stats::default() };
+        let stats = Stats { hits: 5, misses: 2, evicted: 7, cache_hits: 9, ..Stats::default() };
         let snap = Snapshot {
             name: "s1",
             group: "g0",
@@ -145,6 +177,10 @@ mod tests {
             waiting: 0,
             store_commits: 1,
             store_commands: 4,
+            used_memory: 3 << 20,
+            rss: 6 << 20,
+            maxmemory: 100 << 20,
+            policy: failgroup_model::Policy::AllKeysLru,
         };
         let all = render(&snap, None);
         for line in [
@@ -154,6 +190,14 @@ mod tests {
             "keyspace_misses:2\r\n",
             "uptime_in_days:1\r\n",
             "servers_offline:s2,s3\r\n",
+            "used_memory:3145728\r\n",
+            "used_memory_human:3.00M\r\n",
+            "maxmemory:104857600\r\n",
+            "maxmemory_human:100.00M\r\n",
+            "maxmemory_policy:allkeys-lru\r\n",
+            "mem_fragmentation_ratio:2.00\r\n",
+            "evicted_keys:7\r\n",
+            "cache_hits:9\r\n",
         ] {
             assert!(all.contains(line), "{line:?} in {all}");
         }

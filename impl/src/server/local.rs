@@ -7,7 +7,7 @@ use super::cluster::ClusterView;
 use super::command_table::{Entry, TABLE};
 use super::commands::{ClusterCmd, Local};
 use super::session::{Multi, Session};
-use crate::config::Limits;
+use crate::config::{CacheConfig, Limits};
 use crate::net::wire::secret_matches;
 use crate::resp::{reply, Proto};
 
@@ -19,6 +19,7 @@ pub const REDIS_VERSION: &str = "7.0.15";
 pub(super) struct Context<'a> {
     pub requirepass: Option<&'a str>,
     pub limits: &'a Limits,
+    pub cache: &'a CacheConfig,
     /// INFO's text, if the command is INFO.
     pub info: Option<String>,
     /// The cluster as this server sees it, if the command is CLUSTER.
@@ -190,6 +191,7 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         // Carried out by the pipeline, which sees every connection.
         Local::ClientKill(_) => reply::error(out, "ERR CLIENT KILL is carried out by the server loop"),
         Local::Flush => reply::error(out, "ERR FLUSHDB is carried out by the server loop"),
+        Local::ConfigSet(_) => reply::error(out, "ERR CONFIG SET is carried out by the server loop"),
         Local::ClientId => reply::int(out, s.id as i64),
         Local::CommandInfo(names) => {
             let proto = (p == Proto::Resp3) as usize;
@@ -226,8 +228,12 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         Local::CommandCount => reply::int(out, TABLE.len() as i64),
         Local::ConfigGet(param) => {
             let limits = ctx.limits;
-            let known: [(&str, String); 6] = [
+            let cache = ctx.cache;
+            let known: [(&str, String); 9] = [
                 ("maxclients", limits.maxclients.to_string()),
+                ("maxmemory", cache.maxmemory.0.to_string()),
+                ("maxmemory-policy", cache.maxmemory_policy.to_string()),
+                ("maxmemory-samples", cache.maxmemory_samples.to_string()),
                 ("proto-max-bulk-len", limits.max_bulk.to_string()),
                 ("timeout", limits.idle_timeout.to_string()),
                 ("save", String::new()),
@@ -271,10 +277,11 @@ mod tests {
     }
 
     fn run(l: Local, s: &mut Session, requirepass: Option<&str>) -> (Reply, bool) {
-        let limits = Limits::default();
+        let (limits, cache) = (Limits::default(), CacheConfig::default());
         let ctx = Context {
             requirepass,
             limits: &limits,
+            cache: &cache,
             info: Some("# Server\r\n".into()),
             cluster: None,
             clients: Vec::new(),
@@ -334,7 +341,10 @@ mod tests {
         let Reply::Array(Some(pairs)) = run(Local::ConfigGet(b"max*".to_vec()), &mut s, None).0 else {
             panic!("an array")
         };
-        assert_eq!(pairs[0], Reply::Bulk(Some(b"maxclients".to_vec())));
-        assert_eq!(pairs.len(), 2);
+        let names: Vec<&Reply> = pairs.iter().step_by(2).collect();
+        let bulk = |s: &str| Reply::Bulk(Some(s.as_bytes().to_vec()));
+        let want = ["maxclients", "maxmemory", "maxmemory-policy", "maxmemory-samples"].map(bulk);
+        assert_eq!(names, want.iter().collect::<Vec<_>>());
+        assert_eq!(pairs[5], bulk("noeviction"));
     }
 }

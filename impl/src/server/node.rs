@@ -69,6 +69,10 @@ pub struct ServerNode {
     /// written in the same turn as the one before it.
     pub(super) ready: Vec<Token>,
     pub(super) stats: Stats,
+    /// Over `maxmemory` with nothing left to evict: writes are refused.
+    pub(super) over_maxmemory: bool,
+    /// Memory in use once started, before anything is cached.
+    base_memory: u64,
     pub(super) stop: Arc<AtomicBool>,
 }
 
@@ -124,6 +128,8 @@ impl ServerNode {
             inputs: VecDeque::new(),
             ready: Vec::new(),
             stats: Stats::default(),
+            over_maxmemory: false,
+            base_memory: crate::mem::used(),
             stop,
             cfg,
         };
@@ -158,6 +164,10 @@ impl ServerNode {
             waiting: self.st.waiting(),
             store_commits: self.store_stats.commits.load(Ordering::Relaxed),
             store_commands: self.store_stats.commands.load(Ordering::Relaxed),
+            used_memory: crate::mem::used(),
+            rss: crate::mem::rss(),
+            maxmemory: self.cfg.file.cache.maxmemory.0,
+            policy: self.cfg.file.cache.maxmemory_policy,
         }
     }
 
@@ -215,6 +225,7 @@ impl ServerNode {
                 self.step(ServerInput::Timer(timer));
             }
             self.housekeeping();
+            self.keep_within_maxmemory();
         }
         tracing::info!(server = self.name(), "shutting down");
         self.jobs = None;
@@ -307,9 +318,35 @@ impl ServerNode {
                 tracing::info!(server = topo.name(self.core.id), about = topo.name(s), ?liveness, "notice applied");
             }
             ServerEvent::Served { .. } => {}
-            ServerEvent::CacheHit => self.stats.hits += 1,
-            ServerEvent::CacheMiss => self.stats.misses += 1,
+            ServerEvent::CacheHit => self.stats.cache_hits += 1,
+            ServerEvent::CacheMiss => self.stats.cache_misses += 1,
         }
+    }
+
+    /// Evicts cached copies while memory is over `maxmemory`, by the
+    /// policy (the core chooses them): each turn of the loop as many as
+    /// the excess holds at the cache's bytes per key (memory beyond what
+    /// the server used at start, over the keys cached), at most 10,000 a
+    /// turn. A copy's share of the cache's tree is freed only when the
+    /// tree's nodes merge, so memory may stay over the bound for a few
+    /// turns and the cache end up somewhat below it.
+    fn keep_within_maxmemory(&mut self) {
+        let max = self.cfg.file.cache.maxmemory.0;
+        let used = if max > 0 { crate::mem::used() } else { 0 };
+        if used <= max {
+            self.over_maxmemory = false;
+            return;
+        }
+        let policy = self.cfg.file.cache.maxmemory_policy;
+        let keys = self.st.cached_keys() as u64;
+        let per_key = (used.saturating_sub(self.base_memory) / keys.max(1)).max(1);
+        let want = (used - max).div_ceil(per_key).min(10_000) as usize;
+        let (now, seed) = (self.clock.now(), crate::util::random_u64());
+        let samples = self.cfg.file.cache.maxmemory_samples;
+        let dropped = self.st.evict(policy, samples, want, now, seed);
+        self.stats.evicted += dropped as u64;
+        // Nothing (more) to evict: refuse what would grow memory.
+        self.over_maxmemory = dropped < want;
     }
 
     /// Flushes output, drops dead connections (failing what was forwarded

@@ -181,7 +181,16 @@ impl ServerNode {
             s.last_cmd.push('|');
             s.last_cmd.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
         }
-        let parsed = commands::parse(&args, &self.cfg.topology);
+        let mut parsed = commands::parse(&args, &self.cfg.topology);
+        // Over `maxmemory` with nothing left to evict: writes that may
+        // grow memory are refused, as Redis refuses them.
+        if self.over_maxmemory {
+            if let Ok(Command::Data { ops, .. }) = &parsed {
+                if ops.iter().any(grows) {
+                    parsed = Err(commands::CommandError::Reply(OOM));
+                }
+            }
+        }
         if s.multi.is_some() {
             return self.queue(tok, parsed);
         }
@@ -363,6 +372,13 @@ impl ServerNode {
             let results: Vec<OpResult> =
                 std::mem::take(&mut f.results).into_iter().map(|r| r.expect("every part done")).collect();
             let f = &s.inflight[at];
+            // INFO's keyspace hits and misses, as Redis counts them: a key
+            // a GET or MGET looked up found or not (wherever it was served).
+            if matches!(f.kind, Kind::Get | Kind::MGet) {
+                let (found, missing) = lookups(&results);
+                self.stats.hits += found;
+                self.stats.misses += missing;
+            }
             // FLUSHDB goes on to its next step unless a step failed (a
             // barrier: alone in flight).
             let failed = || {
@@ -431,6 +447,14 @@ impl ServerNode {
         if let Local::Flush = l {
             return self.flush_page(tok, 0);
         }
+        if let Local::ConfigSet(pairs) = l {
+            let result = self.config_set(pairs);
+            let c = self.net.conns.get_mut(&tok).expect("connection");
+            return match result {
+                Ok(()) => reply::ok(&mut c.wbuf),
+                Err(e) => reply::error(&mut c.wbuf, &e),
+            };
+        }
         let clients =
             if matches!(l, Local::ClientList(_) | Local::ClientInfo) { self.client_rows() } else { Vec::new() };
         let info = match &l {
@@ -440,7 +464,8 @@ impl ServerNode {
         let cluster = matches!(l, Local::Cluster(_))
             .then(|| cluster_view(&self.cfg.topology, &self.core, &self.st, &self.unreachable));
         let requirepass = self.cfg.file.requirepass.as_deref();
-        let ctx = Context { requirepass, limits: &self.cfg.file.limits, info, cluster, clients };
+        let (limits, cache) = (&self.cfg.file.limits, &self.cfg.file.cache);
+        let ctx = Context { requirepass, limits, cache, info, cluster, clients };
         let s = self.sessions.get_mut(&tok).expect("session");
         let c = self.net.conns.get_mut(&tok).expect("connection");
         if answer(l, s, &ctx, &mut c.wbuf) {
@@ -450,6 +475,49 @@ impl ServerNode {
 }
 
 impl ServerNode {
+    /// CONFIG SET of the settings that change live (the cache's bound and
+    /// policy), all or none, with Redis's errors.
+    fn config_set(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+        let mut cache = self.cfg.file.cache.clone();
+        let failed = |name: &[u8], why: &str| {
+            let name = String::from_utf8_lossy(name);
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            let text = String::from_utf8_lossy(value);
+            match name.as_slice() {
+                _ if pairs[..i].iter().any(|(n, _)| n == name) => return Err(failed(name, "duplicate parameter")),
+                b"maxmemory" => {
+                    cache.maxmemory = text.parse().map_err(|_| failed(name, "argument must be a memory value"))?
+                }
+                b"maxmemory-policy" => {
+                    cache.maxmemory_policy = text.parse().map_err(|_| {
+                        failed(
+                            name,
+                            "argument(s) must be one of the following: volatile-lru, volatile-lfu, \
+                             volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
+                        )
+                    })?
+                }
+                b"maxmemory-samples" => {
+                    cache.maxmemory_samples = text
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=i32::MAX as u32).contains(n))
+                        .ok_or_else(|| failed(name, "argument must be between 1 and 2147483647 inclusive"))?
+                        as usize
+                }
+                _ => {
+                    let name = String::from_utf8_lossy(name);
+                    return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+                }
+            }
+        }
+        self.core.config.usage = cache.maxmemory_policy.usage();
+        self.cfg.file.cache = cache;
+        Ok(())
+    }
+
     /// Every RESP connection as CLIENT LIST shows it, oldest first.
     fn client_rows(&self) -> Vec<ClientRow> {
         let mut rows: Vec<ClientRow> = self
@@ -545,5 +613,34 @@ fn encode_done(f: &InFlight, results: &[OpResult], proto: Proto, out: &mut Vec<u
         // A watched key changed: nothing applied.
         (Some(_), [OpResult::Aborted]) => reply::null_array(out, proto),
         _ => commands::encode(f.kind, results, proto, out),
+    }
+}
+
+/// How many keys a read's results found and how many they did not.
+fn lookups(results: &[OpResult]) -> (u64, u64) {
+    results.iter().fold((0, 0), |(found, missing), r| match r {
+        OpResult::Value(Some(_)) => (found + 1, missing),
+        OpResult::Value(None) => (found, missing + 1),
+        OpResult::Values(vs) => {
+            let n = vs.iter().filter(|v| v.is_some()).count() as u64;
+            (found + n, missing + vs.len() as u64 - n)
+        }
+        OpResult::Many(rs) => {
+            let (f, m) = lookups(rs);
+            (found + f, missing + m)
+        }
+        _ => (found, missing),
+    })
+}
+
+/// Redis's error for a write refused over `maxmemory`.
+const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Whether an operation may grow memory: any write but a deletion.
+fn grows(op: &Op) -> bool {
+    match op {
+        Op::Del(_) | Op::Update(_, failgroup_model::Update::GetDel) => false,
+        Op::Atomic(ops) => ops.iter().any(grows),
+        op => op.is_write(),
     }
 }
