@@ -550,7 +550,7 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
             match upper(&args[1]).as_str() {
                 "GET" if n == 3 => Ok(Command::Local(Local::ConfigGet(args[2].to_ascii_lowercase()))),
                 "GET" => Err(CommandError::Arity("config|get".into())),
-                "SET" if n >= 4 && n % 2 == 0 => Ok(Command::Local(Local::ConfigSet(
+                "SET" if n >= 4 && n.is_multiple_of(2) => Ok(Command::Local(Local::ConfigSet(
                     args[2..].chunks(2).map(|p| (p[0].to_ascii_lowercase(), p[1].clone())).collect(),
                 ))),
                 "SET" => Err(CommandError::Arity("config|set".into())),
