@@ -2,6 +2,7 @@
 # Every benchmark table and plot of docs/BENCHMARKS.md, in one run:
 #   bench/run.sh      steady state vs redis-server and twemproxy (steady.csv)
 #   bench/memory.sh   RSS per cached key vs redis-server
+#   bench/zipf.sh     hit ratio under Zipf reads, maxmemory, vs redis-server
 #   failgroup-bench failover   the failover window (failover-*.csv, summary)
 #   failgroup-bench plot       failover.svg and steady.svg
 #   failgroup check            the model checker's speed (two configurations)
@@ -13,6 +14,7 @@ mkdir -p "$OUT"
 cargo build --release -p failgroup -p failgroup-bench -q
 bench/run.sh "${1:-200000}" | tee "$OUT/steady.txt"
 bench/memory.sh | tee "$OUT/memory.txt"
+bench/zipf.sh | tee "$OUT/zipf.txt"
 target/release/failgroup-bench failover --out "$OUT"
 target/release/failgroup-bench plot --out "$OUT"
 {

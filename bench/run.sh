@@ -70,7 +70,7 @@ done
 # Keys {b}:N hash to slot 3300, owned by s1 (port 7621); s2 (7622) forwards.
 run() { # port, pipeline, command... -> "rps p50 p99"
   local port=$1 p=$2; shift 2
-  redis-benchmark -p "$port" -c 50 -n "$N" -r 100000 -P "$p" --csv "$@" 2>/dev/null |
+  redis-benchmark -p "$port" -c 50 -n "$N" -r "${R:-100000}" -P "$p" --csv "$@" 2>/dev/null |
     awk -F, 'NR==2 { gsub(/"/, ""); print $2, $5, $7 }'
 }
 printf '%-28s %-4s %-3s %12s %9s %9s %14s\n' system test P ops/s p50_ms p99_ms failgroup/peer
@@ -99,15 +99,19 @@ done
 # Keys with a time to live (SETEX 300 s, as Django's and Rails' caches
 # write them), then GETs of them: failgroup serves them from memory. The
 # hit ratio is keyspace_hits / (hits + misses) over the GETs, from INFO of
-# the server that served them (redis-server counts the same way).
-stat() { redis-cli -p "$1" info stats | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
+# the server that served them: redis-server's keyspace_hits/misses (keys
+# found), failgroup's cache_hits/misses (served from memory, not the store).
+stat() { redis-cli -p "$1" info "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f { print $2 }'; }
 for sys in redis:7600 failgroup-owner:7621; do
   name=${sys%%:*}; port=${sys##*:}
-  run "$port" 16 SETEX '{b}:ttl:__rand_int__' 300 xxx >/dev/null
+  # 10,000 keys, each set (N writes of random ones) before it is read.
+  R=10000 run "$port" 16 SETEX '{b}:ttl:__rand_int__' 300 xxx >/dev/null
   for p in 1 16; do
-    h0=$(stat "$port" keyspace_hits); m0=$(stat "$port" keyspace_misses)
-    read -r rps p50 p99 < <(run "$port" "$p" GET '{b}:ttl:__rand_int__')
-    h1=$(stat "$port" keyspace_hits); m1=$(stat "$port" keyspace_misses)
+    sec=stats hits=keyspace_hits misses=keyspace_misses
+    [ "$name" = failgroup-owner ] && sec=failgroup hits=cache_hits misses=cache_misses
+    h0=$(stat "$port" $sec $hits); m0=$(stat "$port" $sec $misses)
+    read -r rps p50 p99 < <(R=10000 run "$port" "$p" GET '{b}:ttl:__rand_int__')
+    h1=$(stat "$port" $sec $hits); m1=$(stat "$port" $sec $misses)
     hit=$(awk -v h=$((h1 - h0)) -v m=$((m1 - m0)) 'BEGIN { printf "%.3f", (h + m) ? h / (h + m) : 0 }')
     RPS[$name-GETTTL-$p]=$rps
     ratio="hit ratio $hit"

@@ -14,6 +14,7 @@
 mod load;
 mod plot;
 mod systems;
+mod zipf;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -56,6 +57,33 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Zipf-distributed reads through a cache holding a tenth of the keys:
+    /// redis-server (cache-aside) beside one failgroup server (bench/zipf.sh
+    /// starts both).
+    Zipf {
+        /// redis-server's address.
+        #[arg(long, default_value = "127.0.0.1:7700")]
+        redis: String,
+        /// The failgroup server's address.
+        #[arg(long, default_value = "127.0.0.1:7711")]
+        failgroup: String,
+        /// Keys in the key space.
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+        /// Reads measured (after a warm-up of a fifth as many).
+        #[arg(long, default_value_t = 500_000)]
+        reads: u64,
+        /// Zipf skew.
+        #[arg(long, default_value_t = 0.99)]
+        skew: f64,
+        /// Value size, bytes.
+        #[arg(long, default_value_t = 100)]
+        value: usize,
+        /// maxmemory-policy of both (noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru,
+        /// volatile-lfu, volatile-random, volatile-ttl).
+        #[arg(long, default_value = "allkeys-lru")]
+        policy: String,
+    },
     /// Draws failover.svg and steady.svg from the CSVs in `--out`.
     Plot {
         #[arg(long, default_value = "bench/results")]
@@ -71,6 +99,10 @@ fn main() -> ExitCode {
             plan.validate().and_then(|()| systems::run_all(&out, &plan, port, &only))
         }
         Cmd::Plot { out } => plot::draw(&out),
+        Cmd::Zipf { redis, failgroup, keys, reads, skew, value, policy } => {
+            let plan = zipf::Plan { keys, reads, skew, value, policy };
+            zipf::run(&plan, &redis, &failgroup)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
