@@ -296,6 +296,9 @@ impl Config {
         if file.limits.maxclients == 0 {
             return Err(field("limits.maxclients", "must be positive"));
         }
+        if !(1..=i32::MAX as usize).contains(&file.cache.maxmemory_samples) {
+            return Err(field("cache.maxmemory_samples", "must be 1..=2147483647"));
+        }
         if file.limits.max_pipeline == 0 {
             return Err(field("limits.max_pipeline", "must be positive"));
         }
@@ -452,6 +455,18 @@ members = ["s1"]
         assert!(!Config::parse(&off, PathBuf::new()).unwrap().protocol().cache_ttl_keys);
         let bad = GOOD.replace("[timing]", "[cache]\nttl_key = false\n[timing]");
         assert!(Config::parse(&bad, PathBuf::new()).unwrap_err().to_string().contains("ttl_key"));
+        let cache = |toml: &str| {
+            Config::parse(&GOOD.replace("[timing]", &format!("[cache]\n{toml}\n[timing]")), PathBuf::new())
+                .map(|c| c.file.cache)
+                .map_err(|e| e.to_string())
+        };
+        let c = cache("maxmemory = \"100mb\"\nmaxmemory_policy = \"allkeys-lfu\"").unwrap();
+        assert_eq!((c.maxmemory, c.maxmemory_policy), (Memory(100 << 20), Policy::AllKeysLfu));
+        assert_eq!(cache("maxmemory = 1000").unwrap().maxmemory, Memory(1000));
+        assert_eq!(cache("maxmemory = \"2K\"").unwrap().maxmemory, Memory(2000));
+        assert!(cache("maxmemory = \"lots\"").unwrap_err().contains("not a memory size"));
+        assert!(cache("maxmemory_policy = \"lru\"").unwrap_err().contains("maxmemory_policy"));
+        assert!(cache("maxmemory_samples = 0").unwrap_err().contains("cache.maxmemory_samples"));
     }
 
     #[test]

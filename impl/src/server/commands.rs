@@ -553,6 +553,9 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
                 "SET" if n >= 4 && n.is_multiple_of(2) => Ok(Command::Local(Local::ConfigSet(
                     args[2..].chunks(2).map(|p| (p[0].to_ascii_lowercase(), p[1].clone())).collect(),
                 ))),
+                // An odd number of arguments after SET: Redis 7.0 answers
+                // a syntax error.
+                "SET" if n >= 4 => Err(CommandError::Syntax),
                 "SET" => Err(CommandError::Arity("config|set".into())),
                 _ => Err(unknown_sub("CONFIG", &args[1])),
             }

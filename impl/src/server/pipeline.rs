@@ -500,12 +500,12 @@ impl ServerNode {
                     })?
                 }
                 b"maxmemory-samples" => {
-                    cache.maxmemory_samples = text
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=i32::MAX as u32).contains(n))
-                        .ok_or_else(|| failed(name, "argument must be between 1 and 2147483647 inclusive"))?
-                        as usize
+                    let n: i64 =
+                        text.parse().map_err(|_| failed(name, "argument couldn't be parsed into an integer"))?;
+                    if !(1..=i32::MAX as i64).contains(&n) {
+                        return Err(failed(name, "argument must be between 1 and 2147483647 inclusive"));
+                    }
+                    cache.maxmemory_samples = n as usize
                 }
                 _ => {
                     let name = String::from_utf8_lossy(name);
