@@ -8,7 +8,7 @@ use super::socket::{listen, ListenError};
 use super::wire::Peer;
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::io;
 use std::time::Duration;
 

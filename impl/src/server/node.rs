@@ -17,7 +17,8 @@ use failgroup_model::{
     Holder, Liveness, Origin, Server, ServerEvent, ServerId, ServerInput, ServerOutput, ServerState, ServerTimer, Slot,
 };
 use mio::{Events, Token, Waker};
-use std::collections::{HashMap, HashSet, VecDeque};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;

@@ -23,7 +23,7 @@ use failgroup_model::{
     DbRead, Forwarded, Guard, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology,
 };
 use mio::Token;
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 /// Rows FLUSHDB reads per page.
 const FLUSH_PAGE: u64 = 1000;
