@@ -151,6 +151,16 @@ with r.pipeline() as pipe:
 assert r.get(k("w")) == b"10"
 # Django's cache.clear().
 assert r.flushdb() and r.dbsize() == 0 and r.get(k("w")) is None
+# A bounded cache, set live, as a Redis user sets it; Django's TTL'd keys
+# read back.
+assert r.config_set("maxmemory", "512mb") and r.config_set("maxmemory-policy", "allkeys-lru")
+mem = r.info("memory")
+assert mem["maxmemory"] == 512 << 20 and mem["maxmemory_policy"] == "allkeys-lru", mem
+assert mem["used_memory"] > 0 and r.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+assert r.info("stats")["evicted_keys"] == 0
+r.set(k("ttl"), "v", ex=300)
+assert [r.get(k("ttl")) for _ in range(3)] == [b"v"] * 3 and 0 < r.ttl(k("ttl")) <= 300
+assert r.config_set("maxmemory", 0) and r.config_set("maxmemory-policy", "noeviction")
 print("ok")
 "#;
 
