@@ -9,24 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R="${1:-1000000}"
-for tool in redis-server redis-benchmark redis-cli; do
-  command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 2; }
-done
+. bench/lib.sh
+need redis-server redis-benchmark redis-cli
 cargo build --release -p failgroup -q
-DIR="$(mktemp -d /tmp/failgroup-mem.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
+scratch mem
 redis-server --port 7700 --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" --daemonize no >"$DIR/redis.log" 2>&1 &
 PIDS+=($!)
 REDIS_PID=$!
 target/release/failgroup dev --port 7720 --data "$DIR/fg" >"$DIR/dev.out" 2>"$DIR/dev.err" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q '^ready' "$DIR/dev.out" 2>/dev/null && break; sleep 0.1; done
+ready "$DIR/dev.out" "$DIR/dev.err"
 FG_PID=$(awk '$1 == "server" && $2 == "s1" { print $5 }' "$DIR/dev.out")
 for _ in $(seq 50); do redis-cli -p 7700 ping >/dev/null 2>&1 && break; sleep 0.1; done
 rss() { awk '/VmRSS/ { print $2 * 1024 }' "/proc/$1/status"; }

@@ -20,19 +20,11 @@ N="${1:-200000}"
 OUT="${OUT:-bench/results}"
 mkdir -p "$OUT"
 echo "system,test,P,ops_per_s,p50_ms,p99_ms" >"$OUT/steady.csv"
-for tool in redis-server redis-benchmark nutcracker; do
-  command -v "$tool" >/dev/null || { echo "error: $tool is not installed" >&2; exit 2; }
-done
+. bench/lib.sh
+need redis-server redis-benchmark nutcracker
 cargo build --release -p failgroup -q
 FG=target/release/failgroup
-DIR="$(mktemp -d /tmp/failgroup-bench.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
+scratch bench
 
 redis() { # port, extra args...
   local port=$1; shift
@@ -61,8 +53,7 @@ nutcracker -c "$DIR/nutcracker.yml" -o "$DIR/nutcracker.log" &
 PIDS+=($!)
 "$FG" dev --port 7620 --data "$DIR/fg" >"$DIR/dev.out" 2>"$DIR/dev.err" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q '^ready' "$DIR/dev.out" 2>/dev/null && break; sleep 0.1; done
-grep -q '^ready' "$DIR/dev.out" || { echo "error: failgroup dev did not start" >&2; cat "$DIR/dev.err" >&2; exit 1; }
+ready "$DIR/dev.out" "$DIR/dev.err"
 for port in 7600 7601 7602 7603 7610; do
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done

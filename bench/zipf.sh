@@ -8,21 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS="${1:-100000}"
 READS="${2:-500000}"
-command -v redis-server >/dev/null || { echo "error: redis-server is not installed" >&2; exit 2; }
+. bench/lib.sh
+need redis-server redis-cli
 cargo build --release -p failgroup -p failgroup-bench -q
-DIR="$(mktemp -d /tmp/failgroup-zipf.XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
+scratch zipf
 redis-server --port 7700 --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" --daemonize no >"$DIR/redis.log" 2>&1 &
 PIDS+=($!)
 target/release/failgroup dev --port 7710 --servers 1 --data "$DIR/fg" >"$DIR/dev.out" 2>"$DIR/dev.err" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q '^ready' "$DIR/dev.out" 2>/dev/null && break; sleep 0.1; done
-grep -q '^ready' "$DIR/dev.out" || { echo "error: failgroup dev did not start" >&2; cat "$DIR/dev.err" >&2; exit 1; }
+ready "$DIR/dev.out" "$DIR/dev.err"
 for _ in $(seq 50); do redis-cli -p 7700 ping >/dev/null 2>&1 && break; sleep 0.1; done
 target/release/failgroup-bench zipf --redis 127.0.0.1:7700 --failgroup 127.0.0.1:7711 --keys "$KEYS" --reads "$READS"

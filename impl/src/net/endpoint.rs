@@ -6,9 +6,9 @@
 use super::connection::{Connection, Proto};
 use super::socket::{listen, ListenError};
 use super::wire::Peer;
+use foldhash::{HashMap, HashMapExt};
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
-use foldhash::{HashMap, HashMapExt};
 use std::io;
 use std::time::Duration;
 

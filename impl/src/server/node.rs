@@ -16,8 +16,8 @@ use crate::store::{self, Done, Identity, Job, StoreStats};
 use failgroup_model::{
     Holder, Liveness, Origin, Server, ServerEvent, ServerId, ServerInput, ServerOutput, ServerState, ServerTimer, Slot,
 };
-use mio::{Events, Token, Waker};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use mio::{Events, Token, Waker};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};

@@ -22,8 +22,8 @@ use failgroup_model::bytes::{fnv1a, FNV_OFFSET};
 use failgroup_model::{
     DbRead, Forwarded, Guard, Op, OpResult, Origin, ReqId, Server, ServerId, ServerInput, ServerState, Topology,
 };
-use mio::Token;
 use foldhash::HashSet;
+use mio::Token;
 
 /// Rows FLUSHDB reads per page.
 const FLUSH_PAGE: u64 = 1000;
