@@ -1,5 +1,5 @@
 //! Keys with a time to live end to end: served from the server's memory
-//! (INFO's keyspace_hits rise, no store read), and never after the store
+//! (INFO's cache_hits rise, cache_misses do not: no store read), and never after the store
 //! expired them. The store is SQLite (or PostgreSQL where selected) on this
 //! host, so its clock and the test's run at one rate.
 
@@ -7,8 +7,10 @@ use failgroup::resp::Reply;
 use failgroup_tests::{info_field, Cluster, Resp};
 use std::time::{Duration, Instant};
 
+/// A counter of INFO's `# Failgroup` section: reads served from memory
+/// (`cache_hits`) or from the store (`cache_misses`).
 fn counter(c: &mut Resp, field: &str) -> u64 {
-    info_field(c, "stats", field).expect(field).parse().expect("a number")
+    info_field(c, "failgroup", field).expect(field).parse().expect("a number")
 }
 
 #[test]
@@ -22,13 +24,13 @@ fn a_key_with_a_ttl_is_served_from_memory_and_never_after_it_expires() {
     let v = Reply::Bulk(Some(b"v".to_vec()));
 
     // Hits, from memory: no miss among them.
-    let (hits, misses) = (counter(&mut c, "keyspace_hits"), counter(&mut c, "keyspace_misses"));
+    let (hits, misses) = (counter(&mut c, "cache_hits"), counter(&mut c, "cache_misses"));
     for _ in 0..50 {
         assert_eq!(c.run("GET ttl:a"), v);
     }
     assert!(acked.elapsed() < Duration::from_millis(2_000), "50 GETs took too long to stay within the TTL");
-    assert_eq!(counter(&mut c, "keyspace_hits") - hits, 50, "every GET a hit");
-    assert_eq!(counter(&mut c, "keyspace_misses"), misses, "no GET went to the store");
+    assert_eq!(counter(&mut c, "cache_hits") - hits, 50, "every GET a hit");
+    assert_eq!(counter(&mut c, "cache_misses"), misses, "no GET went to the store");
 
     // Until and past its expiry: a GET answered before the earliest
     // moment the store could expire it sees it; one sent after the latest
@@ -50,5 +52,5 @@ fn a_key_with_a_ttl_is_served_from_memory_and_never_after_it_expires() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(before > 20 && after > 20, "reads on both sides of the expiry: {before} before, {after} after");
-    assert!(counter(&mut c, "keyspace_misses") > misses, "near and past its expiry, the store answers");
+    assert!(counter(&mut c, "cache_misses") > misses, "near and past its expiry, the store answers");
 }
