@@ -25,8 +25,10 @@ enum CliCommand {
     /// Run a local cluster: the master on 127.0.0.1:PORT, servers on the
     /// ports after it, each its own process, one SQLite file.
     Dev {
+        /// Cache servers, s1..sN, each its own process (1..=64).
         #[arg(long, default_value_t = 3)]
         servers: u16,
+        /// Failover groups the servers are spread over (1..=servers).
         #[arg(long, default_value_t = 1)]
         groups: u16,
         /// The master's port; servers listen on PORT+1..PORT+N.
@@ -36,6 +38,8 @@ enum CliCommand {
         /// [default: failgroup-dev-PORT in the temporary directory].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The cluster's mode: linearizable (no stale reads) or available
+        /// (the claims read literally).
         #[arg(long, default_value = "linearizable")]
         mode: Mode,
         /// The database: sqlite:PATH (relative to --data) or
