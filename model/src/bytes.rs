@@ -18,6 +18,18 @@ pub fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
     bytes.iter().fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// A 64-bit finalizer (MurmurHash3's fmix64): every bit of `h` moves every
+/// bit of the result. FNV-1a of keys that differ only in their last bytes
+/// differ mostly in low bits; mixed, their order is spread over the whole
+/// range, so a random point of it samples a random key.
+pub fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
 /// The longest bytes kept inline.
 pub const INLINE: usize = 22;
 

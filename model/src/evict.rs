@@ -193,15 +193,29 @@ impl ServerState {
     }
 
     /// Drops up to `count` cached copies chosen by `policy`: each of the
-    /// best of `samples` entries drawn at random (a random slot among those
-    /// cached, then the first key at or after a random point of its
-    /// order). Returns how many were dropped: fewer when nothing (or, for a
-    /// volatile policy, nothing that expires) is left to drop.
+    /// best of `samples` entries drawn at random (a cached slot in
+    /// proportion to its keys, then the first key at or after a random
+    /// point of its order). Returns how many were dropped: fewer when
+    /// nothing (or, for a volatile policy, nothing that expires) is left to
+    /// drop.
     pub fn evict(&mut self, policy: Policy, samples: usize, count: usize, now: Time, seed: u64) -> usize {
         if policy == Policy::NoEviction {
             return 0;
         }
-        let mut draw = Draw(seed | 1);
+        // Mixed first: a small seed would start xorshift in a corner.
+        let mut draw = Draw(crate::bytes::mix(seed) | 1);
+        // The cached slots with their keys counted up to each: a draw
+        // below the total picks a slot in proportion to its keys (counts
+        // taken once per call; copies dropped meanwhile skew them little).
+        let mut total = 0u64;
+        let slots: Vec<(u64, Slot)> = self
+            .cache
+            .iter()
+            .map(|(s, m)| {
+                total += m.len() as u64;
+                (total, *s)
+            })
+            .collect();
         let mut dropped = 0;
         'next: while dropped < count {
             let random = matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom);
@@ -209,12 +223,18 @@ impl ServerState {
             let mut best: Option<(u64, Slot, CacheKey)> = None;
             let mut seen = 0;
             // Draws that find no candidate count too: a volatile policy
-            // over a cache of keys without one gives up.
-            for _ in 0..want * 4 {
+            // over a cache of keys without one gives up after 64 draws
+            // more than it wants (where one key in ten has a time to live,
+            // all 64 miss one time in 850).
+            for _ in 0..want + 64 {
                 if seen == want {
                     break;
                 }
-                let at = Slot((draw.next() % crate::topology::SLOTS as u64) as u16);
+                if total == 0 || self.cache.is_empty() {
+                    break 'next;
+                }
+                let r = draw.next() % total;
+                let (_, at) = slots[slots.partition_point(|(upto, _)| *upto <= r)];
                 let Some((slot, m)) = self.cache.range(at..).next().or_else(|| self.cache.iter().next()) else {
                     break 'next;
                 };
@@ -252,6 +272,63 @@ mod tests {
         }
         assert_eq!("ALLKEYS-LRU".parse::<Policy>().unwrap(), Policy::AllKeysLru);
         assert!("lru".parse::<Policy>().unwrap_err().contains("allkeys-lru"));
+    }
+
+    /// A cache of `n` keys in one slot: even keys used at second 0 and
+    /// without a time to live, odd keys used at second 100 and expiring at
+    /// 1,000 s + their number.
+    fn cache(n: u64) -> ServerState {
+        let mut st = ServerState::default();
+        for i in 0..n {
+            let e = CacheEntry {
+                value: None,
+                version: 1,
+                expires: if i % 2 == 0 { Time::NEVER } else { Time(1_000_000 + i) },
+                used: if i % 2 == 0 { 0 } else { 100 },
+            };
+            st.cache.entry(Slot(3)).or_default().insert(CacheKey::new(&i.to_be_bytes()), e);
+        }
+        st
+    }
+
+    fn left(st: &ServerState, odd: bool) -> usize {
+        st.cache.values().flat_map(|m| m.values()).filter(|e| (e.expires != Time::NEVER) == odd).count()
+    }
+
+    #[test]
+    fn each_policy_drops_what_it_should() {
+        let now = Time(200_000);
+        // LRU among all: the keys idle longest (the even ones) go first.
+        let mut st = cache(1_000);
+        assert_eq!(st.evict(Policy::AllKeysLru, 5, 400, now, 7), 400);
+        // Sampled, as Redis's: most (here at least three in four) of the
+        // copies dropped are the idler ones.
+        assert!(left(&st, false) <= 200 && left(&st, true) >= 400, "{} even left", left(&st, false));
+        // Volatile: only keys that expire, and nothing when none does.
+        let mut st = cache(1_000);
+        assert_eq!(st.evict(Policy::VolatileRandom, 5, 300, now, 7), 300);
+        assert_eq!((left(&st, false), left(&st, true)), (500, 200));
+        let mut st = cache(1_000);
+        let kept = st.cache[&Slot(3)].clone().into_iter().filter(|(_, e)| e.expires == Time::NEVER).collect();
+        st.cache.insert(Slot(3), kept);
+        assert_eq!(st.evict(Policy::VolatileLru, 5, 10, now, 7), 0, "no key with a time to live");
+        // Slots far apart are both drawn from.
+        let mut st = cache(10);
+        let far = st.cache[&Slot(3)].clone();
+        st.cache.insert(Slot(9_000), far);
+        st.evict(Policy::AllKeysRandom, 5, 10, now, 7);
+        assert!(st.cache.values().all(|m| m.len() < 10), "both slots lost keys");
+        // volatile-ttl: the nearest expiries among those sampled.
+        let mut st = cache(1_000);
+        st.evict(Policy::VolatileTtl, 10, 250, now, 7);
+        let soonest: Vec<u64> = st.cache.values().flat_map(|m| m.values()).map(|e| e.expires.0).collect();
+        let late = soonest.iter().filter(|t| (1_000_500..u64::MAX).contains(*t)).count();
+        assert!(late > 200, "later expiries kept: {late} of 250");
+        // noeviction drops nothing; everything can go, then nothing is left.
+        assert_eq!(cache(10).evict(Policy::NoEviction, 5, 10, now, 7), 0);
+        let mut st = cache(10);
+        assert_eq!(st.evict(Policy::AllKeysRandom, 5, 100, now, 7), 10);
+        assert!(st.cache.is_empty(), "emptied slots are removed");
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub struct KeyRef<'a> {
 
 impl<'a> KeyRef<'a> {
     pub fn new(key: &'a [u8]) -> KeyRef<'a> {
-        KeyRef { hash: crate::bytes::fnv1a(crate::bytes::FNV_OFFSET, key), key }
+        KeyRef { hash: crate::bytes::mix(crate::bytes::fnv1a(crate::bytes::FNV_OFFSET, key)), key }
     }
 }
 
