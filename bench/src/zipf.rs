@@ -166,84 +166,77 @@ pub fn run(plan: &Plan, redis: &str, failgroup: &str) -> Result<(), String> {
 }
 
 /// Cache-aside on redis-server: GETs in pipelines of 16, then the SETs of
-/// those that missed.
+/// those that missed; a hit is a key found (`keyspace_hits`).
 fn redis_side(plan: &Plan, r: &mut Conn, max: u64, value: &[u8]) -> Result<Outcome, String> {
     r.run(&["CONFIG", "SET", "maxmemory", &max.to_string()])?;
     r.run(&["CONFIG", "SET", "maxmemory-policy", &plan.policy])?;
-    let mut zipf = Zipf::new(plan.keys, plan.skew);
-    warm(plan, &mut zipf, |batch| redis_batch(r, batch, value))?;
-    let (h0, m0) = (r.info("stats", "keyspace_hits")?, r.info("stats", "keyspace_misses")?);
-    let start = Instant::now();
-    measure(plan, &mut zipf, |batch| redis_batch(r, batch, value))?;
-    let secs = start.elapsed().as_secs_f64();
-    let (h, m) = (r.info("stats", "keyspace_hits")? - h0, r.info("stats", "keyspace_misses")? - m0);
+    let counters = ("stats", "keyspace_hits", "keyspace_misses");
+    let outcome = timed(plan, r, counters, |r, batch| {
+        let gets: Vec<Vec<Vec<u8>>> = batch.iter().map(|k| vec![b"GET".to_vec(), key(*k)]).collect();
+        let replies = r.pipeline(&gets)?;
+        let sets: Vec<Vec<Vec<u8>>> =
+            batch.iter().zip(replies).filter(|(_, r)| *r == Reply::Bulk(None)).map(|(k, _)| set(*k, value)).collect();
+        if !sets.is_empty() {
+            r.pipeline(&sets)?;
+        }
+        Ok(())
+    })?;
     r.run(&["CONFIG", "SET", "maxmemory", "0"])?;
-    Ok(Outcome {
-        hit_ratio: h as f64 / (h + m).max(1) as f64,
-        reads_per_s: plan.reads as f64 / secs,
-        store_reads_per_s: m as f64 / secs,
-    })
-}
-
-fn redis_batch(r: &mut Conn, batch: &[u64], value: &[u8]) -> Result<(), String> {
-    let gets: Vec<Vec<Vec<u8>>> = batch.iter().map(|k| vec![b"GET".to_vec(), key(*k)]).collect();
-    let replies = r.pipeline(&gets)?;
-    let sets: Vec<Vec<Vec<u8>>> =
-        batch.iter().zip(replies).filter(|(_, r)| *r == Reply::Bulk(None)).map(|(k, _)| set(*k, value)).collect();
-    if !sets.is_empty() {
-        r.pipeline(&sets)?;
-    }
-    Ok(())
+    Ok(outcome)
 }
 
 /// failgroup: every key in the store first (written through the server,
-/// with the bound already set), then GETs in pipelines of 16.
+/// with the bound already set), then GETs in pipelines of 16; a hit is a
+/// read served from memory (`cache_hits`).
 fn failgroup_side(plan: &Plan, f: &mut Conn, room: u64, value: &[u8]) -> Result<Outcome, String> {
     f.run(&["CONFIG", "SET", "maxmemory", "0"])?;
     let base = f.info("memory", "used_memory")?;
     f.run(&["CONFIG", "SET", "maxmemory", &(base + room).to_string()])?;
     f.run(&["CONFIG", "SET", "maxmemory-policy", &plan.policy])?;
     f.load(0..plan.keys, value)?;
-    let mut zipf = Zipf::new(plan.keys, plan.skew);
-    let get = |f: &mut Conn, batch: &[u64]| {
+    let outcome = timed(plan, f, ("failgroup", "cache_hits", "cache_misses"), |f, batch| {
         let gets: Vec<Vec<Vec<u8>>> = batch.iter().map(|k| vec![b"GET".to_vec(), key(*k)]).collect();
         let replies = f.pipeline(&gets)?;
         match replies.iter().all(|r| matches!(r, Reply::Bulk(Some(_)))) {
             true => Ok(()),
             false => Err(format!("failgroup: a GET did not find its key: {replies:?}")),
         }
-    };
-    warm(plan, &mut zipf, |batch| get(f, batch))?;
-    let (h0, m0) = (f.info("failgroup", "cache_hits")?, f.info("failgroup", "cache_misses")?);
-    let start = Instant::now();
-    measure(plan, &mut zipf, |batch| get(f, batch))?;
-    let secs = start.elapsed().as_secs_f64();
-    let (h, m) = (f.info("failgroup", "cache_hits")? - h0, f.info("failgroup", "cache_misses")? - m0);
+    })?;
     let evicted = f.info("stats", "evicted_keys")?;
     f.run(&["CONFIG", "SET", "maxmemory", "0"])?;
     eprintln!("failgroup: {evicted} copies evicted in all");
+    Ok(outcome)
+}
+
+/// Zipf-distributed reads by `batch` (16 keys a call): a fifth of
+/// `plan.reads` to warm the cache, then `plan.reads` timed, with the INFO
+/// counters (`section`, hits, misses) read around them.
+fn timed(
+    plan: &Plan,
+    c: &mut Conn,
+    (section, hits, misses): (&str, &str, &str),
+    mut batch: impl FnMut(&mut Conn, &[u64]) -> Result<(), String>,
+) -> Result<Outcome, String> {
+    // The same sequence for every system: a fixed seed.
+    let mut zipf = Zipf::new(plan.keys, plan.skew);
+    let mut reads = |c: &mut Conn, n: u64| {
+        let mut done = 0;
+        while done < n {
+            let keys: Vec<u64> = (0..16.min(n - done)).map(|_| zipf.next()).collect();
+            batch(c, &keys)?;
+            done += keys.len() as u64;
+        }
+        Ok::<(), String>(())
+    };
+    reads(c, plan.reads / 5)?;
+    let (h0, m0) = (c.info(section, hits)?, c.info(section, misses)?);
+    let start = Instant::now();
+    reads(c, plan.reads)?;
+    let secs = start.elapsed().as_secs_f64();
+    let (h, m) = (c.info(section, hits)? - h0, c.info(section, misses)? - m0);
     Ok(Outcome {
         hit_ratio: h as f64 / (h + m).max(1) as f64,
         reads_per_s: plan.reads as f64 / secs,
         store_reads_per_s: m as f64 / secs,
     })
-}
-
-/// A first pass of reads (a fifth of the run) that warms the cache.
-fn warm(plan: &Plan, zipf: &mut Zipf, batch: impl FnMut(&[u64]) -> Result<(), String>) -> Result<(), String> {
-    reads(plan.reads / 5, zipf, batch)
-}
-
-fn measure(plan: &Plan, zipf: &mut Zipf, batch: impl FnMut(&[u64]) -> Result<(), String>) -> Result<(), String> {
-    reads(plan.reads, zipf, batch)
-}
-
-fn reads(n: u64, zipf: &mut Zipf, mut batch: impl FnMut(&[u64]) -> Result<(), String>) -> Result<(), String> {
-    let mut done = 0;
-    while done < n {
-        let keys: Vec<u64> = (0..16.min(n - done)).map(|_| zipf.next()).collect();
-        batch(&keys)?;
-        done += keys.len() as u64;
-    }
-    Ok(())
 }
