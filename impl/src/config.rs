@@ -72,6 +72,11 @@ pub struct CacheConfig {
     pub maxmemory_samples: usize,
 }
 
+impl CacheConfig {
+    /// What `maxmemory_samples` may be (Redis's bounds).
+    pub const SAMPLES: std::ops::RangeInclusive<i64> = 1..=i32::MAX as i64;
+}
+
 impl Default for CacheConfig {
     fn default() -> CacheConfig {
         CacheConfig { ttl_keys: true, maxmemory: Memory(0), maxmemory_policy: Policy::NoEviction, maxmemory_samples: 5 }
@@ -296,7 +301,7 @@ impl Config {
         if file.limits.maxclients == 0 {
             return Err(field("limits.maxclients", "must be positive"));
         }
-        if !(1..=i32::MAX as usize).contains(&file.cache.maxmemory_samples) {
+        if !CacheConfig::SAMPLES.contains(&(file.cache.maxmemory_samples as i64)) {
             return Err(field("cache.maxmemory_samples", "must be 1..=2147483647"));
         }
         if file.limits.max_pipeline == 0 {

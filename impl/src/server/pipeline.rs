@@ -502,7 +502,7 @@ impl ServerNode {
                 b"maxmemory-samples" => {
                     let n: i64 =
                         text.parse().map_err(|_| failed(name, "argument couldn't be parsed into an integer"))?;
-                    if !(1..=i32::MAX as i64).contains(&n) {
+                    if !crate::config::CacheConfig::SAMPLES.contains(&n) {
                         return Err(failed(name, "argument must be between 1 and 2147483647 inclusive"));
                     }
                     cache.maxmemory_samples = n as usize
