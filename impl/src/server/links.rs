@@ -84,6 +84,7 @@ impl ServerNode {
                         next_cmd: 0,
                         stalled: None,
                         starved: false,
+                        barriers: 0,
                     },
                 );
             }

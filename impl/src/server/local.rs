@@ -273,6 +273,7 @@ mod tests {
             next_cmd: 0,
             stalled: None,
             starved: false,
+            barriers: 0,
         }
     }
 

@@ -96,7 +96,7 @@ fn may_start(s: &Session, args: &[Vec<u8>]) -> bool {
     let one = ONE_KEY.iter().any(|c| name.eq_ignore_ascii_case(c))
         || (args.len() == 2 && MAYBE_ONE_KEY.iter().any(|c| name.eq_ignore_ascii_case(c)));
     let h = key_hash(&args[1]);
-    one && !s.inflight.iter().any(|f| f.barrier || f.keys.contains(&h))
+    one && s.barriers == 0 && !s.inflight.iter().any(|f| f.keys.contains(&h))
 }
 
 impl ServerNode {
@@ -201,7 +201,7 @@ impl ServerNode {
                 let mut out = Vec::new();
                 reply::error(&mut out, &msg.to_string());
                 done.reply = Some(out);
-                s.inflight.push_back(done);
+                s.start(done);
             }
             Err(msg) => {
                 let c = self.net.conns.get_mut(&tok).expect("connection");
@@ -346,7 +346,7 @@ impl ServerNode {
         }
         f.barrier |= f.exec.is_some() || matches!(f.kind, Kind::Watch | Kind::FlushScan | Kind::FlushDel { .. });
         let cmd = f.id;
-        s.inflight.push_back(f);
+        s.start(f);
         let mut requests = Vec::with_capacity(ops.len());
         for (part, op) in ops.into_iter().enumerate() {
             s.seq += 1;
@@ -389,11 +389,11 @@ impl ServerNode {
             };
             match (f.kind, &results[..]) {
                 (Kind::FlushScan, [OpResult::Keys { keys, next }]) => {
-                    s.inflight.remove(at);
+                    s.finish(at);
                     return self.flush_keys(tok, keys.clone(), *next);
                 }
                 (Kind::FlushDel { next }, _) if next != 0 && !failed() => {
-                    s.inflight.remove(at);
+                    s.finish(at);
                     return self.flush_page(tok, next);
                 }
                 _ => {}
@@ -422,10 +422,10 @@ impl ServerNode {
                 // reply done behind it.
                 Some(c) if at == 0 => {
                     encode_done(f, &results, s.proto, &mut c.wbuf);
-                    s.inflight.pop_front();
+                    s.finish(0);
                     while let Some(out) = s.inflight.front_mut().and_then(|f| f.reply.take()) {
                         c.wbuf.extend_from_slice(&out);
-                        s.inflight.pop_front();
+                        s.finish(0);
                     }
                 }
                 _ => {

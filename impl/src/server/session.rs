@@ -92,6 +92,9 @@ pub(super) struct Session {
     pub(super) stalled: Option<Vec<Vec<u8>>>,
     /// The input holds no whole command: wait for more bytes.
     pub(super) starved: bool,
+    /// How many of `inflight` are barriers (kept with it by `start` and
+    /// `finish`, so that asking is not a walk of the queue per command).
+    pub(super) barriers: usize,
 }
 
 /// Commands of one connection in flight at most.
@@ -101,7 +104,20 @@ impl Session {
     /// Whether another command may be looked at now: fewer than
     /// [`MAX_IN_FLIGHT`] in flight and no barrier among them.
     pub(super) fn may_take_more(&self) -> bool {
-        self.inflight.len() < MAX_IN_FLIGHT && !self.inflight.iter().any(|f| f.barrier)
+        self.inflight.len() < MAX_IN_FLIGHT && self.barriers == 0
+    }
+
+    /// Puts `f` in flight, after the others.
+    pub(super) fn start(&mut self, f: InFlight) {
+        self.barriers += usize::from(f.barrier);
+        self.inflight.push_back(f);
+    }
+
+    /// Takes the command at `at` out of flight.
+    pub(super) fn finish(&mut self, at: usize) -> Option<InFlight> {
+        let f = self.inflight.remove(at)?;
+        self.barriers -= usize::from(f.barrier);
+        Some(f)
     }
 }
 
