@@ -113,7 +113,12 @@ impl MasterNode {
     fn send(&mut self, to: ServerId, msg: MasterMsg) {
         if !self.to_server.get(&to).is_some_and(|t| self.net.conns.contains_key(t)) {
             let addr = self.cfg.topology.addr(to).to_string();
-            let Some(tok) = self.net.open(&addr, Peer::Master, self.cfg.file.secret.as_deref()) else { return };
+            let Some(tok) = self.net.open(&addr, Peer::Master, self.cfg.file.secret.as_deref()) else {
+                // Not even a connection attempt (the address does not
+                // resolve, no sockets left): the probe outstanding fails
+                // at its timeout, as for a silent host.
+                return;
+            };
             self.to_server.insert(to, tok);
         }
         if let Some(c) = self.net.conns.get_mut(&self.to_server[&to]) {
@@ -225,7 +230,12 @@ impl MasterNode {
         }
         for tok in dead {
             self.net.remove(tok);
+            let lost: Vec<ServerId> = self.to_server.iter().filter(|(_, t)| **t == tok).map(|(s, _)| *s).collect();
             self.to_server.retain(|_, t| *t != tok);
+            // Refused or closed: a probe outstanding on it has failed now.
+            for s in lost {
+                self.step(MasterInput::Unreachable(s));
+            }
         }
     }
 }

@@ -33,6 +33,10 @@ pub enum MasterInput {
         report: Report,
     },
     Timer(MasterTimer),
+    /// The master's connection to this server was refused or closed: the
+    /// process is not there to answer, so a probe of it outstanding has
+    /// failed now rather than at its timeout (c19).
+    Unreachable(ServerId),
 }
 
 /// Notable events, for logs and for the model checker's properties.
@@ -154,14 +158,14 @@ impl Master {
                 if st.probes.remove(&server).is_none() {
                     return; // answered meanwhile
                 }
-                if st.is_online(server) {
-                    self.mark(st, server, Liveness::Offline, now, out); // c19
-                } else {
-                    let at = now.plus(t.reprobe_interval);
-                    out.push(MasterOutput::SetTimer { timer: MasterTimer::Reprobe(server), at });
-                    // c20
+                self.probe_failed(st, server, now, out);
+            }
+            MasterInput::Unreachable(server) => {
+                if st.probes.remove(&server).is_none() {
+                    return; // no probe of it outstanding: nothing to conclude
                 }
-                self.finish_boot(st, out);
+                out.push(MasterOutput::CancelTimer(MasterTimer::ProbeTimeout(server)));
+                self.probe_failed(st, server, now, out);
             }
             MasterInput::Timer(MasterTimer::Reprobe(server)) => {
                 if !st.is_online(server) && !st.probes.contains_key(&server) {
@@ -175,6 +179,20 @@ impl Master {
                 out.push(MasterOutput::SetTimer { timer: MasterTimer::Sync, at: now.plus(t.sync_interval) });
             }
         }
+    }
+
+    /// The probe of `server` went unanswered (timed out, or its connection
+    /// was refused): c19 marks an online server offline; an offline one is
+    /// re-checked later (c20).
+    fn probe_failed(&self, st: &mut MasterState, server: ServerId, now: Time, out: &mut Vec<MasterOutput>) {
+        if st.is_online(server) {
+            self.mark(st, server, Liveness::Offline, now, out); // c19
+        } else {
+            let at = now.plus(self.config.timing.reprobe_interval);
+            out.push(MasterOutput::SetTimer { timer: MasterTimer::Reprobe(server), at });
+            // c20
+        }
+        self.finish_boot(st, out);
     }
 
     fn probe(&self, st: &mut MasterState, server: ServerId, now: Time, out: &mut Vec<MasterOutput>) {

@@ -166,7 +166,7 @@ proptest! {
 
     #[test]
     fn master_transitions_absorb_any_input(
-        inputs in prop::collection::vec((0u8..6, 0u16..4, 0u64..6, 0u64..50), 0..60)
+        inputs in prop::collection::vec((0u8..7, 0u16..4, 0u64..6, 0u64..50), 0..60)
     ) {
         let topo = Arc::new(ClusterSpec::local(3, 1, 7101, 16).validate().unwrap());
         let master = Master::new(topo, ProtocolConfig::default());
@@ -180,6 +180,7 @@ proptest! {
                 2 => MasterInput::Report { from: Node::Client(ClientId(n)), report: Report::MaybeOffline { server } },
                 3 => MasterInput::Report { from: Node::Client(ClientId(n)), report: Report::BackOnline { server } },
                 4 => MasterInput::Timer(MasterTimer::ProbeTimeout(server)),
+                5 => MasterInput::Unreachable(server),
                 _ => MasterInput::Timer(MasterTimer::Reprobe(server)),
             };
             master.step(&mut st, now, input, &mut out);

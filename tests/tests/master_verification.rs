@@ -22,6 +22,8 @@ enum Action {
     /// Deliver the i-th probe in flight; a live server answers it.
     DeliverProbe(usize),
     DropProbe(usize),
+    /// The master's connection to a server is refused (only a dead one's).
+    Refused(u16),
     /// Fire the earliest pending timer (virtual time jumps to it).
     FireTimer,
     /// A server dies or comes back (ground truth the master cannot see).
@@ -38,6 +40,7 @@ fn action() -> impl Strategy<Value = Action> {
         3 => (0..SERVERS, any::<bool>(), any::<bool>()).prop_map(|(server, offline, from_client)| Action::Report { server, offline, from_client }),
         3 => (0usize..4).prop_map(Action::DeliverProbe),
         1 => (0usize..4).prop_map(Action::DropProbe),
+        2 => (0..SERVERS).prop_map(Action::Refused),
         4 => Just(Action::FireTimer),
         2 => (0..SERVERS, any::<bool>()).prop_map(|(s, a)| Action::SetAlive(s, a)),
         1 => (0u64..20).prop_map(|nonce| Action::ForgedAck { nonce }),
@@ -84,6 +87,7 @@ impl Harness {
 
     fn step(&mut self, input: MasterInput) {
         let mut out = Vec::new();
+        let probing = self.state.probes.clone();
         self.master.step(&mut self.state, self.now, input.clone(), &mut out);
         for o in out {
             match o {
@@ -95,10 +99,11 @@ impl Harness {
                     self.timers.carry_out(&o);
                 }
                 MasterOutput::Event(MasterEvent::MarkedOffline(s, v)) => {
-                    // c19: only when its own contact with s failed.
-                    assert_eq!(
-                        input,
-                        MasterInput::Timer(MasterTimer::ProbeTimeout(s)),
+                    // c19: only when its own contact with s failed (timed
+                    // out, or refused while a probe of s was outstanding).
+                    assert!(
+                        matches!(input, MasterInput::Timer(MasterTimer::ProbeTimeout(p)) | MasterInput::Unreachable(p) if p == s)
+                            && probing.contains_key(&s),
                         "{s} marked offline without a failed probe"
                     );
                     let nonce = self.last_probe[&s];
@@ -142,6 +147,10 @@ impl Harness {
             }
             Action::DropProbe(i) if i < self.probes.len() => {
                 self.probes.remove(i);
+            }
+            Action::Refused(s) if !alive[s as usize] => {
+                self.probes.retain(|(to, _)| to.0 != s);
+                self.step(MasterInput::Unreachable(ServerId(s)));
             }
             Action::FireTimer => {
                 if let Some((timer, at)) = self.timers.pop_next() {
@@ -211,6 +220,31 @@ fn a_report_about_a_live_server_is_refuted() {
         }
     }
     assert!(h.state.is_online(ServerId(2)), "the re-probe found it again");
+}
+
+/// A refused connection fails the probe outstanding at once (the dead
+/// server is marked offline without waiting out the probe's timeout); with
+/// no probe outstanding it means nothing.
+#[test]
+fn a_refused_connection_fails_the_probe_at_once() {
+    let mut h = Harness::new();
+    let mut alive = vec![true; SERVERS as usize];
+    while !h.probes.is_empty() {
+        h.apply(Action::DeliverProbe(0), &mut alive);
+    }
+    alive[2] = false;
+    let before = h.state.clone();
+    h.apply(Action::Refused(2), &mut alive);
+    assert_eq!(h.state, before, "no probe outstanding: nothing concluded");
+    h.apply(Action::Report { server: 2, offline: true, from_client: true }, &mut alive);
+    let at = h.now;
+    h.apply(Action::Refused(2), &mut alive);
+    assert!(!h.state.is_online(ServerId(2)), "marked offline on the refusal");
+    assert_eq!(h.now, at, "at once, not at the probe's timeout");
+    assert!(
+        !h.timers.due(Time(u64::MAX)).any(|t| t == MasterTimer::ProbeTimeout(ServerId(2))),
+        "the probe's timeout is cancelled"
+    );
 }
 
 fn notice() -> impl Strategy<Value = (u16, bool, u64, u64)> {

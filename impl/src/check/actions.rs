@@ -65,12 +65,26 @@ impl ClusterModel {
     /// and recoveries, invocations.
     pub(super) fn possible_actions(&self, st: &ClusterState, actions: &mut Vec<Action>) {
         let (receiver, overdue) = self.message_actions(st, actions);
-        let urgent = self.timer_actions(st, overdue, actions);
+        let timers_due = self.timer_actions(st, overdue, actions);
+        let urgent = timers_due || overdue;
         // Operations start, and nodes restart or resume, between a tick's
         // work, when nothing is in flight or due: when they do still varies
         // over the ticks, and the interleavings saved are many.
         let quiet = (receiver.is_none() && !urgent) || !self.cfg.reductions;
-        self.node_actions(st, quiet, actions);
+        // A crashed server may also restart while the only messages in
+        // flight are to it: whether one reaches the new process or is
+        // refused first is a race the reductions must keep (a restart
+        // commutes with deliveries to others, not with those to itself).
+        let only_to = match receiver {
+            Some(Addr::Server(s))
+                if !timers_due
+                    && st.net.keys().all(|(f, t)| !self.deliverable(st, *f, *t) || *t == Addr::Server(s)) =>
+            {
+                Some(s)
+            }
+            _ => None,
+        };
+        self.node_actions(st, quiet, only_to, actions);
         self.invocations(st, actions);
     }
 
@@ -118,7 +132,7 @@ impl ClusterModel {
     }
 
     /// Due timers and the clock (a tick, a lagging server's). Returns
-    /// whether something must happen before the clock may move.
+    /// whether a timer is due.
     fn timer_actions(&self, st: &ClusterState, overdue: bool, actions: &mut Vec<Action>) -> bool {
         let c = &self.cfg;
         let faults = st.now < c.fault_horizon;
@@ -127,7 +141,8 @@ impl ClusterModel {
         // touch only their own node, so their mutual order adds states but
         // no behaviour.
         let due = self.due_timers(st);
-        let urgent = !due.is_empty() || overdue;
+        let due_any = !due.is_empty();
+        let urgent = due_any || overdue;
         if c.reductions {
             actions.extend(due.into_iter().next().map(Action::Fire));
         } else {
@@ -143,13 +158,13 @@ impl ClusterModel {
                 }
             }
         }
-        urgent
+        due_any
     }
 
     /// Servers' clocks catching up, crashes, pauses, suspends, second
     /// processes, restarts and resumes (only when `quiet`), the store's clock,
     /// the master's crash and restart, cut links.
-    fn node_actions(&self, st: &ClusterState, quiet: bool, actions: &mut Vec<Action>) {
+    fn node_actions(&self, st: &ClusterState, quiet: bool, only_to: Option<ServerId>, actions: &mut Vec<Action>) {
         let c = &self.cfg;
         let faults = st.now < c.fault_horizon;
         for (i, n) in st.servers.iter().enumerate() {
@@ -161,7 +176,9 @@ impl ClusterModel {
                 ProcStatus::Up if faults && st.budget.crashes > 0 => actions.push(Action::Crash(s)),
                 // A crashed server may come back until the restart horizon
                 // (late enough to be served for a while by its failover).
-                ProcStatus::Crashed if quiet && st.now < c.restart_horizon => actions.push(Action::Restart(s)),
+                ProcStatus::Crashed if (quiet || only_to == Some(s)) && st.now < c.restart_horizon => {
+                    actions.push(Action::Restart(s))
+                }
                 // Paused nodes, too, come back before the restart horizon, so
                 // that the views settle before time is up (`views agree`).
                 ProcStatus::Paused if quiet && st.now < c.restart_horizon => actions.push(Action::Resume(s)),

@@ -152,8 +152,15 @@ impl ClusterModel {
         let mut out = Vec::new();
         self.master.step(&mut mst, Time(st.now), input.clone(), &mut out);
         st.master = Some(mst);
+        let mut refused = Vec::new();
         for o in out {
             match o {
+                // A crashed server's port refuses the connection the probe
+                // would go on: the master learns it at once.
+                MasterOutput::Probe { to, .. } if st.servers[to.0 as usize].status == ProcStatus::Crashed => {
+                    st.seen.probe_answered.remove(&to);
+                    refused.push(to);
+                }
                 MasterOutput::Probe { to, nonce } => {
                     st.seen.probe_answered.remove(&to);
                     st.send(Addr::Master, Addr::Server(to), ModelMsg::Master(MasterMsg::Probe { nonce }))
@@ -163,9 +170,9 @@ impl ClusterModel {
                     st.master_timers.carry_out(&o);
                 }
                 MasterOutput::Event(MasterEvent::MarkedOffline(s, _)) => {
-                    // c19: only on the master's own probe of s timing out,
-                    // and never when s answered that probe.
-                    let own_probe = input == MasterInput::Timer(MasterTimer::ProbeTimeout(s));
+                    // c19: only on the master's own probe of s failing
+                    // (timed out, or refused), and never when s answered it.
+                    let own_probe = matches!(input, MasterInput::Timer(MasterTimer::ProbeTimeout(p)) | MasterInput::Unreachable(p) if p == s);
                     if !own_probe || st.seen.probe_answered.contains(&s) {
                         st.seen.unverified_offline = true;
                     }
@@ -173,6 +180,9 @@ impl ClusterModel {
                 }
                 MasterOutput::Event(_) => {}
             }
+        }
+        for to in refused {
+            self.master_step(st, MasterInput::Unreachable(to));
         }
     }
 
