@@ -20,8 +20,11 @@ struct Rig {
 }
 
 impl Rig {
+    /// Lease 2,000 ms and drift bound 100 ms (the margins below are
+    /// worked out with them).
     fn new() -> Rig {
-        Rig::with(ProtocolConfig::default())
+        let timing = Timing { lease: 2_000, max_drift: 100, ..Timing::default() };
+        Rig::with(ProtocolConfig { timing, ..ProtocolConfig::default() })
     }
 
     fn with(config: ProtocolConfig) -> Rig {
@@ -94,7 +97,7 @@ fn px(ms: u64) -> SetOpts {
     SetOpts { ttl_ms: Some(ms), cond: SetCond::Always }
 }
 
-/// Default timing: lease 2,000 ms, drift bound 100 ms. A SET PX 10000
+/// Timing of `Rig::new`: lease 2,000 ms, drift bound 100 ms. A SET PX 10000
 /// sent at 10 is served from the cache until 10 + 10,000 - 5 leases x 200
 /// = 9,010 on the server's clock; then a read goes to the store (1,000 ms
 /// left: trusted 800 more) and after the store's expiry the key is gone.
