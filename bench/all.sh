@@ -3,6 +3,7 @@
 #   bench/run.sh      steady state vs redis-server and twemproxy (steady.csv)
 #   bench/memory.sh   RSS per cached key vs redis-server
 #   bench/zipf.sh     hit ratio under Zipf reads, maxmemory, vs redis-server
+#   failgroup-bench store      durable SETs through the store alone: SQLite vs fjall
 #   failgroup-bench failover   the failover window (failover-*.csv, summary)
 #   failgroup-bench plot       failover.svg and steady.svg
 #   failgroup check            the model checker's speed (two configurations)
@@ -11,10 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OUT="${OUT:-docs/bench}"
 mkdir -p "$OUT"
-cargo build --release -p failgroup -p failgroup-bench -q
+cargo build --release -p failgroup -p failgroup-bench --features failgroup-bench/fjall -q
 bench/run.sh "${1:-200000}" | tee "$OUT/steady.txt"
 bench/memory.sh | tee "$OUT/memory.txt"
 bench/zipf.sh | tee "$OUT/zipf.txt"
+target/release/failgroup-bench store | tee "$OUT/store.txt"
 target/release/failgroup-bench failover --out "$OUT"
 target/release/failgroup-bench plot --out "$OUT"
 {

@@ -13,6 +13,7 @@
 
 mod load;
 mod plot;
+mod store;
 mod systems;
 mod zipf;
 
@@ -84,6 +85,23 @@ enum Cmd {
         #[arg(long, default_value = "allkeys-lru")]
         policy: String,
     },
+    /// Durable SETs through the server's own SQLite store alone (no event
+    /// loop, no network), one transaction and fsync per batch, at each
+    /// batch size: what the engine itself allows.
+    Store {
+        /// Batch sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 128, 800])]
+        batches: Vec<usize>,
+        /// Seconds per batch size.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// Keys written (at random).
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+        /// Value size, bytes.
+        #[arg(long, default_value_t = 3)]
+        value: usize,
+    },
     /// Draws failover.svg and steady.svg from the CSVs in `--out`.
     Plot {
         #[arg(long, default_value = "bench/results")]
@@ -99,6 +117,7 @@ fn main() -> ExitCode {
             plan.validate().and_then(|()| systems::run_all(&out, &plan, port, &only))
         }
         Cmd::Plot { out } => plot::draw(&out),
+        Cmd::Store { batches, secs, keys, value } => store::run(&store::Plan { batches, secs, keys, value }),
         Cmd::Zipf { redis, failgroup, keys, reads, skew, value, policy } => {
             let plan = zipf::Plan { keys, reads, skew, value, policy };
             zipf::run(&plan, &redis, &failgroup)
