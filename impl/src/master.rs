@@ -215,6 +215,7 @@ impl MasterNode {
 
     fn housekeeping(&mut self) {
         let mut dead = Vec::new();
+        let mut refused = Vec::new();
         for (tok, c) in self.net.conns.iter_mut() {
             if !c.wbuf.is_empty() {
                 c.flush();
@@ -226,15 +227,26 @@ impl MasterNode {
             }
             if c.dead {
                 dead.push(*tok);
+                if c.connecting {
+                    refused.push(*tok);
+                }
             }
         }
         for tok in dead {
             self.net.remove(tok);
             let lost: Vec<ServerId> = self.to_server.iter().filter(|(_, t)| **t == tok).map(|(s, _)| *s).collect();
             self.to_server.retain(|_, t| *t != tok);
-            // Refused or closed: a probe outstanding on it has failed now.
             for s in lost {
-                self.step(MasterInput::Unreachable(s));
+                if refused.contains(&tok) {
+                    // The server's port refused (or never answered) the
+                    // connection: a probe outstanding has failed now.
+                    self.step(MasterInput::Unreachable(s));
+                } else if let Some(&nonce) = self.st.probes.get(&s) {
+                    // A connection that worked closed: the probe on it may
+                    // be lost, so it goes again on a new one (which, if the
+                    // process is gone, is refused).
+                    self.send(s, MasterMsg::Probe { nonce });
+                }
             }
         }
     }
