@@ -105,7 +105,7 @@ fn kill_9_of_a_server_gives_no_errors_and_no_stale_reads() {
     }
     load.run_for(Duration::from_secs(2));
     assert!(load.errors.is_empty(), "client-visible errors after the restart: {:?}", load.errors);
-    // Waits are bounded by the lease and the send timeout (defaults 1 s
+    // Waits are bounded by the lease and the send timeout (defaults 2 s
     // and 3 s), far below the request timeout (10 s).
     assert!(load.slowest < Duration::from_secs(5), "slowest operation {:?}", load.slowest);
     let mut s2 = Resp::connect(&cluster.addr("s2"));
