@@ -138,6 +138,24 @@ pub struct Sample {
     pub outcome: Outcome,
 }
 
+/// The benchmarks' generator (xorshift64): reproducible sequences from a
+/// seed, for the keys a load reads and writes.
+pub struct Xorshift(u64);
+
+impl Xorshift {
+    /// Any seed (zero is made odd: the generator would stay at zero).
+    pub fn new(seed: u64) -> Xorshift {
+        Xorshift(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 pub fn key(i: u64) -> Vec<u8> {
     format!("fo:{i}").into_bytes()
 }
@@ -169,7 +187,7 @@ pub fn worker(
 ) -> (Vec<Sample>, Vec<String>) {
     let mut samples = Vec::new();
     let mut errors: Vec<String> = Vec::new();
-    let mut rng = seed | 1;
+    let mut rng = Xorshift::new(seed);
     let end = Duration::from_secs_f64(secs);
     for i in 0u64.. {
         let due = Duration::from_secs_f64(i as f64 / per_sec);
@@ -180,10 +198,7 @@ pub fn worker(
         if due > now {
             std::thread::sleep(due - now);
         }
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let k = key(rng % KEYS);
+        let k = key(rng.next_u64() % KEYS);
         let outcome = if i % WRITE_EVERY == 0 {
             t.set(&k, format!("v{i}").as_bytes()).map(|()| Outcome::Ok)
         } else {

@@ -11,6 +11,7 @@
 //! process per directory, so it is measured as an engine, not as a store
 //! the servers of a cluster could share.
 
+use crate::load::Xorshift;
 use failgroup::store::sqlite::{self, SqliteStore};
 use failgroup::store::{BatchStore, Identity, Job};
 use failgroup_model::{ClientId, Holder, Mode, ReqId, ServerId, Slot, StoreOp, StoreReply, StoreTag, Time, Write};
@@ -23,14 +24,6 @@ pub struct Plan {
     /// Keys written (chosen at random), values of `value` bytes.
     pub keys: u64,
     pub value: usize,
-}
-
-/// A small generator (xorshift64*): the keys written, reproducibly.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
 pub fn run(plan: &Plan) -> Result<(), String> {
@@ -72,7 +65,7 @@ fn measure(plan: &Plan, path: &std::path::Path) -> Result<(), String> {
         Some(StoreReply::Acquired { granted, .. }) if !granted.is_empty() => granted[0].1,
         other => return Err(format!("the store did not grant the right: {other:?}")),
     };
-    let (mut rng, mut seq) = (0x9e37_79b9_7f4a_7c15u64, 0u64);
+    let (mut rng, mut seq) = (Xorshift::new(0x9e37_79b9_7f4a_7c15), 0u64);
     let value = vec![b'x'; plan.value];
     for &size in &plan.batches {
         let (start, mut sets, mut commits) = (Instant::now(), 0u64, 0u64);
@@ -80,7 +73,7 @@ fn measure(plan: &Plan, path: &std::path::Path) -> Result<(), String> {
             let batch: Vec<Job> = (0..size)
                 .map(|_| {
                     seq += 1;
-                    let key = format!("{{b}}:{}", next(&mut rng) % plan.keys).into_bytes();
+                    let key = format!("{{b}}:{}", rng.next_u64() % plan.keys).into_bytes();
                     let req = ReqId { client: ClientId(1), seq };
                     let write = Write::Set(value.clone());
                     (StoreTag::Op(seq), StoreOp::Write { slot, fence: Some(epoch), req, key, write })
@@ -100,7 +93,8 @@ fn measure(plan: &Plan, path: &std::path::Path) -> Result<(), String> {
 
 #[cfg(feature = "fjall")]
 mod lsm {
-    use super::{next, row, Plan};
+    use super::{row, Plan};
+    use crate::load::Xorshift;
     use fjall::{Config, PartitionCreateOptions, PersistMode};
     use std::time::{Duration, Instant};
 
@@ -112,7 +106,7 @@ mod lsm {
         let rights = ks.open_partition("rights", PartitionCreateOptions::default()).map_err(e)?;
         rights.insert(0u16.to_be_bytes(), b"s1 1 1 0 0").map_err(e)?;
         ks.persist(PersistMode::SyncAll).map_err(e)?;
-        let (mut rng, mut seq, mut version) = (0x9e37_79b9_7f4a_7c15u64, 0u64, 0u64);
+        let (mut rng, mut seq, mut version) = (Xorshift::new(0x9e37_79b9_7f4a_7c15), 0u64, 0u64);
         let value = vec![b'x'; plan.value];
         for &size in &plan.batches {
             let (start, mut sets, mut commits) = (Instant::now(), 0u64, 0u64);
@@ -120,7 +114,7 @@ mod lsm {
                 let mut batch = ks.batch();
                 for _ in 0..size {
                     seq += 1;
-                    let key = format!("{{b}}:{}", next(&mut rng) % plan.keys).into_bytes();
+                    let key = format!("{{b}}:{}", rng.next_u64() % plan.keys).into_bytes();
                     let req = [1u64.to_be_bytes(), seq.to_be_bytes()].concat();
                     // The store's reads: the right, the dedupe record, the row.
                     if rights.get(0u16.to_be_bytes()).map_err(e)?.is_none() {

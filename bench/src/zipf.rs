@@ -9,6 +9,7 @@
 //! bytes redis-server needs for a tenth of the keys. Prints each system's
 //! hit ratio, reads/s and store reads/s.
 
+use crate::load::Xorshift;
 use failgroup::resp::{self, Reply};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -101,7 +102,7 @@ fn set(k: u64, value: &[u8]) -> Vec<Vec<u8>> {
 /// the same sequence).
 struct Zipf {
     cdf: Vec<f64>,
-    state: u64,
+    rng: Xorshift,
 }
 
 impl Zipf {
@@ -113,14 +114,11 @@ impl Zipf {
             cdf.push(sum);
         }
         cdf.iter_mut().for_each(|c| *c /= sum);
-        Zipf { cdf, state: 0x9E37_79B9_7F4A_7C15 }
+        Zipf { cdf, rng: Xorshift::new(0x9E37_79B9_7F4A_7C15) }
     }
 
     fn next(&mut self) -> u64 {
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        let u = (self.state >> 11) as f64 / (1u64 << 53) as f64;
+        let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         // Ranks scattered over the key numbers, so the popular keys are
         // not the ones loaded first.
         let rank = self.cdf.partition_point(|c| *c < u) as u64;

@@ -114,10 +114,10 @@ impl Session {
     }
 
     /// Takes the command at `at` out of flight.
-    pub(super) fn finish(&mut self, at: usize) -> Option<InFlight> {
-        let f = self.inflight.remove(at)?;
-        self.barriers -= usize::from(f.barrier);
-        Some(f)
+    pub(super) fn finish(&mut self, at: usize) {
+        if let Some(f) = self.inflight.remove(at) {
+            self.barriers -= usize::from(f.barrier);
+        }
     }
 }
 
