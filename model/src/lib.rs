@@ -84,7 +84,7 @@ pub use server::{
     CacheKey, KeyRef, Server, ServerEvent, ServerInput, ServerOutput, ServerState, ServerTimer, StoreTag,
 };
 pub use store::{
-    apply_write, format_float, inspect, may_take, parse_float, Applied, Holder, Keep, KeyAfter, KvRow, MemStore,
+    apply_write, format_float, inspect, may_take, parse_float, Applied, Held, Holder, Keep, KeyAfter, KvRow, MemStore,
     RightRecord, Rows, Rules, ScanRow, Stamp, Store, StoreOp, StoreReply, Write, MAX_STRING,
 };
 pub use timers::{TimerChange, TimerOutput, Timers};

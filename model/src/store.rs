@@ -5,13 +5,19 @@
 //! same atomic step that would apply it. Writes carry their request id and
 //! are applied at most once, whatever the retries and duplicates.
 //!
-//! The store keeps no lease time. A right's record counts its renewals; a
-//! server that wants a right another process holds reads the record's
-//! [`Stamp`], waits a whole lease on its own clock, and takes the right only
-//! if the stamp is still the same (no renewal came meanwhile). The holder
-//! trusts a right for less than a lease from the moment it sent the renewal,
-//! so by then it has stopped trusting it, whatever the store's clock does.
-//! The store's clock decides only when keys with a time to live expire.
+//! The store keeps no lease time. A holder's record counts its renewals,
+//! and a right's [`Stamp`] is its epoch and its holder's count; a server
+//! that wants a right another process holds reads the stamp, waits a whole
+//! lease on its own clock, and takes the right only if the stamp is still
+//! the same (no renewal came meanwhile). The holder trusts a right for less
+//! than a lease from the moment it sent the renewal, so by then it has
+//! stopped trusting it, whatever the store's clock does. The store's clock
+//! decides only when keys with a time to live expire.
+//!
+//! A renewal writes one record, the holder's, however many rights it
+//! holds. A right its holder left out of a renewal is frozen: its stamp
+//! stays at the count it had, so a taker can have it a lease later, while
+//! the holder renews the rest; asked for again, it follows the count again.
 
 use crate::config::Mode;
 use crate::config::Mutant;
@@ -164,11 +170,24 @@ pub trait Store {
 pub struct RightRecord {
     pub holder: Holder,
     pub epoch: Epoch,
+    /// The renewals its stamp shows: the holder's count, or, frozen, the
+    /// count when its holder last left it out of a renewal.
     pub renewals: u64,
     pub released: bool,
+    /// Left out of its holder's last renewal: `renewals` no longer follows
+    /// the holder's count.
+    pub frozen: bool,
     /// The store's time of the last grant or renewal: read only by the
     /// `StoreClockLeases` mutant, which times leases with it.
     pub renewed_at: Time,
+}
+
+/// A right as its holder's renewal reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Held {
+    pub slot: Slot,
+    pub epoch: Epoch,
+    pub frozen: bool,
 }
 
 impl RightRecord {
@@ -216,13 +235,16 @@ pub trait Rows {
     /// Gives `holder` each slot under its epoch, with no renewal yet and
     /// not released (`now`: the store's time of the grant).
     fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: Holder, now: Time) -> Result<(), Self::Error>;
-    /// The slots whose right `holder` holds (not released), with their epochs.
-    fn rights_of(&mut self, holder: Holder) -> Result<Vec<(Slot, Epoch)>, Self::Error>;
-    /// Counts a renewal of each slot's right (at the store's `now`).
-    fn renew(&mut self, slots: &[Slot], now: Time) -> Result<(), Self::Error>;
-    /// Counts a renewal of every right `holder` holds: the same as `renew`
-    /// of all of them, in one statement.
-    fn renew_all(&mut self, holder: Holder, now: Time) -> Result<(), Self::Error>;
+    /// The rights `holder` holds (not released).
+    fn rights_of(&mut self, holder: Holder) -> Result<Vec<Held>, Self::Error>;
+    /// Counts a renewal of `holder` (at the store's `now`): one record,
+    /// a new stamp for each right it holds that is not frozen.
+    fn renew(&mut self, holder: Holder, now: Time) -> Result<(), Self::Error>;
+    /// Freezes each slot's right (held by `holder`, not frozen): its stamp
+    /// stays at the holder's count now.
+    fn freeze(&mut self, holder: Holder, slots: &[Slot]) -> Result<(), Self::Error>;
+    /// Each slot's right follows its holder's count again.
+    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
     /// Marks each slot's right released.
     fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
     /// The result recorded for an applied write.
@@ -716,29 +738,40 @@ pub fn execute<R: Rows>(
             StoreReply::Acquired { granted, held }
         }
         StoreOp::Renew { rights, lease: _ } => {
-            // Read this holder's rights once, then renew the valid ones.
+            // Read this holder's rights once: those asked for are renewed
+            // (one count for all), the others' stamps stop where they are.
             let mine = rows.rights_of(from)?;
-            let (kept, lost): (Vec<_>, Vec<_>) = rights.into_iter().partition(|r| mine.contains(r));
-            if kept.len() == mine.len() {
-                if !kept.is_empty() {
-                    rows.renew_all(from, now)?;
-                }
-            } else {
-                rows.renew(&kept.iter().map(|(s, _)| *s).collect::<Vec<_>>(), now)?;
+            let (kept, lost): (Vec<_>, Vec<_>) =
+                rights.into_iter().partition(|r| mine.iter().any(|h| (h.slot, h.epoch) == *r));
+            let asked = |h: &Held| kept.contains(&(h.slot, h.epoch));
+            let stop: Vec<Slot> = mine.iter().filter(|h| !h.frozen && !asked(h)).map(|h| h.slot).collect();
+            let resume: Vec<Slot> = mine.iter().filter(|h| h.frozen && asked(h)).map(|h| h.slot).collect();
+            if !stop.is_empty() {
+                rows.freeze(from, &stop)?;
+            }
+            if !kept.is_empty() {
+                rows.renew(from, now)?;
+            }
+            if !resume.is_empty() {
+                rows.unfreeze(&resume)?;
             }
             StoreReply::Renewed { kept, lost }
         }
         StoreOp::Release { rights } => {
             let slots: Vec<Slot> = rights.iter().map(|(s, _)| *s).collect();
             let records = rows.rights(&slots)?;
-            let mine: Vec<Slot> = rights
+            let mine: Vec<(Slot, bool)> = rights
                 .iter()
                 .zip(records)
-                .filter(|((_, epoch), r)| r.as_ref().is_some_and(|r| r.held_by(from, *epoch)))
-                .map(|((s, _), _)| *s)
+                .filter_map(|((s, epoch), r)| r.filter(|r| r.held_by(from, *epoch)).map(|r| (*s, r.frozen)))
                 .collect();
+            // Frozen too: a released right's stamp stays as it was.
+            let moving: Vec<Slot> = mine.iter().filter(|(_, frozen)| !frozen).map(|(s, _)| *s).collect();
+            if !moving.is_empty() {
+                rows.freeze(from, &moving)?;
+            }
             if !mine.is_empty() {
-                rows.release(&mine)?;
+                rows.release(&mine.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
             }
             StoreReply::Released
         }
@@ -751,7 +784,12 @@ pub fn execute<R: Rows>(
 pub struct MemStore {
     /// Value, version and expiry (store time) of each key.
     pub data: OrdMap<Key, KvRow>,
+    /// Rights as recorded: `renewals` and `renewed_at` count only for a
+    /// frozen one (others follow their holder's record).
     pub rights: OrdMap<Slot, RightRecord>,
+    /// Each holder's renewals and (for the `StoreClockLeases` mutant only)
+    /// the store's time of its last one.
+    pub holders: OrdMap<Holder, (u64, Time)>,
     /// Results of applied writes, so a duplicate gets the same answer.
     pub applied: OrdMap<ReqId, OpResult>,
     pub last_version: u64,
@@ -796,35 +834,65 @@ impl Rows for MemStore {
     }
 
     fn rights(&mut self, slots: &[Slot]) -> Result<Vec<Option<RightRecord>>, Self::Error> {
-        Ok(slots.iter().map(|s| self.rights.get(s).cloned()).collect())
+        Ok(slots
+            .iter()
+            .map(|s| {
+                self.rights.get(s).map(|r| match (r.frozen, self.holders.get(&r.holder)) {
+                    (false, Some(&(renewals, renewed_at))) => RightRecord { renewals, renewed_at, ..r.clone() },
+                    _ => r.clone(),
+                })
+            })
+            .collect())
     }
 
     fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: Holder, now: Time) -> Result<(), Self::Error> {
-        let renewed_at = self.renewal_time(now);
+        // A grant counts as a renewal for the mutant that times leases on
+        // the store's clock; the stamp follows the holder's count.
+        if self.rules.has(Mutant::StoreClockLeases) {
+            let count = self.holders.get(&holder).map_or(0, |h| h.0);
+            self.holders.insert(holder, (count, now));
+        }
         for &(slot, epoch) in rights {
-            self.rights.insert(slot, RightRecord { holder, epoch, renewals: 0, released: false, renewed_at });
+            let record =
+                RightRecord { holder, epoch, renewals: 0, released: false, frozen: false, renewed_at: Time::ZERO };
+            self.rights.insert(slot, record);
         }
         Ok(())
     }
 
-    fn rights_of(&mut self, holder: Holder) -> Result<Vec<(Slot, Epoch)>, Self::Error> {
-        Ok(self.rights.iter().filter(|(_, r)| r.holder == holder && !r.released).map(|(s, r)| (*s, r.epoch)).collect())
+    fn rights_of(&mut self, holder: Holder) -> Result<Vec<Held>, Self::Error> {
+        Ok(self
+            .rights
+            .iter()
+            .filter(|(_, r)| r.holder == holder && !r.released)
+            .map(|(s, r)| Held { slot: *s, epoch: r.epoch, frozen: r.frozen })
+            .collect())
     }
 
-    fn renew(&mut self, slots: &[Slot], now: Time) -> Result<(), Self::Error> {
+    fn renew(&mut self, holder: Holder, now: Time) -> Result<(), Self::Error> {
         let renewed_at = self.renewal_time(now);
+        let count = self.holders.get(&holder).map_or(0, |h| h.0);
+        self.holders.insert(holder, (count + 1, renewed_at));
+        Ok(())
+    }
+
+    fn freeze(&mut self, holder: Holder, slots: &[Slot]) -> Result<(), Self::Error> {
+        let (renewals, renewed_at) = self.holders.get(&holder).copied().unwrap_or((0, Time::ZERO));
         for slot in slots {
             if let Some(r) = self.rights.get_mut(slot) {
-                r.renewals += 1;
-                r.renewed_at = renewed_at;
+                *r = RightRecord { renewals, renewed_at, frozen: true, ..r.clone() };
             }
         }
         Ok(())
     }
 
-    fn renew_all(&mut self, holder: Holder, now: Time) -> Result<(), Self::Error> {
-        let slots: Vec<Slot> = self.rights_of(holder)?.into_iter().map(|(s, _)| s).collect();
-        self.renew(&slots, now)
+    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), Self::Error> {
+        for slot in slots {
+            if let Some(r) = self.rights.get_mut(slot) {
+                *r = RightRecord { renewals: 0, renewed_at: Time::ZERO, frozen: false, ..r.clone() };
+            }
+        }
+        Ok(())
     }
 
     fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error> {

@@ -25,6 +25,9 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         slots: vec![(Slot(1), stamp.map(|(e, r)| Stamp { epoch: Epoch(e), renewals: r }))],
         lease: 100,
     };
+    let many = |slots: &[u16]| StoreOp::Acquire { slots: slots.iter().map(|s| (Slot(*s), None)).collect(), lease: 100 };
+    let renew =
+        |slots: &[u16]| StoreOp::Renew { rights: slots.iter().map(|s| (Slot(*s), Epoch(1))).collect(), lease: 100 };
     // Server 0 twice (two processes of one name), and server 1.
     let (a, twin, b) = (
         Holder { server: ServerId(0), incarnation: 7 },
@@ -141,6 +144,20 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         (b, StoreOp::Db(DbRead::Size)),
         (b, StoreOp::Db(DbRead::InSlot { slot: k2_slot, count: 10, count_only: false })),
         (b, StoreOp::Db(DbRead::InSlot { slot: k2_slot, count: 0, count_only: true })),
+        // Renewals counted per holder: a right left out of a renewal keeps
+        // its stamp while the others' move on; asked for again, it moves;
+        // a released one keeps its stamp.
+        (a, many(&[100, 101, 102])),
+        (b, many(&[100, 101, 102])),
+        (a, renew(&[100, 101, 102])),
+        (b, many(&[100, 101, 102])),
+        (a, renew(&[100])),
+        (b, many(&[100, 101, 102])),
+        (a, renew(&[100, 102])),
+        (b, many(&[100, 101, 102])),
+        (a, StoreOp::Release { rights: vec![(Slot(100), Epoch(1)), (Slot(101), Epoch(1))] }),
+        (a, renew(&[102])),
+        (b, many(&[100, 101, 102])),
     ];
     ops.into_iter().enumerate().map(|(i, (s, op))| (s, op, Time(1000 + i as u64))).collect()
 }

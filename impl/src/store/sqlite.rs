@@ -20,7 +20,9 @@ use std::path::Path;
 
 /// 2: rights name their holder and its incarnation and count renewals
 /// (no lease time); the cluster's mark and the master's incarnation.
-pub const SCHEMA_VERSION: i64 = 3;
+/// 3: a type per key (hashes). 4: renewals counted per holder (`holders`),
+/// rights frozen when left out of a renewal.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Opens (and creates or checks the schema of) the database at `path`.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -45,7 +47,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
              CREATE TABLE IF NOT EXISTS applied (
                  client INTEGER NOT NULL, seq INTEGER NOT NULL, result BLOB NOT NULL, at INTEGER NOT NULL,
                  PRIMARY KEY (client, seq)) WITHOUT ROWID;
-             INSERT OR IGNORE INTO meta VALUES ('schema_version', 3), ('last_version', 0);
+             INSERT OR IGNORE INTO meta VALUES ('schema_version', 4), ('last_version', 0);
              COMMIT;",
         )?;
         // Version 1 kept rights by a server's position and a lease time:
@@ -55,7 +57,11 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             "BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS rights (
                  slot INTEGER PRIMARY KEY, holder TEXT NOT NULL, incarnation INTEGER NOT NULL,
-                 epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL);
+                 epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL,
+                 frozen INTEGER NOT NULL DEFAULT 1);
+             CREATE TABLE IF NOT EXISTS holders (
+                 holder TEXT NOT NULL, incarnation INTEGER NOT NULL, renewals INTEGER NOT NULL,
+                 PRIMARY KEY (holder, incarnation)) WITHOUT ROWID;
              COMMIT;",
         )?;
         let v1: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0))?;
@@ -80,6 +86,24 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
                  COMMIT;",
             )?;
         }
+        // Version 3 counted renewals in each right's row: those rows keep
+        // their counts, frozen (a taker sees the stamps it saw before).
+        // (A database of version 2 or older got its `rights` table, with the
+        // column, from this build.) Read under the write lock: servers
+        // sharing the file may open it at once.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let v3: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0))?;
+        let has_frozen: bool =
+            conn.query_row("SELECT count(*) > 0 FROM pragma_table_info('rights') WHERE name = 'frozen'", [], |r| {
+                r.get(0)
+            })?;
+        if v3 == 3 && !has_frozen {
+            conn.execute("ALTER TABLE rights ADD COLUMN frozen INTEGER NOT NULL DEFAULT 1", [])?;
+        }
+        if v3 == 3 {
+            conn.execute("UPDATE meta SET value = 4 WHERE name = 'schema_version'", [])?;
+        }
+        conn.execute_batch("COMMIT")?;
         conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0))
     };
     // Servers of one cluster may open the file at the same moment; switching
@@ -176,9 +200,12 @@ impl Tables for Tx<'_> {
     }
 
     fn rights(&mut self, slots: &[Slot]) -> rusqlite::Result<HashMap<u16, RightRow>> {
-        let mut st = self
-            .tx
-            .prepare_cached("SELECT holder, incarnation, epoch, renewals, released FROM rights WHERE slot = ?1")?;
+        let mut st = self.tx.prepare_cached(
+            "SELECT r.holder, r.incarnation, r.epoch,
+                 CASE WHEN r.frozen THEN r.renewals ELSE coalesce(h.renewals, 0) END, r.released, r.frozen
+             FROM rights r LEFT JOIN holders h ON h.holder = r.holder AND h.incarnation = r.incarnation
+             WHERE r.slot = ?1",
+        )?;
         let mut out = HashMap::new();
         for slot in slots {
             let row = st
@@ -189,6 +216,7 @@ impl Tables for Tx<'_> {
                         epoch: Epoch(r.get::<_, i64>(2)? as u64),
                         renewals: r.get::<_, i64>(3)? as u64,
                         released: r.get(4)?,
+                        frozen: r.get(5)?,
                     })
                 })
                 .optional()?;
@@ -201,8 +229,8 @@ impl Tables for Tx<'_> {
 
     fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> rusqlite::Result<()> {
         let mut st = self.tx.prepare_cached(
-            "INSERT OR REPLACE INTO rights (slot, holder, incarnation, epoch, renewals, released)
-             VALUES (?1, ?2, ?3, ?4, 0, 0)",
+            "INSERT OR REPLACE INTO rights (slot, holder, incarnation, epoch, renewals, released, frozen)
+             VALUES (?1, ?2, ?3, ?4, 0, 0, 0)",
         )?;
         for (slot, epoch) in rights {
             st.execute(params![slot.0, holder, incarnation as i64, epoch.0 as i64])?;
@@ -210,24 +238,38 @@ impl Tables for Tx<'_> {
         Ok(())
     }
 
-    fn rights_of(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<HashMap<u16, u64>> {
-        let mut st = self
-            .tx
-            .prepare_cached("SELECT slot, epoch FROM rights WHERE holder = ?1 AND incarnation = ?2 AND released = 0")?;
-        let rows =
-            st.query_map(params![holder, incarnation as i64], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<HashMap<u16, (u64, bool)>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT slot, epoch, frozen FROM rights WHERE holder = ?1 AND incarnation = ?2 AND released = 0",
+        )?;
+        let rows = st.query_map(params![holder, incarnation as i64], |r| {
+            Ok((r.get(0)?, (r.get::<_, i64>(1)? as u64, r.get(2)?)))
+        })?;
         rows.collect()
     }
 
-    fn renew_all(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<()> {
+    fn renew(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<()> {
         self.exec(
-            "UPDATE rights SET renewals = renewals + 1 WHERE holder = ?1 AND incarnation = ?2 AND released = 0",
+            "INSERT INTO holders (holder, incarnation, renewals) VALUES (?1, ?2, 1)
+             ON CONFLICT (holder, incarnation) DO UPDATE SET renewals = renewals + 1",
             params![holder, incarnation as i64],
         )
     }
 
-    fn renew(&mut self, slots: &[Slot]) -> rusqlite::Result<()> {
-        let mut st = self.tx.prepare_cached("UPDATE rights SET renewals = renewals + 1 WHERE slot = ?1")?;
+    fn freeze(&mut self, holder: &str, incarnation: u64, slots: &[Slot]) -> rusqlite::Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "UPDATE rights SET frozen = 1, renewals = coalesce(
+                 (SELECT renewals FROM holders WHERE holder = ?1 AND incarnation = ?2), 0)
+             WHERE slot = ?3",
+        )?;
+        for slot in slots {
+            st.execute(params![holder, incarnation as i64, slot.0])?;
+        }
+        Ok(())
+    }
+
+    fn unfreeze(&mut self, slots: &[Slot]) -> rusqlite::Result<()> {
+        let mut st = self.tx.prepare_cached("UPDATE rights SET frozen = 0 WHERE slot = ?1")?;
         for slot in slots {
             st.execute([slot.0])?;
         }
@@ -256,7 +298,14 @@ impl Tables for Tx<'_> {
 
     fn prune(&mut self, now: u64, before: u64) -> rusqlite::Result<()> {
         self.exec("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now as i64])?;
-        self.exec("DELETE FROM applied WHERE at < ?1", [before as i64])
+        self.exec("DELETE FROM applied WHERE at < ?1", [before as i64])?;
+        // A holder with no right left: a later grant starts its count again
+        // (under a new epoch, so no stamp repeats).
+        self.exec(
+            "DELETE FROM holders WHERE NOT EXISTS
+                 (SELECT 1 FROM rights r WHERE r.holder = holders.holder AND r.incarnation = holders.incarnation)",
+            [],
+        )
     }
 }
 
@@ -295,6 +344,7 @@ impl BatchStore for SqliteStore {
                 tx.execute(put, params!["cluster_topology", t])?;
                 if adopt {
                     tx.execute("DELETE FROM rights", [])?;
+                    tx.execute("DELETE FROM holders", [])?;
                 }
             }
             tx.commit()?;
@@ -376,6 +426,68 @@ mod tests {
             tx.commit().unwrap();
             got
         });
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A database of schema 3 (renewals counted in each right's row)
+    /// opens as schema 4 with its rights frozen at their counts: a taker
+    /// that watched a stamp before the upgrade sees the same one.
+    #[test]
+    fn a_schema_3_database_keeps_its_rights_stamps() {
+        let dir = std::env::temp_dir().join(format!("fg-sqlite-v3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v3.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 CREATE TABLE rights (
+                     slot INTEGER PRIMARY KEY, holder TEXT NOT NULL, incarnation INTEGER NOT NULL,
+                     epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', 3), ('last_version', 0);
+                 INSERT INTO rights VALUES (9, 's0', 7, 2, 5, 0);",
+            )
+            .unwrap();
+        }
+        let mut conn = open(&path).unwrap();
+        {
+            let tx = conn.transaction().unwrap();
+            let mut t = Tx::begin(&tx).unwrap();
+            let row = t.rights(&[Slot(9)]).unwrap().remove(&9).expect("the right is kept");
+            assert_eq!((row.epoch, row.renewals, row.frozen), (Epoch(2), 5, true));
+        }
+        let v: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A renewal writes one row, its holder's, however many rights it holds
+    /// (it wrote one per right before schema 4).
+    #[test]
+    fn a_renewal_writes_one_row() {
+        use crate::store::agreement::test_identity;
+        use failgroup_model::{Holder, ServerId, StoreOp};
+        let dir = std::env::temp_dir().join(format!("fg-sqlite-renew-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut conn = open(&dir.join("t.db")).unwrap();
+        let me = test_identity(Holder { server: ServerId(0), incarnation: 3 });
+        let slots: Vec<Slot> = (0..1000).map(Slot).collect();
+        let mut run = |op: StoreOp| {
+            let tx = conn.transaction().unwrap();
+            let before = tx.total_changes();
+            let reply = store::run(&mut Tx::begin(&tx).unwrap(), &me, op, Time(1)).unwrap();
+            let changes = tx.total_changes() - before;
+            tx.commit().unwrap();
+            (reply, changes)
+        };
+        let (granted, _) = run(StoreOp::Acquire { slots: slots.iter().map(|s| (*s, None)).collect(), lease: 10 });
+        let StoreReply::Acquired { granted, .. } = granted else { panic!("{granted:?}") };
+        assert_eq!(granted.len(), 1000);
+        for _ in 0..2 {
+            let (reply, changes) = run(StoreOp::Renew { rights: granted.clone(), lease: 10 });
+            assert!(matches!(&reply, StoreReply::Renewed { kept, lost } if kept.len() == 1000 && lost.is_empty()));
+            assert_eq!(changes, 1, "rows a renewal of 1,000 rights wrote");
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -5,8 +5,9 @@
 //!
 //! Tables: `kv` (key, value, version, expiry, type: a hash's fields are
 //! one encoded value), `rights` (each slot's serving
-//! right: the holder's server name and incarnation, fencing epoch, renewal
-//! count, released), `applied` (replies of applied writes, so a retried
+//! right: the holder's server name and incarnation, fencing epoch, released,
+//! frozen and its frozen renewal count), `holders` (each holder's renewal
+//! count: a renewal writes this one row), `applied` (replies of applied writes, so a retried
 //! write is applied at most once). Rights carry no time: a taker waits on
 //! its own clock (see `failgroup_model::store`). Times are the store's
 //! clock in Unix milliseconds, taken once per transaction, for keys' time
@@ -14,7 +15,7 @@
 
 use failgroup_model::store;
 use failgroup_model::{
-    Data, Epoch, Holder, Kind, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ScanRow, ServerId, Slot,
+    Data, Epoch, Held, Holder, Kind, KvRow, Mode, OpResult, ReqId, RightRecord, Rows, Rules, ScanRow, ServerId, Slot,
     StoreOp, StoreReply, Time,
 };
 use std::collections::HashMap;
@@ -69,8 +70,11 @@ pub struct RightRow {
     pub holder: String,
     pub incarnation: u64,
     pub epoch: Epoch,
+    /// The renewals its stamp shows: the holder's count (from the
+    /// `holders` table), or the frozen count.
     pub renewals: u64,
     pub released: bool,
+    pub frozen: bool,
 }
 
 /// Who runs a store's commands: this server process, the cluster's server
@@ -129,12 +133,14 @@ pub trait Tables {
     /// Gives the holder (name, incarnation) each slot under its epoch, with
     /// no renewal yet and not released.
     fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), Self::Error>;
-    /// Slot -> epoch of the rights the holder holds (not released).
-    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, u64>, Self::Error>;
-    /// Counts a renewal of every right the holder holds.
-    fn renew_all(&mut self, holder: &str, incarnation: u64) -> Result<(), Self::Error>;
-    /// Counts a renewal of each slot's right.
-    fn renew(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
+    /// Slot -> (epoch, frozen) of the rights the holder holds (not released).
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, (u64, bool)>, Self::Error>;
+    /// Counts a renewal of the holder: one `holders` row.
+    fn renew(&mut self, holder: &str, incarnation: u64) -> Result<(), Self::Error>;
+    /// Freezes each slot's right at the holder's count now.
+    fn freeze(&mut self, holder: &str, incarnation: u64, slots: &[Slot]) -> Result<(), Self::Error>;
+    /// Each slot's right follows its holder's count again.
+    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
     /// Marks each slot's right released.
     fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
     fn applied(&mut self, req: ReqId) -> Result<Option<Vec<u8>>, Self::Error>;
@@ -190,6 +196,7 @@ impl<T: Tables> Rows for Named<'_, T> {
                     epoch: r.epoch,
                     renewals: r.renewals,
                     released: r.released,
+                    frozen: r.frozen,
                     renewed_at: Time::ZERO,
                 })
             })
@@ -201,19 +208,27 @@ impl<T: Tables> Rows for Named<'_, T> {
         self.tables.set_rights(rights, &name, holder.incarnation)
     }
 
-    fn rights_of(&mut self, holder: Holder) -> Result<Vec<(Slot, Epoch)>, T::Error> {
+    fn rights_of(&mut self, holder: Holder) -> Result<Vec<Held>, T::Error> {
         let name = self.name_of(holder).to_string();
         let mine = self.tables.rights_of(&name, holder.incarnation)?;
-        Ok(mine.into_iter().map(|(s, e)| (Slot(s), Epoch(e))).collect())
+        let mut held: Vec<Held> =
+            mine.into_iter().map(|(s, (e, frozen))| Held { slot: Slot(s), epoch: Epoch(e), frozen }).collect();
+        held.sort_unstable();
+        Ok(held)
     }
 
-    fn renew(&mut self, slots: &[Slot], _now: Time) -> Result<(), T::Error> {
-        self.tables.renew(slots)
-    }
-
-    fn renew_all(&mut self, holder: Holder, _now: Time) -> Result<(), T::Error> {
+    fn renew(&mut self, holder: Holder, _now: Time) -> Result<(), T::Error> {
         let name = self.name_of(holder).to_string();
-        self.tables.renew_all(&name, holder.incarnation)
+        self.tables.renew(&name, holder.incarnation)
+    }
+
+    fn freeze(&mut self, holder: Holder, slots: &[Slot]) -> Result<(), T::Error> {
+        let name = self.name_of(holder).to_string();
+        self.tables.freeze(&name, holder.incarnation, slots)
+    }
+
+    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), T::Error> {
+        self.tables.unfreeze(slots)
     }
 
     fn release(&mut self, slots: &[Slot]) -> Result<(), T::Error> {
@@ -244,11 +259,10 @@ pub fn run<T: Tables>(t: &mut T, me: &Identity, op: StoreOp, now: Time) -> Resul
 ///
 /// A renewal of the same rights as the batch's previous renewal gets that
 /// one's answer without touching the rows again: no other server sees the
-/// batch half done, so renewing once is renewing twice (the record's stamp
-/// changes either way). A server whose store was slow (a lost connection
-/// retried for seconds) queues a renewal every third of a lease; renewing
-/// each of thousands of rows that many times in one transaction made it too
-/// long to ever commit beside the other servers' renewals.
+/// batch half done, so renewing once is renewing twice (the stamps change
+/// either way). A server whose store was slow (a lost connection retried
+/// for seconds) queues a renewal every third of a lease; each reads all
+/// its rights.
 pub fn run_all<'a, T: Tables>(
     t: &mut T,
     me: &Identity,

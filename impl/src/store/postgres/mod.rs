@@ -27,8 +27,9 @@ use tx::PgTx;
 
 /// 2: rights name their holder and its incarnation and count renewals (no
 /// lease time); the cluster's mark and the master's incarnation. 3: a key's
-/// type (`kind`).
-pub const SCHEMA_VERSION: i64 = 3;
+/// type (`kind`). 4: renewals counted per holder (`failgroup_holders`),
+/// rights frozen when left out of a renewal.
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS failgroup_meta (name text PRIMARY KEY, value bigint NOT NULL);
@@ -37,13 +38,16 @@ const SCHEMA: &str = "
         version bigint NOT NULL, expires_at bigint, kind bigint NOT NULL DEFAULT 0);
     CREATE TABLE IF NOT EXISTS failgroup_rights (
         slot bigint PRIMARY KEY, holder bytea NOT NULL, incarnation bigint NOT NULL, epoch bigint NOT NULL,
-        renewals bigint NOT NULL, released bigint NOT NULL);
+        renewals bigint NOT NULL, released bigint NOT NULL, frozen bigint NOT NULL DEFAULT 1);
+    CREATE TABLE IF NOT EXISTS failgroup_holders (
+        holder bytea NOT NULL, incarnation bigint NOT NULL, renewals bigint NOT NULL,
+        PRIMARY KEY (holder, incarnation));
     CREATE TABLE IF NOT EXISTS failgroup_applied (
         client bigint NOT NULL, seq bigint NOT NULL, result bytea NOT NULL, at bigint NOT NULL,
         PRIMARY KEY (client, seq));
     CREATE SEQUENCE IF NOT EXISTS failgroup_version;
     CREATE INDEX IF NOT EXISTS failgroup_kv_by_version ON failgroup_kv (version);
-    INSERT INTO failgroup_meta VALUES ('schema_version', 3) ON CONFLICT DO NOTHING;";
+    INSERT INTO failgroup_meta VALUES ('schema_version', 4) ON CONFLICT DO NOTHING;";
 
 /// From schema 1 (rights by a server's position, with a lease time): those
 /// rows are leases and mean nothing now; every node takes its rights afresh.
@@ -58,6 +62,12 @@ const MIGRATE_1: &str = "
 const MIGRATE_2: &str = "
     ALTER TABLE failgroup_kv ADD COLUMN IF NOT EXISTS kind bigint NOT NULL DEFAULT 0;
     UPDATE failgroup_meta SET value = 3 WHERE name = 'schema_version';";
+
+/// From schema 3 (renewals counted in each right's row): those rows keep
+/// their counts, frozen (a taker sees the stamps it saw before).
+const MIGRATE_3: &str = "
+    ALTER TABLE failgroup_rights ADD COLUMN IF NOT EXISTS frozen bigint NOT NULL DEFAULT 1;
+    UPDATE failgroup_meta SET value = 4 WHERE name = 'schema_version';";
 
 /// Connects, creates the tables if they are missing (under an advisory
 /// lock: servers start together) and checks the schema's version.
@@ -77,6 +87,9 @@ pub fn open(url: &PgUrl) -> Result<PgConn, StoreError> {
     }
     if version(&mut c)? == 2 {
         c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock(7243107); {MIGRATE_2} COMMIT;")).map_err(fail)?;
+    }
+    if version(&mut c)? == 3 {
+        c.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock(7243107); {MIGRATE_3} COMMIT;")).map_err(fail)?;
     }
     let v = version(&mut c)?;
     match v {
@@ -191,7 +204,7 @@ impl BatchStore for PgStore {
                 &[Param::Int(m), Param::Int(t)],
             )?;
             if adopt {
-                c.batch("DELETE FROM failgroup_rights")?;
+                c.batch("DELETE FROM failgroup_rights; DELETE FROM failgroup_holders")?;
             }
             c.batch("COMMIT")?;
             Ok(Ok(()))

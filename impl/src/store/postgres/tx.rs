@@ -7,8 +7,10 @@ use std::collections::HashMap;
 
 const KV_GET: &str = "SELECT value, version, expires_at, kind FROM failgroup_kv WHERE key_hash = sha256($1)";
 const APPLIED_GET: &str = "SELECT result FROM failgroup_applied WHERE client = $1 AND seq = $2";
-const RIGHTS_GET: &str =
-    "SELECT slot, holder, incarnation, epoch, renewals, released FROM failgroup_rights WHERE slot = ANY($1)";
+const RIGHTS_GET: &str = "SELECT r.slot, r.holder, r.incarnation, r.epoch,
+         CASE WHEN r.frozen <> 0 THEN r.renewals ELSE coalesce(h.renewals, 0) END, r.released, r.frozen
+     FROM failgroup_rights r LEFT JOIN failgroup_holders h ON h.holder = r.holder AND h.incarnation = r.incarnation
+     WHERE r.slot = ANY($1)";
 const NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8";
 const VERSIONS: &str = "SELECT nextval('failgroup_version') FROM generate_series(1, $1)";
 
@@ -53,6 +55,7 @@ fn right_rows(rows: &[PgRow]) -> Result<Vec<(u16, RightRow)>, PgError> {
                 epoch: Epoch(r.int_req(3)? as u64),
                 renewals: r.int_req(4)? as u64,
                 released: r.int_req(5)? != 0,
+                frozen: r.int_req(6)? != 0,
             };
             Ok((r.int_req(0)? as u16, row))
         })
@@ -244,35 +247,46 @@ impl Tables for PgTx<'_> {
         let slots: Vec<i64> = rights.iter().map(|r| r.0 .0 as i64).collect();
         let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
         self.exec(
-            "INSERT INTO failgroup_rights (slot, holder, incarnation, epoch, renewals, released)
-             SELECT s, $3, $4, e, 0, 0 FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
+            "INSERT INTO failgroup_rights (slot, holder, incarnation, epoch, renewals, released, frozen)
+             SELECT s, $3, $4, e, 0, 0, 0 FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
              ON CONFLICT (slot) DO UPDATE SET holder = excluded.holder, incarnation = excluded.incarnation,
-             epoch = excluded.epoch, renewals = 0, released = 0",
+             epoch = excluded.epoch, renewals = 0, released = 0, frozen = 0",
             &[Param::IntArray(&slots), Param::IntArray(&epochs), Param::Bytes(holder.as_bytes()), int(incarnation)],
         )
     }
 
-    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, u64>, PgError> {
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, (u64, bool)>, PgError> {
         let rows = self.c.query(
-            "SELECT slot, epoch FROM failgroup_rights WHERE holder = $1 AND incarnation = $2 AND released = 0",
+            "SELECT slot, epoch, frozen FROM failgroup_rights WHERE holder = $1 AND incarnation = $2 AND released = 0",
             &[Param::Bytes(holder.as_bytes()), int(incarnation)],
         )?;
-        rows.iter().map(|r| Ok((r.int_req(0)? as u16, r.int_req(1)? as u64))).collect()
+        rows.iter().map(|r| Ok((r.int_req(0)? as u16, (r.int_req(1)? as u64, r.int_req(2)? != 0)))).collect()
     }
 
-    fn renew_all(&mut self, holder: &str, incarnation: u64) -> Result<(), PgError> {
+    fn renew(&mut self, holder: &str, incarnation: u64) -> Result<(), PgError> {
         self.rights.clear();
         self.exec(
-            "UPDATE failgroup_rights SET renewals = renewals + 1
-             WHERE holder = $1 AND incarnation = $2 AND released = 0",
+            "INSERT INTO failgroup_holders (holder, incarnation, renewals) VALUES ($1, $2, 1)
+             ON CONFLICT (holder, incarnation) DO UPDATE SET renewals = failgroup_holders.renewals + 1",
             &[Param::Bytes(holder.as_bytes()), int(incarnation)],
         )
     }
 
-    fn renew(&mut self, slots: &[Slot]) -> Result<(), PgError> {
+    fn freeze(&mut self, holder: &str, incarnation: u64, slots: &[Slot]) -> Result<(), PgError> {
         self.rights.clear();
         let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
-        self.exec("UPDATE failgroup_rights SET renewals = renewals + 1 WHERE slot = ANY($1)", &[Param::IntArray(&ids)])
+        self.exec(
+            "UPDATE failgroup_rights SET frozen = 1, renewals = coalesce(
+                 (SELECT renewals FROM failgroup_holders WHERE holder = $1 AND incarnation = $2), 0)
+             WHERE slot = ANY($3)",
+            &[Param::Bytes(holder.as_bytes()), int(incarnation), Param::IntArray(&ids)],
+        )
+    }
+
+    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), PgError> {
+        self.rights.clear();
+        let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
+        self.exec("UPDATE failgroup_rights SET frozen = 0 WHERE slot = ANY($1)", &[Param::IntArray(&ids)])
     }
 
     fn release(&mut self, slots: &[Slot]) -> Result<(), PgError> {
@@ -297,6 +311,13 @@ impl Tables for PgTx<'_> {
 
     fn prune(&mut self, now: u64, before: u64) -> Result<(), PgError> {
         self.exec("DELETE FROM failgroup_kv WHERE expires_at IS NOT NULL AND expires_at <= $1", &[int(now)])?;
-        self.exec("DELETE FROM failgroup_applied WHERE at < $1", &[int(before)])
+        self.exec("DELETE FROM failgroup_applied WHERE at < $1", &[int(before)])?;
+        // A holder with no right left: a later grant starts its count again
+        // (under a new epoch, so no stamp repeats).
+        self.exec(
+            "DELETE FROM failgroup_holders h WHERE NOT EXISTS (SELECT 1 FROM failgroup_rights r
+                 WHERE r.holder = h.holder AND r.incarnation = h.incarnation)",
+            &[],
+        )
     }
 }
