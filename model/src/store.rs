@@ -27,6 +27,7 @@ use crate::types::{
 };
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// A write to one key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -740,10 +741,12 @@ pub fn execute<R: Rows>(
         StoreOp::Renew { rights, lease: _ } => {
             // Read this holder's rights once: those asked for are renewed
             // (one count for all), the others' stamps stop where they are.
+            // (Sets, not scans: a server holds thousands of rights.)
             let mine = rows.rights_of(from)?;
-            let (kept, lost): (Vec<_>, Vec<_>) =
-                rights.into_iter().partition(|r| mine.iter().any(|h| (h.slot, h.epoch) == *r));
-            let asked = |h: &Held| kept.contains(&(h.slot, h.epoch));
+            let held: BTreeSet<(Slot, Epoch)> = mine.iter().map(|h| (h.slot, h.epoch)).collect();
+            let (kept, lost): (Vec<_>, Vec<_>) = rights.into_iter().partition(|r| held.contains(r));
+            let asked: BTreeSet<&(Slot, Epoch)> = kept.iter().collect();
+            let asked = |h: &Held| asked.contains(&(h.slot, h.epoch));
             let stop: Vec<Slot> = mine.iter().filter(|h| !h.frozen && !asked(h)).map(|h| h.slot).collect();
             let resume: Vec<Slot> = mine.iter().filter(|h| h.frozen && asked(h)).map(|h| h.slot).collect();
             if !stop.is_empty() {

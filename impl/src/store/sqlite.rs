@@ -29,7 +29,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let at = || path.display().to_string();
     let conn = Connection::open(path).map_err(|error| StoreError::Sqlite { at: at(), error })?;
     let setup = || -> rusqlite::Result<i64> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_handler(Some(wait_for_lock))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // Checkpoint every 10,000 WAL pages (40 MiB), not 1,000: a commit that
         // crosses the mark copies the WAL into the database file, and the
@@ -59,6 +59,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
                  slot INTEGER PRIMARY KEY, holder TEXT NOT NULL, incarnation INTEGER NOT NULL,
                  epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL,
                  frozen INTEGER NOT NULL DEFAULT 1);
+             CREATE INDEX IF NOT EXISTS rights_by_holder ON rights (holder, incarnation);
              CREATE TABLE IF NOT EXISTS holders (
                  holder TEXT NOT NULL, incarnation INTEGER NOT NULL, renewals INTEGER NOT NULL,
                  PRIMARY KEY (holder, incarnation)) WITHOUT ROWID;
@@ -123,6 +124,24 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         Ok(found) => Err(StoreError::Schema { at: at(), found, reads: SCHEMA_VERSION }),
         Err(error) => Err(StoreError::Sqlite { at: at(), error }),
     }
+}
+
+/// How long a transaction waits for another process's to end: about 5 s.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The step of that wait. SQLite's own busy handler sleeps 1, 2, 5, 10, 15,
+/// 20, 25 ... 100 ms between tries: a commit behind another server's
+/// (servers of a cluster share the file) waited tens of milliseconds for a
+/// lock held for one.
+const LOCK_STEP: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// SQLite's busy handler: `tries` is how many times it was called for
+/// this lock; false gives up (the statement fails as busy).
+fn wait_for_lock(tries: i32) -> bool {
+    if tries as u128 * LOCK_STEP.as_micros() >= LOCK_WAIT.as_micros() {
+        return false;
+    }
+    std::thread::sleep(LOCK_STEP);
+    true
 }
 
 /// One transaction's rows (see [`crate::store`] for the semantics).

@@ -39,6 +39,7 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS failgroup_rights (
         slot bigint PRIMARY KEY, holder bytea NOT NULL, incarnation bigint NOT NULL, epoch bigint NOT NULL,
         renewals bigint NOT NULL, released bigint NOT NULL, frozen bigint NOT NULL DEFAULT 1);
+    CREATE INDEX IF NOT EXISTS failgroup_rights_by_holder ON failgroup_rights (holder, incarnation);
     CREATE TABLE IF NOT EXISTS failgroup_holders (
         holder bytea NOT NULL, incarnation bigint NOT NULL, renewals bigint NOT NULL,
         PRIMARY KEY (holder, incarnation));
