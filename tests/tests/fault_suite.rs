@@ -368,7 +368,7 @@ fn nemesis(cluster: &mut Cluster, rng: &mut Rng, rounds: u64, t0: Instant, clock
                 }
                 1 => {
                     let s = pick(rng);
-                    let pause = Duration::from_millis(3000 + rng.below(1500)); // > the 2 s lease
+                    let pause = Duration::from_millis(3000 + rng.below(1500)); // > the lease (600 ms by default)
                     eprintln!("{:?} round {round}: SIGSTOP {s} for {pause:?}", t0.elapsed());
                     cluster.signal(s, "STOP");
                     std::thread::sleep(pause);
