@@ -10,7 +10,7 @@ KEYS="${1:-100000}"
 READS="${2:-500000}"
 . bench/lib.sh
 need redis-server redis-cli
-cargo build --release -p failgroup -p failgroup-bench -q
+cargo build --release -p failgroup -p failgroup-bench ${BENCH_FEATURES:+--features "$BENCH_FEATURES"} -q
 scratch zipf
 redis-server --port 7700 --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" --daemonize no >"$DIR/redis.log" 2>&1 &
 PIDS+=($!)
