@@ -15,9 +15,10 @@
 //! decides only when keys with a time to live expire.
 //!
 //! A renewal writes one record, the holder's, however many rights it
-//! holds. A right its holder left out of a renewal is frozen: its stamp
-//! stays at the count it had, so a taker can have it a lease later, while
-//! the holder renews the rest; asked for again, it follows the count again.
+//! holds; a right's stamp counts its holder's renewals since the grant. A
+//! right its holder left out of a renewal is frozen: its stamp stays where
+//! it was, so a taker can have it a lease later, while the holder renews
+//! the rest; asked for again, it moves on by one and follows the count.
 
 use crate::config::Mode;
 use crate::config::Mutant;
@@ -171,8 +172,10 @@ pub trait Store {
 pub struct RightRecord {
     pub holder: Holder,
     pub epoch: Epoch,
-    /// The renewals its stamp shows: the holder's count, or, frozen, the
-    /// count when its holder last left it out of a renewal.
+    /// The renewals its stamp shows, counted from the grant: its holder's
+    /// renewals since, or, frozen, those when its holder last left it out
+    /// of a renewal. (`MemStore` keeps here, for a right not frozen, its
+    /// holder's count at the grant.)
     pub renewals: u64,
     pub released: bool,
     /// Left out of its holder's last renewal: `renewals` no longer follows
@@ -242,10 +245,12 @@ pub trait Rows {
     /// a new stamp for each right it holds that is not frozen.
     fn renew(&mut self, holder: Holder, now: Time) -> Result<(), Self::Error>;
     /// Freezes each slot's right (held by `holder`, not frozen): its stamp
-    /// stays at the holder's count now.
+    /// stays where it is now.
     fn freeze(&mut self, holder: Holder, slots: &[Slot]) -> Result<(), Self::Error>;
-    /// Each slot's right follows its holder's count again.
-    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
+    /// Each slot's right (held by `holder`, frozen, after a renewal of
+    /// `holder` was counted) follows its holder's count again, its stamp
+    /// one past the frozen one.
+    fn unfreeze(&mut self, holder: Holder, slots: &[Slot]) -> Result<(), Self::Error>;
     /// Marks each slot's right released.
     fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
     /// The result recorded for an applied write.
@@ -756,18 +761,21 @@ pub fn execute<R: Rows>(
                 rows.renew(from, now)?;
             }
             if !resume.is_empty() {
-                rows.unfreeze(&resume)?;
+                rows.unfreeze(from, &resume)?;
             }
             StoreReply::Renewed { kept, lost }
         }
         StoreOp::Release { rights } => {
             let slots: Vec<Slot> = rights.iter().map(|(s, _)| *s).collect();
             let records = rows.rights(&slots)?;
-            let mine: Vec<(Slot, bool)> = rights
+            let mut mine: Vec<(Slot, bool)> = rights
                 .iter()
                 .zip(records)
                 .filter_map(|((s, epoch), r)| r.filter(|r| r.held_by(from, *epoch)).map(|r| (*s, r.frozen)))
                 .collect();
+            // Each once: freezing is not idempotent.
+            mine.sort_unstable();
+            mine.dedup();
             // Frozen too: a released right's stamp stays as it was.
             let moving: Vec<Slot> = mine.iter().filter(|(_, frozen)| !frozen).map(|(s, _)| *s).collect();
             if !moving.is_empty() {
@@ -841,24 +849,38 @@ impl Rows for MemStore {
             .iter()
             .map(|s| {
                 self.rights.get(s).map(|r| match (r.frozen, self.holders.get(&r.holder)) {
-                    (false, Some(&(renewals, renewed_at))) => RightRecord { renewals, renewed_at, ..r.clone() },
-                    _ => r.clone(),
+                    (false, Some(&(count, renewed_at))) => {
+                        RightRecord { renewals: count - r.renewals, renewed_at, ..r.clone() }
+                    }
+                    (false, None) => RightRecord { renewals: 0, ..r.clone() },
+                    (true, _) => r.clone(),
                 })
             })
             .collect())
     }
 
     fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: Holder, now: Time) -> Result<(), Self::Error> {
+        let count = self.count(holder);
         // A grant counts as a renewal for the mutant that times leases on
-        // the store's clock; the stamp follows the holder's count.
+        // the store's clock.
         if self.rules.has(Mutant::StoreClockLeases) {
-            let count = self.holders.get(&holder).map_or(0, |h| h.0);
             self.holders.insert(holder, (count, now));
         }
+        let mut before = Vec::new();
         for &(slot, epoch) in rights {
             let record =
-                RightRecord { holder, epoch, renewals: 0, released: false, frozen: false, renewed_at: Time::ZERO };
-            self.rights.insert(slot, record);
+                RightRecord { holder, epoch, renewals: count, released: false, frozen: false, renewed_at: Time::ZERO };
+            if let Some(old) = self.rights.insert(slot, record) {
+                before.push(old.holder);
+            }
+        }
+        // A holder no right names any more is forgotten (the runtime's
+        // stores prune such rows later; stamps count from the grant, so
+        // both give the same stamps).
+        for old in before {
+            if !self.rights.values().any(|r| r.holder == old) {
+                self.holders.remove(&old);
+            }
         }
         Ok(())
     }
@@ -874,25 +896,27 @@ impl Rows for MemStore {
 
     fn renew(&mut self, holder: Holder, now: Time) -> Result<(), Self::Error> {
         let renewed_at = self.renewal_time(now);
-        let count = self.holders.get(&holder).map_or(0, |h| h.0);
+        let count = self.count(holder);
         self.holders.insert(holder, (count + 1, renewed_at));
         Ok(())
     }
 
     fn freeze(&mut self, holder: Holder, slots: &[Slot]) -> Result<(), Self::Error> {
-        let (renewals, renewed_at) = self.holders.get(&holder).copied().unwrap_or((0, Time::ZERO));
+        let (count, renewed_at) = self.holders.get(&holder).copied().unwrap_or((0, Time::ZERO));
         for slot in slots {
             if let Some(r) = self.rights.get_mut(slot) {
-                *r = RightRecord { renewals, renewed_at, frozen: true, ..r.clone() };
+                *r = RightRecord { renewals: count - r.renewals, renewed_at, frozen: true, ..r.clone() };
             }
         }
         Ok(())
     }
 
-    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), Self::Error> {
+    fn unfreeze(&mut self, holder: Holder, slots: &[Slot]) -> Result<(), Self::Error> {
+        let count = self.count(holder);
         for slot in slots {
             if let Some(r) = self.rights.get_mut(slot) {
-                *r = RightRecord { renewals: 0, renewed_at: Time::ZERO, frozen: false, ..r.clone() };
+                let base = count - (r.renewals + 1);
+                *r = RightRecord { renewals: base, renewed_at: Time::ZERO, frozen: false, ..r.clone() };
             }
         }
         Ok(())
@@ -921,6 +945,10 @@ impl MemStore {
     /// The time a record keeps of its last grant or renewal: only the
     /// `StoreClockLeases` mutant reads it, and a time in every record would
     /// multiply the checker's states.
+    fn count(&self, holder: Holder) -> u64 {
+        self.holders.get(&holder).map_or(0, |h| h.0)
+    }
+
     fn renewal_time(&self, now: Time) -> Time {
         if self.rules.has(Mutant::StoreClockLeases) {
             now

@@ -51,6 +51,7 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         (twin, acquire(None)),
         (twin, acquire(Some((1, 0)))),
         (twin, acquire(Some((1, 1)))),
+        (twin, StoreOp::Renew { rights: vec![(Slot(1), Epoch(2))], lease: 100 }),
         (a, w(4, 1, Write::Set(b"x".to_vec()))),
         (a, StoreOp::Renew { rights: vec![(Slot(1), Epoch(1))], lease: 100 }),
         (twin, StoreOp::Release { rights: vec![(Slot(1), Epoch(2))] }),
@@ -158,6 +159,15 @@ pub fn agreement_script() -> Vec<(Holder, StoreOp, Time)> {
         (a, StoreOp::Release { rights: vec![(Slot(100), Epoch(1)), (Slot(101), Epoch(1))] }),
         (a, renew(&[102])),
         (b, many(&[100, 101, 102])),
+        // The twin holds nothing since b took slot 1 (a store may forget
+        // its count): a new grant's stamp counts from the grant all the same.
+        (twin, many(&[103])),
+        (twin, StoreOp::Renew { rights: vec![(Slot(103), Epoch(1))], lease: 100 }),
+        (b, many(&[103])),
+        // A release naming a right twice freezes it once.
+        (a, StoreOp::Release { rights: vec![(Slot(102), Epoch(1)), (Slot(102), Epoch(1))] }),
+        (a, renew(&[102])),
+        (b, many(&[102])),
     ];
     ops.into_iter().enumerate().map(|(i, (s, op))| (s, op, Time(1000 + i as u64))).collect()
 }

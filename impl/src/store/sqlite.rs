@@ -221,7 +221,7 @@ impl Tables for Tx<'_> {
     fn rights(&mut self, slots: &[Slot]) -> rusqlite::Result<HashMap<u16, RightRow>> {
         let mut st = self.tx.prepare_cached(
             "SELECT r.holder, r.incarnation, r.epoch,
-                 CASE WHEN r.frozen THEN r.renewals ELSE coalesce(h.renewals, 0) END, r.released, r.frozen
+                 CASE WHEN r.frozen THEN r.renewals ELSE coalesce(h.renewals, 0) - r.renewals END, r.released, r.frozen
              FROM rights r LEFT JOIN holders h ON h.holder = r.holder AND h.incarnation = r.incarnation
              WHERE r.slot = ?1",
         )?;
@@ -249,7 +249,8 @@ impl Tables for Tx<'_> {
     fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> rusqlite::Result<()> {
         let mut st = self.tx.prepare_cached(
             "INSERT OR REPLACE INTO rights (slot, holder, incarnation, epoch, renewals, released, frozen)
-             VALUES (?1, ?2, ?3, ?4, 0, 0, 0)",
+             VALUES (?1, ?2, ?3, ?4,
+                 coalesce((SELECT renewals FROM holders WHERE holder = ?2 AND incarnation = ?3), 0), 0, 0)",
         )?;
         for (slot, epoch) in rights {
             st.execute(params![slot.0, holder, incarnation as i64, epoch.0 as i64])?;
@@ -278,7 +279,7 @@ impl Tables for Tx<'_> {
     fn freeze(&mut self, holder: &str, incarnation: u64, slots: &[Slot]) -> rusqlite::Result<()> {
         let mut st = self.tx.prepare_cached(
             "UPDATE rights SET frozen = 1, renewals = coalesce(
-                 (SELECT renewals FROM holders WHERE holder = ?1 AND incarnation = ?2), 0)
+                 (SELECT renewals FROM holders WHERE holder = ?1 AND incarnation = ?2), 0) - renewals
              WHERE slot = ?3",
         )?;
         for slot in slots {
@@ -287,10 +288,14 @@ impl Tables for Tx<'_> {
         Ok(())
     }
 
-    fn unfreeze(&mut self, slots: &[Slot]) -> rusqlite::Result<()> {
-        let mut st = self.tx.prepare_cached("UPDATE rights SET frozen = 0 WHERE slot = ?1")?;
+    fn unfreeze(&mut self, holder: &str, incarnation: u64, slots: &[Slot]) -> rusqlite::Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "UPDATE rights SET frozen = 0, renewals = coalesce(
+                 (SELECT renewals FROM holders WHERE holder = ?1 AND incarnation = ?2), 0) - (renewals + 1)
+             WHERE slot = ?3",
+        )?;
         for slot in slots {
-            st.execute([slot.0])?;
+            st.execute(params![holder, incarnation as i64, slot.0])?;
         }
         Ok(())
     }

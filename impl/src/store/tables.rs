@@ -6,8 +6,9 @@
 //! Tables: `kv` (key, value, version, expiry, type: a hash's fields are
 //! one encoded value), `rights` (each slot's serving
 //! right: the holder's server name and incarnation, fencing epoch, released,
-//! frozen and its frozen renewal count), `holders` (each holder's renewal
-//! count: a renewal writes this one row), `applied` (replies of applied writes, so a retried
+//! frozen, and `renewals`: the holder's count at the grant, or the frozen
+//! stamp), `holders` (each holder's renewal count: a renewal writes this
+//! one row), `applied` (replies of applied writes, so a retried
 //! write is applied at most once). Rights carry no time: a taker waits on
 //! its own clock (see `failgroup_model::store`). Times are the store's
 //! clock in Unix milliseconds, taken once per transaction, for keys' time
@@ -71,7 +72,7 @@ pub struct RightRow {
     pub incarnation: u64,
     pub epoch: Epoch,
     /// The renewals its stamp shows: the holder's count (from the
-    /// `holders` table), or the frozen count.
+    /// `holders` table) less its count at the grant, or the frozen stamp.
     pub renewals: u64,
     pub released: bool,
     pub frozen: bool,
@@ -137,10 +138,13 @@ pub trait Tables {
     fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, (u64, bool)>, Self::Error>;
     /// Counts a renewal of the holder: one `holders` row.
     fn renew(&mut self, holder: &str, incarnation: u64) -> Result<(), Self::Error>;
-    /// Freezes each slot's right at the holder's count now.
+    /// Freezes each slot's right (not frozen) at its stamp now: `renewals`
+    /// becomes the holder's count less the count at the grant.
     fn freeze(&mut self, holder: &str, incarnation: u64, slots: &[Slot]) -> Result<(), Self::Error>;
-    /// Each slot's right follows its holder's count again.
-    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
+    /// Each slot's right (frozen) follows its holder's count again, one
+    /// past its frozen stamp: `renewals` becomes the count at a grant that
+    /// gives that stamp.
+    fn unfreeze(&mut self, holder: &str, incarnation: u64, slots: &[Slot]) -> Result<(), Self::Error>;
     /// Marks each slot's right released.
     fn release(&mut self, slots: &[Slot]) -> Result<(), Self::Error>;
     fn applied(&mut self, req: ReqId) -> Result<Option<Vec<u8>>, Self::Error>;
@@ -227,8 +231,9 @@ impl<T: Tables> Rows for Named<'_, T> {
         self.tables.freeze(&name, holder.incarnation, slots)
     }
 
-    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), T::Error> {
-        self.tables.unfreeze(slots)
+    fn unfreeze(&mut self, holder: Holder, slots: &[Slot]) -> Result<(), T::Error> {
+        let name = self.name_of(holder).to_string();
+        self.tables.unfreeze(&name, holder.incarnation, slots)
     }
 
     fn release(&mut self, slots: &[Slot]) -> Result<(), T::Error> {

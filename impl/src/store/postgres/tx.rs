@@ -8,7 +8,7 @@ use std::collections::HashMap;
 const KV_GET: &str = "SELECT value, version, expires_at, kind FROM failgroup_kv WHERE key_hash = sha256($1)";
 const APPLIED_GET: &str = "SELECT result FROM failgroup_applied WHERE client = $1 AND seq = $2";
 const RIGHTS_GET: &str = "SELECT r.slot, r.holder, r.incarnation, r.epoch,
-         CASE WHEN r.frozen <> 0 THEN r.renewals ELSE coalesce(h.renewals, 0) END, r.released, r.frozen
+         CASE WHEN r.frozen <> 0 THEN r.renewals ELSE coalesce(h.renewals, 0) - r.renewals END, r.released, r.frozen
      FROM failgroup_rights r LEFT JOIN failgroup_holders h ON h.holder = r.holder AND h.incarnation = r.incarnation
      WHERE r.slot = ANY($1)";
 const NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8";
@@ -248,9 +248,11 @@ impl Tables for PgTx<'_> {
         let epochs: Vec<i64> = rights.iter().map(|r| r.1 .0 as i64).collect();
         self.exec(
             "INSERT INTO failgroup_rights (slot, holder, incarnation, epoch, renewals, released, frozen)
-             SELECT s, $3, $4, e, 0, 0, 0 FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
+             SELECT s, $3, $4, e, coalesce(
+                 (SELECT renewals FROM failgroup_holders WHERE holder = $3 AND incarnation = $4), 0), 0, 0
+             FROM unnest($1::int8[], $2::int8[]) AS r(s, e)
              ON CONFLICT (slot) DO UPDATE SET holder = excluded.holder, incarnation = excluded.incarnation,
-             epoch = excluded.epoch, renewals = 0, released = 0, frozen = 0",
+             epoch = excluded.epoch, renewals = excluded.renewals, released = 0, frozen = 0",
             &[Param::IntArray(&slots), Param::IntArray(&epochs), Param::Bytes(holder.as_bytes()), int(incarnation)],
         )
     }
@@ -277,16 +279,21 @@ impl Tables for PgTx<'_> {
         let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
         self.exec(
             "UPDATE failgroup_rights SET frozen = 1, renewals = coalesce(
-                 (SELECT renewals FROM failgroup_holders WHERE holder = $1 AND incarnation = $2), 0)
+                 (SELECT renewals FROM failgroup_holders WHERE holder = $1 AND incarnation = $2), 0) - renewals
              WHERE slot = ANY($3)",
             &[Param::Bytes(holder.as_bytes()), int(incarnation), Param::IntArray(&ids)],
         )
     }
 
-    fn unfreeze(&mut self, slots: &[Slot]) -> Result<(), PgError> {
+    fn unfreeze(&mut self, holder: &str, incarnation: u64, slots: &[Slot]) -> Result<(), PgError> {
         self.rights.clear();
         let ids: Vec<i64> = slots.iter().map(|s| s.0 as i64).collect();
-        self.exec("UPDATE failgroup_rights SET frozen = 0 WHERE slot = ANY($1)", &[Param::IntArray(&ids)])
+        self.exec(
+            "UPDATE failgroup_rights SET frozen = 0, renewals = coalesce(
+                 (SELECT renewals FROM failgroup_holders WHERE holder = $1 AND incarnation = $2), 0) - (renewals + 1)
+             WHERE slot = ANY($3)",
+            &[Param::Bytes(holder.as_bytes()), int(incarnation), Param::IntArray(&ids)],
+        )
     }
 
     fn release(&mut self, slots: &[Slot]) -> Result<(), PgError> {
