@@ -3,6 +3,7 @@
 
 use crate::load::{self, Plan, Resp, Sample, Target};
 use std::fs;
+#[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,7 +32,9 @@ impl Drop for Proc {
 fn spawn(mut cmd: Command, log: &Path) -> Result<Proc, String> {
     let err = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let out = err.try_clone().map_err(|e| e.to_string())?;
+    // A process the bench started dies with it (Linux only).
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    #[cfg(target_os = "linux")]
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);

@@ -359,7 +359,7 @@ impl KvSpec {
         let reply = |m: &str| OpResult::Err(ErrorKind::Reply(m.into()));
         let result = match h {
             HashWrite::Set(pairs) => OpResult::Int(pairs.iter().map(|(f, v)| set(&mut fields, f, v.clone())).sum()),
-            HashWrite::SetNx(f, v) if old(&fields, f).is_some() => OpResult::Int(0),
+            HashWrite::SetNx(f, _) if old(&fields, f).is_some() => OpResult::Int(0),
             HashWrite::SetNx(f, v) => OpResult::Int(set(&mut fields, f, v.clone())),
             HashWrite::Del(fs) => {
                 let n = fields.len();

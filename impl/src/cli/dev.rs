@@ -136,8 +136,10 @@ fn exited(n: &mut Node) -> bool {
 
 fn spawn(exe: &Path, config: &Path, server: Option<&str>) -> Result<Child, String> {
     let mut cmd = Command::new(exe);
-    // If `dev` itself is killed, its nodes stop too.
+    // If `dev` itself is killed, its nodes stop too (Linux; elsewhere they
+    // outlive a killed `dev`).
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    #[cfg(target_os = "linux")]
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
