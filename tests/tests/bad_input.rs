@@ -230,3 +230,64 @@ fn deep_pipelines_yield_to_other_clients() {
         assert_eq!(deep.read(), bulk(&i.to_string()), "reply {i} in order");
     }
 }
+
+/// `failgroup status` says why it printed nothing (exit 3: the master
+/// cannot be reached; 2: it refused a wrong secret), its JSON form parses,
+/// and `--watch` prints again and again.
+#[test]
+fn status_exits_by_cause_prints_json_and_watches() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let cluster = Cluster::with_config(23100, 2, "secret = \"s3cret\"", "");
+    let config = cluster.dir.join("cluster.toml");
+    let status = |args: &[&str]| Command::new(failgroup_tests::binary()).arg("status").args(args).output().unwrap();
+    let said = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    // A port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let out = status(&["--master", &free]);
+    assert_eq!(out.status.code(), Some(3), "unreachable master: {}", said(&out));
+    assert!(said(&out).contains(&format!("master {free}")), "{}", said(&out));
+    let out = status(&["--master", &cluster.master()]);
+    assert_eq!(out.status.code(), Some(2), "no secret: {}", said(&out));
+    let out = status(&["--config", config.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", said(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let servers = doc["servers"].as_array().expect("servers");
+    assert_eq!(servers.iter().map(|s| s["name"].as_str().unwrap()).collect::<Vec<_>>(), ["s1", "s2"]);
+    assert!(servers.iter().all(|s| s["online"] == true), "{doc}");
+    let slots: u64 = servers
+        .iter()
+        .flat_map(|s| {
+            s["serves"].as_array().unwrap().iter().map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap() + 1)
+        })
+        .sum();
+    assert_eq!(slots, 16384, "every slot served once: {doc}");
+    // --watch: a document per line, again and again, until killed.
+    let mut watch = Command::new(failgroup_tests::binary())
+        .args(["status", "--config", config.to_str().unwrap(), "--json", "--watch", "0.2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Lines through a channel, so that a silent watcher cannot hang the test.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.map(|l| tx.send(l)).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut docs = 0;
+    while docs < 3 {
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else { break };
+        let doc: serde_json::Value = serde_json::from_str(&line).expect("a JSON document per line");
+        assert_eq!(doc["servers"].as_array().map(Vec::len), Some(2));
+        docs += 1;
+    }
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    assert_eq!(docs, 3, "three documents within 10 s");
+}

@@ -171,13 +171,48 @@ fn shutdown(nodes: &mut [Node]) {
 }
 
 /// Asks the master for its view.
-pub fn fetch_status(master: &str, secret: Option<&str>) -> Result<ClusterStatus, String> {
-    let mut conn = crate::net::NodeLink::open(master, Peer::Admin, secret, Duration::from_secs(2))
-        .map_err(|e| format!("master {master}: {e}"))?;
-    conn.send(&Msg::StatusRequest).map_err(|e| e.to_string())?;
-    match conn.recv().map_err(|e| format!("master {master}: {e}"))? {
+pub fn fetch_status(master: &str, secret: Option<&str>) -> Result<ClusterStatus, StatusError> {
+    let unreachable = |e: &dyn std::fmt::Display| StatusError::Unreachable(format!("master {master}: {e}"));
+    let mut conn = crate::net::NodeLink::open(master, Peer::Admin, secret, Duration::from_secs(2)).map_err(|e| {
+        match e.kind() {
+            // Reached, and refused (a wrong secret) or not a master.
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData => {
+                StatusError::Answer(format!("master {master}: {e}"))
+            }
+            _ => unreachable(&e),
+        }
+    })?;
+    conn.send(&Msg::StatusRequest).map_err(|e| unreachable(&e))?;
+    match conn.recv().map_err(|e| unreachable(&e))? {
         Msg::Status(s) => Ok(*s),
-        other => Err(format!("master {master}: unexpected answer {other:?}")),
+        other => Err(StatusError::Answer(format!("master {master}: unexpected answer {other:?}"))),
+    }
+}
+
+/// Why `failgroup status` printed nothing.
+#[derive(Debug)]
+pub enum StatusError {
+    /// No connection to the master, or it closed before answering.
+    Unreachable(String),
+    /// The master refused us (a wrong secret) or answered something else.
+    Answer(String),
+}
+
+impl StatusError {
+    /// `failgroup status`'s exit code for it.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StatusError::Unreachable(_) => 3,
+            StatusError::Answer(_) => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusError::Unreachable(m) | StatusError::Answer(m) => f.write_str(m),
+        }
     }
 }
 

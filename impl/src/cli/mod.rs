@@ -68,6 +68,8 @@ enum CliCommand {
         config: PathBuf,
     },
     /// Print the master's view: servers online/offline, who serves which slots.
+    #[command(after_help = "Exit status: 0 printed; 2 a bad config or flag, or an answer that is not a status; \
+                            3 the master could not be reached (with --watch: only if it never was).")]
     Status {
         /// The master's address [default: from --config, else 127.0.0.1:7100].
         #[arg(long)]
@@ -75,6 +77,15 @@ enum CliCommand {
         /// Read the master's address and the secret from this config.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// One JSON document (mode, view_version, servers: name, addr, group,
+        /// online, serves as [first, last] slot ranges, failovers) instead of
+        /// the table; with --watch, one document per line.
+        #[arg(long)]
+        json: bool,
+        /// Print the status again every SECONDS, until interrupted; an
+        /// unreachable master is reported and asked again.
+        #[arg(long, value_name = "SECONDS", value_parser = watch_interval)]
+        watch: Option<f64>,
     },
     /// Model-check the failover protocol (the same core the servers run).
     Check(CheckArgs),
@@ -290,16 +301,14 @@ pub fn main() -> ExitCode {
             );
             Ok(())
         })),
-        CliCommand::Status { master, config } => {
+        CliCommand::Status { master, config, json, watch } => {
             let cfg = match config.map(|c| Config::load(&c)).transpose() {
                 Ok(cfg) => cfg,
                 Err(e) => return exit(Err(e)),
             };
             let secret = cfg.as_ref().and_then(|c| c.file.secret.clone());
             let addr = master.or(cfg.map(|c| c.file.master)).unwrap_or_else(|| "127.0.0.1:7100".into());
-            exit(dev::fetch_status(&addr, secret.as_deref()).map(|s| {
-                print!("{}", dev::format_status(&s));
-            }))
+            status(&addr, secret.as_deref(), json, watch)
         }
         CliCommand::Check(args) => run_check(args),
         CliCommand::Explore { model, addr } => {
@@ -313,6 +322,53 @@ pub fn main() -> ExitCode {
             cfg.into_model().checker().serve(addr.as_str());
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// `--watch`'s interval: a number of seconds, at least 0.1.
+fn watch_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.1 => Ok(v),
+        _ => Err(format!("{s:?}: a number of seconds, at least 0.1")),
+    }
+}
+
+/// `failgroup status`: the master's view, once or every `watch` seconds.
+fn status(addr: &str, secret: Option<&str>, json: bool, watch: Option<f64>) -> ExitCode {
+    let show = |s: &crate::net::wire::ClusterStatus| match (json, watch.is_some()) {
+        (true, false) => println!("{}", serde_json::to_string_pretty(s).expect("a status encodes")),
+        (true, true) => println!("{}", serde_json::to_string(s).expect("a status encodes")),
+        (false, _) => print!("{}", dev::format_status(s)),
+    };
+    let Some(every) = watch else {
+        return match dev::fetch_status(addr, secret) {
+            Ok(s) => {
+                show(&s);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    };
+    let mut reached = false;
+    loop {
+        match dev::fetch_status(addr, secret) {
+            Ok(s) => {
+                reached = true;
+                if !json {
+                    println!("-- {}", crate::util::unix_ms());
+                }
+                show(&s);
+            }
+            Err(e @ dev::StatusError::Unreachable(_)) if reached => eprintln!("error: {e}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(e.exit_code());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(every));
     }
 }
 
