@@ -49,6 +49,7 @@ enum CliCommand {
     },
     /// Run one cache server of a cluster.
     Server {
+        /// The cluster's configuration file (TOML: see docs/DEPLOYMENT.md).
         #[arg(long)]
         config: PathBuf,
         /// The server's name in the config, e.g. s1.
@@ -57,6 +58,7 @@ enum CliCommand {
     },
     /// Run the master of a cluster.
     Master {
+        /// The cluster's configuration file (TOML: see docs/DEPLOYMENT.md).
         #[arg(long)]
         config: PathBuf,
     },
@@ -64,6 +66,7 @@ enum CliCommand {
     /// ones recorded, and drop every serving right. Run it once, with every
     /// node of the cluster stopped, after changing the mode or the servers.
     Adopt {
+        /// The cluster's configuration file (TOML: see docs/DEPLOYMENT.md).
         #[arg(long)]
         config: PathBuf,
     },
@@ -164,7 +167,7 @@ struct ModelArgs {
     /// Clock lag bound, in ticks [default: 0]
     #[arg(long)]
     drift: Option<u64>,
-    /// The cluster's mode [default: linearizable]
+    /// The cluster's mode: linearizable or available [default: linearizable]
     #[arg(long)]
     mode: Option<Mode>,
     /// A deliberately broken protocol variant (see --list-mutants). Alone, it runs the configuration (and
@@ -257,6 +260,7 @@ struct CheckArgs {
     /// Explore no deeper than this many steps.
     #[arg(long)]
     depth: Option<usize>,
+    /// Threads exploring at once (1 or more).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// First seed of the random walks (simulate).
@@ -451,4 +455,26 @@ fn run_check(args: CheckArgs) -> ExitCode {
     }
     println!("{}", report.summary());
     ExitCode::from(report.exit_code() as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag of every subcommand says what it is in `--help`.
+    #[test]
+    fn every_flag_is_documented() {
+        let cli = Cli::command();
+        let mut bare = Vec::new();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    bare.push(format!("{} --{id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(bare.is_empty(), "flags without help: {bare:?}");
+    }
 }
