@@ -26,6 +26,10 @@ pub struct Connection {
     pub sock: TcpStream,
     pub addr: SocketAddr,
     pub rbuf: Vec<u8>,
+    /// How much of `rbuf` node frames have consumed: dropped from it once
+    /// the frames read in a row are done, not once per frame (which moved
+    /// the rest of the buffer for every frame: a pipeline's replies).
+    rpos: usize,
     pub wbuf: Vec<u8>,
     pub proto: Proto,
     /// Close once the output is flushed.
@@ -45,6 +49,7 @@ impl Connection {
             sock,
             addr,
             rbuf: Vec::new(),
+            rpos: 0,
             wbuf: Vec::new(),
             proto,
             closing: false,
@@ -72,7 +77,7 @@ impl Connection {
     }
 
     pub fn send(&mut self, msg: &Msg) {
-        self.wbuf.extend_from_slice(&wire::encode(msg));
+        wire::encode_into(msg, &mut self.wbuf);
     }
 
     /// Reads all that is available (edge-triggered). Marks the connection
@@ -149,12 +154,20 @@ impl Connection {
     /// Decodes the next node message. On a bad frame the connection is
     /// marked dead and `None` returned.
     pub fn next_msg(&mut self, max_frame: usize) -> Option<Msg> {
-        match wire::decode(&self.rbuf, max_frame) {
+        match wire::decode(&self.rbuf[self.rpos..], max_frame) {
             Ok(Some((msg, used))) => {
-                self.rbuf.drain(..used);
+                self.rpos += used;
+                if self.rpos == self.rbuf.len() {
+                    self.rbuf.clear();
+                    self.rpos = 0;
+                }
                 Some(msg)
             }
-            Ok(None) => None,
+            Ok(None) => {
+                self.rbuf.drain(..self.rpos);
+                self.rpos = 0;
+                None
+            }
             Err(e) => {
                 tracing::warn!(peer = %self.addr, error = %e, "closing a node connection");
                 self.dead = true;
@@ -175,5 +188,41 @@ impl Connection {
         }
         self.rbuf.drain(..4);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failgroup_model::ServerId;
+
+    /// Frames read in a row come out whole and in order, with one cut
+    /// anywhere in them (more bytes arrive later), and the buffer empties.
+    #[test]
+    fn node_frames_in_a_row_and_cut_anywhere() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sock = std::net::TcpStream::connect(addr).unwrap();
+        let msgs: Vec<Msg> = (0..50).map(|i| Msg::Hello { from: Peer::Server(ServerId(i)), secret: None }).collect();
+        let mut bytes = Vec::new();
+        for m in &msgs {
+            wire::encode_into(m, &mut bytes);
+        }
+        assert_eq!(&bytes[..wire::encode(&msgs[0]).len()], &wire::encode(&msgs[0])[..]);
+        for cut in [0, 1, 3, 4, 5, bytes.len() / 2, bytes.len() - 1, bytes.len()] {
+            let mut c =
+                Connection::new(TcpStream::from_std(sock.try_clone().unwrap()), addr, Proto::Node { peer: None });
+            c.rbuf.extend_from_slice(&bytes[..cut]);
+            let mut got = Vec::new();
+            while let Some(m) = c.next_msg(1 << 20) {
+                got.push(m);
+            }
+            c.rbuf.extend_from_slice(&bytes[cut..]);
+            while let Some(m) = c.next_msg(1 << 20) {
+                got.push(m);
+            }
+            assert_eq!(got, msgs, "cut at {cut}");
+            assert!(c.rbuf.is_empty() && c.rpos == 0, "cut at {cut}: the buffer is consumed");
+        }
     }
 }

@@ -87,10 +87,20 @@ pub enum Msg {
 
 /// The frame of `msg`, length prefix included.
 pub fn encode(msg: &Msg) -> Vec<u8> {
-    let mut body = postcard::to_extend(msg, vec![0; 4]).expect("encoding to a Vec cannot fail");
-    let len = (body.len() - 4) as u32;
-    body[..4].copy_from_slice(&len.to_be_bytes());
-    body
+    let mut frame = Vec::new();
+    encode_into(msg, &mut frame);
+    frame
+}
+
+/// Appends `msg`'s frame to `out` (a connection's output: no buffer of
+/// its own per message).
+pub fn encode_into(msg: &Msg, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let mut body = postcard::to_extend(msg, std::mem::take(out)).expect("encoding to a Vec cannot fail");
+    let len = (body.len() - start - 4) as u32;
+    body[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    *out = body;
 }
 
 /// Decodes one frame from the front of `buf`: `Ok(None)` needs more bytes.
