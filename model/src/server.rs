@@ -232,7 +232,10 @@ pub struct ServerState {
     /// record's stamp and when (on this server's clock) it first saw it.
     pub watching: OrdMap<Slot, (Stamp, Time)>,
     pub cache: OrdMap<Slot, OrdMap<CacheKey, CacheEntry>>,
-    pub ops: OrdMap<u64, Pending>,
+    /// Requests in flight. A std map: it changes with every forwarded or
+    /// stored request and stays small, where a persistent map pays for
+    /// shared nodes on every change (12 % of a forwarding server).
+    pub ops: std::collections::BTreeMap<u64, Pending>,
     pub next_op: u64,
     pub retry_armed: bool,
     pub renew_armed: bool,
@@ -498,7 +501,7 @@ impl Server {
             st.ops.remove(&id);
             return;
         }
-        st.ops[&id].stage = Stage::Parked;
+        st.ops.get_mut(&id).expect("a pending op").stage = Stage::Parked;
         if !st.retry_armed {
             st.retry_armed = true;
             let at = now.plus(self.config.timing.retry_interval);
@@ -507,7 +510,7 @@ impl Server {
     }
 
     fn forward(&self, st: &mut ServerState, id: u64, to: ServerId, now: Time, out: &mut Vec<ServerOutput>) {
-        let p = &mut st.ops[&id];
+        let p = st.ops.get_mut(&id).expect("a pending op");
         p.stage = Stage::Forwarded(to);
         let fwd = Forwarded { hops: p.fwd.hops + 1, ..p.fwd.clone() };
         out.push(ServerOutput::Forward { to, op: id, incarnation: st.incarnation, fwd });
@@ -557,7 +560,7 @@ impl Server {
             Op::Del(key) => self.write_op(p, epoch, key, Write::Del),
             Op::Incr(key, d) => self.write_op(p, epoch, key, Write::Incr(*d)),
         };
-        st.ops[&id].stage = Stage::Store { epoch, sent: now };
+        st.ops.get_mut(&id).expect("a pending op").stage = Stage::Store { epoch, sent: now };
         out.push(ServerOutput::Store { tag: StoreTag::Op(id), op });
     }
 
@@ -688,7 +691,7 @@ impl Server {
                             self.drop_slot(st, p.slot);
                             out.push(ServerOutput::Event(ServerEvent::RightsLost(vec![p.slot])));
                         }
-                        st.ops[&id].stage = Stage::Parked;
+                        st.ops.get_mut(&id).expect("a pending op").stage = Stage::Parked;
                         return self.route(st, id, now, out);
                     }
                     StoreReply::Failed(msg) => {
