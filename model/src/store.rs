@@ -795,8 +795,9 @@ pub fn execute<R: Rows>(
 pub struct MemStore {
     /// Value, version and expiry (store time) of each key.
     pub data: OrdMap<Key, KvRow>,
-    /// Rights as recorded: `renewals` and `renewed_at` count only for a
-    /// frozen one (others follow their holder's record).
+    /// Rights as recorded: `renewals` is, for a right not frozen, its
+    /// holder's count at the grant (the stamp counts from it), and
+    /// `renewed_at` counts only for a frozen one.
     pub rights: OrdMap<Slot, RightRecord>,
     /// Each holder's renewals and (for the `StoreClockLeases` mutant only)
     /// the store's time of its last one.
