@@ -258,12 +258,13 @@ impl Tables for Tx<'_> {
         Ok(())
     }
 
-    fn rights_of(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<HashMap<u16, (u64, bool)>> {
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> rusqlite::Result<Vec<(u16, u64, bool)>> {
         let mut st = self.tx.prepare_cached(
-            "SELECT slot, epoch, frozen FROM rights WHERE holder = ?1 AND incarnation = ?2 AND released = 0",
+            "SELECT slot, epoch, frozen FROM rights WHERE holder = ?1 AND incarnation = ?2 AND released = 0
+             ORDER BY slot",
         )?;
         let rows = st.query_map(params![holder, incarnation as i64], |r| {
-            Ok((r.get(0)?, (r.get::<_, i64>(1)? as u64, r.get(2)?)))
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
         })?;
         rows.collect()
     }

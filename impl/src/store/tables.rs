@@ -134,8 +134,9 @@ pub trait Tables {
     /// Gives the holder (name, incarnation) each slot under its epoch, with
     /// no renewal yet and not released.
     fn set_rights(&mut self, rights: &[(Slot, Epoch)], holder: &str, incarnation: u64) -> Result<(), Self::Error>;
-    /// Slot -> (epoch, frozen) of the rights the holder holds (not released).
-    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, (u64, bool)>, Self::Error>;
+    /// The rights the holder holds (not released), in slot order: slot,
+    /// epoch, frozen.
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<Vec<(u16, u64, bool)>, Self::Error>;
     /// Counts a renewal of the holder: one `holders` row.
     fn renew(&mut self, holder: &str, incarnation: u64) -> Result<(), Self::Error>;
     /// Freezes each slot's right (not frozen) at its stamp now: `renewals`
@@ -215,10 +216,7 @@ impl<T: Tables> Rows for Named<'_, T> {
     fn rights_of(&mut self, holder: Holder) -> Result<Vec<Held>, T::Error> {
         let name = self.name_of(holder).to_string();
         let mine = self.tables.rights_of(&name, holder.incarnation)?;
-        let mut held: Vec<Held> =
-            mine.into_iter().map(|(s, (e, frozen))| Held { slot: Slot(s), epoch: Epoch(e), frozen }).collect();
-        held.sort_unstable();
-        Ok(held)
+        Ok(mine.into_iter().map(|(s, e, frozen)| Held { slot: Slot(s), epoch: Epoch(e), frozen }).collect())
     }
 
     fn renew(&mut self, holder: Holder, _now: Time) -> Result<(), T::Error> {

@@ -257,12 +257,13 @@ impl Tables for PgTx<'_> {
         )
     }
 
-    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<HashMap<u16, (u64, bool)>, PgError> {
+    fn rights_of(&mut self, holder: &str, incarnation: u64) -> Result<Vec<(u16, u64, bool)>, PgError> {
         let rows = self.c.query(
-            "SELECT slot, epoch, frozen FROM failgroup_rights WHERE holder = $1 AND incarnation = $2 AND released = 0",
+            "SELECT slot, epoch, frozen FROM failgroup_rights WHERE holder = $1 AND incarnation = $2 AND released = 0
+             ORDER BY slot",
             &[Param::Bytes(holder.as_bytes()), int(incarnation)],
         )?;
-        rows.iter().map(|r| Ok((r.int_req(0)? as u16, (r.int_req(1)? as u64, r.int_req(2)? != 0)))).collect()
+        rows.iter().map(|r| Ok((r.int_req(0)? as u16, r.int_req(1)? as u64, r.int_req(2)? != 0))).collect()
     }
 
     fn renew(&mut self, holder: &str, incarnation: u64) -> Result<(), PgError> {
