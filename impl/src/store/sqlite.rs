@@ -98,10 +98,10 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             conn.query_row("SELECT count(*) > 0 FROM pragma_table_info('rights') WHERE name = 'frozen'", [], |r| {
                 r.get(0)
             })?;
-        if v3 == 3 && !has_frozen {
-            conn.execute("ALTER TABLE rights ADD COLUMN frozen INTEGER NOT NULL DEFAULT 1", [])?;
-        }
         if v3 == 3 {
+            if !has_frozen {
+                conn.execute("ALTER TABLE rights ADD COLUMN frozen INTEGER NOT NULL DEFAULT 1", [])?;
+            }
             conn.execute("UPDATE meta SET value = 4 WHERE name = 'schema_version'", [])?;
         }
         conn.execute_batch("COMMIT")?;
@@ -435,13 +435,31 @@ fn run_batch(conn: &mut Connection, me: &Identity, batch: &[Job], now: Time, pru
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+
+    /// A fresh directory of this test run.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fg-sqlite-{name}-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A database an older build left (`sql` makes it), opened by this one;
+    /// with the schema version it reports.
+    fn opened_after(dir: &Path, sql: &str) -> (Connection, i64) {
+        let path = dir.join("old.db");
+        Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+        let conn = open(&path).unwrap();
+        let v = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0)).unwrap();
+        (conn, v)
+    }
 
     /// The SQLite store answers a sequence of commands exactly as the
     /// model-checked `MemStore` does.
     #[test]
     fn agrees_with_the_in_memory_store() {
-        let dir = std::env::temp_dir().join(format!("fg-sqlite-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("agree");
         let mut conn = open(&dir.join("t.db")).unwrap();
         crate::store::agreement::check_agreement(|me, op, now| {
             let tx = conn.transaction().unwrap();
@@ -459,30 +477,23 @@ mod tests {
     /// that watched a stamp before the upgrade sees the same one.
     #[test]
     fn a_schema_3_database_keeps_its_rights_stamps() {
-        let dir = std::env::temp_dir().join(format!("fg-sqlite-v3-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("v3.db");
-        {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(
-                "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                 CREATE TABLE rights (
-                     slot INTEGER PRIMARY KEY, holder TEXT NOT NULL, incarnation INTEGER NOT NULL,
-                     epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL);
-                 INSERT INTO meta VALUES ('schema_version', 3), ('last_version', 0);
-                 INSERT INTO rights VALUES (9, 's0', 7, 2, 5, 0);",
-            )
-            .unwrap();
-        }
-        let mut conn = open(&path).unwrap();
+        let dir = scratch("v3");
+        let (mut conn, v) = opened_after(
+            &dir,
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE rights (
+                 slot INTEGER PRIMARY KEY, holder TEXT NOT NULL, incarnation INTEGER NOT NULL,
+                 epoch INTEGER NOT NULL, renewals INTEGER NOT NULL, released INTEGER NOT NULL);
+             INSERT INTO meta VALUES ('schema_version', 3), ('last_version', 0);
+             INSERT INTO rights VALUES (9, 's0', 7, 2, 5, 0);",
+        );
+        assert_eq!(v, SCHEMA_VERSION);
         {
             let tx = conn.transaction().unwrap();
             let mut t = Tx::begin(&tx).unwrap();
             let row = t.rights(&[Slot(9)]).unwrap().remove(&9).expect("the right is kept");
             assert_eq!((row.epoch, row.renewals, row.frozen), (Epoch(2), 5, true));
         }
-        let v: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0)).unwrap();
-        assert_eq!(v, SCHEMA_VERSION);
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -492,8 +503,7 @@ mod tests {
     fn a_renewal_writes_one_row() {
         use crate::store::agreement::test_identity;
         use failgroup_model::{Holder, ServerId, StoreOp};
-        let dir = std::env::temp_dir().join(format!("fg-sqlite-renew-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("renew");
         let mut conn = open(&dir.join("t.db")).unwrap();
         let me = test_identity(Holder { server: ServerId(0), incarnation: 3 });
         let slots: Vec<Slot> = (0..1000).map(Slot).collect();
@@ -516,32 +526,25 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    /// A database of schema 2 (strings only, no type column) opens as
-    /// schema 3 with its rows kept as strings.
+    /// A database of schema 2 (strings only, no type column) opens as this
+    /// build's schema with its rows kept as strings.
     #[test]
     fn a_schema_2_database_is_migrated_with_its_keys() {
-        let dir = std::env::temp_dir().join(format!("fg-sqlite-v2-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("v2.db");
-        {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(
-                "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                 CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL,
-                     version INTEGER NOT NULL, expires_at INTEGER) WITHOUT ROWID;
-                 INSERT INTO meta VALUES ('schema_version', 2), ('last_version', 4);
-                 INSERT INTO kv VALUES (x'6b', x'7631', 4, NULL);",
-            )
-            .unwrap();
-        }
-        let mut conn = open(&path).unwrap();
+        let dir = scratch("v2");
+        let (mut conn, v) = opened_after(
+            &dir,
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL,
+                 version INTEGER NOT NULL, expires_at INTEGER) WITHOUT ROWID;
+             INSERT INTO meta VALUES ('schema_version', 2), ('last_version', 4);
+             INSERT INTO kv VALUES (x'6b', x'7631', 4, NULL);",
+        );
+        assert_eq!(v, SCHEMA_VERSION);
         {
             let tx = conn.transaction().unwrap();
             let mut t = Tx::begin(&tx).unwrap();
             assert_eq!(t.kv_get(b"k").unwrap(), Some((b"v1".to_vec(), 4, None, crate::store::tables::KIND_STRING)));
         }
-        let v: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema_version'", [], |r| r.get(0)).unwrap();
-        assert_eq!(v, SCHEMA_VERSION);
         std::fs::remove_dir_all(&dir).ok();
     }
 }
