@@ -79,10 +79,13 @@ pub enum Mutant {
     /// store said was left, from sending its command, with no margin for
     /// clock drift.
     TtlCacheNoMargin,
+    /// A draining server releases its rights in the store but goes on
+    /// serving their slots from its cache until it exits.
+    DrainKeepsServing,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 13] = [
+    pub const ALL: [Mutant; 14] = [
         Mutant::SkipVerification,
         Mutant::KeepCacheOnRegain,
         Mutant::NoFencing,
@@ -96,6 +99,7 @@ impl Mutant {
         Mutant::NeverAnswerParked,
         Mutant::TransactionsTwice,
         Mutant::TtlCacheNoMargin,
+        Mutant::DrainKeepsServing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,6 +117,7 @@ impl Mutant {
             Mutant::NeverAnswerParked => "never-answer-parked",
             Mutant::TransactionsTwice => "transactions-twice",
             Mutant::TtlCacheNoMargin => "ttl-cache-no-margin",
+            Mutant::DrainKeepsServing => "drain-keeps-serving",
         }
     }
 }

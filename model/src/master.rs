@@ -138,6 +138,24 @@ impl Master {
                 Report::BackOnline { server } if !st.is_online(server) && !st.probes.contains_key(&server) => {
                     self.probe(st, server, now, out);
                 }
+                // A draining server of itself: its own word is the contact
+                // c19 asks for. Marked offline (its peers route to the
+                // failover servers), and told so.
+                Report::Leaving { server } if from == Node::Server(server) => {
+                    if st.probes.remove(&server).is_some() {
+                        out.push(MasterOutput::CancelTimer(MasterTimer::ProbeTimeout(server)));
+                    }
+                    if st.is_online(server) {
+                        self.mark(st, server, Liveness::Offline, now, out);
+                    } else {
+                        let at = now.plus(t.reprobe_interval);
+                        out.push(MasterOutput::SetTimer { timer: MasterTimer::Reprobe(server), at });
+                        // c20
+                    }
+                    let msg = MasterMsg::Notice { server, liveness: Liveness::Offline, version: st.version };
+                    out.push(MasterOutput::Send { to: server, msg });
+                    self.finish_boot(st, out);
+                }
                 Report::ProbeAck { nonce } => {
                     let Node::Server(server) = from else { return };
                     if st.probes.get(&server) != Some(&nonce) {

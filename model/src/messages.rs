@@ -30,8 +30,13 @@ pub enum Report {
     ProbeAck { nonce: u64 },
     /// "Sending to X failed" (c10, c15).
     MaybeOffline { server: ServerId },
-    /// "X answered again" (c14).
+    /// "X answered again" (c14); a server says it of itself when it starts.
     BackOnline { server: ServerId },
+    /// "I am leaving": a draining server of itself. It has handed its
+    /// rights back (released them in the store) and wants its slots served
+    /// by its group's failover servers at once; the master takes the
+    /// server's own word as the contact c19 asks for.
+    Leaving { server: ServerId },
 }
 
 /// A server's copy of the master's view: each server's liveness and the

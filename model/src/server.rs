@@ -83,6 +83,10 @@ pub enum ServerInput {
     },
     Master(MasterMsg),
     Timer(ServerTimer),
+    /// Leave gracefully (SIGTERM, `failgroup admin drain`): hand every
+    /// right back, tell the master, pass requests to the servers that take
+    /// over; [`ServerState::drained`] says when the process may exit.
+    Drain,
 }
 
 /// Notable events, for logs and statistics.
@@ -239,6 +243,12 @@ pub struct ServerState {
     pub next_op: u64,
     pub retry_armed: bool,
     pub renew_armed: bool,
+    /// Leaving ([`ServerInput::Drain`]): this server serves nothing and
+    /// takes no right.
+    pub draining: bool,
+    /// The master has confirmed this server's leaving (it is marked
+    /// offline, so its peers route to the failover servers).
+    pub left: bool,
 }
 
 impl ServerState {
@@ -269,6 +279,12 @@ impl ServerState {
     /// The operations forwarded to `peer` and not yet answered (c15).
     pub fn forwarded_to(&self, peer: ServerId) -> Vec<u64> {
         self.ops.iter().filter(|(_, p)| p.stage == Stage::Forwarded(peer)).map(|(id, _)| *id).collect()
+    }
+
+    /// A draining server has handed every right back and answered every
+    /// request it took: its process may exit without stalling a slot.
+    pub fn drained(&self) -> bool {
+        self.draining && self.rights.is_empty() && self.ops.is_empty()
     }
 
     /// Slots with at least one cached entry.
@@ -340,9 +356,10 @@ impl Server {
         Server { id, topology, config }
     }
 
-    /// Who serves `slot` in this server's view (c1, c15).
+    /// Who serves `slot` in this server's view (c1, c15): a draining
+    /// server counts itself offline.
     pub fn target(&self, st: &ServerState, slot: Slot) -> Option<ServerId> {
-        self.topology.serving_server(slot, |s| s == self.id || st.view.is_online(s))
+        self.topology.serving_server(slot, |s| if s == self.id { !st.draining } else { st.view.is_online(s) })
     }
 
     /// Whether this server answers for `slot` itself now: in `linearizable`
@@ -364,6 +381,22 @@ impl Server {
                     let slots: Vec<Slot> = self.topology.owned_slots(self.id).collect();
                     self.acquire(st, slots, now, out);
                 }
+                // Marked offline (a crash, a drain), it is announced online
+                // again after the master's own probe (c21) without waiting
+                // for the periodic re-check (c20).
+                out.push(ServerOutput::ToMaster(Report::BackOnline { server: self.id }));
+            }
+            ServerInput::Drain => {
+                if st.draining {
+                    return;
+                }
+                st.draining = true;
+                // Releases go to the store after every command sent under
+                // the rights (one connection, in order), so the takers'
+                // epochs fence nothing this server still has in flight.
+                self.reconcile(st, out);
+                out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id }));
+                self.reroute_parked(st, now, out);
             }
             ServerInput::Request { origin, fwd } => {
                 // An atomic operation is fenced by its slot's right alone:
@@ -796,8 +829,18 @@ impl Server {
         let ignore = self.config.has(Mutant::IgnoreNoticeVersions);
         let mut changed = false;
         match msg {
+            // A draining server answers that it is leaving, not that it is
+            // there to serve.
+            MasterMsg::Probe { .. } if st.draining => {
+                out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id }));
+                return;
+            }
             MasterMsg::Probe { nonce } => {
                 out.push(ServerOutput::ToMaster(Report::ProbeAck { nonce }));
+                return;
+            }
+            MasterMsg::Notice { server, liveness: Liveness::Offline, .. } if server == self.id && st.draining => {
+                st.left = true;
                 return;
             }
             // c16, c17: a notice newer than what this server holds.
@@ -821,10 +864,14 @@ impl Server {
         if changed {
             self.reconcile(st, out);
             self.look_at_new_slots(st, now, out);
-            let parked: Vec<u64> = st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
-            for id in parked {
-                self.route(st, id, now, out);
-            }
+            self.reroute_parked(st, now, out);
+        }
+    }
+
+    fn reroute_parked(&self, st: &mut ServerState, now: Time, out: &mut Vec<ServerOutput>) {
+        let parked: Vec<u64> = st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
+        for id in parked {
+            self.route(st, id, now, out);
         }
     }
 
@@ -865,6 +912,10 @@ impl Server {
             return;
         }
         let rights: Vec<(Slot, Epoch)> = stale.iter().filter_map(|s| st.rights.get(s).map(|r| (*s, r.epoch))).collect();
+        if st.draining && self.config.has(Mutant::DrainKeepsServing) {
+            // The bug: released in the store, still served from memory.
+            return out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
+        }
         for slot in &stale {
             st.rights.remove(slot);
             if !self.config.has(Mutant::KeepTempCache) {

@@ -529,9 +529,13 @@ impl Resp {
                 return Ok(Some(r));
             }
             let mut chunk = [0u8; 65536];
-            match self.stream.read(&mut chunk)? {
-                0 => return Ok(None),
-                n => self.buf.extend_from_slice(&chunk[..n]),
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                // A signal to the test process (a child stopped or
+                // continued by the test) interrupts the read: read again.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }

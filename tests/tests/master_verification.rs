@@ -33,6 +33,12 @@ enum Action {
         nonce: u64,
     },
     RestartMaster,
+    /// "I am leaving" about a server: from itself (a drain), or from
+    /// another node (which must change nothing).
+    Leaving {
+        server: u16,
+        from_self: bool,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -45,6 +51,7 @@ fn action() -> impl Strategy<Value = Action> {
         2 => (0..SERVERS, any::<bool>()).prop_map(|(s, a)| Action::SetAlive(s, a)),
         1 => (0u64..20).prop_map(|nonce| Action::ForgedAck { nonce }),
         1 => Just(Action::RestartMaster),
+        1 => (0..SERVERS, any::<bool>()).prop_map(|(server, from_self)| Action::Leaving { server, from_self }),
     ]
 }
 
@@ -88,6 +95,14 @@ impl Harness {
     fn step(&mut self, input: MasterInput) {
         let mut out = Vec::new();
         let probing = self.state.probes.clone();
+        // A server's own word that it leaves (a drain) stands for the
+        // master's contact with it.
+        let leaving = match &input {
+            MasterInput::Report { from: Node::Server(f), report: Report::Leaving { server } } if f == server => {
+                Some(*server)
+            }
+            _ => None,
+        };
         self.master.step(&mut self.state, self.now, input.clone(), &mut out);
         for o in out {
             match o {
@@ -101,6 +116,11 @@ impl Harness {
                 MasterOutput::Event(MasterEvent::MarkedOffline(s, v)) => {
                     // c19: only when its own contact with s failed (timed
                     // out, or refused while a probe of s was outstanding).
+                    if leaving == Some(s) {
+                        assert!(v > self.last_version, "versions must grow");
+                        self.last_version = v;
+                        continue;
+                    }
                     assert!(
                         matches!(input, MasterInput::Timer(MasterTimer::ProbeTimeout(p)) | MasterInput::Unreachable(p) if p == s)
                             && probing.contains_key(&s),
@@ -119,8 +139,10 @@ impl Harness {
                     self.last_version = v;
                 }
                 MasterOutput::Send { to, msg: MasterMsg::Notice { server, version, .. } } => {
-                    assert_ne!(to, server, "c19, c21: the subject of a notice is not told");
-                    assert!(self.state.is_online(to));
+                    // c19, c21: the subject of a notice is not told, but for
+                    // the confirmation a leaving server gets.
+                    assert!(to != server || leaving == Some(to), "{to} told of itself on {input:?}");
+                    assert!(self.state.is_online(to) || leaving == Some(to));
                     assert!(version <= self.state.version && version.incarnation == self.incarnation);
                 }
                 _ => {}
@@ -162,6 +184,17 @@ impl Harness {
             Action::ForgedAck { nonce } => {
                 // Never counts as an answer: the marking checks would fail.
                 self.step(MasterInput::Report { from: Node::Client(ClientId(66)), report: Report::ProbeAck { nonce } });
+            }
+            Action::Leaving { server, from_self } => {
+                let s = ServerId(server);
+                let from = if from_self { Node::Server(s) } else { Node::Server(ServerId((server + 1) % SERVERS)) };
+                let was_online = self.state.is_online(s);
+                self.step(MasterInput::Report { from, report: Report::Leaving { server: s } });
+                if from_self {
+                    assert!(!self.state.is_online(s), "a leaving server is marked offline");
+                } else {
+                    assert_eq!(self.state.is_online(s), was_online, "another node's word about {s} changed it");
+                }
             }
             Action::RestartMaster => {
                 self.incarnation += 1;

@@ -184,6 +184,12 @@ impl ClusterModel {
                 ProcStatus::Paused if quiet && st.now < c.restart_horizon => actions.push(Action::Resume(s)),
                 _ => {}
             }
+            if n.status == ProcStatus::Up && faults && st.budget.drains > 0 && !n.state.draining {
+                actions.push(Action::Drain(s));
+            }
+            if n.status == ProcStatus::Up && n.state.drained() {
+                actions.push(Action::Exit(s));
+            }
             if n.status == ProcStatus::Up && faults && st.budget.pauses > 0 {
                 actions.push(Action::Pause(s));
             }

@@ -77,8 +77,15 @@ impl ClusterModel {
                 st.testers[k].invoke(c, op.clone());
                 self.client_step(&mut st, c, ClientInput::Invoke { seq, op });
             }
-            Action::Crash(s) => {
-                st.budget.crashes -= 1;
+            Action::Drain(s) => {
+                st.budget.drains -= 1;
+                self.server_step(&mut st, s, ServerInput::Drain);
+            }
+            Action::Crash(s) | Action::Exit(s) => {
+                match action {
+                    Action::Exit(_) => st.seen.drained_exit = true,
+                    _ => st.budget.crashes -= 1,
+                }
                 let n = &mut st.servers[s.0 as usize];
                 n.status = ProcStatus::Crashed;
                 n.timers.clear();

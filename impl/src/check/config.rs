@@ -167,6 +167,9 @@ pub struct Faults {
     pub clock_steps: u8,
     /// Cached copies a server drops (eviction), at any moment.
     pub evictions: u8,
+    /// Servers told to drain (leave gracefully); each exits once drained
+    /// and may restart.
+    pub drains: u8,
     /// Store calls that fail (`Failed`: a lost connection, a timeout, a
     /// rollback), before or after taking effect.
     pub store_failures: u8,
@@ -180,7 +183,7 @@ impl CheckConfig {
         format!(
             "{} servers in {} group(s), {} client(s) x {} op(s) of [{}], {} key(s), mode {}{}; faults: {} crash, \
              {} loss, {} dup, {} pause, {} cut, {} master crash, {} store delay, {} delay, {} store failure, {} suspend, \
-             {} twin, {} clock step, {} eviction, drift {}, max delay {}; time {}..{}{}{}",
+             {} twin, {} clock step, {} eviction, {} drain, drift {}, max delay {}; time {}..{}{}{}",
             self.servers,
             self.groups,
             self.clients,
@@ -202,6 +205,7 @@ impl CheckConfig {
             f.twins,
             f.clock_steps,
             f.evictions,
+            f.drains,
             self.drift,
             self.max_delay,
             self.fault_horizon,

@@ -142,6 +142,11 @@ pub fn catching(m: Mutant) -> Option<Catch> {
             "linearizable",
             NO_CRASH_ONE_SERVER,
         ),
+        // A server drains: its failover server takes the released right
+        // while the draining server still trusts it.
+        Mutant::DrainKeepsServing => {
+            exhaustive(small(Faults { drains: 1, ..Faults::default() }), "one server per slot", ONE_CLIENT)
+        }
         Mutant::KeepCacheOnRegain => return None,
     })
 }

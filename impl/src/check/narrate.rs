@@ -137,6 +137,7 @@ fn msg(m: &ModelMsg) -> String {
         ModelMsg::Report(Report::ProbeAck { nonce }) => format!("probe answer #{nonce}"),
         ModelMsg::Report(Report::MaybeOffline { server }) => format!("\"{server} may be offline\""),
         ModelMsg::Report(Report::BackOnline { server }) => format!("\"{server} answered again\""),
+        ModelMsg::Report(Report::Leaving { server }) => format!("\"{server} is leaving\""),
         ModelMsg::Master(MasterMsg::Probe { nonce }) => format!("probe #{nonce}"),
         ModelMsg::Master(MasterMsg::Notice { server, liveness, version }) => {
             format!(
@@ -193,6 +194,8 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
         Action::Fire(Timer::Client(c, _)) => format!("client{c}: a request timed out"),
         Action::Invoke(c) => format!("client{c} invokes its next operation"),
         Action::Crash(s) => format!("{s} CRASHES (its memory is lost)"),
+        Action::Drain(s) => format!("{s} is told to DRAIN (leave gracefully)"),
+        Action::Exit(s) => format!("{s}, drained, exits"),
         Action::Restart(s) => format!("{s} restarts"),
         Action::Pause(s) => format!("{s} PAUSES (alive but silent)"),
         Action::Resume(s) => format!("{s} resumes"),

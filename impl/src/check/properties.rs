@@ -76,6 +76,11 @@ impl ClusterModel {
         // a request still waiting at a peer (a pause, a slow store or a
         // second process holds it there).
         let f = &self.cfg.faults;
+        if f.drains > 0 {
+            properties.push(Property::sometimes("drained and exited", |_: &ClusterModel, st: &ClusterState| {
+                st.seen.drained_exit
+            }));
+        }
         if f.crashes > 0 && (f.pauses > 0 || f.suspends > 0 || f.store_delays > 0 || f.twins > 0) {
             properties.push(Property::sometimes("restart while forwarded", |_: &ClusterModel, st: &ClusterState| {
                 st.seen.restart_while_forwarded

@@ -173,7 +173,10 @@ impl ClusterModel {
                     // c19: only on the master's own probe of s failing
                     // (timed out, or refused), and never when s answered it.
                     let own_probe = matches!(input, MasterInput::Timer(MasterTimer::ProbeTimeout(p)) | MasterInput::Unreachable(p) if p == s);
-                    if !own_probe || st.seen.probe_answered.contains(&s) {
+                    // Or on s's own word that it leaves (a drain), which
+                    // only s sends.
+                    let own_word = matches!(&input, MasterInput::Report { from: Node::Server(p), report: Report::Leaving { server } } if *p == s && *server == s);
+                    if !own_word && (!own_probe || st.seen.probe_answered.contains(&s)) {
                         st.seen.unverified_offline = true;
                     }
                     st.seen.marked_offline = true;

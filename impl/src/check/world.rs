@@ -123,6 +123,10 @@ pub enum Action {
     StepStoreClock,
     /// A server drops its cached copy of a key (eviction under maxmemory).
     Evict(ServerId, Slot, Vec<u8>),
+    /// A server is told to leave gracefully (SIGTERM).
+    Drain(ServerId),
+    /// A drained server's process exits.
+    Exit(ServerId),
     CrashMaster,
     RestartMaster,
     Cut(Addr, Addr),
@@ -189,6 +193,8 @@ pub struct Seen {
     /// A restarted or replaced server forwarded a request while an earlier
     /// run's request was still waiting at a peer.
     pub restart_while_forwarded: bool,
+    /// A drained server exited.
+    pub drained_exit: bool,
     /// Servers whose latest probe the master saw answered.
     pub probe_answered: BTreeSet<ServerId>,
 }
@@ -237,6 +243,7 @@ impl std::hash::Hash for Seen {
             notice_applied: _,
             read_other_write: _,
             restart_while_forwarded: _,
+            drained_exit: _,
         } = self;
         (unverified_offline, view_regressed, deposed_write, mismatched_reply, probe_answered).hash(h)
     }

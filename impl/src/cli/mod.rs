@@ -164,6 +164,10 @@ struct ModelArgs {
     /// Cached copies evicted (a server drops its copy of a key, at any moment) [default: 0]
     #[arg(long)]
     evictions: Option<u8>,
+    /// Graceful drains (a server hands its rights back and leaves, as on SIGTERM; it exits once drained and may
+    /// restart) [default: 0]
+    #[arg(long)]
+    drains: Option<u8>,
     /// Clock lag bound, in ticks [default: 0]
     #[arg(long)]
     drift: Option<u64>,
@@ -224,6 +228,7 @@ impl ModelArgs {
                 twins: self.twins.unwrap_or(f.twins),
                 clock_steps: self.clock_steps.unwrap_or(f.clock_steps),
                 evictions: self.evictions.unwrap_or(f.evictions),
+                drains: self.drains.unwrap_or(f.drains),
             },
             drift: self.drift.unwrap_or(b.drift),
             mode: self.mode.unwrap_or(b.mode),

@@ -1,0 +1,241 @@
+//! Graceful drain, step by step: a server told to leave (SIGTERM) hands its
+//! rights back, tells the master, passes requests on to the servers that
+//! take over and says when its process may exit; the master marks it
+//! offline on its own word and tells it so; a restarted server asks to be
+//! announced online again.
+
+use failgroup_model::*;
+use std::sync::Arc;
+
+fn topology() -> Arc<Topology> {
+    Arc::new(ClusterSpec::local(3, 1, 7101, SLOTS).validate().unwrap())
+}
+
+/// The owner of "foo", started and granted its slots by the store.
+fn serving_owner() -> (Server, ServerState, Vec<u8>) {
+    let topo = topology();
+    let key = b"foo".to_vec();
+    let owner = topo.owner(topo.slot(&key));
+    let server = Server::new(owner, topo, ProtocolConfig::default());
+    let mut st = ServerState::default();
+    let mut out = Vec::new();
+    server.step(&mut st, Time(0), ServerInput::Start { incarnation: 1 }, &mut out);
+    let (tag, slots) = out
+        .iter()
+        .find_map(|o| match o {
+            ServerOutput::Store { tag, op: StoreOp::Acquire { slots, .. } } => Some((*tag, slots.clone())),
+            _ => None,
+        })
+        .expect("the owner asks for its rights");
+    let granted = slots.iter().map(|(s, _)| (*s, Epoch(1))).collect();
+    server.step(
+        &mut st,
+        Time(0),
+        ServerInput::Store { tag, reply: StoreReply::Acquired { granted, held: vec![] } },
+        &mut out,
+    );
+    assert!(st.serves(server.topology.slot(&key), Time(1)));
+    (server, st, key)
+}
+
+fn get(key: &[u8], seq: u64) -> ServerInput {
+    let req = ReqId { client: ClientId(1), seq };
+    ServerInput::Request { origin: Origin::Client(seq), fwd: Forwarded { req, op: Op::Get(key.to_vec()), hops: 0 } }
+}
+
+#[test]
+fn a_started_server_asks_the_master_to_announce_it() {
+    let (server, mut st, _) = serving_owner();
+    let mut out = Vec::new();
+    server.step(&mut st, Time(5), ServerInput::Start { incarnation: 2 }, &mut out);
+    assert!(out.contains(&ServerOutput::ToMaster(Report::BackOnline { server: server.id })), "{out:?}");
+}
+
+#[test]
+fn a_draining_server_hands_back_tells_the_master_and_passes_requests_on() {
+    let (server, mut st, key) = serving_owner();
+    let slot = server.topology.slot(&key);
+    let held = st.rights.len();
+    assert!(held > 0 && !st.draining && !st.drained());
+
+    // A read waiting at the store when the drain begins.
+    let mut out = Vec::new();
+    server.step(&mut st, Time(1), get(&key, 1), &mut out);
+    let tag = out
+        .iter()
+        .find_map(|o| match o {
+            ServerOutput::Store { tag: tag @ StoreTag::Op(_), .. } => Some(*tag),
+            _ => None,
+        })
+        .expect("a cold GET reads the store");
+
+    out.clear();
+    server.step(&mut st, Time(2), ServerInput::Drain, &mut out);
+    let released: Vec<(Slot, Epoch)> = out
+        .iter()
+        .find_map(|o| match o {
+            ServerOutput::Store { op: StoreOp::Release { rights }, .. } => Some(rights.clone()),
+            _ => None,
+        })
+        .expect("every right is released");
+    assert_eq!(released.len(), held);
+    assert!(out.contains(&ServerOutput::ToMaster(Report::Leaving { server: server.id })), "{out:?}");
+    assert!(st.draining && st.rights.is_empty() && st.cache.is_empty());
+    assert!(!server.serving(&st, slot, Time(2)));
+    // Not drained while the read it took is unanswered.
+    assert!(!st.drained());
+
+    // The store's answer to the read still reaches the client, and fills no
+    // cache: the right it was read under is gone.
+    out.clear();
+    let reply = StoreReply::Read { value: Some(b"v".to_vec()), version: 3, keep: Keep::Ever };
+    server.step(&mut st, Time(3), ServerInput::Store { tag, reply }, &mut out);
+    assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(1), result: OpResult::Value(Some(b"v".to_vec())) }));
+    assert!(st.cache.is_empty());
+    assert!(st.drained(), "no right, nothing pending: the process may exit");
+
+    // A request arriving now goes to the group's failover server, which
+    // takes the released right; the drained server takes no right again.
+    out.clear();
+    server.step(&mut st, Time(4), get(&key, 2), &mut out);
+    let failover = server.topology.serving_server(slot, |s| s != server.id).unwrap();
+    assert!(
+        out.iter().any(|o| matches!(o, ServerOutput::Forward { to, .. } if *to == failover)),
+        "forwarded to {failover}: {out:?}"
+    );
+    assert!(!out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Acquire { .. }, .. })));
+    assert!(!st.drained(), "the forwarded request is pending");
+    let op = out.iter().find_map(|o| match o {
+        ServerOutput::Forward { op, .. } => Some(*op),
+        _ => None,
+    });
+    out.clear();
+    let result = OpResult::Value(None);
+    let reply = ServerInput::ForwardReply { from: failover, incarnation: 1, op: op.unwrap(), result: result.clone() };
+    server.step(&mut st, Time(5), reply, &mut out);
+    assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(2), result }));
+    assert!(st.drained());
+
+    // A probe is answered with the leaving, and the master's notice that
+    // this server is offline confirms it.
+    out.clear();
+    server.step(&mut st, Time(6), ServerInput::Master(MasterMsg::Probe { nonce: 7 }), &mut out);
+    assert_eq!(out, vec![ServerOutput::ToMaster(Report::Leaving { server: server.id })]);
+    assert!(!st.left);
+    let version = Version { incarnation: 1, counter: 9 };
+    let notice = MasterMsg::Notice { server: server.id, liveness: Liveness::Offline, version };
+    server.step(&mut st, Time(7), ServerInput::Master(notice), &mut out);
+    assert!(st.left);
+
+    // A second drain changes nothing.
+    let before = st.clone();
+    out.clear();
+    server.step(&mut st, Time(8), ServerInput::Drain, &mut out);
+    assert!(out.is_empty() && st == before);
+}
+
+/// The mutant the model checker catches (`drain-keeps-serving`): the
+/// release goes to the store, but the server still trusts its rights.
+#[test]
+fn the_drain_mutant_keeps_serving_what_it_released() {
+    let (server, mut st, key) = serving_owner();
+    let slot = server.topology.slot(&key);
+    let server = Server::new(
+        server.id,
+        server.topology.clone(),
+        ProtocolConfig { mutant: Some(Mutant::DrainKeepsServing), ..ProtocolConfig::default() },
+    );
+    let mut out = Vec::new();
+    server.step(&mut st, Time(2), ServerInput::Drain, &mut out);
+    assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })));
+    assert!(server.serving(&st, slot, Time(2)), "the bug: released yet served");
+}
+
+fn master() -> (Master, MasterState) {
+    let master = Master::new(topology(), ProtocolConfig::default());
+    let mut st = master.initial_state();
+    let mut out = Vec::new();
+    master.step(&mut st, Time(0), MasterInput::Start { incarnation: 1 }, &mut out);
+    // The boot round: every server answers.
+    for (s, nonce) in st.probes.clone() {
+        let report = MasterInput::Report { from: Node::Server(s), report: Report::ProbeAck { nonce } };
+        master.step(&mut st, Time(1), report, &mut out);
+    }
+    assert!(!st.booting);
+    (master, st)
+}
+
+#[test]
+fn the_master_marks_a_leaving_server_offline_on_its_own_word_and_tells_it() {
+    let (master, mut st) = master();
+    let (x, other) = (ServerId(1), ServerId(0));
+    let version = st.version;
+
+    // Another node's word about x is not x's: nothing changes.
+    let mut out = Vec::new();
+    for from in [Node::Server(other), Node::Client(ClientId(3))] {
+        master.step(&mut st, Time(2), MasterInput::Report { from, report: Report::Leaving { server: x } }, &mut out);
+    }
+    assert!(out.is_empty() && st.is_online(x) && st.version == version, "{out:?}");
+
+    master.step(
+        &mut st,
+        Time(3),
+        MasterInput::Report { from: Node::Server(x), report: Report::Leaving { server: x } },
+        &mut out,
+    );
+    assert!(!st.is_online(x) && st.version > version);
+    assert!(out.contains(&MasterOutput::Event(MasterEvent::MarkedOffline(x, st.version))));
+    // Every server is told, x too (its confirmation).
+    for s in master.topology.servers() {
+        let told = out.iter().any(|o| {
+            matches!(o, MasterOutput::Send { to, msg: MasterMsg::Notice { server, liveness: Liveness::Offline, .. } }
+                if *to == s && *server == x)
+        });
+        assert!(told, "{s} told: {out:?}");
+    }
+    // Re-checked later (c20); a restarted x asks to be announced, and is,
+    // on its answer to the master's own probe (c21).
+    assert!(out.iter().any(|o| matches!(o, MasterOutput::SetTimer { timer: MasterTimer::Reprobe(s), .. } if *s == x)));
+    out.clear();
+    master.step(
+        &mut st,
+        Time(4),
+        MasterInput::Report { from: Node::Server(x), report: Report::BackOnline { server: x } },
+        &mut out,
+    );
+    assert!(!st.is_online(x), "not before the probe is answered");
+    let nonce = out
+        .iter()
+        .find_map(|o| match o {
+            MasterOutput::Probe { to, nonce } if *to == x => Some(*nonce),
+            _ => None,
+        })
+        .expect("a probe of x");
+    master.step(
+        &mut st,
+        Time(5),
+        MasterInput::Report { from: Node::Server(x), report: Report::ProbeAck { nonce } },
+        &mut out,
+    );
+    assert!(st.is_online(x));
+}
+
+#[test]
+fn a_leaving_answer_to_a_probe_fails_it() {
+    let (master, mut st) = master();
+    let x = ServerId(2);
+    let mut out = Vec::new();
+    let report = Report::MaybeOffline { server: x };
+    master.step(&mut st, Time(2), MasterInput::Report { from: Node::Client(ClientId(1)), report }, &mut out);
+    assert!(st.probes.contains_key(&x));
+    out.clear();
+    master.step(
+        &mut st,
+        Time(3),
+        MasterInput::Report { from: Node::Server(x), report: Report::Leaving { server: x } },
+        &mut out,
+    );
+    assert!(!st.probes.contains_key(&x) && !st.is_online(x));
+    assert!(out.contains(&MasterOutput::CancelTimer(MasterTimer::ProbeTimeout(x))));
+}
