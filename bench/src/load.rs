@@ -293,6 +293,35 @@ fn recovered_after(b: &[Bucket], baseline: f64, from_ms: u64, to_ms: u64) -> u64
         .unwrap_or(0)
 }
 
+/// A rolling restart's latency beside steady state's.
+pub struct Rolling {
+    /// p99.9 before the first restart (from 1 s on), ms.
+    pub baseline_p999_ms: f64,
+    /// p99.9 of every operation completed while the restarts went on.
+    pub rolling_p999_ms: f64,
+    /// The worst p99.9 of one second's operations in that time.
+    pub worst_second_p999_ms: f64,
+}
+
+/// `samples` of a run whose restarts went on from `from_ms` to `to_ms`.
+pub fn rolling(samples: &[Sample], from_ms: u64, to_ms: u64) -> Rolling {
+    let lat = |lo_ms: u64, hi_ms: u64| {
+        let mut v: Vec<u64> = samples
+            .iter()
+            .filter(|s| s.done_us >= lo_ms * 1000 && s.done_us < hi_ms * 1000)
+            .map(|s| s.lat_us)
+            .collect();
+        v.sort_unstable();
+        percentile(&v, 0.999)
+    };
+    let seconds = (from_ms..to_ms).step_by(1000).map(|t| lat(t, (t + 1000).min(to_ms)));
+    Rolling {
+        baseline_p999_ms: lat(1000, from_ms),
+        rolling_p999_ms: lat(from_ms, to_ms),
+        worst_second_p999_ms: seconds.fold(0.0, f64::max),
+    }
+}
+
 pub fn summarize(samples: &[Sample], b: &[Bucket], plan: &Plan) -> Summary {
     let kill_ms = (plan.kill_at * 1000.0) as u64;
     let restart_ms = (plan.restart_at * 1000.0) as u64;
@@ -344,6 +373,16 @@ mod tests {
         assert_eq!(sum.baseline_p999_ms, 1.0);
         assert_eq!(sum.kill_recovery_ms, 2_100 - 1_500);
         assert_eq!(sum.restart_recovery_ms, 0);
+    }
+
+    #[test]
+    fn a_rolling_restart_is_judged_by_its_worst_second() {
+        let mut v: Vec<Sample> = (0..60).map(|i| s(i * 100 + 50, 1, Outcome::Ok)).collect();
+        v.push(s(3_450, 9, Outcome::Ok)); // one slow operation in the second 3..4 s
+        let r = rolling(&v, 2_000, 5_000);
+        assert_eq!(r.baseline_p999_ms, 1.0);
+        assert_eq!(r.worst_second_p999_ms, 9.0);
+        assert_eq!(rolling(&v, 4_000, 6_000).worst_second_p999_ms, 1.0);
     }
 
     #[test]

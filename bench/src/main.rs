@@ -57,6 +57,10 @@ enum Cmd {
         /// Only these systems (failgroup-client, failgroup-resp, twemproxy).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// kill: one server killed and restarted; rolling-restart: every server stopped for an upgrade and
+        /// started again in turn (failgroup: drained; redis-server: SIGTERM), from --kill-at.
+        #[arg(long, value_enum, default_value = "kill")]
+        scenario: systems::Scenario,
     },
     /// Zipf-distributed reads through a cache holding a tenth of the keys:
     /// redis-server (cache-aside) beside one failgroup server (bench/zipf.sh
@@ -112,9 +116,9 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Failover { out, rate, workers, secs, kill_at, restart_at, port, only } => {
+        Cmd::Failover { out, rate, workers, secs, kill_at, restart_at, port, only, scenario } => {
             let plan = load::Plan { rate, workers, secs, kill_at, restart_at };
-            plan.validate().and_then(|()| systems::run_all(&out, &plan, port, &only))
+            plan.validate().and_then(|()| systems::run_all(&out, &plan, port, &only, scenario))
         }
         Cmd::Plot { out } => plot::draw(&out),
         Cmd::Store { batches, secs, keys, value } => store::run(&store::Plan { batches, secs, keys, value }),

@@ -75,12 +75,18 @@ trait System {
     fn target(&self, worker: u32) -> Result<Box<dyn Target>, String>;
     fn kill(&mut self) -> Result<(), String>;
     fn restart(&mut self) -> Result<(), String>;
-    /// The restarted node is back in service (serves what it owns).
-    fn back(&self) -> bool;
     /// What keeping it up costs its store while idle, for the summary.
     fn idle_store_load(&self) -> Option<String> {
         None
     }
+    /// The nodes a rolling restart goes through, in turn.
+    fn nodes(&self) -> usize;
+    /// Stops node `i` as an operator does before an upgrade, and returns
+    /// once it has exited.
+    fn stop_node(&mut self, i: usize) -> Result<(), String>;
+    fn start_node(&mut self, i: usize) -> Result<(), String>;
+    /// Node `i`, started again, is back in service.
+    fn node_back(&self, i: usize) -> bool;
 }
 
 struct Failgroup {
@@ -90,7 +96,8 @@ struct Failgroup {
     /// s1, s2, s3 addresses; s2 is the victim.
     addrs: Vec<String>,
     victim_pid: u32,
-    restarted: Option<Proc>,
+    /// Servers started again after a kill or a drain.
+    restarted: Vec<Proc>,
     rust_client: bool,
 }
 
@@ -121,7 +128,7 @@ impl Failgroup {
         if addrs.len() < 3 || victim_pid == 0 {
             return Err(format!("failgroup dev printed no s1..s3: {text}"));
         }
-        Ok(Failgroup { _dev: dev, dir: dir.to_path_buf(), exe, addrs, victim_pid, restarted: None, rust_client })
+        Ok(Failgroup { _dev: dev, dir: dir.to_path_buf(), exe, addrs, victim_pid, restarted: Vec::new(), rust_client })
     }
 }
 
@@ -143,15 +150,37 @@ impl System for Failgroup {
         Ok(())
     }
     fn restart(&mut self) -> Result<(), String> {
+        self.start_node(1)
+    }
+    fn nodes(&self) -> usize {
+        self.addrs.len()
+    }
+    /// `failgroup admin drain`: it hands its slots over and exits.
+    fn stop_node(&mut self, i: usize) -> Result<(), String> {
+        let name = format!("s{}", i + 1);
+        let out = Command::new(&self.exe)
+            .args(["admin", "drain", "--config"])
+            .arg(self.dir.join("cluster.toml"))
+            .arg(&name)
+            .output()
+            .map_err(|e| e.to_string())?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(format!("failgroup admin drain {name}: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        }
+    }
+    fn start_node(&mut self, i: usize) -> Result<(), String> {
+        let name = format!("s{}", i + 1);
         let mut cmd = Command::new(&self.exe);
-        cmd.arg("server").arg("--config").arg(self.dir.join("cluster.toml")).args(["--id", "s2"]);
+        cmd.arg("server").arg("--config").arg(self.dir.join("cluster.toml")).args(["--id", &name]);
         cmd.env("RUST_LOG", "warn");
-        self.restarted = Some(spawn(cmd, &self.dir.join("s2-restarted.log"))?);
+        let log = self.dir.join(format!("{name}-restarted-{}.log", self.restarted.len()));
+        self.restarted.push(spawn(cmd, &log)?);
         Ok(())
     }
-    fn back(&self) -> bool {
-        let owned = info_field(&self.addrs[1], "slots_owned");
-        owned.is_some() && owned == info_field(&self.addrs[1], "slots_served")
+    fn node_back(&self, i: usize) -> bool {
+        let owned = info_field(&self.addrs[i], "slots_owned");
+        owned.is_some() && owned == info_field(&self.addrs[i], "slots_served")
     }
     /// Each server's store commits per second over 3 s with no load: its
     /// lease renewals (one transaction each).
@@ -213,15 +242,27 @@ impl System for Twemproxy {
         Ok(Box::new(Resp::new(vec![format!("127.0.0.1:{}", self.ports[0])], worker as usize)))
     }
     fn kill(&mut self) -> Result<(), String> {
-        self.backends[1] = None; // SIGKILL in Drop
+        self.backends[1] = None; // SIGTERM in Drop (SIGKILL after 5 s)
         Ok(())
     }
     fn restart(&mut self) -> Result<(), String> {
         self.backends[1] = Some(redis(&self.dir, self.ports[2])?);
         Ok(())
     }
-    fn back(&self) -> bool {
-        pings(&format!("127.0.0.1:{}", self.ports[2]))
+    fn nodes(&self) -> usize {
+        self.backends.len()
+    }
+    /// SIGTERM (redis-server's own shutdown), waited for.
+    fn stop_node(&mut self, i: usize) -> Result<(), String> {
+        self.backends[i] = None;
+        Ok(())
+    }
+    fn start_node(&mut self, i: usize) -> Result<(), String> {
+        self.backends[i] = Some(redis(&self.dir, self.ports[i + 1])?);
+        Ok(())
+    }
+    fn node_back(&self, i: usize) -> bool {
+        pings(&format!("127.0.0.1:{}", self.ports[i + 1]))
     }
 }
 
@@ -241,9 +282,23 @@ struct Run {
     samples: Vec<Sample>,
     errors: Vec<String>,
     back_after_restart_ms: Option<u64>,
+    /// A rolling restart: when the last node was back (and a second had
+    /// passed), ms into the run.
+    rolled_until_ms: Option<u64>,
 }
 
-fn run(sys: &mut dyn System, plan: &Plan) -> Result<Run, String> {
+/// Which failure a run goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// One server killed (SIGKILL) at `--kill-at`, restarted at `--restart-at`.
+    Kill,
+    /// Every server in turn, from `--kill-at`: stopped as for an upgrade
+    /// (failgroup: `failgroup admin drain`; redis-server: SIGTERM), started
+    /// again, back in service, a second's pause, the next.
+    RollingRestart,
+}
+
+fn run(sys: &mut dyn System, plan: &Plan, scenario: Scenario) -> Result<Run, String> {
     load::preload(sys.target(0)?.as_mut())?;
     let targets = (0..plan.workers).map(|w| sys.target(w)).collect::<Result<Vec<_>, _>>()?;
     let start = Instant::now() + Duration::from_millis(100);
@@ -262,17 +317,38 @@ fn run(sys: &mut dyn System, plan: &Plan) -> Result<Run, String> {
     let until =
         |s: f64| std::thread::sleep((start + Duration::from_secs_f64(s)).saturating_duration_since(Instant::now()));
     until(plan.kill_at);
-    sys.kill()?;
-    until(plan.restart_at);
-    sys.restart()?;
-    let restarted = Instant::now();
     let mut back_after_restart_ms = None;
-    while start.elapsed().as_secs_f64() < plan.secs {
-        if sys.back() {
-            back_after_restart_ms = Some(restarted.elapsed().as_millis() as u64);
-            break;
+    let mut rolled_until_ms = None;
+    let back_within_run = |sys: &dyn System, i: usize| {
+        while start.elapsed().as_secs_f64() < plan.secs {
+            if sys.node_back(i) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        false
+    };
+    match scenario {
+        Scenario::Kill => {
+            sys.kill()?;
+            until(plan.restart_at);
+            sys.restart()?;
+            let restarted = Instant::now();
+            if back_within_run(sys, 1) {
+                back_after_restart_ms = Some(restarted.elapsed().as_millis() as u64);
+            }
+        }
+        Scenario::RollingRestart => {
+            for i in 0..sys.nodes() {
+                sys.stop_node(i)?;
+                sys.start_node(i)?;
+                if !back_within_run(sys, i) {
+                    return Err(format!("node {} not back in service before the run ended", i + 1));
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            rolled_until_ms = Some(start.elapsed().as_millis() as u64);
+        }
     }
     let mut samples = Vec::new();
     let mut errors = Vec::new();
@@ -285,17 +361,43 @@ fn run(sys: &mut dyn System, plan: &Plan) -> Result<Run, String> {
             }
         }
     }
-    Ok(Run { samples, errors, back_after_restart_ms })
+    Ok(Run { samples, errors, back_after_restart_ms, rolled_until_ms })
 }
 
-pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String]) -> Result<(), String> {
+pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Scenario) -> Result<(), String> {
     const NAMES: [&str; 3] = ["failgroup-client", "failgroup-resp", "twemproxy"];
     if let Some(bad) = only.iter().find(|o| !NAMES.contains(&o.as_str())) {
         return Err(format!("--only: unknown system {bad:?} (known: {})", NAMES.join(", ")));
     }
     fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let work = std::env::temp_dir().join(format!("failgroup-failover-{}", std::process::id()));
-    let mut summary = format!(
+    let (prefix, mut summary) = match scenario {
+        Scenario::Kill => ("failover", String::new()),
+        Scenario::RollingRestart => (
+            "rolling",
+            format!(
+                "# rolling restart: {} ops/s, {} workers, {} s, every node in turn from {} s; 90% GET / 10% SET on {} \
+                 keys\n{:<17} {:>7} {:>6} {:>6} {:>9} {:>9} {:>13} {:>10} {:>9} {:>9}\n",
+                plan.rate,
+                plan.workers,
+                plan.secs,
+                plan.kill_at,
+                load::KEYS,
+                "system",
+                "ops",
+                "errors",
+                "misses",
+                "base_p999",
+                "roll_p999",
+                "worst_1s_p999",
+                "worst/base",
+                "worst_ms",
+                "rolled_ms"
+            ),
+        ),
+    };
+    if scenario == Scenario::Kill {
+        summary = format!(
         "# failover window: {} ops/s, {} workers, {} s, kill at {} s, restart at {} s; 90% GET / 10% SET on {} keys\n\
          {:<17} {:>7} {:>6} {:>6} {:>9} {:>9} {:>13} {:>16} {:>14}\n",
         plan.rate,
@@ -314,6 +416,7 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String]) -> Result<()
         "restart_recov_ms",
         "back_after_ms"
     );
+    }
     for (i, name) in NAMES.iter().enumerate().filter(|(_, n)| only.is_empty() || only.iter().any(|o| o == **n)) {
         eprintln!("failover: {name} ...");
         let dir = work.join(name);
@@ -325,7 +428,7 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String]) -> Result<()
             _ => Box::new(Twemproxy::start(&dir, port)?),
         };
         let idle = sys.idle_store_load();
-        let r = run(sys.as_mut(), plan)?;
+        let r = run(sys.as_mut(), plan, scenario)?;
         drop(sys);
         let b = load::buckets(&r.samples, plan.secs);
         let s = load::summarize(&r.samples, &b, plan);
@@ -342,21 +445,39 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String]) -> Result<()
                 x.misses
             );
         }
-        let path = out.join(format!("failover-{name}.csv"));
+        let path = out.join(format!("{prefix}-{name}.csv"));
         fs::write(&path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
         let back = r.back_after_restart_ms.map_or("never".into(), |ms| ms.to_string());
-        summary += &format!(
-            "{:<17} {:>7} {:>6} {:>6} {:>9.2} {:>9.1} {:>13} {:>16} {:>14}\n",
-            name,
-            s.ops,
-            s.errors,
-            s.misses,
-            s.baseline_p999_ms,
-            s.worst_ms,
-            s.kill_recovery_ms,
-            s.restart_recovery_ms,
-            back
-        );
+        if let Some(until) = r.rolled_until_ms {
+            let kill_ms = (plan.kill_at * 1000.0) as u64;
+            let roll = load::rolling(&r.samples, kill_ms, until);
+            summary += &format!(
+                "{:<17} {:>7} {:>6} {:>6} {:>9.2} {:>9.2} {:>13.2} {:>10.2} {:>9.1} {:>9}\n",
+                name,
+                s.ops,
+                s.errors,
+                s.misses,
+                roll.baseline_p999_ms,
+                roll.rolling_p999_ms,
+                roll.worst_second_p999_ms,
+                roll.worst_second_p999_ms / roll.baseline_p999_ms.max(0.001),
+                s.worst_ms,
+                until - kill_ms
+            );
+        } else {
+            summary += &format!(
+                "{:<17} {:>7} {:>6} {:>6} {:>9.2} {:>9.1} {:>13} {:>16} {:>14}\n",
+                name,
+                s.ops,
+                s.errors,
+                s.misses,
+                s.baseline_p999_ms,
+                s.worst_ms,
+                s.kill_recovery_ms,
+                s.restart_recovery_ms,
+                back
+            );
+        }
         for e in &r.errors {
             summary += &format!("  {name} error: {e}\n");
         }
@@ -366,6 +487,6 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String]) -> Result<()
     }
     let _ = fs::remove_dir_all(&work);
     print!("{summary}");
-    let path = out.join("failover-summary.txt");
+    let path = out.join(format!("{prefix}-summary.txt"));
     fs::write(&path, &summary).map_err(|e| format!("{}: {e}", path.display()))
 }

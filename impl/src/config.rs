@@ -51,6 +51,11 @@ pub struct Limits {
     pub idle_timeout: u64,
     /// Pipelined commands one connection runs before the others get a turn.
     pub max_pipeline: usize,
+    /// Milliseconds a server told to stop (SIGTERM, `failgroup admin
+    /// drain`) spends handing its rights to its group's failover servers
+    /// and finishing the commands it took before it exits anyway; 0: exit at
+    /// once, leaving its slots to be taken over after a lease.
+    pub drain_timeout: u64,
 }
 
 /// The cache of a server.
@@ -135,6 +140,7 @@ impl Default for Limits {
             max_frame: crate::net::wire::MAX_FRAME,
             idle_timeout: 0,
             max_pipeline: 1024,
+            drain_timeout: 5_000,
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum StoreTag {
         sent: Time,
     },
     Release,
+    /// The release of a drain: once it is answered the master is told.
+    Leave,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -381,10 +383,6 @@ impl Server {
                     let slots: Vec<Slot> = self.topology.owned_slots(self.id).collect();
                     self.acquire(st, slots, now, out);
                 }
-                // Marked offline (a crash, a drain), it is announced online
-                // again after the master's own probe (c21) without waiting
-                // for the periodic re-check (c20).
-                out.push(ServerOutput::ToMaster(Report::BackOnline { server: self.id }));
             }
             ServerInput::Drain => {
                 if st.draining {
@@ -393,9 +391,22 @@ impl Server {
                 st.draining = true;
                 // Releases go to the store after every command sent under
                 // the rights (one connection, in order), so the takers'
-                // epochs fence nothing this server still has in flight.
+                // epochs fence nothing this server still has in flight. The
+                // master is told once the release is answered: the takers
+                // it tells then find the rights free, instead of watching
+                // them for a lease.
+                let before = out.len();
                 self.reconcile(st, out);
-                out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id }));
+                let mut releasing = false;
+                for o in &mut out[before..] {
+                    if let ServerOutput::Store { tag: tag @ StoreTag::Release, .. } = o {
+                        *tag = StoreTag::Leave;
+                        releasing = true;
+                    }
+                }
+                if !releasing {
+                    out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id }));
+                }
                 self.reroute_parked(st, now, out);
             }
             ServerInput::Request { origin, fwd } => {
@@ -453,6 +464,14 @@ impl Server {
                     Stage::Forwarded(to) => any || (to == from && incarnation == st.incarnation),
                     _ => false,
                 };
+                if result == OpResult::Err(ErrorKind::Leaving) && st.ops.get(&op).is_some_and(|p| ours(&p)) {
+                    // The peer leaves: wait for the master's word on it.
+                    out.push(ServerOutput::CancelTimer(ServerTimer::ForwardTimeout(op)));
+                    return match self.config.mode {
+                        Mode::Available => self.execute(st, op, None, now, out),
+                        Mode::Linearizable => self.park(st, op, now, out),
+                    };
+                }
                 if let Some(p) = st.ops.get(&op).filter(ours) {
                     out.push(ServerOutput::Reply { to: p.origin, result });
                     out.push(ServerOutput::CancelTimer(ServerTimer::ForwardTimeout(op)));
@@ -519,6 +538,15 @@ impl Server {
                         self.park(st, id, now, out);
                     }
                     Some(to) if can_forward => self.forward(st, id, to, now, out),
+                    // A draining server does not keep what it cannot pass
+                    // on: the peer that sent it routes it again (a peer
+                    // that forwards it back here has not yet heard that
+                    // this server leaves, and would otherwise wait for it
+                    // until the request times out).
+                    _ if st.draining && matches!(p.origin, Origin::Peer { .. }) => {
+                        let p = st.ops.remove(&id).expect("a pending op");
+                        out.push(ServerOutput::Reply { to: p.origin, result: OpResult::Err(ErrorKind::Leaving) });
+                    }
                     _ => self.park(st, id, now, out),
                 }
             }
@@ -803,6 +831,8 @@ impl Server {
             (StoreTag::Acquire { .. }, _) => {
                 st.acquiring.clear(); // the store failed; parked requests retry
             }
+            // Released (or failed: the takers then wait the lease out).
+            (StoreTag::Leave, _) => out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id })),
             (StoreTag::Renew { sent }, StoreReply::Renewed { kept, lost }) => {
                 for (slot, epoch) in kept {
                     if let Some(r) = st.rights.get_mut(&slot).filter(|r| r.epoch == epoch) {

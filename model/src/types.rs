@@ -411,6 +411,10 @@ pub enum ErrorKind {
     /// A command's own error, the whole reply as Redis writes it
     /// (`ERR value is not a valid float`, ...).
     Reply(String),
+    /// To a peer only: a draining server cannot pass this request on (no
+    /// hop left); the peer routes it again once the master has told it
+    /// who serves the slot. A server never gives it to a client.
+    Leaving,
 }
 
 impl fmt::Display for ErrorKind {
@@ -421,6 +425,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NotInteger => write!(f, "ERR value is not an integer or out of range"),
             ErrorKind::Store(m) => write!(f, "ERR store: {m}"),
             ErrorKind::Reply(m) => f.write_str(m),
+            ErrorKind::Leaving => write!(f, "TRYAGAIN the server is leaving"),
         }
     }
 }

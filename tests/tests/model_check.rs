@@ -388,8 +388,8 @@ fn evicting_any_cached_copy_at_any_moment_breaks_nothing() {
 }
 
 /// A graceful drain at any moment, its exit once drained and a restart:
-/// with two clients racing (704,834 states), and beside a crash of any
-/// server with one client (2,805,020 states), every property holds and
+/// with two clients racing (396,337 states), and beside a crash of any
+/// server with one client (2,162,792 states), every property holds and
 /// the drained server's exit is reached.
 #[test]
 fn a_drain_at_any_moment_breaks_nothing() {

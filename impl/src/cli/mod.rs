@@ -90,6 +90,9 @@ enum CliCommand {
         #[arg(long, value_name = "SECONDS", value_parser = watch_interval)]
         watch: Option<f64>,
     },
+    /// Operate on a running cluster.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Model-check the failover protocol (the same core the servers run).
     Check(CheckArgs),
     /// Browse the model's state space in stateright's web explorer.
@@ -99,6 +102,23 @@ enum CliCommand {
         /// Loopback address to serve on.
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Tell a server to leave gracefully, as SIGTERM does: it hands its
+    /// slots to its group's failover servers, the master marks it offline,
+    /// it closes its client connections as their commands are answered and
+    /// exits. Waits for the exit (at most `limits.drain_timeout` and 5 s).
+    #[command(after_help = "Exit status: 0 drained and exited; 2 a bad config or name, or refused; \
+                            3 the server could not be reached; 4 it did not exit in time.")]
+    Drain {
+        /// The cluster's configuration file (the server's address, the secret).
+        #[arg(long)]
+        config: PathBuf,
+        /// The server's name in the config, e.g. s2.
+        name: String,
     },
 }
 
@@ -319,6 +339,10 @@ pub fn main() -> ExitCode {
             let addr = master.or(cfg.map(|c| c.file.master)).unwrap_or_else(|| "127.0.0.1:7100".into());
             status(&addr, secret.as_deref(), json, watch)
         }
+        CliCommand::Admin(AdminCommand::Drain { config, name }) => match Config::load(&config) {
+            Ok(cfg) => drain(&cfg, &name),
+            Err(e) => exit(Err(e)),
+        },
         CliCommand::Check(args) => run_check(args),
         CliCommand::Explore { model, addr } => {
             let base = model.mutant.and_then(check::mutants::catching).map_or_else(check::default_config, |c| c.cfg);
@@ -379,6 +403,55 @@ fn status(addr: &str, secret: Option<&str>, json: bool, watch: Option<f64>) -> E
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(every));
     }
+}
+
+/// `failgroup admin drain NAME`.
+fn drain(cfg: &Config, name: &str) -> ExitCode {
+    use crate::net::wire::{Msg, Peer};
+    use std::time::{Duration, Instant};
+    let id = match cfg.server_id(name) {
+        Ok(id) => id,
+        Err(e) => return exit(Err(e)),
+    };
+    let addr = cfg.topology.addr(id).to_string();
+    let secret = cfg.file.secret.as_deref();
+    let mut link = match crate::net::NodeLink::open(&addr, Peer::Admin, secret, Duration::from_secs(2)) {
+        Ok(link) => link,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData) => {
+            eprintln!("error: {name} ({addr}): {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {name} ({addr}): {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match link.send(&Msg::Drain).and_then(|()| link.recv()) {
+        Ok(Msg::Draining) => println!("{name} is draining"),
+        Ok(other) => {
+            eprintln!("error: {name} ({addr}): unexpected answer {other:?}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {name} ({addr}): {e}");
+            return ExitCode::from(3);
+        }
+    }
+    // The server closes this link when its process exits.
+    let deadline = Instant::now() + Duration::from_millis(cfg.file.limits.drain_timeout) + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let _ = link.set_read_timeout(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+        match link.recv() {
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            Err(_) => {
+                println!("{name} drained and exited");
+                return ExitCode::SUCCESS;
+            }
+        }
+    }
+    eprintln!("error: {name} ({addr}) did not exit in time");
+    ExitCode::from(4)
 }
 
 fn exit<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {

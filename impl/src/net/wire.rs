@@ -83,6 +83,10 @@ pub enum Msg {
     Info(Box<ClusterInfo>),
     StatusRequest,
     Status(Box<ClusterStatus>),
+    /// From `failgroup admin drain` to a server: leave gracefully, as on
+    /// SIGTERM. Answered with `Draining`.
+    Drain,
+    Draining,
 }
 
 /// The frame of `msg`, length prefix included.

@@ -104,6 +104,10 @@ impl ServerNode {
         loop {
             let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Proto::Node { peer } = c.proto else { return };
+            // A draining server past its hand-back takes no new request.
+            if matches!(peer, Some(Peer::Client(_))) && self.drain.is_some_and(|d| d.closing) {
+                return;
+            }
             let Some(msg) = c.next_msg(max) else { return };
             // Heard from: reachable again.
             match (to_peer, peer) {
@@ -144,6 +148,11 @@ impl ServerNode {
                 (Some(Peer::Server(server)), Msg::Forward { op, incarnation, fwd }) => {
                     self.reply_links.insert((server, incarnation), tok);
                     self.step(ServerInput::Request { origin: Origin::Peer { server, incarnation, op }, fwd });
+                }
+                (Some(Peer::Admin), Msg::Drain) => {
+                    c.send(&Msg::Draining);
+                    tracing::info!(peer = %c.addr, "told to drain");
+                    self.begin_drain();
                 }
                 (Some(Peer::Client(_)), Msg::Forward { op, fwd, .. }) => {
                     let w = self.next_waiter;

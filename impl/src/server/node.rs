@@ -75,6 +75,21 @@ pub struct ServerNode {
     /// Memory in use once started, before anything is cached.
     base_memory: u64,
     pub(super) stop: Arc<AtomicBool>,
+    /// Leaving, since SIGTERM or `failgroup admin drain`.
+    pub(super) drain: Option<Drain>,
+}
+
+/// A server's graceful exit: the core hands its rights back and tells the
+/// master ([`ServerInput::Drain`]); once the master has confirmed (or
+/// cannot be reached) the server takes no new command and closes each
+/// client connection as its last command is answered, so that clients go
+/// to the servers that took over; it exits when nothing is left, or at the
+/// deadline.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Drain {
+    pub(super) deadline: Instant,
+    /// No new commands: connections close once answered.
+    pub(super) closing: bool,
 }
 
 impl ServerNode {
@@ -132,6 +147,7 @@ impl ServerNode {
             over_maxmemory: false,
             base_memory: crate::mem::used(),
             stop,
+            drain: None,
             cfg,
         };
         tracing::info!(server = node.name(), %addr, mode = %node.cfg.file.mode, incarnation, "server listening");
@@ -203,10 +219,20 @@ impl ServerNode {
         }
     }
 
-    /// Runs until SIGTERM/SIGINT.
+    /// Runs until SIGTERM/SIGINT, then drains ([`Drain`]); a second
+    /// signal exits at once.
     pub fn run(mut self) -> Result<(), NodeError> {
         let mut events = Events::with_capacity(1024);
-        while !self.stop.load(Ordering::Relaxed) {
+        loop {
+            if self.stop.swap(false, Ordering::Relaxed) {
+                if self.drain.is_some() || self.cfg.file.limits.drain_timeout == 0 {
+                    break;
+                }
+                self.begin_drain();
+            }
+            if self.drain.is_some() && self.drain_step() {
+                break;
+            }
             let now = self.clock.now();
             let wait = if self.ready.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
             self.net.wait(&mut events, Duration::from_millis(wait)).map_err(NodeError::os("poll"))?;
@@ -234,6 +260,69 @@ impl ServerNode {
             let _ = t.join();
         }
         Ok(())
+    }
+
+    /// Starts leaving gracefully.
+    pub(super) fn begin_drain(&mut self) {
+        if self.drain.is_some() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.file.limits.drain_timeout);
+        self.drain = Some(Drain { deadline, closing: false });
+        tracing::info!(server = self.name(), rights = self.st.rights.len(), "draining: handing rights back");
+        self.step(ServerInput::Drain);
+    }
+
+    /// One turn of a drain: whether the server may exit now.
+    fn drain_step(&mut self) -> bool {
+        let Some(drain) = self.drain else { return false };
+        if Instant::now() >= drain.deadline {
+            tracing::warn!(
+                server = self.name(),
+                rights = self.st.rights.len(),
+                waiting = self.st.waiting(),
+                "drain timed out"
+            );
+            return true;
+        }
+        // The master's link to us (probes, notices), or ours to it.
+        let live = |t: Option<Token>| t.and_then(|t| self.net.conns.get(&t)).is_some_and(|c| !c.connecting && !c.dead);
+        let master_up = live(self.master_in) || live(self.master_out);
+        if !drain.closing && self.st.rights.is_empty() && (self.st.left || !master_up) {
+            // The master has told the other servers: clients that come back
+            // elsewhere are served there.
+            self.drain = Some(Drain { closing: true, ..drain });
+            tracing::info!(server = self.name(), "rights handed back; closing client connections");
+        }
+        if self.drain.is_some_and(|d| d.closing) {
+            self.close_answered_clients();
+        }
+        let done = self.st.drained() && self.waiters.is_empty() && self.drain.is_some_and(|d| d.closing);
+        if done {
+            tracing::info!(server = self.name(), "drained");
+        }
+        done
+    }
+
+    /// Closes every client connection with nothing in flight (after what
+    /// it was sent is written).
+    fn close_answered_clients(&mut self) {
+        let busy: HashSet<Token> = self
+            .waiters
+            .values()
+            .map(|w| match w {
+                Waiter::Lib { conn, .. } | Waiter::Resp { conn, .. } => *conn,
+            })
+            .collect();
+        for (tok, c) in self.net.conns.iter_mut() {
+            let client = match c.proto {
+                Proto::Resp | Proto::Unknown => true,
+                Proto::Node { peer } => matches!(peer, Some(crate::net::wire::Peer::Client(_))),
+            };
+            if client && !busy.contains(tok) {
+                c.closing = true;
+            }
+        }
     }
 
     /// Feeds one input to the core and carries out its outputs, and those of

@@ -121,7 +121,8 @@ impl ServerNode {
         for _ in 0..limits.max_pipeline {
             let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Some(s) = self.sessions.get_mut(&tok) else { return };
-            if !s.may_take_more() || c.closing || c.dead || c.wbuf.len() > OUTPUT_PAUSE {
+            let leaving = self.drain.is_some_and(|d| d.closing);
+            if !s.may_take_more() || c.closing || c.dead || leaving || c.wbuf.len() > OUTPUT_PAUSE {
                 return;
             }
             if let Some(args) = s.stalled.take() {
