@@ -180,7 +180,7 @@ impl Default for Timing {
             sync_interval: 2_000,
             lease: 600,
             max_drift: 30,
-            retry_interval: 50,
+            retry_interval: 10,
             request_timeout: 10_000,
             temp_ttl: 5_000,
             max_hops: 2,

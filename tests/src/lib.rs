@@ -333,6 +333,14 @@ impl Cluster {
         self.kill_pid(pid);
     }
 
+    /// Stops a server gracefully (SIGTERM: it drains) and waits until its
+    /// process has exited.
+    pub fn drain(&mut self, name: &str) {
+        let pid = self.servers.iter().find(|s| s.0 == name).map(|s| s.2).expect("server name");
+        self.signal(name, "TERM");
+        self.wait_gone(pid);
+    }
+
     /// Waits (at most 10 s) until process `pid` has exited.
     fn wait_gone(&mut self, pid: u32) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -347,7 +355,7 @@ impl Cluster {
             if gone {
                 return;
             }
-            assert!(Instant::now() < deadline, "process {pid} did not exit after kill -9");
+            assert!(Instant::now() < deadline, "process {pid} did not exit within 10 s");
             std::thread::sleep(Duration::from_millis(5));
         }
     }
