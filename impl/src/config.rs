@@ -190,6 +190,8 @@ pub struct Config {
     pub dir: PathBuf,
     /// The store `file.store` names.
     pub store: StoreUrl,
+    /// The file it was loaded from, for SIGHUP.
+    pub path: Option<PathBuf>,
 }
 
 /// Why a configuration is refused.
@@ -285,7 +287,9 @@ impl Config {
         let text =
             std::fs::read_to_string(path).map_err(|error| BadConfig::Read { path: path.to_path_buf(), error })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::parse(&text, dir).map_err(|e| BadConfig::InFile { path: path.to_path_buf(), error: Box::new(e) })
+        let cfg = Config::parse(&text, dir)
+            .map_err(|e| BadConfig::InFile { path: path.to_path_buf(), error: Box::new(e) })?;
+        Ok(Config { path: Some(path.to_path_buf()), ..cfg })
     }
 
     pub fn parse(text: &str, dir: PathBuf) -> Result<Config, BadConfig> {
@@ -303,6 +307,9 @@ impl Config {
         check_addr("master", &file.master)?;
         for (i, s) in file.cluster.servers.iter().enumerate() {
             check_addr(&format!("cluster.servers[{i}].addr"), &s.addr)?;
+            if let Some(bind) = &s.bind {
+                check_addr(&format!("cluster.servers[{i}].bind"), bind)?;
+            }
         }
         if file.limits.maxclients == 0 {
             return Err(field("limits.maxclients", "must be positive"));
@@ -324,7 +331,47 @@ impl Config {
             ));
         }
         let store = store_url(&file.store, &dir)?;
-        Ok(Config { file, topology, dir, store })
+        Ok(Config { file, topology, dir, store, path: None })
+    }
+
+    /// What a re-read of the file changes: the settings a running server
+    /// takes at once (`[limits]`, `[cache]` but `ttl_keys`, `requirepass`),
+    /// and those that need a restart. Returns `self` with the live ones
+    /// taken from `new`, and the names of each kind that differ.
+    pub fn reloaded(&self, new: &Config) -> (Config, Vec<&'static str>, Vec<&'static str>) {
+        let (old, newf) = (&self.file, &new.file);
+        let mut cfg = self.clone();
+        let mut live = Vec::new();
+        if old.limits != newf.limits {
+            live.push("limits");
+            cfg.file.limits = newf.limits.clone();
+        }
+        let cache = CacheConfig { ttl_keys: old.cache.ttl_keys, ..newf.cache.clone() };
+        if old.cache != cache {
+            live.push("cache");
+            cfg.file.cache = cache;
+        }
+        if old.requirepass != newf.requirepass {
+            live.push("requirepass");
+            cfg.file.requirepass = newf.requirepass.clone();
+        }
+        let restart = [
+            ("master", old.master != newf.master),
+            ("store", old.store != newf.store),
+            ("mode", old.mode != newf.mode),
+            ("secret", old.secret != newf.secret),
+            ("timing", old.timing != newf.timing),
+            ("cache.ttl_keys", old.cache.ttl_keys != newf.cache.ttl_keys),
+            ("cluster", old.cluster != newf.cluster),
+        ];
+        (cfg, live, restart.into_iter().filter(|(_, changed)| *changed).map(|(n, _)| n).collect())
+    }
+
+    /// The address server `id` listens on: its `bind`, else its `addr`.
+    pub fn listen_addr(&self, id: ServerId) -> String {
+        let name = self.topology.name(id);
+        let spec = self.file.cluster.servers.iter().find(|s| s.name == name);
+        spec.and_then(|s| s.bind.clone()).unwrap_or_else(|| self.topology.addr(id).to_string())
     }
 
     pub fn protocol(&self) -> ProtocolConfig {

@@ -18,15 +18,53 @@ pub fn unix_ms() -> u64 {
 }
 
 /// Sets up logging: `RUST_LOG` (or the given default level) to stderr.
+/// [`set_log_level`] changes the level later.
 pub fn init_logging(default: &str) {
+    let directive = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string());
+    // CONFIG GET loglevel names the level a plain one stands for.
+    let level = match directive.trim().to_ascii_lowercase().as_str() {
+        "trace" | "debug" => 0,
+        "warn" | "error" | "off" => 3,
+        _ => 2,
+    };
+    LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .try_init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    if builder.try_init().is_ok() {
+        let _ = RELOAD.set(Box::new(move |f| handle.reload(f).is_ok()));
+    }
+}
+
+/// Redis's log levels (`loglevel`), each with the tracing level it stands for.
+pub const LOG_LEVELS: [(&str, &str); 4] =
+    [("debug", "debug"), ("verbose", "debug"), ("notice", "info"), ("warning", "warn")];
+
+type Reload = Box<dyn Fn(tracing_subscriber::EnvFilter) -> bool + Send + Sync>;
+static RELOAD: std::sync::OnceLock<Reload> = std::sync::OnceLock::new();
+/// The index in [`LOG_LEVELS`] of the level last set (`notice` at start).
+static LEVEL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(2);
+
+/// Sets the log level by its Redis name; false if the name is none of
+/// [`LOG_LEVELS`].
+pub fn set_log_level(name: &str) -> bool {
+    let Some(i) = LOG_LEVELS.iter().position(|(n, _)| n.eq_ignore_ascii_case(name)) else { return false };
+    if let Some(reload) = RELOAD.get() {
+        reload(tracing_subscriber::EnvFilter::new(LOG_LEVELS[i].1));
+    }
+    LEVEL.store(i, std::sync::atomic::Ordering::Relaxed);
+    true
+}
+
+/// The log level's Redis name, as CONFIG GET loglevel answers.
+pub fn log_level() -> &'static str {
+    LOG_LEVELS[LEVEL.load(std::sync::atomic::Ordering::Relaxed)].0
 }
 
 /// Stops a loop on SIGTERM or SIGINT.
@@ -35,6 +73,13 @@ pub fn stop_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         let _ = signal_hook::flag::register(sig, flag.clone());
     }
+    flag
+}
+
+/// Set on SIGHUP: re-read the config file.
+pub fn hup_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, flag.clone());
     flag
 }
 

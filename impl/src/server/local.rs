@@ -229,8 +229,10 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         Local::ConfigGet(param) => {
             let limits = ctx.limits;
             let cache = ctx.cache;
-            let known: [(&str, String); 9] = [
+            let known: [(&str, String); 11] = [
                 ("maxclients", limits.maxclients.to_string()),
+                ("requirepass", ctx.requirepass.unwrap_or_default().to_string()),
+                ("loglevel", crate::util::log_level().to_string()),
                 ("maxmemory", cache.maxmemory.0.to_string()),
                 ("maxmemory-policy", cache.maxmemory_policy.to_string()),
                 ("maxmemory-samples", cache.maxmemory_samples.to_string()),

@@ -77,6 +77,8 @@ pub struct ServerNode {
     pub(super) stop: Arc<AtomicBool>,
     /// Leaving, since SIGTERM or `failgroup admin drain`.
     pub(super) drain: Option<Drain>,
+    /// Set on SIGHUP: re-read the config file.
+    hup: Arc<AtomicBool>,
 }
 
 /// A server's graceful exit: the core hands its rights back and tells the
@@ -95,7 +97,7 @@ pub(super) struct Drain {
 impl ServerNode {
     /// Binds the port, opens the store and starts the core.
     pub fn start(cfg: Config, id: ServerId, stop: Arc<AtomicBool>) -> Result<ServerNode, NodeError> {
-        let addr = cfg.topology.addr(id).to_string();
+        let addr = cfg.listen_addr(id);
         let net = Endpoint::bind(&addr, WAKER.0 + 1)?;
         let waker = Arc::new(Waker::new(net.poll.registry(), WAKER).map_err(NodeError::os("a poll waker"))?);
         let mut db = cfg.open_store()?;
@@ -148,6 +150,7 @@ impl ServerNode {
             base_memory: crate::mem::used(),
             stop,
             drain: None,
+            hup: crate::util::hup_flag(),
             cfg,
         };
         tracing::info!(server = node.name(), %addr, mode = %node.cfg.file.mode, incarnation, "server listening");
@@ -233,6 +236,9 @@ impl ServerNode {
             if self.drain.is_some() && self.drain_step() {
                 break;
             }
+            if self.hup.swap(false, Ordering::Relaxed) {
+                self.reload_config();
+            }
             let now = self.clock.now();
             let wait = if self.ready.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
             self.net.wait(&mut events, Duration::from_millis(wait)).map_err(NodeError::os("poll"))?;
@@ -260,6 +266,22 @@ impl ServerNode {
             let _ = t.join();
         }
         Ok(())
+    }
+
+    /// SIGHUP: re-reads the config file, takes the settings that change
+    /// live and says which changed ones need a restart. A file that does
+    /// not load changes nothing.
+    fn reload_config(&mut self) {
+        let Some(path) = self.cfg.path.clone() else { return };
+        match Config::load(&path) {
+            Err(e) => tracing::error!(server = self.name(), error = %e, "SIGHUP: config refused; nothing changed"),
+            Ok(new) => {
+                let (cfg, live, restart) = self.cfg.reloaded(&new);
+                self.core.config.usage = cfg.file.cache.maxmemory_policy.usage();
+                self.cfg = cfg;
+                tracing::info!(server = self.name(), changed = ?live, needs_restart = ?restart, "SIGHUP: config re-read");
+            }
+        }
     }
 
     /// Starts leaving gracefully.

@@ -477,17 +477,55 @@ impl ServerNode {
 
 impl ServerNode {
     /// CONFIG SET of the settings that change live (the cache's bound and
-    /// policy), all or none, with Redis's errors.
+    /// policy, the client limits, the password, the log level), all or
+    /// none, with Redis's errors.
     fn config_set(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
         let mut cache = self.cfg.file.cache.clone();
+        let mut limits = self.cfg.file.limits.clone();
+        let mut requirepass = self.cfg.file.requirepass.clone();
+        let mut loglevel = None;
         let failed = |name: &[u8], why: &str| {
             let name = String::from_utf8_lossy(name);
             format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        let int = |name: &[u8], text: &str, lo: i64, hi: i64| -> Result<i64, String> {
+            let n: i64 = text.parse().map_err(|_| failed(name, "argument couldn't be parsed into an integer"))?;
+            match (lo..=hi).contains(&n) {
+                true => Ok(n),
+                false => Err(failed(name, &format!("argument must be between {lo} and {hi} inclusive"))),
+            }
         };
         for (i, (name, value)) in pairs.iter().enumerate() {
             let text = String::from_utf8_lossy(value);
             match name.as_slice() {
                 _ if pairs[..i].iter().any(|(n, _)| n == name) => return Err(failed(name, "duplicate parameter")),
+                b"maxclients" => limits.maxclients = int(name, &text, 1, u32::MAX as i64)? as usize,
+                b"timeout" => limits.idle_timeout = int(name, &text, 0, i32::MAX as i64)? as u64,
+                b"proto-max-bulk-len" => {
+                    let m: crate::config::Memory =
+                        text.parse().map_err(|_| failed(name, "argument must be a memory value"))?;
+                    if m.0 < 1024 * 1024 || m.0 > i64::MAX as u64 {
+                        return Err(failed(name, "argument must be between 1048576 and 9223372036854775807 inclusive"));
+                    }
+                    limits.max_bulk = m.0 as usize
+                }
+                // An empty password turns the password off, as in Redis.
+                b"requirepass" if value.is_empty() => requirepass = None,
+                // The node protocol on this port runs requests too: without
+                // the nodes' secret it would run them without the password.
+                b"requirepass" if self.cfg.file.secret.is_none() => {
+                    return Err(failed(name, "the config sets no secret: the node protocol would bypass the password"))
+                }
+                b"requirepass" => requirepass = Some(text.into_owned()),
+                b"loglevel" => match crate::util::LOG_LEVELS.iter().find(|(n, _)| n.eq_ignore_ascii_case(&text)) {
+                    Some((n, _)) => loglevel = Some(*n),
+                    None => {
+                        return Err(failed(
+                            name,
+                            "argument(s) must be one of the following: debug, verbose, notice, warning",
+                        ))
+                    }
+                },
                 b"maxmemory" => {
                     cache.maxmemory = text.parse().map_err(|_| failed(name, "argument must be a memory value"))?
                 }
@@ -516,6 +554,11 @@ impl ServerNode {
         }
         self.core.config.usage = cache.maxmemory_policy.usage();
         self.cfg.file.cache = cache;
+        self.cfg.file.limits = limits;
+        self.cfg.file.requirepass = requirepass;
+        if let Some(level) = loglevel {
+            crate::util::set_log_level(level);
+        }
         Ok(())
     }
 
