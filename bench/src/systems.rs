@@ -364,6 +364,38 @@ fn run(sys: &mut dyn System, plan: &Plan, scenario: Scenario) -> Result<Run, Str
     Ok(Run { samples, errors, back_after_restart_ms, rolled_until_ms })
 }
 
+/// The summary's columns after the system's name: heading and width.
+const KILL_COLUMNS: [(&str, usize); 8] = [
+    ("ops", 7),
+    ("errors", 6),
+    ("misses", 6),
+    ("base_p999", 9),
+    ("worst_ms", 9),
+    ("kill_recov_ms", 13),
+    ("restart_recov_ms", 16),
+    ("back_after_ms", 14),
+];
+const ROLL_COLUMNS: [(&str, usize); 9] = [
+    ("ops", 7),
+    ("errors", 6),
+    ("misses", 6),
+    ("base_p999", 9),
+    ("roll_p999", 9),
+    ("worst_1s_p999", 13),
+    ("worst/base", 10),
+    ("worst_ms", 9),
+    ("rolled_ms", 9),
+];
+
+/// One line of the summary: the name, then each cell right-aligned.
+fn row(name: &str, cells: &[String], columns: &[(&str, usize)]) -> String {
+    let mut line = format!("{name:<17}");
+    for (cell, (_, width)) in cells.iter().zip(columns) {
+        line += &format!(" {cell:>width$}");
+    }
+    line + "\n"
+}
+
 pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Scenario) -> Result<(), String> {
     const NAMES: [&str; 3] = ["failgroup-client", "failgroup-resp", "twemproxy"];
     if let Some(bad) = only.iter().find(|o| !NAMES.contains(&o.as_str())) {
@@ -371,52 +403,25 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Sc
     }
     fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let work = std::env::temp_dir().join(format!("failgroup-failover-{}", std::process::id()));
-    let (prefix, mut summary) = match scenario {
-        Scenario::Kill => ("failover", String::new()),
-        Scenario::RollingRestart => (
-            "rolling",
-            format!(
-                "# rolling restart: {} ops/s, {} workers, {} s, every node in turn from {} s; 90% GET / 10% SET on {} \
-                 keys\n{:<17} {:>7} {:>6} {:>6} {:>9} {:>9} {:>13} {:>10} {:>9} {:>9}\n",
-                plan.rate,
-                plan.workers,
-                plan.secs,
-                plan.kill_at,
-                load::KEYS,
-                "system",
-                "ops",
-                "errors",
-                "misses",
-                "base_p999",
-                "roll_p999",
-                "worst_1s_p999",
-                "worst/base",
-                "worst_ms",
-                "rolled_ms"
-            ),
+    let (prefix, columns, title) = match scenario {
+        Scenario::Kill => (
+            "failover",
+            &KILL_COLUMNS[..],
+            format!("failover window: kill at {} s, restart at {} s", plan.kill_at, plan.restart_at),
         ),
+        Scenario::RollingRestart => {
+            ("rolling", &ROLL_COLUMNS[..], format!("rolling restart: every node in turn from {} s", plan.kill_at))
+        }
     };
-    if scenario == Scenario::Kill {
-        summary = format!(
-        "# failover window: {} ops/s, {} workers, {} s, kill at {} s, restart at {} s; 90% GET / 10% SET on {} keys\n\
-         {:<17} {:>7} {:>6} {:>6} {:>9} {:>9} {:>13} {:>16} {:>14}\n",
+    let names: Vec<String> = columns.iter().map(|(n, _)| n.to_string()).collect();
+    let mut summary = format!(
+        "# {title}; {} ops/s, {} workers, {} s; 90% GET / 10% SET on {} keys\n{}",
         plan.rate,
         plan.workers,
         plan.secs,
-        plan.kill_at,
-        plan.restart_at,
         load::KEYS,
-        "system",
-        "ops",
-        "errors",
-        "misses",
-        "base_p999",
-        "worst_ms",
-        "kill_recov_ms",
-        "restart_recov_ms",
-        "back_after_ms"
+        row("system", &names, columns)
     );
-    }
     for (i, name) in NAMES.iter().enumerate().filter(|(_, n)| only.is_empty() || only.iter().any(|o| o == **n)) {
         eprintln!("failover: {name} ...");
         let dir = work.join(name);
@@ -451,32 +456,30 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Sc
         if let Some(until) = r.rolled_until_ms {
             let kill_ms = (plan.kill_at * 1000.0) as u64;
             let roll = load::rolling(&r.samples, kill_ms, until);
-            summary += &format!(
-                "{:<17} {:>7} {:>6} {:>6} {:>9.2} {:>9.2} {:>13.2} {:>10.2} {:>9.1} {:>9}\n",
-                name,
-                s.ops,
-                s.errors,
-                s.misses,
-                roll.baseline_p999_ms,
-                roll.rolling_p999_ms,
-                roll.worst_second_p999_ms,
-                roll.worst_second_p999_ms / roll.baseline_p999_ms.max(0.001),
-                s.worst_ms,
-                until - kill_ms
-            );
+            let cells = [
+                s.ops.to_string(),
+                s.errors.to_string(),
+                s.misses.to_string(),
+                format!("{:.2}", roll.baseline_p999_ms),
+                format!("{:.2}", roll.rolling_p999_ms),
+                format!("{:.2}", roll.worst_second_p999_ms),
+                format!("{:.2}", roll.worst_second_p999_ms / roll.baseline_p999_ms.max(0.001)),
+                format!("{:.1}", s.worst_ms),
+                (until - kill_ms).to_string(),
+            ];
+            summary += &row(name, &cells, columns);
         } else {
-            summary += &format!(
-                "{:<17} {:>7} {:>6} {:>6} {:>9.2} {:>9.1} {:>13} {:>16} {:>14}\n",
-                name,
-                s.ops,
-                s.errors,
-                s.misses,
-                s.baseline_p999_ms,
-                s.worst_ms,
-                s.kill_recovery_ms,
-                s.restart_recovery_ms,
-                back
-            );
+            let cells = [
+                s.ops.to_string(),
+                s.errors.to_string(),
+                s.misses.to_string(),
+                format!("{:.2}", s.baseline_p999_ms),
+                format!("{:.1}", s.worst_ms),
+                s.kill_recovery_ms.to_string(),
+                s.restart_recovery_ms.to_string(),
+                back,
+            ];
+            summary += &row(name, &cells, columns);
         }
         for e in &r.errors {
             summary += &format!("  {name} error: {e}\n");
