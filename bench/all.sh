@@ -4,7 +4,8 @@
 #   bench/memory.sh   RSS per cached key vs redis-server
 #   bench/zipf.sh     hit ratio under Zipf reads, maxmemory, vs redis-server
 #   failgroup-bench store      durable SETs through the store alone: SQLite vs fjall
-#   failgroup-bench failover   the failover window (failover-*.csv, summary)
+#   failgroup-bench failover   the failover window (failover-*.csv, summary), and a
+#                              rolling restart of every server (rolling-*.csv, summary)
 #   failgroup-bench plot       failover.svg and steady.svg
 #   failgroup check            the model checker's speed (two configurations)
 # Results go to $OUT (default docs/bench, which docs/BENCHMARKS.md shows). Usage: bench/all.sh [REQUESTS]
@@ -20,6 +21,7 @@ bench/memory.sh | tee "$OUT/memory.txt"
 bench/zipf.sh | tee "$OUT/zipf.txt"
 target/release/failgroup-bench store | tee "$OUT/store.txt"
 target/release/failgroup-bench failover --out "$OUT"
+target/release/failgroup-bench failover --scenario rolling-restart --out "$OUT"
 target/release/failgroup-bench plot --out "$OUT"
 {
   echo "# model checker: unique states, time, states/s (one thread)"

@@ -387,27 +387,18 @@ fn evicting_any_cached_copy_at_any_moment_breaks_nothing() {
     }
 }
 
-/// A graceful drain at any moment, its exit once drained and a restart:
-/// with two clients racing (396,337 states), and beside a crash of any
-/// server with one client (2,162,792 states), every property holds and
-/// the drained server's exit is reached.
+/// A graceful drain at any moment, its exit once drained and a restart,
+/// with two clients racing (405,103 states): every property holds and the
+/// drained server's exit is reached. (A drain beside a crash, 3,337,503
+/// states with one client, is in specs/results.md: too long for CI.)
 #[test]
 fn a_drain_at_any_moment_breaks_nothing() {
-    let two_clients =
-        CheckConfig { faults: Faults { crashes: 0, drains: 1, ..Faults::default() }, ..CheckConfig::default() };
-    let with_a_crash = CheckConfig {
-        clients: 1,
-        ops_per_client: 1,
-        faults: Faults { crashes: 1, drains: 1, ..Faults::default() },
-        ..CheckConfig::default()
-    };
-    for (cfg, unreached) in [(two_clients, &[][..]), (with_a_crash, &["read another client's write"][..])] {
-        println!("{}", cfg.describe());
-        let report = exhaust_threads(cfg);
-        assert_all_hold(&report, unreached);
-        let exited = report.verdicts.iter().any(|v| v.name == "drained and exited" && v.outcome == Outcome::Reached);
-        assert!(exited, "{}", report.summary());
-    }
+    let cfg = CheckConfig { faults: Faults { crashes: 0, drains: 1, ..Faults::default() }, ..CheckConfig::default() };
+    println!("{}", cfg.describe());
+    let report = exhaust_threads(cfg);
+    assert_all_hold(&report, &[]);
+    let exited = report.verdicts.iter().any(|v| v.name == "drained and exited" && v.outcome == Outcome::Reached);
+    assert!(exited, "{}", report.summary());
 }
 
 /// A cached key with a time to live served until the time left, with no
