@@ -178,6 +178,11 @@ pub struct FileConfig {
     pub limits: Limits,
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Addresses servers listen on, by name, where not their `addr`
+    /// (behind NAT, in a container: `s1 = "0.0.0.0:7101"`); clients and
+    /// peers are still told `addr`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub bind: std::collections::BTreeMap<String, String>,
     pub cluster: ClusterSpec,
 }
 
@@ -307,9 +312,12 @@ impl Config {
         check_addr("master", &file.master)?;
         for (i, s) in file.cluster.servers.iter().enumerate() {
             check_addr(&format!("cluster.servers[{i}].addr"), &s.addr)?;
-            if let Some(bind) = &s.bind {
-                check_addr(&format!("cluster.servers[{i}].bind"), bind)?;
+        }
+        for (name, bind) in &file.bind {
+            if !file.cluster.servers.iter().any(|s| &s.name == name) {
+                return Err(field(&format!("bind.{name}"), "names no server of [cluster]"));
             }
+            check_addr(&format!("bind.{name}"), bind)?;
         }
         if file.limits.maxclients == 0 {
             return Err(field("limits.maxclients", "must be positive"));
@@ -363,6 +371,7 @@ impl Config {
             ("timing", old.timing != newf.timing),
             ("cache.ttl_keys", old.cache.ttl_keys != newf.cache.ttl_keys),
             ("cluster", old.cluster != newf.cluster),
+            ("bind", old.bind != newf.bind),
         ];
         (cfg, live, restart.into_iter().filter(|(_, changed)| *changed).map(|(n, _)| n).collect())
     }
@@ -370,8 +379,7 @@ impl Config {
     /// The address server `id` listens on: its `bind`, else its `addr`.
     pub fn listen_addr(&self, id: ServerId) -> String {
         let name = self.topology.name(id);
-        let spec = self.file.cluster.servers.iter().find(|s| s.name == name);
-        spec.and_then(|s| s.bind.clone()).unwrap_or_else(|| self.topology.addr(id).to_string())
+        self.file.bind.get(name).cloned().unwrap_or_else(|| self.topology.addr(id).to_string())
     }
 
     pub fn protocol(&self) -> ProtocolConfig {

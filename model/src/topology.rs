@@ -47,10 +47,6 @@ pub struct ServerSpec {
     pub name: String,
     /// Address its clients and peers connect to, e.g. "127.0.0.1:7101".
     pub addr: String,
-    /// Address it listens on when that is not `addr` (behind NAT, in a
-    /// container: "0.0.0.0:7101"); `addr` is still what others are told.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bind: Option<String>,
 }
 
 /// A failover group as written in a cluster config (c1, c4, c8).
@@ -127,7 +123,6 @@ impl ClusterSpec {
                 .map(|i| ServerSpec {
                     name: format!("s{}", i + 1),
                     addr: format!("127.0.0.1:{}", base_port as u32 + i as u32),
-                    bind: None,
                 })
                 .collect(),
             groups: (0..groups)

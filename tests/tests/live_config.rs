@@ -113,9 +113,11 @@ fn sighup_rereads_the_file_and_a_bad_file_changes_nothing() {
     assert_eq!(c.run("PING"), Reply::Simple("PONG".into()));
 }
 
-/// A server listens on its `bind` address and is known to clients and
+/// A server listens on its `[bind]` address and is known to clients and
 /// peers by its `addr`: CLUSTER SLOTS, asked on the bind address, names
-/// `addr`. A bind address that is not one is refused, naming the field.
+/// `addr`, and the library client (which fetches the topology over the
+/// node protocol) finds it. A bind address that is not one, or of no
+/// server, is refused, naming the field.
 #[test]
 fn a_server_listens_on_its_bind_address_and_announces_its_addr() {
     let mut cluster = Cluster::with_config(24340, 1, "", "");
@@ -124,13 +126,14 @@ fn a_server_listens_on_its_bind_address_and_announces_its_addr() {
     let addr = cluster.addr("s1");
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
     let bind = format!("127.0.0.2:{}", port + 40);
-    let with_bind =
-        |b: &str| text.replacen(&format!("addr = \"{addr}\"\n"), &format!("addr = \"{addr}\"\nbind = \"{b}\"\n"), 1);
-    let bad = failgroup::config::Config::parse(&with_bind("nowhere"), cluster.dir.clone()).unwrap_err().to_string();
-    assert!(bad.contains("cluster.servers[0].bind"), "{bad}");
+    let with_bind = |table: &str| text.replacen("[cluster]\n", &format!("{table}\n[cluster]\n"), 1);
+    for (table, field) in [("[bind]\ns1 = \"nowhere\"", "bind.s1"), ("[bind]\ns9 = \"127.0.0.1:1\"", "bind.s9")] {
+        let e = failgroup::config::Config::parse(&with_bind(table), cluster.dir.clone()).unwrap_err().to_string();
+        assert!(e.contains(field), "{e}");
+    }
     // s1 again, from a copy of the config that binds it elsewhere.
     let copy = cluster.dir.join("bind.toml");
-    std::fs::write(&copy, with_bind(&bind)).expect("write");
+    std::fs::write(&copy, with_bind(&format!("[bind]\ns1 = \"{bind}\""))).expect("write");
     cluster.kill9("s1");
     cluster.spawn_server("s1", &copy, &bind, &[]);
     let mut c = Resp::connect(&bind);
@@ -138,4 +141,6 @@ fn a_server_listens_on_its_bind_address_and_announces_its_addr() {
     let slots = format!("{:?}", c.run("CLUSTER SLOTS"));
     assert!(slots.contains(&format!("{:?}", b"127.0.0.1".to_vec())) && slots.contains(&port.to_string()), "{slots}");
     assert!(!slots.contains(&(port + 40).to_string()), "{slots}");
+    let client = failgroup::Client::connect(&bind).expect("the library client reads the topology");
+    drop(client);
 }

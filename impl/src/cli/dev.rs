@@ -43,6 +43,7 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
         timing: Timing::default(),
         limits: Limits::default(),
         cache: Default::default(),
+        bind: Default::default(),
         cluster: ClusterSpec::local(o.servers, o.groups, o.port + 1, failgroup_model::SLOTS),
     };
     Config::new(file, o.data.clone()).map_err(|e| e.to_string())
