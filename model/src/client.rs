@@ -42,8 +42,6 @@ pub struct InFlight {
     pub attempt: Attempt,
     /// Failed sends to `to` so far.
     pub failures: u32,
-    /// The operation has probed a server in failover mode (it probes once).
-    pub probed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -149,8 +147,7 @@ impl Client {
                 let Some(to) = to else {
                     return out.push(ClientOutput::Complete { seq, result: OpResult::Err(ErrorKind::Unavailable) });
                 };
-                let probed = attempt == Attempt::Probe;
-                st.inflight.insert(seq, InFlight { op, owner, to, attempt, failures: 0, probed });
+                st.inflight.insert(seq, InFlight { op, owner, to, attempt, failures: 0 });
                 self.send(st, seq, now, out);
             }
             ClientInput::Reply { seq, from, result } => {
@@ -201,19 +198,10 @@ impl Client {
             out.push(ClientOutput::ToMaster(Report::MaybeOffline { server: to }));
         }
         let op = st.inflight[&seq].op.clone();
-        // Every member in failover mode (a rolling restart marks each in
-        // turn within the period): probe, once, one whose mode began before
-        // now, as an invocation would (c14, extended to the group).
-        let next = match self.failover_server(st, &op) {
-            Some(next) => Some((next, Attempt::Failover)),
-            None if !st.inflight[&seq].probed => self.probe_target(st, &op, now).map(|p| (p, Attempt::Probe)),
-            None => None,
-        };
-        match next {
-            Some((next, attempt)) => {
+        match self.failover_server(st, &op) {
+            Some(next) => {
                 let f = &mut st.inflight[&seq];
-                (f.to, f.attempt, f.failures) = (next, attempt, 0);
-                f.probed |= attempt == Attempt::Probe;
+                (f.to, f.attempt, f.failures) = (next, Attempt::Failover, 0);
                 self.send(st, seq, now, out);
             }
             None => {

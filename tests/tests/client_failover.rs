@@ -79,7 +79,7 @@ impl Reference {
                 } else {
                     self.modes.insert(owner, ClientMode::Failover { since: Time(self.now) });
                     self.reports.push(Report::MaybeOffline { server: owner });
-                    self.failover_chain(owner, by_timeout, true)
+                    self.failover_chain(owner, by_timeout)
                 }
             }
             // c13: in failover mode for less than T: the failover server.
@@ -93,9 +93,8 @@ impl Reference {
                     self.reports.push(Report::BackOnline { server: owner });
                     true
                 } else {
-                    // That was the operation's one probe.
                     self.modes.insert(owner, ClientMode::Failover { since: Time(self.now) });
-                    self.failover_chain(owner, by_timeout, false)
+                    self.failover_chain(owner, by_timeout)
                 }
             }
         };
@@ -103,16 +102,12 @@ impl Reference {
 
     /// c10: the failover server: the online group peer chosen by the
     /// topology among servers not in failover mode; if it fails too, it
-    /// enters failover mode as well and the next one is tried; once every
-    /// member is in failover mode, one whose mode began before now is
-    /// probed, once (`may_probe`: the operation has not probed yet).
-    fn failover_chain(&mut self, owner: ServerId, by_timeout: bool, may_probe: bool) -> bool {
+    /// enters failover mode as well and the next one is tried.
+    fn failover_chain(&mut self, owner: ServerId, by_timeout: bool) -> bool {
         let topo = topology();
         let slot = topo.slot(&key_of(owner.0));
         loop {
-            let Some(f) = topo.failover_server(slot, |s| !self.modes.contains_key(&s)) else {
-                return may_probe && self.probe_once(owner, by_timeout);
-            };
+            let Some(f) = topo.failover_server(slot, |s| !self.modes.contains_key(&s)) else { return false };
             if self.try_send(f, 1 + config().timing.retries, by_timeout) {
                 return true;
             }
@@ -128,16 +123,8 @@ impl Reference {
         let topo = topology();
         let slot = topo.slot(&key_of(owner.0));
         if topo.failover_server(slot, |s| !self.modes.contains_key(&s)).is_some() {
-            return self.failover_chain(owner, by_timeout, true);
+            return self.failover_chain(owner, by_timeout);
         }
-        self.probe_once(owner, by_timeout)
-    }
-
-    /// Every member in failover mode: probe one whose mode began before
-    /// now (the owner first), once.
-    fn probe_once(&mut self, owner: ServerId, by_timeout: bool) -> bool {
-        let topo = topology();
-        let slot = topo.slot(&key_of(owner.0));
         let now = self.now;
         let eligible =
             |s: ServerId| matches!(self.modes.get(&s), Some(ClientMode::Failover { since }) if since.0 < now);
@@ -328,44 +315,4 @@ fn a_member_back_before_its_period_ends_is_probed_not_refused() {
     assert!(out.contains(&ClientOutput::Complete { seq: 1, result: OpResult::Value(None) }));
     assert_eq!(st.mode(to), ClientMode::Normal, "the member that answered is back");
     assert!(out.contains(&ClientOutput::ToMaster(Report::BackOnline { server: to })));
-}
-
-/// Regression (the rolling-restart benchmark: `CLUSTERDOWN` from the
-/// library client while servers were drained one after another): a member
-/// put in failover mode by an earlier drain, back since; the owner and the
-/// remaining member fail now. The operation ran out of failover servers
-/// and failed with `Unavailable`, where an invocation would have probed
-/// the member marked earlier. Now it probes it, once, and its answer
-/// completes the operation.
-#[test]
-fn when_the_failover_chain_runs_out_a_member_marked_earlier_is_probed() {
-    let topo = topology();
-    let client = Client::new(ClientId(1), topo.clone(), config());
-    let mut st = ClientState::default();
-    let owner = ServerId(0);
-    let earlier = topo.group(owner).iter().copied().find(|s| *s != owner).unwrap();
-    st.modes.insert(earlier, ClientMode::Failover { since: Time(0) });
-    let mut out = Vec::new();
-    client.step(&mut st, Time(10), ClientInput::Invoke { seq: 1, op: Op::Get(key_of(0)) }, &mut out);
-    // Every server but `earlier` refuses; `earlier` answers.
-    let mut sent = Vec::new();
-    for _ in 0..50 {
-        let Some(to) = out.iter().find_map(|o| match o {
-            ClientOutput::Send { to, .. } => Some(*to),
-            _ => None,
-        }) else {
-            break;
-        };
-        sent.push(to);
-        let input = match to == earlier {
-            true => ClientInput::Reply { seq: 1, from: to, result: OpResult::Value(None) },
-            false => ClientInput::SendFailed { seq: 1, to },
-        };
-        out.clear();
-        client.step(&mut st, Time(10), input, &mut out);
-    }
-    assert_eq!(sent.last(), Some(&earlier), "sent to {sent:?}");
-    assert_eq!(sent.iter().filter(|s| **s == earlier).count(), 1, "probed once: {sent:?}");
-    assert!(out.contains(&ClientOutput::Complete { seq: 1, result: OpResult::Value(None) }), "{out:?}");
-    assert_eq!(st.mode(earlier), ClientMode::Normal);
 }
