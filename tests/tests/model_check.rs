@@ -388,8 +388,8 @@ fn evicting_any_cached_copy_at_any_moment_breaks_nothing() {
 }
 
 /// A graceful drain at any moment, its exit once drained and a restart,
-/// with two clients racing (405,103 states): every property holds and the
-/// drained server's exit is reached. (A drain beside a crash, 3,337,503
+/// with two clients racing (396,337 states): every property holds and the
+/// drained server's exit is reached. (A drain beside a crash, 2,162,792
 /// states with one client, is in specs/results.md: too long for CI.)
 #[test]
 fn a_drain_at_any_moment_breaks_nothing() {
