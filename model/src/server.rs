@@ -395,16 +395,7 @@ impl Server {
                 // master is told once the release is answered: the takers
                 // it tells then find the rights free, instead of watching
                 // them for a lease.
-                let before = out.len();
-                self.reconcile(st, out);
-                let mut releasing = false;
-                for o in &mut out[before..] {
-                    if let ServerOutput::Store { tag: tag @ StoreTag::Release, .. } = o {
-                        *tag = StoreTag::Leave;
-                        releasing = true;
-                    }
-                }
-                if !releasing {
+                if !self.reconcile(st, StoreTag::Leave, out) {
                     out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id }));
                 }
                 self.reroute_parked(st, now, out);
@@ -508,7 +499,7 @@ impl Server {
             ServerInput::Timer(ServerTimer::Watch) => self.look_at_new_slots(st, now, out),
             ServerInput::Timer(ServerTimer::Renew) => {
                 st.renew_armed = false;
-                self.reconcile(st, out);
+                self.reconcile(st, StoreTag::Release, out);
                 let rights: Vec<(Slot, Epoch)> = st.rights.iter().map(|(s, r)| (*s, r.epoch)).collect();
                 if !rights.is_empty() {
                     let lease = self.config.timing.lease;
@@ -801,7 +792,7 @@ impl Server {
                     let at = now.plus(t.takeover_wait());
                     out.push(ServerOutput::SetTimer { timer: ServerTimer::Watch, at });
                 }
-                self.reconcile(st, out);
+                self.reconcile(st, StoreTag::Release, out);
                 // Waiting requests: serve them, or send them to the holder
                 // if it could still pass them on (hops to spare): a request
                 // forwarded here by a server that no longer serves the slot
@@ -892,7 +883,7 @@ impl Server {
             MasterMsg::Notice { .. } => {}
         }
         if changed {
-            self.reconcile(st, out);
+            self.reconcile(st, StoreTag::Release, out);
             self.look_at_new_slots(st, now, out);
             self.reroute_parked(st, now, out);
         }
@@ -923,7 +914,8 @@ impl Server {
 
     /// Hands back what this server no longer serves in its view: releases the
     /// rights and drops the temporary cache (c3, c6, c16).
-    fn reconcile(&self, st: &mut ServerState, out: &mut Vec<ServerOutput>) {
+    /// The release, if any, goes with `tag`; returns whether one was sent.
+    fn reconcile(&self, st: &mut ServerState, tag: StoreTag, out: &mut Vec<ServerOutput>) -> bool {
         let stale: Vec<Slot> = st
             .rights
             .keys()
@@ -939,12 +931,14 @@ impl Server {
             st.watching.remove(&slot);
         }
         if stale.is_empty() {
-            return;
+            return false;
         }
         let rights: Vec<(Slot, Epoch)> = stale.iter().filter_map(|s| st.rights.get(s).map(|r| (*s, r.epoch))).collect();
+        let releasing = !rights.is_empty();
         if st.draining && self.config.has(Mutant::DrainKeepsServing) {
             // The bug: released in the store, still served from memory.
-            return out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
+            out.push(ServerOutput::Store { tag, op: StoreOp::Release { rights } });
+            return true;
         }
         for slot in &stale {
             st.rights.remove(slot);
@@ -952,9 +946,10 @@ impl Server {
                 st.cache.remove(slot);
             }
         }
-        if !rights.is_empty() {
-            out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
+        if releasing {
+            out.push(ServerOutput::Store { tag, op: StoreOp::Release { rights } });
         }
         out.push(ServerOutput::Event(ServerEvent::HandedBack(stale)));
+        releasing
     }
 }

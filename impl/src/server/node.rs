@@ -315,11 +315,11 @@ impl ServerNode {
             // elsewhere are served there.
             self.drain = Some(Drain { closing: true, ..drain });
             tracing::info!(server = self.name(), "rights handed back; closing client connections");
+        } else if !drain.closing {
+            return false;
         }
-        if self.drain.is_some_and(|d| d.closing) {
-            self.close_answered_clients();
-        }
-        let done = self.st.drained() && self.waiters.is_empty() && self.drain.is_some_and(|d| d.closing);
+        self.close_answered_clients();
+        let done = self.st.drained() && self.waiters.is_empty();
         if done {
             tracing::info!(server = self.name(), "drained");
         }
