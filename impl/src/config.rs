@@ -376,10 +376,11 @@ impl Config {
         (cfg, live, restart.into_iter().filter(|(_, changed)| *changed).map(|(n, _)| n).collect())
     }
 
-    /// The address server `id` listens on: its `bind`, else its `addr`.
-    pub fn listen_addr(&self, id: ServerId) -> String {
-        let name = self.topology.name(id);
-        self.file.bind.get(name).cloned().unwrap_or_else(|| self.topology.addr(id).to_string())
+    /// The address server `id` of `topology` listens on: its `bind`, else
+    /// its `addr`.
+    pub fn listen_addr(&self, topology: &Topology, id: ServerId) -> String {
+        let name = topology.name(id);
+        self.file.bind.get(name).cloned().unwrap_or_else(|| topology.addr(id).to_string())
     }
 
     pub fn protocol(&self) -> ProtocolConfig {
@@ -392,10 +393,11 @@ impl Config {
         }
     }
 
-    /// What nodes tell a client that asks for the topology.
-    pub fn cluster_info(&self) -> crate::net::wire::ClusterInfo {
+    /// What nodes tell a client that asks for the topology: `topology`,
+    /// the one in force at the node.
+    pub fn cluster_info(&self, topology: &Topology) -> crate::net::wire::ClusterInfo {
         crate::net::wire::ClusterInfo {
-            cluster: self.file.cluster.clone(),
+            cluster: topology.spec(),
             protocol: self.protocol(),
             master: self.file.master.clone(),
         }
@@ -439,8 +441,11 @@ impl Config {
     /// a connection that claims to be the master or a server must come
     /// from an address of the topology (tools and library clients may
     /// come from anywhere: they can do no more than a RESP client).
+    /// `topology` is the one in force at the node asked (servers added
+    /// since the config was written are known by it).
     pub fn admit(
         &self,
+        topology: &Topology,
         from: crate::net::wire::Peer,
         secret: Option<&str>,
         ip: std::net::IpAddr,
@@ -450,21 +455,21 @@ impl Config {
             return Err(Refusal::WrongSecret);
         }
         if let Peer::Server(s) = from {
-            if s.0 as usize >= self.topology.server_count() {
+            if topology.is_removed(s) {
                 return Err(Refusal::NoSuchServer(s));
             }
         }
         let claims_a_node = matches!(from, Peer::Server(_) | Peer::Master);
-        if self.file.secret.is_none() && claims_a_node && !self.node_ips().contains(&ip) {
+        if self.file.secret.is_none() && claims_a_node && !self.node_ips(topology).contains(&ip) {
             return Err(Refusal::NotANode(ip));
         }
         Ok(())
     }
 
     /// The addresses of the master and every server.
-    fn node_ips(&self) -> Vec<std::net::IpAddr> {
-        let addrs =
-            std::iter::once(self.file.master.as_str()).chain(self.file.cluster.servers.iter().map(|s| s.addr.as_str()));
+    fn node_ips(&self, topology: &Topology) -> Vec<std::net::IpAddr> {
+        let servers = topology.servers().map(|s| topology.addr(s));
+        let addrs = std::iter::once(self.file.master.as_str()).chain(servers);
         addrs.filter_map(|a| crate::net::resolve(a).ok()).map(|a| a.ip()).collect()
     }
 
@@ -576,13 +581,13 @@ members = ["s1"]
         use crate::net::wire::Peer;
         let c = Config::parse(GOOD, PathBuf::new()).unwrap();
         let (here, stranger) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
-        assert!(c.admit(Peer::Master, None, here).is_ok());
-        assert!(c.admit(Peer::Master, None, stranger).is_err());
-        assert!(c.admit(Peer::Server(ServerId(0)), None, stranger).is_err());
-        assert!(c.admit(Peer::Server(ServerId(5)), None, here).is_err(), "no such server");
-        assert!(c.admit(Peer::Admin, None, stranger).is_ok(), "tools ask from anywhere");
+        assert!(c.admit(&c.topology, Peer::Master, None, here).is_ok());
+        assert!(c.admit(&c.topology, Peer::Master, None, stranger).is_err());
+        assert!(c.admit(&c.topology, Peer::Server(ServerId(0)), None, stranger).is_err());
+        assert!(c.admit(&c.topology, Peer::Server(ServerId(5)), None, here).is_err(), "no such server");
+        assert!(c.admit(&c.topology, Peer::Admin, None, stranger).is_ok(), "tools ask from anywhere");
         let with = Config::parse(&GOOD.replace("[timing]", "secret = \"s\"\n[timing]"), PathBuf::new()).unwrap();
-        assert!(with.admit(Peer::Master, Some("s"), stranger).is_ok(), "the secret decides");
-        assert!(with.admit(Peer::Master, None, here).is_err());
+        assert!(with.admit(&with.topology, Peer::Master, Some("s"), stranger).is_ok(), "the secret decides");
+        assert!(with.admit(&with.topology, Peer::Master, None, here).is_err());
     }
 }

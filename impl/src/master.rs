@@ -7,8 +7,10 @@ use crate::config::Config;
 use crate::net::wire::{ClusterStatus, Msg, Peer, ServerStatus};
 use crate::net::{Clock, Endpoint, Proto, Timers};
 use crate::node_error::NodeError;
+use crate::store::BatchStore;
 use failgroup_model::{
-    Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId, Slot,
+    ClusterSpec, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId,
+    Slot, Topology,
 };
 use mio::{Events, Token};
 use std::collections::HashMap;
@@ -28,6 +30,10 @@ pub struct MasterNode {
     timers: Timers<MasterTimer>,
     failovers: HashMap<ServerId, u64>,
     stop: Arc<AtomicBool>,
+    /// The store, where the topology is persisted (issue 17).
+    store: Box<dyn BatchStore + Send>,
+    /// The outcome of the last topology change asked for.
+    changed: Option<Result<u64, String>>,
 }
 
 impl MasterNode {
@@ -36,6 +42,17 @@ impl MasterNode {
         let net = Endpoint::bind(&addr, 1)?;
         let core = Master::new(Arc::new(cfg.topology.clone()), cfg.protocol());
         let st = core.initial_state();
+        // Incarnations must grow across restarts: the store counts them (a
+        // wall clock may step back). A master of another mode or topology
+        // than the store's cluster is refused.
+        let mut store = cfg.open_store()?;
+        store.check_mark(&cfg.mark(), false)?;
+        let incarnation = store.next_master_incarnation()?;
+        // The topology last persisted, continued from if newer.
+        let saved = match store.load_topology()? {
+            Some((version, text)) => Some(Arc::new(saved_topology(version, &text)?)),
+            None => None,
+        };
         let mut node = MasterNode {
             cfg,
             core,
@@ -46,16 +63,12 @@ impl MasterNode {
             timers: Timers::new(),
             failovers: HashMap::new(),
             stop,
+            store,
+            changed: None,
         };
-        // Incarnations must grow across restarts: the store counts them (a
-        // wall clock may step back). A master of another mode or topology
-        // than the store's cluster is refused.
-        let mut store = node.cfg.open_store()?;
-        store.check_mark(&node.cfg.mark(), false)?;
-        let incarnation = store.next_master_incarnation()?;
-        drop(store);
-        tracing::info!(%addr, incarnation, "master listening");
-        node.step(MasterInput::Start { incarnation });
+        let version = saved.as_ref().map(|t| t.version()).unwrap_or_default();
+        tracing::info!(%addr, incarnation, topology_version = version, "master listening");
+        node.step(MasterInput::Start { incarnation, topology: saved });
         Ok(node)
     }
 
@@ -92,12 +105,23 @@ impl MasterNode {
                 MasterOutput::SetTimer { timer, at } => self.timers.set(timer, at),
                 MasterOutput::CancelTimer(timer) => self.timers.cancel(timer),
                 MasterOutput::Event(e) => self.on_event(e),
+                MasterOutput::Persist(t) => {
+                    let text = toml::to_string(&t.spec()).expect("a cluster spec has a TOML form");
+                    let ok = match self.store.save_topology(t.version(), text.as_bytes()) {
+                        Ok(saved) => saved,
+                        Err(e) => {
+                            tracing::error!(error = %e, version = t.version(), "the topology could not be persisted");
+                            false
+                        }
+                    };
+                    self.step(MasterInput::Persisted { version: t.version(), ok });
+                }
             }
         }
     }
 
     fn on_event(&mut self, e: MasterEvent) {
-        let topo = &self.cfg.topology;
+        let topo = self.st.topology.clone();
         match e {
             MasterEvent::MarkedOffline(s, v) => {
                 *self.failovers.entry(s).or_default() += 1;
@@ -107,12 +131,20 @@ impl MasterNode {
                 tracing::info!(server = topo.name(s), version = %v, "marked online; notice sent")
             }
             MasterEvent::ReportRefuted(s) => tracing::debug!(server = topo.name(s), "probe answered"),
+            MasterEvent::TopologyChanged(v) => {
+                tracing::info!(version = v, "topology changed; sent to every server");
+                self.changed = Some(Ok(v));
+            }
+            MasterEvent::ChangeRefused(why) => {
+                tracing::warn!(%why, "topology change refused");
+                self.changed = Some(Err(why));
+            }
         }
     }
 
     fn send(&mut self, to: ServerId, msg: MasterMsg) {
         if !self.to_server.get(&to).is_some_and(|t| self.net.conns.contains_key(t)) {
-            let addr = self.cfg.topology.addr(to).to_string();
+            let addr = self.st.topology.addr(to).to_string();
             let Some(tok) = self.net.open(&addr, Peer::Master, self.cfg.file.secret.as_deref()) else {
                 // Not even a connection attempt (the address does not
                 // resolve, no sockets left): the probe outstanding fails
@@ -159,7 +191,7 @@ impl MasterNode {
                     c.dead = true;
                 }
                 (Msg::Hello { from, secret }, None) if peer.is_none() => {
-                    if let Err(why) = self.cfg.admit(from, secret.as_deref(), c.addr.ip()) {
+                    if let Err(why) = self.cfg.admit(&self.st.topology, from, secret.as_deref(), c.addr.ip()) {
                         tracing::warn!(peer = %c.addr, ?from, %why, "node hello refused");
                         c.send(&Msg::Refused(why.to_string()));
                         c.closing = true;
@@ -174,7 +206,16 @@ impl MasterNode {
                     c.send(&Msg::Status(Box::new(status)));
                 }
                 (Msg::InfoRequest, _) if peer.is_some() => {
-                    c.send(&Msg::Info(Box::new(self.cfg.cluster_info())));
+                    c.send(&Msg::Info(Box::new(self.cfg.cluster_info(&self.st.topology))));
+                }
+                (Msg::Change(change), _) if peer == Some(Peer::Admin) => {
+                    tracing::info!(%change, "topology change asked for");
+                    self.changed = None;
+                    self.step(MasterInput::Change(change));
+                    let answer = self.changed.take().unwrap_or_else(|| Err("ERR no outcome".into()));
+                    if let Some(c) = self.net.conns.get_mut(&tok) {
+                        c.send(&Msg::Changed(answer));
+                    }
                 }
                 (m, _) => {
                     tracing::warn!(peer = %c.addr, msg = ?m, "unexpected message; closing");
@@ -187,7 +228,7 @@ impl MasterNode {
 
     /// The view for `failgroup status`.
     pub fn status(&self) -> ClusterStatus {
-        let topo = &self.cfg.topology;
+        let topo = &self.st.topology;
         let servers = topo
             .servers()
             .map(|s| {
@@ -210,7 +251,12 @@ impl MasterNode {
                 }
             })
             .collect();
-        ClusterStatus { mode: self.cfg.file.mode.to_string(), view_version: self.st.version().to_string(), servers }
+        ClusterStatus {
+            mode: self.cfg.file.mode.to_string(),
+            view_version: self.st.version().to_string(),
+            servers,
+            topology_version: topo.version(),
+        }
     }
 
     fn housekeeping(&mut self) {
@@ -250,6 +296,14 @@ impl MasterNode {
             }
         }
     }
+}
+
+/// The topology persisted as `version`'s config text.
+fn saved_topology(version: u64, text: &[u8]) -> Result<Topology, NodeError> {
+    let bad = |why: String| NodeError::Topology(format!("the topology version {version} in the store: {why}"));
+    let text = std::str::from_utf8(text).map_err(|e| bad(e.to_string()))?;
+    let spec: ClusterSpec = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    spec.validate().map_err(|e| bad(e.to_string()))
 }
 
 /// `failgroup master`: runs the master until SIGTERM/SIGINT.

@@ -16,6 +16,9 @@ pub enum NodeError {
         doing: &'static str,
         error: io::Error,
     },
+    /// The topology in the store, or the one the master sent to a joining
+    /// server, is unusable: what and why.
+    Topology(String),
 }
 
 impl NodeError {
@@ -31,6 +34,7 @@ impl fmt::Display for NodeError {
             NodeError::Store(e) => e.fmt(f),
             NodeError::Listen(e) => e.fmt(f),
             NodeError::Os { doing, error } => write!(f, "{doing}: {error}"),
+            NodeError::Topology(why) => write!(f, "topology: {why}"),
         }
     }
 }

@@ -82,10 +82,14 @@ pub enum Mutant {
     /// A draining server releases its rights in the store but goes on
     /// serving their slots from its cache until it exits.
     DrainKeepsServing,
+    /// A server that a new topology takes slots from releases their rights
+    /// in the store at once but goes on serving them from its cache: it
+    /// skips draining the slots it gives away.
+    MoveSkipsDrain,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 14] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::SkipVerification,
         Mutant::KeepCacheOnRegain,
         Mutant::NoFencing,
@@ -100,6 +104,7 @@ impl Mutant {
         Mutant::TransactionsTwice,
         Mutant::TtlCacheNoMargin,
         Mutant::DrainKeepsServing,
+        Mutant::MoveSkipsDrain,
     ];
 
     pub fn name(self) -> &'static str {
@@ -118,6 +123,7 @@ impl Mutant {
             Mutant::TransactionsTwice => "transactions-twice",
             Mutant::TtlCacheNoMargin => "ttl-cache-no-margin",
             Mutant::DrainKeepsServing => "drain-keeps-serving",
+            Mutant::MoveSkipsDrain => "move-skips-drain",
         }
     }
 }

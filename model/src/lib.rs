@@ -88,5 +88,5 @@ pub use store::{
     RightRecord, Rows, Rules, ScanRow, Stamp, Store, StoreOp, StoreReply, Write, MAX_STRING,
 };
 pub use timers::{TimerChange, TimerOutput, Timers};
-pub use topology::{key_slot, ClusterSpec, ConfigError, Topology, SLOTS};
+pub use topology::{key_slot, ClusterSpec, ConfigError, Topology, TopologyChange, SLOTS};
 pub use types::*;

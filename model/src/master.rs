@@ -6,7 +6,7 @@
 
 use crate::config::{Mutant, ProtocolConfig};
 use crate::messages::{Liveness, MasterMsg, Report};
-use crate::topology::Topology;
+use crate::topology::{Topology, TopologyChange};
 use crate::types::{Node, ServerId, Slot, Time, Version};
 use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
@@ -24,9 +24,23 @@ pub enum MasterTimer {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MasterInput {
-    /// (Re)start with an incarnation number larger than any before it.
+    /// (Re)start with an incarnation number larger than any before it,
+    /// and the topology last persisted in the store, if any (a newer
+    /// version than the configured one is continued from).
     Start {
         incarnation: u64,
+        topology: Option<Arc<Topology>>,
+    },
+    /// An operator's change of the topology (issue 17): the master makes the
+    /// next version and asks the runtime to persist it
+    /// ([`MasterOutput::Persist`]); it is told to the servers once
+    /// persisted.
+    Change(TopologyChange),
+    /// The runtime persisted (`ok`) the proposed topology `version`, or
+    /// could not.
+    Persisted {
+        version: u64,
+        ok: bool,
     },
     Report {
         from: Node,
@@ -46,15 +60,31 @@ pub enum MasterEvent {
     MarkedOnline(ServerId, Version),
     /// A report was dismissed because the server answered the probe.
     ReportRefuted(ServerId),
+    /// A new topology version is in force and sent to every server.
+    TopologyChanged(u64),
+    /// A change was refused, with the reason.
+    ChangeRefused(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MasterOutput {
-    Probe { to: ServerId, nonce: u64 },
-    Send { to: ServerId, msg: MasterMsg },
-    SetTimer { timer: MasterTimer, at: Time },
+    Probe {
+        to: ServerId,
+        nonce: u64,
+    },
+    Send {
+        to: ServerId,
+        msg: MasterMsg,
+    },
+    SetTimer {
+        timer: MasterTimer,
+        at: Time,
+    },
     CancelTimer(MasterTimer),
     Event(MasterEvent),
+    /// Write this topology to the store (a restarted master continues from
+    /// it), then answer [`MasterInput::Persisted`].
+    Persist(Arc<Topology>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -67,6 +97,10 @@ pub struct MasterState {
     /// Until the first round of probes after a start has settled, the master
     /// does not broadcast its (still assumed) view.
     pub booting: bool,
+    /// The topology in force (issue 17): the configured one until a change.
+    pub topology: Arc<Topology>,
+    /// A change made and not yet persisted.
+    pub proposed: Option<Arc<Topology>>,
 }
 
 impl MasterState {
@@ -95,7 +129,7 @@ impl Master {
     /// Who serves `slot` in the master's view: its owner while online,
     /// else the group's failover server (c1, c15).
     pub fn serving_server(&self, st: &MasterState, slot: Slot) -> Option<ServerId> {
-        self.topology.serving_server(slot, |s| st.is_online(s))
+        st.topology.serving_server(slot, |s| st.is_online(s))
     }
 
     pub fn new(topology: Arc<Topology>, config: ProtocolConfig) -> Master {
@@ -110,17 +144,23 @@ impl Master {
             probes: OrdMap::new(),
             next_nonce: 0,
             booting: true,
+            topology: self.topology.clone(),
+            proposed: None,
         }
     }
 
     pub fn step(&self, st: &mut MasterState, now: Time, input: MasterInput, out: &mut Vec<MasterOutput>) {
         let t = &self.config.timing;
         match input {
-            MasterInput::Start { incarnation } => {
+            MasterInput::Start { incarnation, topology } => {
                 *st = self.initial_state();
                 st.version = Version { incarnation, counter: 0 };
+                if let Some(t) = topology.filter(|t| t.version() > st.topology.version()) {
+                    st.topology = t;
+                }
                 // Soft state: rebuild the view by contacting every server.
-                for s in self.topology.servers() {
+                let servers: Vec<ServerId> = st.topology.servers().collect();
+                for s in servers {
                     self.probe(st, s, now, out);
                 }
                 out.push(MasterOutput::SetTimer { timer: MasterTimer::Sync, at: now.plus(t.sync_interval) });
@@ -190,6 +230,36 @@ impl Master {
                     self.probe(st, server, now, out); // c20
                 }
             }
+            MasterInput::Change(change) => {
+                if st.proposed.is_some() {
+                    let why = "ERR another topology change is being persisted".to_string();
+                    return out.push(MasterOutput::Event(MasterEvent::ChangeRefused(why)));
+                }
+                match st.topology.change(&change) {
+                    Ok(t) => {
+                        let t = Arc::new(t);
+                        st.proposed = Some(t.clone());
+                        out.push(MasterOutput::Persist(t));
+                    }
+                    Err(e) => out.push(MasterOutput::Event(MasterEvent::ChangeRefused(format!("ERR {e}")))),
+                }
+            }
+            MasterInput::Persisted { version, ok } => {
+                let Some(t) = st.proposed.take_if(|t| t.version() == version) else { return };
+                if !ok {
+                    let why = "ERR the store did not take the new topology".to_string();
+                    return out.push(MasterOutput::Event(MasterEvent::ChangeRefused(why)));
+                }
+                // Every server of the old or the new version hears it: a
+                // removed one hands its rights to the slots' new owners, a
+                // new one learns what it owns.
+                let old = std::mem::replace(&mut st.topology, t.clone());
+                out.push(MasterOutput::Event(MasterEvent::TopologyChanged(version)));
+                let to: std::collections::BTreeSet<ServerId> = old.servers().chain(t.servers()).collect();
+                for s in to {
+                    out.push(MasterOutput::Send { to: s, msg: MasterMsg::Topology(t.clone()) });
+                }
+            }
             MasterInput::Timer(MasterTimer::Sync) => {
                 if !st.booting {
                     self.broadcast_view(st, out);
@@ -230,7 +300,7 @@ impl Master {
             Liveness::Offline => MasterEvent::MarkedOffline(server, version),
             Liveness::Online => MasterEvent::MarkedOnline(server, version),
         }));
-        for to in self.topology.servers().filter(|&s| s != server && st.is_online(s)) {
+        for to in st.topology.servers().filter(|&s| s != server && st.is_online(s)) {
             out.push(MasterOutput::Send { to, msg: MasterMsg::Notice { server, liveness, version } });
         }
         match liveness {
@@ -256,9 +326,15 @@ impl Master {
         }
     }
 
+    /// The view to every online server, and the topology too once it has
+    /// changed (repairing a lost one, and telling a restarted server).
     fn broadcast_view(&self, st: &MasterState, out: &mut Vec<MasterOutput>) {
         let offline = st.offline();
-        for to in self.topology.servers().filter(|s| !offline.contains(s)) {
+        let changed = st.topology.version() > self.topology.version();
+        for to in st.topology.servers().filter(|s| !offline.contains(s)) {
+            if changed {
+                out.push(MasterOutput::Send { to, msg: MasterMsg::Topology(st.topology.clone()) });
+            }
             out.push(MasterOutput::Send { to, msg: MasterMsg::View { version: st.version, offline: offline.clone() } });
         }
     }

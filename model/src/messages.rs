@@ -21,6 +21,9 @@ pub enum MasterMsg {
     /// The master's whole view, re-sent periodically so that a lost notice
     /// is repaired; `offline` lists every server marked offline.
     View { version: Version, offline: OrdSet<ServerId> },
+    /// The topology in force (issue 17), sent when it changes and with each
+    /// view once it has: a server takes it if newer than its own.
+    Topology(std::sync::Arc<crate::topology::Topology>),
 }
 
 /// From a client or server to the master.

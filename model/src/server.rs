@@ -251,6 +251,9 @@ pub struct ServerState {
     /// The master has confirmed this server's leaving (it is marked
     /// offline, so its peers route to the failover servers).
     pub left: bool,
+    /// The topology the master last sent, if newer than the one this
+    /// process started with (issue 17).
+    pub topology: Option<Arc<Topology>>,
 }
 
 impl ServerState {
@@ -358,10 +361,22 @@ impl Server {
         Server { id, topology, config }
     }
 
+    /// The topology in force here: the newest the master sent, else the
+    /// one this process started with.
+    pub fn topo<'a>(&'a self, st: &'a ServerState) -> &'a Topology {
+        st.topology.as_deref().unwrap_or(&self.topology)
+    }
+
     /// Who serves `slot` in this server's view (c1, c15): a draining
     /// server counts itself offline.
     pub fn target(&self, st: &ServerState, slot: Slot) -> Option<ServerId> {
-        self.topology.serving_server(slot, |s| if s == self.id { !st.draining } else { st.view.is_online(s) })
+        self.topo(st).serving_server(slot, |s| if s == self.id { !st.draining } else { st.view.is_online(s) })
+    }
+
+    /// This server was removed from the cluster (issue 17), has handed
+    /// every right over and answered every request: its process may exit.
+    pub fn removed(&self, st: &ServerState) -> bool {
+        self.topo(st).is_removed(self.id) && st.rights.is_empty() && st.ops.is_empty()
     }
 
     /// Whether this server answers for `slot` itself now: in `linearizable`
@@ -403,7 +418,7 @@ impl Server {
             ServerInput::Request { origin, fwd } => {
                 // An atomic operation is fenced by its slot's right alone:
                 // one naming a key of another slot would write it unfenced.
-                if let Some(e) = self.topology.atomic_refusal(&fwd.op) {
+                if let Some(e) = self.topo(st).atomic_refusal(&fwd.op) {
                     return out.push(ServerOutput::Reply { to: origin, result: OpResult::Err(e) });
                 }
                 // A read of the whole database: the store answers it for
@@ -419,7 +434,7 @@ impl Server {
                 }
                 let id = st.next_op;
                 st.next_op += 1;
-                let slot = self.topology.slot(fwd.op.key());
+                let slot = self.topo(st).slot(fwd.op.key());
                 // A read this server serves now from its cache: answered at
                 // once, as `route` and `execute` would, without a pending
                 // record (the state left is the same).
@@ -433,7 +448,7 @@ impl Server {
                 if here {
                     if let Some(result) = cached_answer(st, slot, &fwd.op, now) {
                         touch(st, slot, &fwd.op, self.config.usage, now);
-                        let for_other = self.topology.owner(slot) != self.id;
+                        let for_other = self.topo(st).owner(slot) != self.id;
                         out.push(ServerOutput::Event(ServerEvent::Served { slot, for_other }));
                         if !matches!(fwd.op, Op::Inspect(..)) {
                             out.push(ServerOutput::Event(ServerEvent::CacheHit));
@@ -574,7 +589,7 @@ impl Server {
     fn execute(&self, st: &mut ServerState, id: u64, epoch: Option<Epoch>, now: Time, out: &mut Vec<ServerOutput>) {
         let p = &st.ops[&id];
         let slot = p.slot;
-        let for_other = self.topology.owner(slot) != self.id;
+        let for_other = self.topo(st).owner(slot) != self.id;
         out.push(ServerOutput::Event(ServerEvent::Served { slot, for_other }));
         // A read of keys all in the cache answers here, at one instant
         // under the right: GET, STRLEN and the like, MGET of one slot's keys.
@@ -681,7 +696,7 @@ impl Server {
             Mode::Linearizable => Time::NEVER,
             // c3: only while this server is the one the view says serves it.
             Mode::Available if self.target(st, slot) != Some(self.id) => return,
-            Mode::Available if self.topology.owner(slot) == self.id => Time::NEVER,
+            Mode::Available if self.topo(st).owner(slot) == self.id => Time::NEVER,
             Mode::Available => now.plus(self.config.timing.temp_ttl),
         };
         let m = st.cache.entry(slot).or_default();
@@ -808,7 +823,7 @@ impl Server {
                         // shared with another config) is waited out here.
                         Some((_, holder, _))
                             if *holder != self.id
-                                && (holder.0 as usize) < self.topology.server_count()
+                                && (holder.0 as usize) < self.topo(st).server_count()
                                 && p.fwd.hops + 1 < t.max_hops =>
                         {
                             self.forward(st, id, *holder, now, out)
@@ -872,7 +887,8 @@ impl Server {
                 }
             }
             MasterMsg::View { version, offline } => {
-                for s in self.topology.servers().filter(|&s| s != self.id) {
+                let servers: Vec<ServerId> = self.topo(st).servers().filter(|&s| s != self.id).collect();
+                for s in servers {
                     let liveness = if offline.contains(&s) { Liveness::Offline } else { Liveness::Online };
                     if st.view.apply(s, liveness, version, ignore) {
                         out.push(ServerOutput::Event(ServerEvent::NoticeApplied(s, liveness)));
@@ -881,6 +897,31 @@ impl Server {
                 }
             }
             MasterMsg::Notice { .. } => {}
+            // Issue 17: a newer topology. The slots it takes from this
+            // server are handed over as on a notice (`reconcile`: the
+            // release follows every command sent under their rights on the
+            // one store connection, and nothing is served from them after);
+            // those it gives are asked for (`look_at_new_slots`).
+            MasterMsg::Topology(t) if t.version() > self.topo(st).version() => {
+                if self.config.has(Mutant::MoveSkipsDrain) {
+                    // The bug: released in the store, still served here.
+                    let rights: Vec<(Slot, Epoch)> = st
+                        .rights
+                        .iter()
+                        .filter(|(s, _)| t.owner(**s) != self.id && self.topo(st).owner(**s) == self.id)
+                        .map(|(s, r)| (*s, r.epoch))
+                        .collect();
+                    st.topology = Some(t);
+                    if !rights.is_empty() {
+                        out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
+                    }
+                    self.look_at_new_slots(st, now, out);
+                    return;
+                }
+                st.topology = Some(t);
+                changed = true;
+            }
+            MasterMsg::Topology(_) => {}
         }
         if changed {
             self.reconcile(st, StoreTag::Release, out);
@@ -905,7 +946,7 @@ impl Server {
         if self.config.mode != Mode::Linearizable {
             return;
         }
-        let slots: Vec<Slot> = (0..self.topology.slot_count())
+        let slots: Vec<Slot> = (0..self.topo(st).slot_count())
             .map(Slot)
             .filter(|s| !st.rights.contains_key(s) && self.target(st, *s) == Some(self.id))
             .collect();

@@ -47,6 +47,11 @@ pub struct ServerSpec {
     pub name: String,
     /// Address its clients and peers connect to, e.g. "127.0.0.1:7101".
     pub addr: String,
+    /// Taken out of the cluster (`failgroup admin remove-server`): in no
+    /// group, owning no slot; its name and identity are not reused but by
+    /// adding it again.
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// A failover group as written in a cluster config (c1, c4, c8).
@@ -82,6 +87,10 @@ pub struct ClusterSpec {
     /// 16384 (Redis Cluster); smaller only for models and tests.
     #[serde(default = "default_slot_count")]
     pub slot_count: u16,
+    /// The topology's version: 0 as configured, one more with each change
+    /// the master makes ([`Topology::change`]).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A validation error that names the offending field.
@@ -103,14 +112,62 @@ fn err<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, Con
     Err(ConfigError { field: field.into(), message: message.into() })
 }
 
-/// Server names, addresses, groups and slot owners, validated.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Server names, addresses, groups and slot owners, validated, with the
+/// version the master gave them. Travels as its [`ClusterSpec`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "ClusterSpec", into = "ClusterSpec")]
 pub struct Topology {
+    version: u64,
     names: Vec<String>,
     addrs: Vec<String>,
+    removed: Vec<bool>,
     group_of: Vec<usize>,
     groups: Vec<(String, Vec<ServerId>)>,
     owners: Vec<ServerId>,
+}
+
+impl TryFrom<ClusterSpec> for Topology {
+    type Error = ConfigError;
+    fn try_from(spec: ClusterSpec) -> Result<Topology, ConfigError> {
+        spec.validate()
+    }
+}
+
+impl From<Topology> for ClusterSpec {
+    fn from(t: Topology) -> ClusterSpec {
+        t.spec()
+    }
+}
+
+/// A change of the topology an operator asks the master for (issue 17):
+/// each makes a new version ([`Topology::change`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TopologyChange {
+    /// A server joins `group` (created if new) owning no slot yet; a
+    /// removed server's name brings it back under its old identity.
+    AddServer { name: String, addr: String, group: String },
+    /// A server leaves: its slots go to the other members of its group,
+    /// evenly; it is then in no group and owns nothing.
+    RemoveServer { name: String },
+    /// The inclusive slot ranges move to server `to`.
+    MoveSlots { ranges: Vec<[u16; 2]>, to: String },
+    /// Within each group, slots spread evenly over its members, moving as
+    /// few as it can.
+    Rebalance,
+}
+
+impl fmt::Display for TopologyChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopologyChange::AddServer { name, addr, group } => write!(f, "add {name} ({addr}) to group {group}"),
+            TopologyChange::RemoveServer { name } => write!(f, "remove {name}"),
+            TopologyChange::MoveSlots { ranges, to } => {
+                let r: Vec<String> = ranges.iter().map(|[a, b]| format!("{a}-{b}")).collect();
+                write!(f, "move slots {} to {to}", r.join(","))
+            }
+            TopologyChange::Rebalance => write!(f, "rebalance"),
+        }
+    }
 }
 
 impl ClusterSpec {
@@ -123,6 +180,7 @@ impl ClusterSpec {
                 .map(|i| ServerSpec {
                     name: format!("s{}", i + 1),
                     addr: format!("127.0.0.1:{}", base_port as u32 + i as u32),
+                    removed: false,
                 })
                 .collect(),
             groups: (0..groups)
@@ -133,6 +191,7 @@ impl ClusterSpec {
                 .collect(),
             slots: Vec::new(),
             slot_count,
+            version: 0,
         }
     }
 
@@ -159,7 +218,8 @@ impl ClusterSpec {
             if s.addr.trim().is_empty() {
                 return err(format!("{field}.addr"), "must not be empty");
             }
-            if !addrs.insert(s.addr.clone()) {
+            // A removed server's address may be a new server's.
+            if !s.removed && !addrs.insert(s.addr.clone()) {
                 return err(format!("{field}.addr"), format!("duplicate address {:?}", s.addr));
             }
         }
@@ -187,13 +247,27 @@ impl ClusterSpec {
             }
             groups.push((spec.name.clone(), members));
         }
-        if let Some(i) = group_of.iter().position(|&g| g == usize::MAX) {
-            return err("groups", format!("server {:?} is in no group", self.servers[i].name));
+        for (i, s) in self.servers.iter().enumerate() {
+            match (group_of[i] == usize::MAX, s.removed) {
+                (true, false) => return err("groups", format!("server {:?} is in no group", s.name)),
+                (false, true) => {
+                    return err("groups", format!("server {:?} is removed but in a group", s.name));
+                }
+                _ => {}
+            }
+        }
+        if self.servers.iter().all(|s| s.removed) {
+            return err("servers", "at least one server must not be removed");
         }
         let owners = self.owners(&index)?;
+        if let Some(s) = owners.iter().find(|o| self.servers[o.0 as usize].removed) {
+            return err("slots", format!("server {:?} is removed but owns slots", self.servers[s.0 as usize].name));
+        }
         Ok(Topology {
+            version: self.version,
             names: self.servers.iter().map(|s| s.name.clone()).collect(),
             addrs: self.servers.iter().map(|s| s.addr.clone()).collect(),
+            removed: self.servers.iter().map(|s| s.removed).collect(),
             group_of,
             groups,
             owners,
@@ -203,8 +277,10 @@ impl ClusterSpec {
     fn owners(&self, index: &BTreeMap<String, ServerId>) -> Result<Vec<ServerId>, ConfigError> {
         let n = self.slot_count as usize;
         if self.slots.is_empty() {
-            let k = self.servers.len();
-            return Ok((0..n).map(|s| ServerId((s * k / n) as u16)).collect());
+            let present: Vec<ServerId> =
+                (0..self.servers.len()).filter(|&i| !self.servers[i].removed).map(|i| ServerId(i as u16)).collect();
+            let k = present.len();
+            return Ok((0..n).map(|s| present[s * k / n]).collect());
         }
         let mut owners: Vec<Option<ServerId>> = vec![None; n];
         for (i, spec) in self.slots.iter().enumerate() {
@@ -244,16 +320,163 @@ fn weight(slot: Slot, server: ServerId) -> u64 {
 }
 
 impl Topology {
+    /// The version: 0 as configured, one more with each change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Every identity ever given, removed servers included: identities are
+    /// indexes, never reused.
     pub fn server_count(&self) -> usize {
         self.names.len()
+    }
+
+    /// Whether `s` was removed from the cluster (or is not in it at all).
+    pub fn is_removed(&self, s: ServerId) -> bool {
+        self.removed.get(s.0 as usize).copied().unwrap_or(true)
+    }
+
+    /// The topology as a config says it: explicit slot ranges, the version.
+    pub fn spec(&self) -> ClusterSpec {
+        let mut slots: Vec<SlotSpec> = Vec::new();
+        for (i, &o) in self.owners.iter().enumerate() {
+            let i = i as u16;
+            let name = &self.names[o.0 as usize];
+            match slots.iter_mut().find(|s| &s.server == name) {
+                Some(s) => match s.ranges.last_mut() {
+                    Some(r) if r[1] + 1 == i => r[1] = i,
+                    _ => s.ranges.push([i, i]),
+                },
+                None => slots.push(SlotSpec { server: name.clone(), ranges: vec![[i, i]] }),
+            }
+        }
+        ClusterSpec {
+            servers: (0..self.names.len())
+                .map(|i| ServerSpec {
+                    name: self.names[i].clone(),
+                    addr: self.addrs[i].clone(),
+                    removed: self.removed[i],
+                })
+                .collect(),
+            groups: self
+                .groups
+                .iter()
+                .filter(|(_, m)| !m.is_empty())
+                .map(|(name, m)| GroupSpec {
+                    name: name.clone(),
+                    members: m.iter().map(|s| self.names[s.0 as usize].clone()).collect(),
+                })
+                .collect(),
+            slots,
+            slot_count: self.slot_count(),
+            version: self.version,
+        }
+    }
+
+    /// The topology after `change`, one version later, or why it cannot be.
+    pub fn change(&self, change: &TopologyChange) -> Result<Topology, ConfigError> {
+        let mut spec = self.spec();
+        let known = |name: &str| {
+            self.id_of(name).filter(|s| !self.is_removed(*s)).ok_or_else(|| ConfigError {
+                field: "server".into(),
+                message: format!("no server {name:?} in the cluster"),
+            })
+        };
+        match change {
+            TopologyChange::AddServer { name, addr, group } => {
+                if let Some(s) = self.id_of(name) {
+                    if !self.is_removed(s) {
+                        return err("name", format!("server {name:?} is already in the cluster"));
+                    }
+                    let old = &mut spec.servers[s.0 as usize];
+                    old.removed = false;
+                    old.addr = addr.clone();
+                } else {
+                    spec.servers.push(ServerSpec { name: name.clone(), addr: addr.clone(), removed: false });
+                }
+                match spec.groups.iter_mut().find(|g| &g.name == group) {
+                    Some(g) => g.members.push(name.clone()),
+                    None => spec.groups.push(GroupSpec { name: group.clone(), members: vec![name.clone()] }),
+                }
+            }
+            TopologyChange::RemoveServer { name } => {
+                let s = known(name)?;
+                let others: Vec<ServerId> = self.group(s).iter().copied().filter(|&m| m != s).collect();
+                let mine: Vec<Slot> = self.owned_slots(s).collect();
+                if others.is_empty() && !mine.is_empty() {
+                    return err(
+                        "server",
+                        format!("{name:?} is the last member of group {:?}: move its slots first", self.group_name(s)),
+                    );
+                }
+                let mut owners = self.owners.clone();
+                for (i, slot) in mine.iter().enumerate() {
+                    owners[slot.0 as usize] = others[i % others.len()];
+                }
+                spec.slots = self.with_owners(owners).spec().slots;
+                spec.servers[s.0 as usize].removed = true;
+                for g in &mut spec.groups {
+                    g.members.retain(|m| m != name);
+                }
+                spec.groups.retain(|g| !g.members.is_empty());
+            }
+            TopologyChange::MoveSlots { ranges, to } => {
+                let to = known(to)?;
+                let mut owners = self.owners.clone();
+                for [first, last] in ranges {
+                    if first > last || *last >= self.slot_count() {
+                        return err(
+                            "ranges",
+                            format!("bad range {first}-{last} (slots are 0-{})", self.slot_count() - 1),
+                        );
+                    }
+                    for s in *first..=*last {
+                        owners[s as usize] = to;
+                    }
+                }
+                spec.slots = self.with_owners(owners).spec().slots;
+            }
+            TopologyChange::Rebalance => {
+                let mut owners = self.owners.clone();
+                for (_, members) in &self.groups {
+                    if members.is_empty() {
+                        continue;
+                    }
+                    let slots: Vec<usize> = (0..owners.len()).filter(|&i| members.contains(&owners[i])).collect();
+                    let (n, k) = (slots.len(), members.len());
+                    // Member j is to own n/k slots, the first n%k one more.
+                    let share = |j: usize| n / k + usize::from(j < n % k);
+                    let mut count: Vec<usize> =
+                        members.iter().map(|m| slots.iter().filter(|&&i| owners[i] == *m).count()).collect();
+                    for &i in &slots {
+                        let from = members.iter().position(|m| *m == owners[i]).expect("a member's slot");
+                        if count[from] > share(from) {
+                            if let Some(to) = (0..k).find(|&j| count[j] < share(j)) {
+                                owners[i] = members[to];
+                                count[from] -= 1;
+                                count[to] += 1;
+                            }
+                        }
+                    }
+                }
+                spec.slots = self.with_owners(owners).spec().slots;
+            }
+        }
+        spec.version = self.version + 1;
+        spec.validate()
+    }
+
+    fn with_owners(&self, owners: Vec<ServerId>) -> Topology {
+        Topology { owners, ..self.clone() }
     }
 
     pub fn slot_count(&self) -> u16 {
         self.owners.len() as u16
     }
 
+    /// The servers in the cluster (not removed).
     pub fn servers(&self) -> impl Iterator<Item = ServerId> + '_ {
-        (0..self.names.len()).map(|i| ServerId(i as u16))
+        (0..self.names.len()).filter(|&i| !self.removed[i]).map(|i| ServerId(i as u16))
     }
 
     pub fn name(&self, s: ServerId) -> &str {
@@ -300,13 +523,15 @@ impl Topology {
         self.owners[slot.0 as usize]
     }
 
-    /// All members of `s`'s failover group, `s` included (c1, c4).
+    /// All members of `s`'s failover group, `s` included (c1, c4); none
+    /// for a removed server.
     pub fn group(&self, s: ServerId) -> &[ServerId] {
-        &self.groups[self.group_of[s.0 as usize]].1
+        self.groups.get(self.group_of[s.0 as usize]).map(|g| &g.1[..]).unwrap_or(&[])
     }
 
+    /// The name of `s`'s group ("" for a removed server).
     pub fn group_name(&self, s: ServerId) -> &str {
-        &self.groups[self.group_of[s.0 as usize]].0
+        self.groups.get(self.group_of[s.0 as usize]).map(|g| &g.0[..]).unwrap_or("")
     }
 
     /// Slots owned by `s`.

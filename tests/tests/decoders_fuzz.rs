@@ -175,7 +175,7 @@ proptest! {
             now = now.plus(dt);
             let server = ServerId(s);
             let input = match kind {
-                0 => MasterInput::Start { incarnation: n },
+                0 => MasterInput::Start { incarnation: n, topology: None },
                 1 => MasterInput::Report { from: Node::Server(server), report: Report::ProbeAck { nonce: n } },
                 2 => MasterInput::Report { from: Node::Client(ClientId(n)), report: Report::MaybeOffline { server } },
                 3 => MasterInput::Report { from: Node::Client(ClientId(n)), report: Report::BackOnline { server } },

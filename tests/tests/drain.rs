@@ -152,7 +152,7 @@ fn master() -> (Master, MasterState) {
     let master = Master::new(topology(), ProtocolConfig::default());
     let mut st = master.initial_state();
     let mut out = Vec::new();
-    master.step(&mut st, Time(0), MasterInput::Start { incarnation: 1 }, &mut out);
+    master.step(&mut st, Time(0), MasterInput::Start { incarnation: 1, topology: None }, &mut out);
     // The boot round: every server answers.
     for (s, nonce) in st.probes.clone() {
         let report = MasterInput::Report { from: Node::Server(s), report: Report::ProbeAck { nonce } };

@@ -932,3 +932,68 @@ impl Drop for Postgres {
         let _ = std::fs::remove_file(self.dir.with_extension("initdb.log"));
     }
 }
+
+/// Issue 17: the cluster changes while it serves. A `failgroup dev`
+/// cluster of three servers under the recorded load; a fourth server is
+/// added (`failgroup admin add-server`) and started with the config that
+/// does not name it (it joins by its name, from the master's topology);
+/// a third of the slots (s1's, key `fd` among them) move to it
+/// (`move-slots`); then s2 is removed (`remove-server`: its slots, key
+/// `fa`'s among them, go to the other members, and its process exits).
+/// No client sees an error, the history is linearizable, no acknowledged
+/// write is lost, and the master's status shows the new topology.
+#[test]
+fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
+    let port = 24400;
+    let mut cluster = Cluster::start(port, 3, 1);
+    let config = cluster.dir.join("cluster.toml");
+    let seed = failgroup::util::random_u64() % 1_000_000;
+    let load = Workload::start(&cluster, seed, &["s1", "s2", "s3"], None);
+    std::thread::sleep(Duration::from_secs(1));
+    let admin = |args: &[&str]| {
+        let out = failgroup_tests::failgroup_command()
+            .args(["admin", args[0], "--config"])
+            .arg(&config)
+            .args(&args[1..])
+            .output()
+            .expect("failgroup admin");
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "failgroup admin {args:?}: {text}");
+        eprintln!("admin {args:?}: {}", text.trim());
+        text
+    };
+    let s4 = format!("127.0.0.1:{}", port + 4);
+    assert!(admin(&["add-server", "--group", "g1", "s4", &s4]).contains("topology version 1"));
+    cluster.spawn_server("s4", &config, &s4, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(admin(&["move-slots", "--to", "s4", "0-5460"]).contains("topology version 2"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(admin(&["remove-server", "s2"]).contains("topology version 3"));
+    // s2 hands its slots over and exits.
+    let pid = cluster.servers.iter().find(|s| s.0 == "s2").map(|s| s.2).expect("s2");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
+    {
+        assert!(Instant::now() < deadline, "the removed server s2 did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (r, counter) = load.finish(&cluster);
+    let stops = BTreeMap::from([("s2".to_string(), 1)]);
+    assert_checks_hold(&format!("add, move, remove, seed {seed}"), &cluster, &r, counter, &stops);
+    let status = failgroup::cli::dev::fetch_status(&cluster.master(), None).expect("status");
+    assert_eq!(status.topology_version, 3);
+    let names: Vec<&str> = status.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["s1", "s3", "s4"], "s2 is out, s4 in");
+    let s4 = status.servers.iter().find(|s| s.name == "s4").expect("s4");
+    assert!(s4.serves.iter().any(|r| r.0 == 0 && r.1 >= 5460), "{s4:?}");
+    // s4 holds the rights of what it was given, and serves it.
+    let mut r = Resp::connect(&format!("127.0.0.1:{}", port + 4));
+    let field = |r: &mut Resp, f: &str| failgroup_tests::info_field(r, "failgroup", f).expect("an INFO field");
+    assert_eq!(field(&mut r, "topology_version"), "3");
+    let served: usize = field(&mut r, "slots_served").parse().expect("a count");
+    assert!(served >= 5461, "s4 serves {served} slots");
+    assert!(matches!(r.run("SET fd moved"), Reply::Simple(ref s) if s == "OK"));
+    assert_eq!(r.run("GET fd"), failgroup_tests::bulk("moved"));
+}

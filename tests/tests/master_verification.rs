@@ -88,7 +88,7 @@ impl Harness {
             answered: BTreeSet::new(),
             last_version: Version::default(),
         };
-        h.step(MasterInput::Start { incarnation: 1 });
+        h.step(MasterInput::Start { incarnation: 1, topology: None });
         h
     }
 
@@ -202,7 +202,7 @@ impl Harness {
                 self.probes.clear();
                 self.answered.clear();
                 self.last_probe.clear();
-                self.step(MasterInput::Start { incarnation: self.incarnation });
+                self.step(MasterInput::Start { incarnation: self.incarnation, topology: None });
             }
             _ => {}
         }

@@ -89,7 +89,7 @@ fn config_validation_names_the_field() {
     assert_eq!(invalid(s).field, "slot_count");
 
     let mut s = spec3();
-    s.servers.push(ServerSpec { name: " ".into(), addr: "x".into() });
+    s.servers.push(ServerSpec { name: " ".into(), addr: "x".into(), removed: false });
     assert_eq!(invalid(s).field, "servers[3].name");
 }
 

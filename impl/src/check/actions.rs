@@ -45,13 +45,14 @@ impl ClusterModel {
             testers: (0..c.keys).map(|_| Linearizer::default()).collect(),
             open: BTreeSet::new(),
             seen: Seen::default(),
+            saved_topology: None,
         };
         // Start-up is not interesting: servers take their rights and the
         // master's first probe round settles before the checker begins.
         for s in self.topology.servers() {
             self.server_step(&mut st, s, ServerInput::Start { incarnation: 1 });
         }
-        self.master_step(&mut st, MasterInput::Start { incarnation: 1 });
+        self.master_step(&mut st, MasterInput::Start { incarnation: 1, topology: None });
         while let Some(&(from, to)) = st.net.keys().next() {
             let env = st.take(from, to, 0).expect("message");
             self.deliver(&mut st, env);
@@ -228,6 +229,14 @@ impl ClusterModel {
         }
         if faults && st.budget.master_crashes > 0 && st.master.is_some() {
             actions.push(Action::CrashMaster);
+        }
+        // The operator moves one slot to another server (issue 17).
+        if let Some(m) = st.master.as_ref().filter(|m| faults && st.budget.moves > 0 && m.proposed.is_none()) {
+            for slot in (0..m.topology.slot_count()).map(Slot) {
+                for to in m.topology.servers().filter(|&s| s != m.topology.owner(slot)) {
+                    actions.push(Action::Move(slot, to));
+                }
+            }
         }
         if st.master.is_none() && st.now < c.restart_horizon {
             actions.push(Action::RestartMaster);

@@ -77,6 +77,12 @@ impl ClusterModel {
                 st.testers[k].invoke(c, op.clone());
                 self.client_step(&mut st, c, ClientInput::Invoke { seq, op });
             }
+            Action::Move(slot, to) => {
+                st.budget.moves -= 1;
+                let change =
+                    TopologyChange::MoveSlots { ranges: vec![[slot.0, slot.0]], to: self.topology.name(to).into() };
+                self.master_step(&mut st, MasterInput::Change(change));
+            }
             Action::Drain(s) => {
                 st.budget.drains -= 1;
                 self.server_step(&mut st, s, ServerInput::Drain);
@@ -178,7 +184,8 @@ impl ClusterModel {
                 st.incarnation += 1;
                 st.master = Some(self.master.initial_state());
                 let incarnation = st.incarnation;
-                self.master_step(&mut st, MasterInput::Start { incarnation });
+                let topology = st.saved_topology.clone();
+                self.master_step(&mut st, MasterInput::Start { incarnation, topology });
             }
             Action::Cut(a, b) => {
                 st.budget.cuts -= 1;

@@ -170,6 +170,9 @@ pub struct Faults {
     /// Servers told to drain (leave gracefully); each exits once drained
     /// and may restart.
     pub drains: u8,
+    /// Slot moves an operator asks the master for (`move-slots`): one
+    /// slot to another server, at any moment (issue 17).
+    pub moves: u8,
     /// Store calls that fail (`Failed`: a lost connection, a timeout, a
     /// rollback), before or after taking effect.
     pub store_failures: u8,
@@ -183,7 +186,7 @@ impl CheckConfig {
         format!(
             "{} servers in {} group(s), {} client(s) x {} op(s) of [{}], {} key(s), mode {}{}; faults: {} crash, \
              {} loss, {} dup, {} pause, {} cut, {} master crash, {} store delay, {} delay, {} store failure, {} suspend, \
-             {} twin, {} clock step, {} eviction, {} drain, drift {}, max delay {}; time {}..{}{}{}",
+             {} twin, {} clock step, {} eviction, {} drain, {} move, drift {}, max delay {}; time {}..{}{}{}",
             self.servers,
             self.groups,
             self.clients,
@@ -206,6 +209,7 @@ impl CheckConfig {
             f.clock_steps,
             f.evictions,
             f.drains,
+            f.moves,
             self.drift,
             self.max_delay,
             self.fault_horizon,

@@ -40,6 +40,11 @@ pub const NO_CRASH_ONE_SERVER: &[&str] = &[
     "forwarded",
 ];
 
+/// `sometimes` properties one client with one operation, a slot move and
+/// no crash cannot reach: nobody is marked offline, nothing fails over.
+pub const ONE_MOVE: &[&str] =
+    &["read another client's write", "failover served", "marked offline", "owner recovered", "notice applied"];
+
 fn exhaustive(cfg: CheckConfig, property: &'static str, unreached: &'static [&'static str]) -> Catch {
     Catch { cfg, strategy: Strategy::Bfs, walks: 0, property, unreached }
 }
@@ -146,6 +151,11 @@ pub fn catching(m: Mutant) -> Option<Catch> {
         // while the draining server still trusts it.
         Mutant::DrainKeepsServing => {
             exhaustive(small(Faults { drains: 1, ..Faults::default() }), "one server per slot", ONE_CLIENT)
+        }
+        // A slot moves: its new owner takes the released right while the
+        // old owner, skipping the drain, still trusts it.
+        Mutant::MoveSkipsDrain => {
+            exhaustive(small(Faults { moves: 1, ..Faults::default() }), "one server per slot", ONE_MOVE)
         }
         Mutant::KeepCacheOnRegain => return None,
     })

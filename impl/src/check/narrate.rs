@@ -149,6 +149,10 @@ fn msg(m: &ModelMsg) -> String {
             let off: Vec<String> = offline.iter().map(|s| s.to_string()).collect();
             format!("view {version}: offline [{}]", off.join(", "))
         }
+        ModelMsg::Master(MasterMsg::Topology(t)) => {
+            let owners: Vec<String> = (0..t.slot_count()).map(|s| t.owner(Slot(s)).to_string()).collect();
+            format!("topology v{}: slot owners [{}]", t.version(), owners.join(", "))
+        }
         ModelMsg::StoreCall { op: o, .. } => store_op(o),
         ModelMsg::StoreAnswer { reply, .. } => store_reply(reply),
     }
@@ -196,6 +200,7 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
         Action::Crash(s) => format!("{s} CRASHES (its memory is lost)"),
         Action::Drain(s) => format!("{s} is told to DRAIN (leave gracefully)"),
         Action::Exit(s) => format!("{s}, drained, exits"),
+        Action::Move(slot, to) => format!("the operator moves slot {} to {to}", slot.0),
         Action::Restart(s) => format!("{s} restarts"),
         Action::Pause(s) => format!("{s} PAUSES (alive but silent)"),
         Action::Resume(s) => format!("{s} resumes"),

@@ -29,7 +29,7 @@ impl ClusterModel {
             Property::always("temporary cache dropped", |m: &ClusterModel, st: &ClusterState| {
                 st.servers.iter().enumerate().filter(|(_, n)| n.status != ProcStatus::Crashed).all(|(i, n)| {
                     n.state.cached_slots().all(|slot| {
-                        let owner = m.topology.owner(slot);
+                        let owner = m.servers[i].topo(&n.state).owner(slot);
                         owner == ServerId(i as u16) || !n.state.view.is_online(owner)
                     })
                 })
@@ -79,6 +79,11 @@ impl ClusterModel {
         // a request still waiting at a peer (a pause, a slow store or a
         // second process holds it there).
         let f = &self.cfg.faults;
+        if f.moves > 0 {
+            properties.push(Property::sometimes("moved and served", |_: &ClusterModel, st: &ClusterState| {
+                st.seen.moved_served
+            }));
+        }
         if f.drains > 0 {
             properties.push(Property::sometimes("drained and exited", |_: &ClusterModel, st: &ClusterState| {
                 st.seen.drained_exit

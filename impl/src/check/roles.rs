@@ -117,6 +117,9 @@ impl ClusterModel {
                 }
                 ServerOutput::Event(e) => match e {
                     ServerEvent::Served { for_other: true, .. } => st.seen.failover_served = true,
+                    ServerEvent::Served { for_other: false, slot } if self.topology.owner(slot) != s => {
+                        st.seen.moved_served = true
+                    }
                     ServerEvent::Served { for_other: false, .. } if st.seen.failover_served => {
                         st.seen.owner_recovered = true
                     }
@@ -153,6 +156,7 @@ impl ClusterModel {
         self.master.step(&mut mst, Time(st.now), input.clone(), &mut out);
         st.master = Some(mst);
         let mut refused = Vec::new();
+        let mut persisted = None;
         for o in out {
             match o {
                 // A crashed server's port refuses the connection the probe
@@ -182,7 +186,15 @@ impl ClusterModel {
                     st.seen.marked_offline = true;
                 }
                 MasterOutput::Event(_) => {}
+                // The runtime writes it to the store before going on.
+                MasterOutput::Persist(t) => {
+                    persisted = Some(t.version());
+                    st.saved_topology = Some(t);
+                }
             }
+        }
+        if let Some(version) = persisted {
+            self.master_step(st, MasterInput::Persisted { version, ok: true });
         }
         for to in refused {
             self.master_step(st, MasterInput::Unreachable(to));

@@ -125,6 +125,8 @@ pub enum Action {
     Evict(ServerId, Slot, Vec<u8>),
     /// A server is told to leave gracefully (SIGTERM).
     Drain(ServerId),
+    /// The operator moves `slot` to server `to` (the master's change).
+    Move(Slot, ServerId),
     /// A drained server's process exits.
     Exit(ServerId),
     CrashMaster,
@@ -195,6 +197,8 @@ pub struct Seen {
     pub restart_while_forwarded: bool,
     /// A drained server exited.
     pub drained_exit: bool,
+    /// A slot moved and its new owner served it.
+    pub moved_served: bool,
     /// Servers whose latest probe the master saw answered.
     pub probe_answered: BTreeSet<ServerId>,
 }
@@ -224,6 +228,9 @@ pub struct ClusterState {
     /// Requests a server process took and has not answered yet.
     pub open: BTreeSet<(Addr, Origin)>,
     pub seen: Seen,
+    /// The topology the master last persisted in the store (issue 17): a
+    /// restarted master continues from it.
+    pub saved_topology: Option<std::sync::Arc<Topology>>,
 }
 
 impl std::hash::Hash for Seen {
@@ -244,6 +251,7 @@ impl std::hash::Hash for Seen {
             read_other_write: _,
             restart_while_forwarded: _,
             drained_exit: _,
+            moved_served: _,
         } = self;
         (unverified_offline, view_regressed, deposed_write, mismatched_reply, probe_answered).hash(h)
     }

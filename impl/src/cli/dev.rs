@@ -219,7 +219,7 @@ impl std::fmt::Display for StatusError {
 
 /// The status as a table.
 pub fn format_status(s: &ClusterStatus) -> String {
-    let mut o = format!("mode {}, view {}\n", s.mode, s.view_version);
+    let mut o = format!("mode {}, view {}, topology version {}\n", s.mode, s.view_version, s.topology_version);
     o.push_str(&format!(
         "{:<8} {:<22} {:<8} {:<8} {:>9}  serves\n",
         "server", "address", "group", "state", "failovers"

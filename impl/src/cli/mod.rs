@@ -7,7 +7,7 @@ use crate::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
 use crate::config::Config;
 use crate::node_error::NodeError;
 use clap::{Args, Parser, Subcommand};
-use failgroup_model::{Mode, Mutant};
+use failgroup_model::{Mode, Mutant, TopologyChange};
 use stateright::{Expectation, Model as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,6 +120,68 @@ enum AdminCommand {
         /// The server's name in the config, e.g. s2.
         name: String,
     },
+    /// Add a server to the running cluster. It owns no slot until
+    /// `move-slots` or `rebalance` gives it some; start it with `failgroup
+    /// server --config FILE --id NAME` (the config need not name it: it
+    /// asks the master). A removed server's name brings it back.
+    #[command(after_help = CHANGE_EXIT)]
+    AddServer {
+        /// The cluster's configuration file (the master's address, the secret).
+        #[arg(long)]
+        config: PathBuf,
+        /// Its group (created if new).
+        #[arg(long)]
+        group: String,
+        /// A new name, e.g. s4.
+        name: String,
+        /// Where its clients and peers reach it, e.g. 127.0.0.1:7104.
+        addr: String,
+    },
+    /// Remove a server: its slots go to the other members of its group,
+    /// evenly; it hands their rights over and exits.
+    #[command(after_help = CHANGE_EXIT)]
+    RemoveServer {
+        /// The cluster's configuration file (the master's address, the secret).
+        #[arg(long)]
+        config: PathBuf,
+        /// The server's name, e.g. s2.
+        name: String,
+    },
+    /// Move slots to a server: the owners hand their rights over (each
+    /// after the commands it sent under them), the new owner takes them
+    /// with a new fencing epoch and an empty cache.
+    #[command(after_help = CHANGE_EXIT)]
+    MoveSlots {
+        /// The cluster's configuration file (the master's address, the secret).
+        #[arg(long)]
+        config: PathBuf,
+        /// The server the slots go to.
+        #[arg(long)]
+        to: String,
+        /// Slots or inclusive ranges: 42, 0-5460.
+        #[arg(required = true, value_parser = slot_range)]
+        slots: Vec<[u16; 2]>,
+    },
+    /// Within each group, spread the slots evenly over its members, moving
+    /// as few as it can.
+    #[command(after_help = CHANGE_EXIT)]
+    Rebalance {
+        /// The cluster's configuration file (the master's address, the secret).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+const CHANGE_EXIT: &str = "Prints the new topology version. Exit status: 0 done; 2 a bad config, or the master \
+                           refused the change (the reason is printed); 3 the master could not be reached.";
+
+/// A slot or an inclusive range of slots: `42`, `0-5460`.
+fn slot_range(s: &str) -> Result<[u16; 2], String> {
+    let num = |t: &str| t.trim().parse::<u16>().map_err(|_| format!("{s:?}: a slot (0-16383) or a range A-B"));
+    match s.split_once('-') {
+        Some((a, b)) => Ok([num(a)?, num(b)?]),
+        None => num(s).map(|n| [n, n]),
+    }
 }
 
 #[derive(Args, Clone)]
@@ -188,6 +250,10 @@ struct ModelArgs {
     /// restart) [default: 0]
     #[arg(long)]
     drains: Option<u8>,
+    /// Slot moves (the operator moves one slot to another server through the master, at any moment; the
+    /// model's "server joining" is a move to a server that owns no slot) [default: 0]
+    #[arg(long)]
+    moves: Option<u8>,
     /// Clock lag bound, in ticks [default: 0]
     #[arg(long)]
     drift: Option<u64>,
@@ -249,6 +315,7 @@ impl ModelArgs {
                 clock_steps: self.clock_steps.unwrap_or(f.clock_steps),
                 evictions: self.evictions.unwrap_or(f.evictions),
                 drains: self.drains.unwrap_or(f.drains),
+                moves: self.moves.unwrap_or(f.moves),
             },
             drift: self.drift.unwrap_or(b.drift),
             mode: self.mode.unwrap_or(b.mode),
@@ -343,6 +410,16 @@ pub fn main() -> ExitCode {
             Ok(cfg) => drain(&cfg, &name),
             Err(e) => exit(Err(e)),
         },
+        CliCommand::Admin(AdminCommand::AddServer { config, group, name, addr }) => {
+            change(&config, TopologyChange::AddServer { name, addr, group })
+        }
+        CliCommand::Admin(AdminCommand::RemoveServer { config, name }) => {
+            change(&config, TopologyChange::RemoveServer { name })
+        }
+        CliCommand::Admin(AdminCommand::MoveSlots { config, to, slots }) => {
+            change(&config, TopologyChange::MoveSlots { ranges: slots, to })
+        }
+        CliCommand::Admin(AdminCommand::Rebalance { config }) => change(&config, TopologyChange::Rebalance),
         CliCommand::Check(args) => run_check(args),
         CliCommand::Explore { model, addr } => {
             let base = model.mutant.and_then(check::mutants::catching).map_or_else(check::default_config, |c| c.cfg);
@@ -402,6 +479,48 @@ fn status(addr: &str, secret: Option<&str>, json: bool, watch: Option<f64>) -> E
             }
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(every));
+    }
+}
+
+/// `failgroup admin add-server` and the other topology changes: asks the
+/// master, prints the new version.
+fn change(config: &std::path::Path, change: TopologyChange) -> ExitCode {
+    use crate::net::wire::{Msg, Peer};
+    let cfg = match Config::load(config) {
+        Ok(cfg) => cfg,
+        Err(e) => return exit(Err(e)),
+    };
+    let master = &cfg.file.master;
+    let secret = cfg.file.secret.as_deref();
+    let timeout = std::time::Duration::from_secs(10);
+    let mut link = match crate::net::NodeLink::open(master, Peer::Admin, secret, timeout) {
+        Ok(link) => link,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData) => {
+            eprintln!("error: master {master}: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: master {master}: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match link.send(&Msg::Change(change.clone())).and_then(|()| link.recv()) {
+        Ok(Msg::Changed(Ok(version))) => {
+            println!("{change}: topology version {version}");
+            ExitCode::SUCCESS
+        }
+        Ok(Msg::Changed(Err(why))) => {
+            eprintln!("error: {change}: {why}");
+            ExitCode::from(2)
+        }
+        Ok(other) => {
+            eprintln!("error: master {master}: unexpected answer {other:?}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: master {master}: {e}");
+            ExitCode::from(3)
+        }
     }
 }
 

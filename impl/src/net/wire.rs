@@ -5,7 +5,9 @@
 //! encoding of one [`Msg`]. The first frame is a [`Msg::Hello`]; frames over
 //! the size limit close the connection.
 
-use failgroup_model::{ClientId, ClusterSpec, Forwarded, MasterMsg, OpResult, ProtocolConfig, Report, ServerId};
+use failgroup_model::{
+    ClientId, ClusterSpec, Forwarded, MasterMsg, OpResult, ProtocolConfig, Report, ServerId, TopologyChange,
+};
 use serde::{Deserialize, Serialize};
 
 /// 2: requests and replies between servers carry the forwarder's incarnation.
@@ -51,6 +53,8 @@ pub struct ClusterStatus {
     pub mode: String,
     pub view_version: String,
     pub servers: Vec<ServerStatus>,
+    /// The topology's version (0 as configured, one more per change).
+    pub topology_version: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +91,10 @@ pub enum Msg {
     /// SIGTERM. Answered with `Draining`.
     Drain,
     Draining,
+    /// From `failgroup admin add-server` and the like to the master: change
+    /// the topology. Answered with `Changed`: the new version, or why not.
+    Change(TopologyChange),
+    Changed(Result<u64, String>),
 }
 
 /// The frame of `msg`, length prefix included.

@@ -41,6 +41,8 @@ pub(super) struct Snapshot<'a> {
     /// Keys in the cache.
     pub keys: usize,
     pub view_version: Version,
+    /// The topology's version at this server (issue 17).
+    pub topology_version: u64,
     pub offline: Vec<&'a str>,
     pub slots_owned: usize,
     /// Slots this server answers for itself now (the core's `serving`).
@@ -125,7 +127,7 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
         let _ = write!(
             o,
             "# Failgroup\r\nserver_name:{}\r\ngroup:{}\r\nmode:{}\r\nview_version:{}\r\n\
-             servers_offline:{}\r\nslots_owned:{}\r\nslots_served:{}\r\nslots_served_for_others:{}\r\n\
+             topology_version:{}\r\nservers_offline:{}\r\nslots_owned:{}\r\nslots_served:{}\r\nslots_served_for_others:{}\r\n\
              failovers_seen:{}\r\nrights_taken:{}\r\nslots_handed_back:{}\r\nrequests_forwarded:{}\r\n\
              requests_waiting:{}\r\nstore_commits:{}\r\nstore_commands:{}\r\ncache_hits:{}\r\n\
              cache_misses:{}\r\n\r\n",
@@ -133,6 +135,7 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
             s.group,
             s.mode,
             s.view_version,
+            s.topology_version,
             s.offline.join(","),
             s.slots_owned,
             s.slots_served,
@@ -170,6 +173,7 @@ mod tests {
             stats: &stats,
             keys: 0,
             view_version: Version::default(),
+            topology_version: 2,
             offline: vec!["s2", "s3"],
             slots_owned: 10,
             slots_served: 12,

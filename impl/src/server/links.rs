@@ -15,7 +15,7 @@ impl ServerNode {
     /// The outbound connection to a peer, opened if need be.
     pub(super) fn peer_conn(&mut self, to: ServerId) -> Option<&mut Connection> {
         if !self.peers_out.get(&to).is_some_and(|t| self.net.conns.contains_key(t)) {
-            let addr = self.cfg.topology.addr(to).to_string();
+            let addr = self.core.topo(&self.st).addr(to).to_string();
             let tok = self.open(&addr)?;
             self.peers_out.insert(to, tok);
         }
@@ -162,7 +162,7 @@ impl ServerNode {
                 }
                 (Some(Peer::Master), Msg::Master(m)) => self.step(ServerInput::Master(m)),
                 (Some(_), Msg::InfoRequest) => {
-                    c.send(&Msg::Info(Box::new(self.cfg.cluster_info())));
+                    c.send(&Msg::Info(Box::new(self.cfg.cluster_info(self.core.topo(&self.st)))));
                 }
                 (Some(p), m) => {
                     tracing::warn!(peer = ?p, msg = ?m, "unexpected node message; closing");
@@ -176,7 +176,7 @@ impl ServerNode {
     /// Checks a node's hello; on success the connection is that node's.
     pub(super) fn welcome(&mut self, tok: Token, from: Peer, secret: Option<&str>) -> Result<(), Refusal> {
         let ip = self.net.conns[&tok].addr.ip();
-        if let Err(why) = self.cfg.admit(from, secret, ip) {
+        if let Err(why) = self.cfg.admit(self.core.topo(&self.st), from, secret, ip) {
             tracing::warn!(peer = %self.net.conns[&tok].addr, ?from, %why, "node hello refused");
             return Err(why);
         }

@@ -15,6 +15,7 @@ use crate::node_error::NodeError;
 use crate::store::{self, Done, Identity, Job, StoreStats};
 use failgroup_model::{
     Holder, Liveness, Origin, Server, ServerEvent, ServerId, ServerInput, ServerOutput, ServerState, ServerTimer, Slot,
+    Topology,
 };
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use mio::{Events, Token, Waker};
@@ -96,8 +97,14 @@ pub(super) struct Drain {
 
 impl ServerNode {
     /// Binds the port, opens the store and starts the core.
-    pub fn start(cfg: Config, id: ServerId, stop: Arc<AtomicBool>) -> Result<ServerNode, NodeError> {
-        let addr = cfg.listen_addr(id);
+    /// `topology`: the master's when it answered, else the config's.
+    pub fn start(
+        cfg: Config,
+        topology: Topology,
+        id: ServerId,
+        stop: Arc<AtomicBool>,
+    ) -> Result<ServerNode, NodeError> {
+        let addr = cfg.listen_addr(&topology, id);
         let net = Endpoint::bind(&addr, WAKER.0 + 1)?;
         let waker = Arc::new(Waker::new(net.poll.registry(), WAKER).map_err(NodeError::os("a poll waker"))?);
         let mut db = cfg.open_store()?;
@@ -107,7 +114,7 @@ impl ServerNode {
         // This run of the process: its rights and its forwarded requests
         // are its own, not those of an earlier run of the same name.
         let incarnation = crate::util::random_u64();
-        let names = cfg.topology.servers().map(|s| cfg.topology.name(s).to_string()).collect();
+        let names = (0..topology.server_count()).map(|s| topology.name(ServerId(s as u16)).to_string()).collect();
         let me = Identity::new(Holder { server: id, incarnation }, names, cfg.file.mode);
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
@@ -119,7 +126,7 @@ impl ServerNode {
                 store::run_store(db, me, jobs_rx, done_tx, move || drop(waker.wake()), stats2);
             })
             .map_err(NodeError::os("starting the store thread"))?;
-        let core = Server::new(id, Arc::new(cfg.topology.clone()), cfg.protocol());
+        let core = Server::new(id, Arc::new(topology), cfg.protocol());
         let mut node = ServerNode {
             core,
             st: ServerState::default(),
@@ -160,7 +167,7 @@ impl ServerNode {
 
     /// What INFO reports now.
     pub(super) fn snapshot(&self) -> Snapshot<'_> {
-        let topo = &self.cfg.topology;
+        let topo = self.core.topo(&self.st);
         let (me, now) = (self.core.id, self.clock.now());
         let served: Vec<Slot> =
             (0..topo.slot_count()).map(Slot).filter(|s| self.core.serving(&self.st, *s, now)).collect();
@@ -177,6 +184,7 @@ impl ServerNode {
             stats: &self.stats,
             keys: self.st.cached_keys(),
             view_version: topo.servers().map(|s| view.version_of(s)).max().unwrap_or_default(),
+            topology_version: topo.version(),
             offline: view.offline().map(|s| topo.name(s)).collect(),
             slots_owned: topo.owned_slots(me).count(),
             slots_served: served.len(),
@@ -192,7 +200,7 @@ impl ServerNode {
     }
 
     pub(super) fn name(&self) -> &str {
-        self.cfg.topology.name(self.core.id)
+        self.core.topo(&self.st).name(self.core.id)
     }
 
     /// Keeps a link open to every peer, reopened every 250 ms once lost: a
@@ -203,7 +211,7 @@ impl ServerNode {
         if self.links_opened.elapsed() >= Duration::from_millis(250) {
             self.links_opened = Instant::now();
             let me = self.core.id;
-            for s in self.cfg.topology.servers().filter(|s| *s != me).collect::<Vec<_>>() {
+            for s in self.core.topo(&self.st).servers().filter(|s| *s != me).collect::<Vec<_>>() {
                 let _ = self.peer_conn(s);
             }
         }
@@ -231,6 +239,12 @@ impl ServerNode {
                 if self.drain.is_some() || self.cfg.file.limits.drain_timeout == 0 {
                     break;
                 }
+                self.begin_drain();
+            }
+            // Removed from the cluster (issue 17): its slots' rights are
+            // handed over already; it leaves as a drained server does.
+            if self.drain.is_none() && self.core.topo(&self.st).is_removed(self.core.id) {
+                tracing::info!(server = self.name(), "removed from the cluster: leaving");
                 self.begin_drain();
             }
             if self.drain.is_some() && self.drain_step() {
@@ -403,7 +417,7 @@ impl ServerNode {
     }
 
     pub(super) fn on_event(&mut self, e: ServerEvent) {
-        let topo = &self.cfg.topology;
+        let topo = self.core.topo(&self.st);
         match e {
             ServerEvent::RightsTaken(rights) => {
                 self.stats.rights_taken += rights.len() as u64;
@@ -544,9 +558,38 @@ impl ServerNode {
     }
 }
 
-/// `failgroup server`: runs one server until SIGTERM/SIGINT.
+/// `failgroup server`: runs one server until SIGTERM/SIGINT. The topology
+/// is the master's if it answers (a server added since the config was
+/// written joins by its name alone), else the config's.
 pub fn main(cfg: Config, name: &str) -> Result<(), NodeError> {
-    let id = cfg.server_id(name)?;
-    let node = ServerNode::start(cfg, id, crate::util::stop_flag())?;
+    let topology = match master_topology(&cfg) {
+        Ok(t) => t,
+        Err(why) => {
+            tracing::info!(master = %cfg.file.master, %why, "the master did not give its topology; the config's is used");
+            cfg.topology.clone()
+        }
+    };
+    let id = match topology.id_of(name).filter(|s| !topology.is_removed(*s)) {
+        Some(id) => id,
+        None if topology.id_of(name).is_some() => {
+            return Err(NodeError::Topology(format!(
+                "server {name:?} was removed from the cluster; `failgroup admin add-server` brings it back"
+            )))
+        }
+        None => return Err(cfg.server_id(name).expect_err("not in the config").into()),
+    };
+    let node = ServerNode::start(cfg, topology, id, crate::util::stop_flag())?;
     node.run()
+}
+
+/// The topology in force at the master, asked for over the node protocol.
+fn master_topology(cfg: &Config) -> Result<Topology, String> {
+    use crate::net::wire::{Msg, Peer};
+    let timeout = Duration::from_millis(cfg.file.timing.probe_timeout.max(500));
+    let mut link = crate::net::NodeLink::open(&cfg.file.master, Peer::Admin, cfg.file.secret.as_deref(), timeout)
+        .map_err(|e| e.to_string())?;
+    match link.send(&Msg::InfoRequest).and_then(|()| link.recv()).map_err(|e| e.to_string())? {
+        Msg::Info(info) => info.cluster.validate().map_err(|e| e.to_string()),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
 }

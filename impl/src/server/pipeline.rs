@@ -463,7 +463,7 @@ impl ServerNode {
             _ => None,
         };
         let cluster = matches!(l, Local::Cluster(_))
-            .then(|| cluster_view(&self.cfg.topology, &self.core, &self.st, &self.unreachable));
+            .then(|| cluster_view(self.core.topo(&self.st), &self.core, &self.st, &self.unreachable));
         let requirepass = self.cfg.file.requirepass.as_deref();
         let (limits, cache) = (&self.cfg.file.limits, &self.cfg.file.cache);
         let ctx = Context { requirepass, limits, cache, info, cluster, clients };

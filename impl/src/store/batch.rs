@@ -15,12 +15,20 @@ pub trait BatchStore {
     fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply>;
 
     /// Records `mark` in a store that has none (or, with `adopt`, replaces
-    /// the one it has and drops every right); otherwise refuses a node
+    /// the one it has and drops every right and every topology the master
+    /// recorded); otherwise refuses a node
     /// whose mark differs from the store's.
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError>;
 
     /// A master incarnation greater than every one drawn before.
     fn next_master_incarnation(&mut self) -> Result<u64, StoreError>;
+
+    /// Records topology `version` (its config text), unless a newer one is
+    /// recorded; returns whether it was.
+    fn save_topology(&mut self, version: u64, spec: &[u8]) -> Result<bool, StoreError>;
+
+    /// The newest topology recorded, if any: its version and config text.
+    fn load_topology(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
 }
 
 impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
@@ -34,6 +42,14 @@ impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
 
     fn next_master_incarnation(&mut self) -> Result<u64, StoreError> {
         (**self).next_master_incarnation()
+    }
+
+    fn save_topology(&mut self, version: u64, spec: &[u8]) -> Result<bool, StoreError> {
+        (**self).save_topology(version, spec)
+    }
+
+    fn load_topology(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        (**self).load_topology()
     }
 }
 

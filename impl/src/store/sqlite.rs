@@ -41,6 +41,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         conn.execute_batch(
             "BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS topology (version INTEGER PRIMARY KEY, spec BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS kv (
                  key BLOB PRIMARY KEY, value BLOB NOT NULL,
                  version INTEGER NOT NULL, expires_at INTEGER, kind INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
@@ -370,6 +371,7 @@ impl BatchStore for SqliteStore {
                 if adopt {
                     tx.execute("DELETE FROM rights", [])?;
                     tx.execute("DELETE FROM holders", [])?;
+                    tx.execute("DELETE FROM topology", [])?;
                 }
             }
             tx.commit()?;
@@ -389,6 +391,28 @@ impl BatchStore for SqliteStore {
             )?;
             tx.commit()?;
             Ok(n as u64)
+        })
+    }
+
+    fn save_topology(&mut self, version: u64, spec: &[u8]) -> Result<bool, StoreError> {
+        retry_busy(&mut self.conn, |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let newest: Option<i64> = tx.query_row("SELECT max(version) FROM topology", [], |r| r.get(0))?;
+            if newest.is_some_and(|n| n as u64 >= version) {
+                return Ok(false);
+            }
+            tx.execute("INSERT INTO topology (version, spec) VALUES (?1, ?2)", params![version as i64, spec])?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn load_topology(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        retry_busy(&mut self.conn, |conn| {
+            conn.query_row("SELECT version, spec FROM topology ORDER BY version DESC LIMIT 1", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .optional()
         })
     }
 }

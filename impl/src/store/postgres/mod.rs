@@ -33,6 +33,7 @@ pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS failgroup_meta (name text PRIMARY KEY, value bigint NOT NULL);
+    CREATE TABLE IF NOT EXISTS failgroup_topology (version bigint PRIMARY KEY, spec bytea NOT NULL);
     CREATE TABLE IF NOT EXISTS failgroup_kv (
         key_hash bytea PRIMARY KEY, key bytea NOT NULL, value bytea NOT NULL,
         version bigint NOT NULL, expires_at bigint, kind bigint NOT NULL DEFAULT 0);
@@ -205,7 +206,7 @@ impl BatchStore for PgStore {
                 &[Param::Int(m), Param::Int(t)],
             )?;
             if adopt {
-                c.batch("DELETE FROM failgroup_rights; DELETE FROM failgroup_holders")?;
+                c.batch("DELETE FROM failgroup_rights; DELETE FROM failgroup_holders; DELETE FROM failgroup_topology")?;
             }
             c.batch("COMMIT")?;
             Ok(Ok(()))
@@ -231,6 +232,32 @@ impl BatchStore for PgStore {
             .map_err(fail)?;
         let n = rows.first().map(|r| r.int_req(0)).transpose().map_err(fail)?;
         n.map(|n| n as u64).ok_or_else(|| fail(PgError::Protocol("no master incarnation returned".into())))
+    }
+
+    fn save_topology(&mut self, version: u64, spec: &[u8]) -> Result<bool, StoreError> {
+        let fail = |error| StoreError::Postgres { at: "the cluster's topology".into(), error };
+        let c = self.conn().map_err(fail)?;
+        // Inserted only above the newest version recorded, in one statement.
+        let rows = c
+            .query(
+                "INSERT INTO failgroup_topology (version, spec)
+                 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM failgroup_topology WHERE version >= $1)
+                 ON CONFLICT DO NOTHING RETURNING version",
+                &[Param::Int(version as i64), Param::Bytes(spec)],
+            )
+            .map_err(fail)?;
+        Ok(!rows.is_empty())
+    }
+
+    fn load_topology(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let fail = |error| StoreError::Postgres { at: "the cluster's topology".into(), error };
+        let c = self.conn().map_err(fail)?;
+        let rows =
+            c.query("SELECT version, spec FROM failgroup_topology ORDER BY version DESC LIMIT 1", &[]).map_err(fail)?;
+        match rows.first() {
+            None => Ok(None),
+            Some(r) => Ok(Some((r.int_req(0).map_err(fail)? as u64, r.bytes(1).map_err(fail)?.unwrap_or_default()))),
+        }
     }
 }
 
