@@ -179,3 +179,117 @@ fn failover_choice_is_balanced() {
     }
     println!("worst deviation from the even share: {:.1}%", worst * 100.0);
 }
+
+// Issue 17: topology changes, each a new version.
+
+fn add(t: &Topology, name: &str, addr: &str, group: &str) -> Result<Topology, ConfigError> {
+    t.change(&TopologyChange::AddServer { name: name.into(), addr: addr.into(), group: group.into() })
+}
+
+#[test]
+fn a_server_added_owns_nothing_until_slots_move_to_it() {
+    let t = topology(3, 1);
+    assert_eq!(t.version(), 0);
+    let t1 = add(&t, "s4", "127.0.0.1:7104", "g1").unwrap();
+    assert_eq!(t1.version(), 1);
+    let s4 = t1.id_of("s4").unwrap();
+    assert_eq!(s4, ServerId(3));
+    assert_eq!(t1.owned_slots(s4).count(), 0);
+    assert!(t1.group(ServerId(0)).contains(&s4));
+    assert_eq!((0..SLOTS).map(Slot).filter(|s| t.owner(*s) != t1.owner(*s)).count(), 0, "no slot moved");
+    // In a new group of its own.
+    let t2 = add(&t, "s4", "127.0.0.1:7104", "g2").unwrap();
+    assert_eq!(t2.group(s4), &[s4]);
+    assert_eq!(t2.group_name(s4), "g2");
+    // Refused: a name or an address already in the cluster, an empty name.
+    assert!(add(&t, "s2", "127.0.0.1:7199", "g1").unwrap_err().message.contains("already in the cluster"));
+    assert_eq!(add(&t, "s4", "127.0.0.1:7102", "g1").unwrap_err().field, "servers[3].addr");
+    assert!(add(&t, "", "127.0.0.1:7104", "g1").is_err());
+}
+
+#[test]
+fn slots_move_by_ranges_to_a_present_server() {
+    let t = add(&topology(3, 1), "s4", "127.0.0.1:7104", "g1").unwrap();
+    let to = |name: &str, ranges: Vec<[u16; 2]>| TopologyChange::MoveSlots { ranges, to: name.into() };
+    let t2 = t.change(&to("s4", vec![[0, 99], [16000, 16383]])).unwrap();
+    assert_eq!(t2.version(), 2);
+    let s4 = t2.id_of("s4").unwrap();
+    assert_eq!(t2.owned_slots(s4).count(), 100 + 384);
+    assert!((100..16000).all(|s| t2.owner(Slot(s)) == t.owner(Slot(s))), "nothing else moved");
+    assert_eq!(t.change(&to("s4", vec![[5, 3]])).unwrap_err().field, "ranges");
+    assert_eq!(t.change(&to("s4", vec![[0, SLOTS]])).unwrap_err().field, "ranges");
+    assert!(t.change(&to("s9", vec![[0, 1]])).unwrap_err().message.contains("no server \"s9\""));
+}
+
+#[test]
+fn a_removed_server_gives_its_slots_to_its_group_and_keeps_its_identity() {
+    let t = topology(3, 1);
+    let t1 = t.change(&TopologyChange::RemoveServer { name: "s2".into() }).unwrap();
+    let s2 = ServerId(1);
+    assert!(t1.is_removed(s2));
+    assert_eq!(t1.servers().collect::<Vec<_>>(), [ServerId(0), ServerId(2)]);
+    assert_eq!(t1.owned_slots(s2).count(), 0);
+    let (a, b) = (t1.owned_slots(ServerId(0)).count(), t1.owned_slots(ServerId(2)).count());
+    assert_eq!(a + b, SLOTS as usize);
+    let given = |s: ServerId| t.owned_slots(s2).filter(|x| t1.owner(*x) == s).count() as i64;
+    assert!((given(ServerId(0)) - given(ServerId(2))).abs() <= 1, "spread evenly");
+    assert_eq!(t1.group(s2), &[] as &[ServerId]);
+    // Removed twice, or the last member holding slots: refused.
+    assert!(t1.change(&TopologyChange::RemoveServer { name: "s2".into() }).is_err());
+    let solo = topology(2, 2);
+    let e = solo.change(&TopologyChange::RemoveServer { name: "s1".into() }).unwrap_err();
+    assert!(e.message.contains("last member of group"), "{e}");
+    // Its name brings it back under the same identity, owning nothing; its
+    // address may meanwhile be another server's.
+    let t2 = add(&t1, "s5", "127.0.0.1:7102", "g1").unwrap();
+    let t3 = add(&t2, "s2", "127.0.0.1:7120", "g1").unwrap();
+    assert_eq!(t3.id_of("s2"), Some(s2));
+    assert!(!t3.is_removed(s2));
+    assert_eq!(t3.addr(s2), "127.0.0.1:7120");
+    assert_eq!(t3.owned_slots(s2).count(), 0);
+}
+
+#[test]
+fn rebalance_spreads_each_group_evenly_moving_as_few_slots_as_it_can() {
+    let t = add(&topology(3, 1), "s4", "127.0.0.1:7104", "g1").unwrap();
+    let t2 = t.change(&TopologyChange::Rebalance).unwrap();
+    for s in t2.servers() {
+        assert_eq!(t2.owned_slots(s).count(), SLOTS as usize / 4, "{s}");
+    }
+    let moved = (0..SLOTS).map(Slot).filter(|s| t.owner(*s) != t2.owner(*s)).count();
+    assert_eq!(moved, SLOTS as usize / 4, "only the new server's share moved");
+    // Groups keep their slots.
+    let g = topology(4, 2);
+    let g2 = g.change(&TopologyChange::Rebalance).unwrap();
+    assert!((0..SLOTS).map(Slot).all(|s| g.group_name(g.owner(s)) == g2.group_name(g2.owner(s))));
+    assert_eq!(g2.change(&TopologyChange::Rebalance).unwrap().version(), 2, "a version even with nothing to move");
+}
+
+proptest! {
+    /// Any sequence of changes: each accepted one is one version later,
+    /// every slot is owned by a server in the cluster, and the topology
+    /// travels as its config unchanged.
+    #[test]
+    fn changes_keep_the_topology_valid(steps in proptest::collection::vec((0u8..4, 0u16..6, 0u16..SLOTS, 0u16..2000), 1..12)) {
+        let mut t = topology(3, 2);
+        for (kind, who, first, len) in steps {
+            let name = format!("s{}", who + 1);
+            let change = match kind {
+                0 => TopologyChange::AddServer { name, addr: format!("127.0.0.1:{}", 7101 + who), group: format!("g{}", who % 3 + 1) },
+                1 => TopologyChange::RemoveServer { name },
+                2 => TopologyChange::MoveSlots { ranges: vec![[first, first.saturating_add(len).min(SLOTS - 1)]], to: name },
+                _ => TopologyChange::Rebalance,
+            };
+            match t.change(&change) {
+                Ok(next) => {
+                    prop_assert_eq!(next.version(), t.version() + 1);
+                    prop_assert!((0..SLOTS).all(|s| !next.is_removed(next.owner(Slot(s)))));
+                    let back = next.spec().validate().unwrap();
+                    prop_assert_eq!(&back, &next);
+                    t = next;
+                }
+                Err(e) => prop_assert!(!e.message.is_empty()),
+            }
+        }
+    }
+}

@@ -231,3 +231,18 @@ fn versions(r: &mut StoreReply) -> Vec<&mut u64> {
         _ => vec![],
     }
 }
+
+/// The topology the master records (issue 17): only a newer version is
+/// taken, the newest is read back, and adopting the store for another
+/// config drops them all.
+pub fn check_topology_records(store: &mut dyn crate::store::BatchStore) {
+    assert_eq!(store.load_topology().unwrap(), None);
+    assert!(store.save_topology(1, b"one").unwrap());
+    assert!(store.save_topology(3, b"three").unwrap());
+    assert!(!store.save_topology(2, b"two").unwrap(), "older than the newest");
+    assert!(!store.save_topology(3, b"again").unwrap(), "the same version");
+    assert_eq!(store.load_topology().unwrap(), Some((3, b"three".to_vec())));
+    let mark = crate::store::ClusterMark { mode: failgroup_model::Mode::Linearizable, topology: 7 };
+    store.check_mark(&mark, true).unwrap();
+    assert_eq!(store.load_topology().unwrap(), None);
+}

@@ -482,6 +482,13 @@ mod tests {
     /// The SQLite store answers a sequence of commands exactly as the
     /// model-checked `MemStore` does.
     #[test]
+    fn records_topology_versions() {
+        let dir = scratch("topology");
+        let mut store = SqliteStore::new(open(&dir.join("t.db")).unwrap());
+        crate::store::agreement::check_topology_records(&mut store);
+    }
+
+    #[test]
     fn agrees_with_the_in_memory_store() {
         let dir = scratch("agree");
         let mut conn = open(&dir.join("t.db")).unwrap();

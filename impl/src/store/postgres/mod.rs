@@ -270,6 +270,14 @@ mod tests {
     /// model-checked `MemStore` does. Needs `FAILGROUP_TEST_PG` (an admin
     /// URL, e.g. from tests/scripts/postgres.sh); `.ci/run` sets it.
     #[test]
+    fn records_topology_versions() {
+        let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_topology") else { return };
+        let conn = open(&url).unwrap();
+        let mut store = PgStore::new(url, conn, Duration::from_secs(1));
+        crate::store::agreement::check_topology_records(&mut store);
+    }
+
+    #[test]
     fn agrees_with_the_in_memory_store() {
         let Some(admin) = crate::store::postgres::protocol::test_database("fg_unit_agreement") else { return };
         let mut conn = open(&admin).unwrap();
