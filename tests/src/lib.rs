@@ -211,6 +211,7 @@ impl Cluster {
                 ["server", name, addr, "pid", pid] => {
                     cluster.servers.push((name.to_string(), addr.to_string(), pid.parse().expect("pid")));
                 }
+                ["master", _, _, "pid", pid] => cluster.master_pid = pid.parse().expect("pid"),
                 _ => {}
             }
         }
@@ -286,7 +287,7 @@ impl Cluster {
         }
     }
 
-    /// `kill -9` of the master (started by `with_config`).
+    /// `kill -9` of the master (started by `with_config` or `dev`).
     pub fn kill_master(&mut self) {
         self.kill_pid(self.master_pid);
     }

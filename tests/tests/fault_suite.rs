@@ -996,4 +996,12 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
     assert!(served >= 5461, "s4 serves {served} slots");
     assert!(matches!(r.run("SET fd moved"), Reply::Simple(ref s) if s == "OK"));
     assert_eq!(r.run("GET fd"), failgroup_tests::bulk("moved"));
+    // A master restarted from the same config continues from the topology
+    // it persisted in the store.
+    cluster.kill_master();
+    cluster.start_master();
+    let status = failgroup::cli::dev::fetch_status(&cluster.master(), None).expect("status");
+    assert_eq!(status.topology_version, 3);
+    let names: Vec<&str> = status.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["s1", "s3", "s4"]);
 }
