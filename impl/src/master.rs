@@ -226,9 +226,23 @@ impl MasterNode {
         }
     }
 
-    /// The view for `failgroup status`.
-    pub fn status(&self) -> ClusterStatus {
+    /// The view for `failgroup status`, with the rights the store records.
+    pub fn status(&mut self) -> ClusterStatus {
+        let holders = match self.cfg.file.mode {
+            failgroup_model::Mode::Linearizable => match self.store.right_holders() {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "status: the serving rights could not be read");
+                    None
+                }
+            },
+            failgroup_model::Mode::Available => None,
+        };
         let topo = &self.st.topology;
+        let holder_of = |slot: u16| -> Option<&str> {
+            let h = holders.as_ref()?;
+            h.binary_search_by_key(&slot, |r| r.0).ok().map(|i| &h[i]).filter(|r| !r.2).map(|r| r.1.as_str())
+        };
         let servers = topo
             .servers()
             .map(|s| {
@@ -241,7 +255,10 @@ impl MasterNode {
                         }
                     }
                 }
+                let name = topo.name(s);
+                let rights = holders.as_ref().map(|h| h.iter().filter(|r| !r.2 && r.1 == name).count() as u32);
                 ServerStatus {
+                    rights,
                     name: topo.name(s).to_string(),
                     addr: topo.addr(s).to_string(),
                     group: topo.group_name(s).to_string(),
@@ -251,11 +268,20 @@ impl MasterNode {
                 }
             })
             .collect();
+        let pending_slots = holders.as_ref().map(|_| {
+            (0..topo.slot_count())
+                .filter(|&slot| {
+                    let serving = self.core.serving_server(&self.st, Slot(slot)).map(|s| topo.name(s));
+                    serving.is_none() || serving != holder_of(slot)
+                })
+                .count() as u32
+        });
         ClusterStatus {
             mode: self.cfg.file.mode.to_string(),
             view_version: self.st.version().to_string(),
             servers,
             topology_version: topo.version(),
+            pending_slots,
         }
     }
 

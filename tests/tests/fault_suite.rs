@@ -988,6 +988,27 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
     assert_eq!(names, ["s1", "s3", "s4"], "s2 is out, s4 in");
     let s4 = status.servers.iter().find(|s| s.name == "s4").expect("s4");
     assert!(s4.serves.iter().any(|r| r.0 == 0 && r.1 >= 5460), "{s4:?}");
+    // Once the moves are done, every slot's right is held by the server
+    // that serves it (`failgroup status --json`: rights per server, the
+    // slots pending).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let doc = loop {
+        let out = failgroup_tests::failgroup_command()
+            .args(["status", "--json", "--master", &cluster.master()])
+            .output()
+            .expect("failgroup status");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        if doc["pending_slots"] == 0 || Instant::now() > deadline {
+            break doc;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(doc["pending_slots"], 0, "{doc}");
+    assert_eq!(doc["topology_version"], 3, "{doc}");
+    let rights: u64 = doc["servers"].as_array().unwrap().iter().map(|s| s["rights"].as_u64().unwrap()).sum();
+    assert_eq!(rights, 16384, "{doc}");
+    let s4 = doc["servers"].as_array().unwrap().iter().find(|s| s["name"] == "s4").cloned().unwrap();
+    assert!(s4["rights"].as_u64().unwrap() >= 5461, "{s4}");
     // s4 holds the rights of what it was given, and serves it.
     let mut r = Resp::connect(&format!("127.0.0.1:{}", port + 4));
     let field = |r: &mut Resp, f: &str| failgroup_tests::info_field(r, "failgroup", f).expect("an INFO field");

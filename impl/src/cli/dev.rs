@@ -219,10 +219,15 @@ impl std::fmt::Display for StatusError {
 
 /// The status as a table.
 pub fn format_status(s: &ClusterStatus) -> String {
-    let mut o = format!("mode {}, view {}, topology version {}\n", s.mode, s.view_version, s.topology_version);
+    let mut o = format!("mode {}, view {}, topology version {}", s.mode, s.view_version, s.topology_version);
+    match s.pending_slots {
+        Some(0) => o.push_str(", every slot's right held by its server\n"),
+        Some(n) => o.push_str(&format!(", {n} slots not yet held by their server (moving or failing over)\n")),
+        None => o.push('\n'),
+    }
     o.push_str(&format!(
-        "{:<8} {:<22} {:<8} {:<8} {:>9}  serves\n",
-        "server", "address", "group", "state", "failovers"
+        "{:<8} {:<22} {:<8} {:<8} {:>9} {:>6}  serves\n",
+        "server", "address", "group", "state", "failovers", "rights"
     ));
     for srv in &s.servers {
         let slots: u32 = srv.serves.iter().map(|(a, b)| (b - a + 1) as u32).sum();
@@ -232,12 +237,13 @@ pub fn format_status(s: &ClusterStatus) -> String {
             ranges.push(format!("... ({} ranges)", srv.serves.len()));
         }
         o.push_str(&format!(
-            "{:<8} {:<22} {:<8} {:<8} {:>9}  {slots} slots: {}\n",
+            "{:<8} {:<22} {:<8} {:<8} {:>9} {:>6}  {slots} slots: {}\n",
             srv.name,
             srv.addr,
             srv.group,
             if srv.online { "online" } else { "offline" },
             srv.failovers,
+            srv.rights.map_or("-".to_string(), |n| n.to_string()),
             if ranges.is_empty() { "-".into() } else { ranges.join(", ") },
         ));
     }

@@ -46,6 +46,9 @@ pub struct ServerStatus {
     pub serves: Vec<(u16, u16)>,
     /// How many times the master marked it offline.
     pub failovers: u64,
+    /// Serving rights it holds in the store (`linearizable` mode; None
+    /// when the store could not be read).
+    pub rights: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +58,10 @@ pub struct ClusterStatus {
     pub servers: Vec<ServerStatus>,
     /// The topology's version (0 as configured, one more per change).
     pub topology_version: u64,
+    /// Slots whose right the server the master's view gives them to does
+    /// not hold yet: moves and failovers in progress (`linearizable` mode;
+    /// None when the store could not be read).
+    pub pending_slots: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

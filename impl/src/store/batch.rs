@@ -29,6 +29,10 @@ pub trait BatchStore {
 
     /// The newest topology recorded, if any: its version and config text.
     fn load_topology(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+
+    /// Every serving right recorded: slot, holder's name, whether released
+    /// (for `failgroup status`).
+    fn right_holders(&mut self) -> Result<Vec<(u16, String, bool)>, StoreError>;
 }
 
 impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
@@ -50,6 +54,10 @@ impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
 
     fn load_topology(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         (**self).load_topology()
+    }
+
+    fn right_holders(&mut self) -> Result<Vec<(u16, String, bool)>, StoreError> {
+        (**self).right_holders()
     }
 }
 

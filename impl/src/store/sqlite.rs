@@ -407,6 +407,14 @@ impl BatchStore for SqliteStore {
         })
     }
 
+    fn right_holders(&mut self) -> Result<Vec<(u16, String, bool)>, StoreError> {
+        retry_busy(&mut self.conn, |conn| {
+            let mut q = conn.prepare("SELECT slot, holder, released FROM rights ORDER BY slot")?;
+            let rows = q.query_map([], |r| Ok((r.get::<_, i64>(0)? as u16, r.get(1)?, r.get::<_, i64>(2)? != 0)))?;
+            rows.collect()
+        })
+    }
+
     fn load_topology(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         retry_busy(&mut self.conn, |conn| {
             conn.query_row("SELECT version, spec FROM topology ORDER BY version DESC LIMIT 1", [], |r| {

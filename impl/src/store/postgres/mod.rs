@@ -249,6 +249,19 @@ impl BatchStore for PgStore {
         Ok(!rows.is_empty())
     }
 
+    fn right_holders(&mut self) -> Result<Vec<(u16, String, bool)>, StoreError> {
+        let fail = |error| StoreError::Postgres { at: "the serving rights".into(), error };
+        let c = self.conn().map_err(fail)?;
+        let rows = c.query("SELECT slot, holder, released FROM failgroup_rights ORDER BY slot", &[]).map_err(fail)?;
+        rows.iter()
+            .map(|r| {
+                let holder = String::from_utf8_lossy(&r.bytes(1)?.unwrap_or_default()).into_owned();
+                Ok((r.int_req(0)? as u16, holder, r.int_req(2)? != 0))
+            })
+            .collect::<Result<Vec<_>, PgError>>()
+            .map_err(fail)
+    }
+
     fn load_topology(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         let fail = |error| StoreError::Postgres { at: "the cluster's topology".into(), error };
         let c = self.conn().map_err(fail)?;
