@@ -312,7 +312,7 @@ impl Master {
             // The server back online missed notices while it was offline:
             // it gets the whole view.
             Liveness::Online => {
-                let msg = MasterMsg::View { version, offline: st.offline() };
+                let msg = MasterMsg::View { version, offline: st.offline(), topology: self.changed_topology(st) };
                 out.push(MasterOutput::Send { to: server, msg })
             }
         }
@@ -326,16 +326,19 @@ impl Master {
         }
     }
 
-    /// The view to every online server, and the topology too once it has
+    /// The topology for views: once it has changed from the configured one.
+    fn changed_topology(&self, st: &MasterState) -> Option<Arc<Topology>> {
+        (st.topology.version() > self.topology.version()).then(|| st.topology.clone())
+    }
+
+    /// The view to every online server, with the topology once it has
     /// changed (repairing a lost one, and telling a restarted server).
     fn broadcast_view(&self, st: &MasterState, out: &mut Vec<MasterOutput>) {
         let offline = st.offline();
-        let changed = st.topology.version() > self.topology.version();
+        let topology = self.changed_topology(st);
         for to in st.topology.servers().filter(|s| !offline.contains(s)) {
-            if changed {
-                out.push(MasterOutput::Send { to, msg: MasterMsg::Topology(st.topology.clone()) });
-            }
-            out.push(MasterOutput::Send { to, msg: MasterMsg::View { version: st.version, offline: offline.clone() } });
+            let msg = MasterMsg::View { version: st.version, offline: offline.clone(), topology: topology.clone() };
+            out.push(MasterOutput::Send { to, msg });
         }
     }
 }

@@ -20,7 +20,9 @@ pub enum MasterMsg {
     Notice { server: ServerId, liveness: Liveness, version: Version },
     /// The master's whole view, re-sent periodically so that a lost notice
     /// is repaired; `offline` lists every server marked offline.
-    View { version: Version, offline: OrdSet<ServerId> },
+    /// `topology`: the one in force once it has changed (repairing a lost
+    /// `Topology`, and telling a restarted server).
+    View { version: Version, offline: OrdSet<ServerId>, topology: Option<std::sync::Arc<crate::topology::Topology>> },
     /// The topology in force (issue 17), sent when it changes and with each
     /// view once it has: a server takes it if newer than its own.
     Topology(std::sync::Arc<crate::topology::Topology>),

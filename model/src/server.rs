@@ -886,7 +886,10 @@ impl Server {
                     changed = true;
                 }
             }
-            MasterMsg::View { version, offline } => {
+            MasterMsg::View { version, offline, topology } => {
+                if let Some(t) = topology {
+                    changed |= self.take_topology(st, t, now, out);
+                }
                 let servers: Vec<ServerId> = self.topo(st).servers().filter(|&s| s != self.id).collect();
                 for s in servers {
                     let liveness = if offline.contains(&s) { Liveness::Offline } else { Liveness::Online };
@@ -902,32 +905,38 @@ impl Server {
             // release follows every command sent under their rights on the
             // one store connection, and nothing is served from them after);
             // those it gives are asked for (`look_at_new_slots`).
-            MasterMsg::Topology(t) if t.version() > self.topo(st).version() => {
-                if self.config.has(Mutant::MoveSkipsDrain) {
-                    // The bug: released in the store, still served here.
-                    let rights: Vec<(Slot, Epoch)> = st
-                        .rights
-                        .iter()
-                        .filter(|(s, _)| t.owner(**s) != self.id && self.topo(st).owner(**s) == self.id)
-                        .map(|(s, r)| (*s, r.epoch))
-                        .collect();
-                    st.topology = Some(t);
-                    if !rights.is_empty() {
-                        out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
-                    }
-                    self.look_at_new_slots(st, now, out);
-                    return;
-                }
-                st.topology = Some(t);
-                changed = true;
-            }
-            MasterMsg::Topology(_) => {}
+            MasterMsg::Topology(t) => changed = self.take_topology(st, t, now, out),
         }
         if changed {
             self.reconcile(st, StoreTag::Release, out);
             self.look_at_new_slots(st, now, out);
             self.reroute_parked(st, now, out);
         }
+    }
+
+    /// Takes `t` if newer than the topology in force; returns whether it
+    /// did (the caller then hands over and asks as on a notice).
+    fn take_topology(&self, st: &mut ServerState, t: Arc<Topology>, now: Time, out: &mut Vec<ServerOutput>) -> bool {
+        if t.version() <= self.topo(st).version() {
+            return false;
+        }
+        if self.config.has(Mutant::MoveSkipsDrain) {
+            // The bug: released in the store, still served here.
+            let rights: Vec<(Slot, Epoch)> = st
+                .rights
+                .iter()
+                .filter(|(s, _)| t.owner(**s) != self.id && self.topo(st).owner(**s) == self.id)
+                .map(|(s, r)| (*s, r.epoch))
+                .collect();
+            st.topology = Some(t);
+            if !rights.is_empty() {
+                out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
+            }
+            self.look_at_new_slots(st, now, out);
+            return false;
+        }
+        st.topology = Some(t);
+        true
     }
 
     fn reroute_parked(&self, st: &mut ServerState, now: Time, out: &mut Vec<ServerOutput>) {

@@ -178,9 +178,9 @@ fn the_master_sends_a_change_to_every_server_once_persisted() {
     master.step(&mut st2, Time(7), MasterInput::Timer(MasterTimer::Sync), &mut out);
     let synced = out
         .iter()
-        .filter(|o| matches!(o, MasterOutput::Send { msg: MasterMsg::Topology(t), .. } if t.version() == 1))
+        .filter(|o| matches!(o, MasterOutput::Send { msg: MasterMsg::View { topology: Some(t), .. }, .. } if t.version() == 1))
         .count();
-    assert_eq!(synced, 4);
+    assert_eq!(synced, 4, "{out:?}");
 }
 
 /// The mutant the model checker catches (`move-skips-drain`): the release
@@ -201,4 +201,24 @@ fn the_move_skips_drain_mutant_keeps_serving_what_it_released() {
     server.step(&mut st, Time(1), ServerInput::Master(MasterMsg::Topology(next)), &mut out);
     assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })));
     assert!(st.serves(slot, Time(1)), "the bug: released, still trusted");
+}
+
+/// A server that missed a change (or restarted with the configured
+/// topology) takes it from the master's next view.
+#[test]
+fn a_view_carries_the_topology_to_a_server_that_missed_it() {
+    let topo = topology();
+    let slot = Slot(0);
+    let (server, mut st) = serving(&topo, topo.owner(slot));
+    let next = moved(&topo, slot, "s3");
+    let view = MasterMsg::View {
+        version: Version { incarnation: 1, counter: 5 },
+        offline: Default::default(),
+        topology: Some(next),
+    };
+    let mut out = Vec::new();
+    server.step(&mut st, Time(1), ServerInput::Master(view), &mut out);
+    assert_eq!(server.topo(&st).version(), 1);
+    assert!(!st.serves(slot, Time(1)));
+    assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })), "{out:?}");
 }

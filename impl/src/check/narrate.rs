@@ -145,9 +145,10 @@ fn msg(m: &ModelMsg) -> String {
                 if *liveness == Liveness::Online { "online" } else { "offline" }
             )
         }
-        ModelMsg::Master(MasterMsg::View { version, offline }) => {
+        ModelMsg::Master(MasterMsg::View { version, offline, topology }) => {
             let off: Vec<String> = offline.iter().map(|s| s.to_string()).collect();
-            format!("view {version}: offline [{}]", off.join(", "))
+            let t = topology.as_ref().map(|t| format!(", topology v{}", t.version())).unwrap_or_default();
+            format!("view {version}: offline [{}]{t}", off.join(", "))
         }
         ModelMsg::Master(MasterMsg::Topology(t)) => {
             let owners: Vec<String> = (0..t.slot_count()).map(|s| t.owner(Slot(s)).to_string()).collect();
