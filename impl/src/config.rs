@@ -160,6 +160,11 @@ fn default_store() -> String {
 pub struct FileConfig {
     /// Address the master listens on.
     pub master: String,
+    /// Addresses of standby masters (`failgroup master --listen ADDR`):
+    /// every master process contends for the lease in the store, the one
+    /// holding it acts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standby_masters: Vec<String>,
     /// `sqlite:PATH` (relative paths are relative to the config file).
     #[serde(default = "default_store")]
     pub store: String,
@@ -310,6 +315,13 @@ impl Config {
             None => field("timing", why),
         })?;
         check_addr("master", &file.master)?;
+        if let Some(i) = file.cluster.servers.iter().position(|s| s.name == crate::master::LEASE_HOLDER) {
+            let why = format!("{:?} is the name master processes hold their lease under", crate::master::LEASE_HOLDER);
+            return Err(field(&format!("cluster.servers[{i}].name"), why));
+        }
+        for (i, a) in file.standby_masters.iter().enumerate() {
+            check_addr(&format!("standby_masters[{i}]"), a)?;
+        }
         for (i, s) in file.cluster.servers.iter().enumerate() {
             check_addr(&format!("cluster.servers[{i}].addr"), &s.addr)?;
         }
@@ -469,7 +481,9 @@ impl Config {
     /// The addresses of the master and every server.
     fn node_ips(&self, topology: &Topology) -> Vec<std::net::IpAddr> {
         let servers = topology.servers().map(|s| topology.addr(s));
-        let addrs = std::iter::once(self.file.master.as_str()).chain(servers);
+        let masters =
+            std::iter::once(self.file.master.as_str()).chain(self.file.standby_masters.iter().map(String::as_str));
+        let addrs = masters.chain(servers);
         addrs.filter_map(|a| crate::net::resolve(a).ok()).map(|a| a.ip()).collect()
     }
 

@@ -2,15 +2,19 @@
 //! connects to every server (probes and notices travel on those
 //! connections, so a probe answered is the server itself answering) and
 //! accepts reports from servers and clients, and status requests.
+//!
+//! Several master processes may run (`standby_masters`): each contends for
+//! the lease in the store through the core's [`Lease`]; the one holding it
+//! acts, the others answer status and topology requests and wait.
 
 use crate::config::Config;
 use crate::net::wire::{ClusterStatus, Msg, Peer, ServerStatus};
 use crate::net::{Clock, Endpoint, Proto, Timers};
 use crate::node_error::NodeError;
-use crate::store::BatchStore;
+use crate::store::{BatchStore, Identity};
 use failgroup_model::{
-    ClusterSpec, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput, MasterState, MasterTimer, Node, ServerId,
-    Slot, Topology,
+    ClusterSpec, Holder, Lease, LeaseOutput, LeaseState, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput,
+    MasterState, MasterTimer, Node, ServerId, Slot, StoreOp, StoreReply, StoreTag, Time, Topology, MASTER_SLOT,
 };
 use mio::{Events, Token};
 use std::collections::HashMap;
@@ -34,11 +38,21 @@ pub struct MasterNode {
     store: Box<dyn BatchStore + Send>,
     /// The outcome of the last topology change asked for.
     changed: Option<Result<u64, String>>,
+    /// The lease to act: while held, this process is the master.
+    lease: LeaseState,
+    lease_core: Lease,
+    /// When the lease is next renewed, or asked for.
+    next_lease: Time,
+    /// This process as the store knows lease holders.
+    me: Identity,
+    /// Started the core (holds the lease).
+    acting: bool,
 }
 
 impl MasterNode {
-    pub fn start(cfg: Config, stop: Arc<AtomicBool>) -> Result<MasterNode, NodeError> {
-        let addr = cfg.file.master.clone();
+    /// `listen`: a standby's address (else the config's `master`).
+    pub fn start(cfg: Config, listen: Option<String>, stop: Arc<AtomicBool>) -> Result<MasterNode, NodeError> {
+        let addr = listen.unwrap_or_else(|| cfg.file.master.clone());
         let net = Endpoint::bind(&addr, 1)?;
         let core = Master::new(Arc::new(cfg.topology.clone()), cfg.protocol());
         let st = core.initial_state();
@@ -47,13 +61,29 @@ impl MasterNode {
         // than the store's cluster is refused.
         let mut store = cfg.open_store()?;
         store.check_mark(&cfg.mark(), false)?;
-        let incarnation = store.next_master_incarnation()?;
         // The topology last persisted, continued from if newer.
         let saved = match store.load_topology()? {
             Some((version, text)) => Some(Arc::new(saved_topology(version, &text)?)),
             None => None,
         };
+        let mut st = st;
+        if let Some(t) = saved.filter(|t| t.version() > st.topology.version()) {
+            st.topology = t;
+        }
+        // Every master process holds the lease as "(master)", told apart by
+        // a random incarnation.
+        let me = Identity::new(
+            Holder { server: ServerId(0), incarnation: crate::util::random_u64() },
+            vec![LEASE_HOLDER.into()],
+            cfg.file.mode,
+        );
+        let lease_core = Lease::new(&cfg.protocol());
         let mut node = MasterNode {
+            lease: LeaseState::default(),
+            lease_core,
+            next_lease: Time(0),
+            me,
+            acting: false,
             cfg,
             core,
             st,
@@ -66,16 +96,108 @@ impl MasterNode {
             store,
             changed: None,
         };
-        let version = saved.as_ref().map(|t| t.version()).unwrap_or_default();
-        tracing::info!(%addr, incarnation, topology_version = version, "master listening");
-        node.step(MasterInput::Start { incarnation, topology: saved });
+        let version = node.st.topology.version();
+        tracing::info!(%addr, topology_version = version, "master listening; asking for the lease");
+        node.lease_tick();
         Ok(node)
+    }
+
+    /// Renews the lease, or asks for it; acts or stands by on the answer.
+    fn lease_tick(&mut self) {
+        let now = self.clock.now();
+        self.next_lease = now.plus(self.lease_core.interval());
+        let mut out = Vec::new();
+        self.lease_core.tick(&mut self.lease, now, &mut out);
+        self.carry_lease(out);
+        // Checked again when the trust runs out, whatever the interval.
+        if let Some(r) = self.lease.held {
+            self.next_lease = Time(self.next_lease.0.min(r.trusted_until.0));
+        }
+    }
+
+    fn carry_lease(&mut self, out: Vec<LeaseOutput>) {
+        for o in out {
+            match o {
+                LeaseOutput::Store { tag, op } => {
+                    let reply = self.store.run_batch(&self.me, &[(tag, op)]).pop();
+                    let reply = reply.unwrap_or_else(|| StoreReply::Failed("no reply".into()));
+                    if let StoreReply::Failed(why) = &reply {
+                        tracing::warn!(%why, "the lease's store call failed");
+                    }
+                    let mut more = Vec::new();
+                    self.lease_core.on_store(&mut self.lease, tag, reply, self.clock.now(), &mut more);
+                    self.carry_lease(more);
+                }
+                LeaseOutput::Act => self.act(),
+                LeaseOutput::StandBy => self.stand_by(),
+            }
+        }
+    }
+
+    /// The lease is ours: start the core with a new incarnation (its
+    /// notices' versions are above every earlier master's) from the
+    /// topology last persisted.
+    fn act(&mut self) {
+        let incarnation = match self.store.next_master_incarnation() {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(error = %e, "no incarnation from the store; standing by");
+                return self.release_lease();
+            }
+        };
+        let saved = match self.store.load_topology() {
+            Ok(Some((version, text))) => match saved_topology(version, &text) {
+                Ok(t) => Some(Arc::new(t)),
+                Err(e) => {
+                    tracing::error!(error = %e, "standing by");
+                    return self.release_lease();
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "the topology could not be read; standing by");
+                return self.release_lease();
+            }
+        };
+        self.acting = true;
+        tracing::info!(incarnation, "lease taken: acting as the master");
+        self.step(MasterInput::Start { incarnation, topology: saved });
+    }
+
+    /// The lease ran out or was lost: stop acting at once (another master
+    /// may take over), keep the topology for status requests.
+    fn stand_by(&mut self) {
+        if !self.acting {
+            return;
+        }
+        self.acting = false;
+        tracing::warn!("lease lost: standing by");
+        let topology = self.st.topology.clone();
+        self.st = self.core.initial_state();
+        self.st.topology = topology;
+        self.timers = Timers::new();
+        for tok in self.to_server.drain().map(|(_, t)| t) {
+            if let Some(c) = self.net.conns.get_mut(&tok) {
+                c.dead = true;
+            }
+        }
+    }
+
+    /// Hands the lease back (a clean stop): a standby takes it at once.
+    fn release_lease(&mut self) {
+        self.acting = false;
+        if let Some(r) = self.lease.held.take() {
+            let op = StoreOp::Release { rights: vec![(MASTER_SLOT, r.epoch)] };
+            let _ = self.store.run_batch(&self.me, &[(StoreTag::Release, op)]);
+        }
     }
 
     pub fn run(mut self) -> Result<(), NodeError> {
         let mut events = Events::with_capacity(256);
         while !self.stop.load(Ordering::Relaxed) {
-            let wait = self.timers.wait(self.clock.now()).unwrap_or(1000).min(1000);
+            let now = self.clock.now();
+            let lease_in = self.next_lease.0.saturating_sub(now.0);
+            let wait = self.timers.wait(now).unwrap_or(1000).min(1000).min(lease_in);
             self.net.wait(&mut events, Duration::from_millis(wait)).map_err(NodeError::os("poll"))?;
             for ev in events.iter() {
                 match ev.token() {
@@ -86,16 +208,27 @@ impl MasterNode {
                 }
             }
             let now = self.clock.now();
+            if now >= self.next_lease {
+                self.lease_tick();
+            }
             while let Some(timer) = self.timers.pop_due(now) {
                 self.step(MasterInput::Timer(timer));
             }
             self.housekeeping();
         }
         tracing::info!("master shutting down");
+        self.release_lease();
         Ok(())
     }
 
     fn step(&mut self, input: MasterInput) {
+        // Only while the lease is trusted: past it, another master may act.
+        if !self.lease.acting(self.clock.now()) {
+            self.stand_by();
+        }
+        if !self.acting {
+            return;
+        }
         let mut out = Vec::new();
         self.core.step(&mut self.st, self.clock.now(), input, &mut out);
         for o in out {
@@ -208,6 +341,9 @@ impl MasterNode {
                 (Msg::InfoRequest, _) if peer.is_some() => {
                     c.send(&Msg::Info(Box::new(self.cfg.cluster_info(&self.st.topology))));
                 }
+                (Msg::Change(_), _) if peer == Some(Peer::Admin) && !self.acting => {
+                    c.send(&Msg::Changed(Err("ERR this master stands by; ask the acting one".into())));
+                }
                 (Msg::Change(change), _) if peer == Some(Peer::Admin) => {
                     tracing::info!(%change, "topology change asked for");
                     self.changed = None;
@@ -282,6 +418,7 @@ impl MasterNode {
             servers,
             topology_version: topo.version(),
             pending_slots,
+            acting: self.acting,
         }
     }
 
@@ -324,6 +461,9 @@ impl MasterNode {
     }
 }
 
+/// The name master processes hold the lease under (no server may take it).
+pub const LEASE_HOLDER: &str = "(master)";
+
 /// The topology persisted as `version`'s config text.
 fn saved_topology(version: u64, text: &[u8]) -> Result<Topology, NodeError> {
     let bad = |why: String| NodeError::Topology(format!("the topology version {version} in the store: {why}"));
@@ -333,6 +473,6 @@ fn saved_topology(version: u64, text: &[u8]) -> Result<Topology, NodeError> {
 }
 
 /// `failgroup master`: runs the master until SIGTERM/SIGINT.
-pub fn main(cfg: Config) -> Result<(), NodeError> {
-    MasterNode::start(cfg, crate::util::stop_flag())?.run()
+pub fn main(cfg: Config, listen: Option<String>) -> Result<(), NodeError> {
+    MasterNode::start(cfg, listen, crate::util::stop_flag())?.run()
 }

@@ -86,10 +86,14 @@ pub enum Mutant {
     /// in the store at once but goes on serving them from its cache: it
     /// skips draining the slots it gives away.
     MoveSkipsDrain,
+    /// A standby master asks for the lease with the stamp it has just seen,
+    /// without watching it unchanged for a lease: it takes the lease from a
+    /// live master.
+    LeaseSkipsWait,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 15] = [
+    pub const ALL: [Mutant; 16] = [
         Mutant::SkipVerification,
         Mutant::KeepCacheOnRegain,
         Mutant::NoFencing,
@@ -105,6 +109,7 @@ impl Mutant {
         Mutant::TtlCacheNoMargin,
         Mutant::DrainKeepsServing,
         Mutant::MoveSkipsDrain,
+        Mutant::LeaseSkipsWait,
     ];
 
     pub fn name(self) -> &'static str {
@@ -124,6 +129,7 @@ impl Mutant {
             Mutant::TtlCacheNoMargin => "ttl-cache-no-margin",
             Mutant::DrainKeepsServing => "drain-keeps-serving",
             Mutant::MoveSkipsDrain => "move-skips-drain",
+            Mutant::LeaseSkipsWait => "lease-skips-wait",
         }
     }
 }

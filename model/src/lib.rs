@@ -67,6 +67,7 @@ pub mod client;
 pub mod config;
 pub mod evict;
 pub mod glob;
+pub mod lease;
 pub mod master;
 pub mod messages;
 pub mod server;
@@ -78,6 +79,7 @@ pub mod types;
 pub use client::{Client, ClientInput, ClientOutput, ClientState, ClientTimer};
 pub use config::{Mode, Mutant, ProtocolConfig, Timing};
 pub use evict::{Policy, Usage};
+pub use lease::{Lease, LeaseOutput, LeaseState, MASTER_SLOT};
 pub use master::{Master, MasterEvent, MasterInput, MasterOutput, MasterState, MasterTimer};
 pub use messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
 pub use server::{

@@ -585,3 +585,34 @@ fn a_slot_move_at_any_moment_breaks_nothing() {
 fn mutant_move_skips_drain_is_caught() {
     caught_beside_control(Mutant::MoveSkipsDrain);
 }
+
+/// Issue 17: a standby master beside the acting one. The acting master
+/// crashes at any moment (before or after a server does); the standby
+/// takes the lease over once it has watched it unchanged for a lease,
+/// continues with a higher incarnation, and a server's crash is still
+/// verified and failed over. Two masters never act at once. (With two
+/// clients: 12,738,366 states, in specs/results.md, too long for CI.)
+#[test]
+fn a_standby_master_takes_over_and_a_failover_still_completes() {
+    let cfg = CheckConfig {
+        clients: 1,
+        standbys: 1,
+        faults: Faults { crashes: 1, master_crashes: 1, ..Faults::default() },
+        ..failgroup::check::default_config()
+    };
+    println!("{}", cfg.describe());
+    let report = exhaust_threads(cfg);
+    assert_all_hold(&report, &["read another client's write"]);
+    for witness in ["standby took over", "failed over after a takeover"] {
+        let reached = report.verdicts.iter().any(|v| v.name == witness && v.outcome == Outcome::Reached);
+        assert!(reached, "{witness}: {}", report.summary());
+    }
+}
+
+/// The lease's mutant: a standby that asks with the stamp it has just seen
+/// takes the lease from a live master, and two masters act at once. The
+/// control, the standby waiting a lease, holds every property.
+#[test]
+fn mutant_lease_skips_wait_is_caught() {
+    caught_beside_control(Mutant::LeaseSkipsWait);
+}

@@ -46,13 +46,26 @@ impl ClusterModel {
             open: BTreeSet::new(),
             seen: Seen::default(),
             saved_topology: None,
+            masters: (0..=c.standbys)
+                .filter(|_| c.standbys > 0)
+                .map(|i| MasterProc { lease: LeaseState::default(), up: true, run: i as u64 + 1, next_tick: 0 })
+                .collect(),
+            acting: None,
         };
         // Start-up is not interesting: servers take their rights and the
         // master's first probe round settles before the checker begins.
         for s in self.topology.servers() {
             self.server_step(&mut st, s, ServerInput::Start { incarnation: 1 });
         }
-        self.master_step(&mut st, MasterInput::Start { incarnation: 1, topology: None });
+        if st.masters.is_empty() {
+            self.master_step(&mut st, MasterInput::Start { incarnation: 1, topology: None });
+        } else {
+            // The first process takes the lease, the others watch it.
+            st.incarnation = 0;
+            for i in 0..st.masters.len() {
+                self.lease_step(&mut st, i as u8);
+            }
+        }
         while let Some(&(from, to)) = st.net.keys().next() {
             let env = st.take(from, to, 0).expect("message");
             self.deliver(&mut st, env);
@@ -238,7 +251,11 @@ impl ClusterModel {
                 }
             }
         }
-        if st.master.is_none() && st.now < c.restart_horizon {
+        let restartable = match st.masters.is_empty() {
+            true => st.master.is_none(),
+            false => st.masters.iter().any(|p| !p.up) && quiet,
+        };
+        if restartable && st.now < c.restart_horizon {
             actions.push(Action::RestartMaster);
         }
         if faults && st.budget.cuts > 0 && st.cut.is_none() {

@@ -62,6 +62,7 @@ impl ClusterModel {
                     st.master_timers.cancel(t);
                     self.master_step(&mut st, MasterInput::Timer(t));
                 }
+                Timer::Lease(i) => self.lease_step(&mut st, i),
                 Timer::Client(c, t) => {
                     st.clients[c as usize].timers.cancel(t);
                     self.client_step(&mut st, c, ClientInput::Timer(t));
@@ -171,14 +172,20 @@ impl ClusterModel {
                 st.master = None;
                 st.master_timers.clear();
                 st.disconnect(Addr::Master);
-                // Its notices still in flight travel on their own (old)
-                // connections, and may arrive after the next master's.
-                let old = Addr::OldMaster(st.incarnation);
-                let channels: Vec<(Addr, Addr)> = st.net.keys().filter(|(f, _)| *f == Addr::Master).copied().collect();
-                for (from, to) in channels {
-                    let chan = st.net.remove(&(from, to)).expect("channel");
-                    st.net.insert((old, to), chan);
+                st.retire_master_channels();
+                // With standbys, the acting process is the one that crashes.
+                if let Some(i) = st.acting.take() {
+                    let p = &mut st.masters[i as usize];
+                    p.up = false;
+                    p.lease = LeaseState::default();
                 }
+            }
+            // With standbys, a crashed process comes back as a standby.
+            Action::RestartMaster if !st.masters.is_empty() => {
+                let run = st.masters.iter().map(|p| p.run).max().unwrap_or(0) + 1;
+                let now = st.now;
+                let i = st.masters.iter().position(|p| !p.up)?;
+                st.masters[i] = MasterProc { lease: LeaseState::default(), up: true, run, next_tick: now };
             }
             Action::RestartMaster => {
                 st.incarnation += 1;

@@ -57,6 +57,11 @@ impl ClusterModel {
         if st.master.is_some() {
             due.extend(st.master_timers.due(Time(st.now)).map(Timer::Master));
         }
+        for (i, p) in st.masters.iter().enumerate() {
+            if p.up && p.next_tick <= st.now {
+                due.push(Timer::Lease(i as u8));
+            }
+        }
         for (c, n) in st.clients.iter().enumerate() {
             due.extend(n.timers.due(Time(st.now)).map(|t| Timer::Client(c as u16, t)));
         }

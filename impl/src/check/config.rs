@@ -47,6 +47,10 @@ pub struct CheckConfig {
     /// Whether servers cache keys with a time to live
     /// ([`ProtocolConfig::cache_ttl_keys`]).
     pub cache_ttl_keys: bool,
+    /// Standby master processes beside the first (issue 17): every master
+    /// process contends for the lease in the store; a master crash is the
+    /// acting one's, a restart brings a process back as a standby.
+    pub standbys: u8,
 }
 
 impl Default for CheckConfig {
@@ -69,6 +73,7 @@ impl Default for CheckConfig {
             max_delay: 0,
             reductions: true,
             cache_ttl_keys: true,
+            standbys: 0,
         }
     }
 }
@@ -186,7 +191,7 @@ impl CheckConfig {
         format!(
             "{} servers in {} group(s), {} client(s) x {} op(s) of [{}], {} key(s), mode {}{}; faults: {} crash, \
              {} loss, {} dup, {} pause, {} cut, {} master crash, {} store delay, {} delay, {} store failure, {} suspend, \
-             {} twin, {} clock step, {} eviction, {} drain, {} move, drift {}, max delay {}; time {}..{}{}{}",
+             {} twin, {} clock step, {} eviction, {} drain, {} move, drift {}, max delay {}; time {}..{}{}{}{}",
             self.servers,
             self.groups,
             self.clients,
@@ -216,6 +221,7 @@ impl CheckConfig {
             self.max_time,
             if self.reductions { "" } else { ", no reductions" },
             if self.cache_ttl_keys { "" } else { ", keys with a time to live uncached" },
+            if self.standbys == 0 { String::new() } else { format!(", {} standby master(s)", self.standbys) },
         )
     }
 }

@@ -45,6 +45,18 @@ pub const NO_CRASH_ONE_SERVER: &[&str] = &[
 pub const ONE_MOVE: &[&str] =
     &["read another client's write", "failover served", "marked offline", "owner recovered", "notice applied"];
 
+/// `sometimes` properties a run with standbys, one client, a master crash
+/// and no server crash cannot reach: nobody is marked offline.
+pub const ONE_TAKEOVER: &[&str] = &[
+    "read another client's write",
+    "failover served",
+    "marked offline",
+    "handed back",
+    "owner recovered",
+    "notice applied",
+    "forwarded",
+];
+
 fn exhaustive(cfg: CheckConfig, property: &'static str, unreached: &'static [&'static str]) -> Catch {
     Catch { cfg, strategy: Strategy::Bfs, walks: 0, property, unreached }
 }
@@ -157,6 +169,12 @@ pub fn catching(m: Mutant) -> Option<Catch> {
         Mutant::MoveSkipsDrain => {
             exhaustive(small(Faults { moves: 1, ..Faults::default() }), "one server per slot", ONE_MOVE)
         }
+        // A standby takes the lease from a live master: two act at once.
+        Mutant::LeaseSkipsWait => exhaustive(
+            CheckConfig { standbys: 1, ..small(Faults { crashes: 0, master_crashes: 1, ..Faults::default() }) },
+            "one acting master",
+            ONE_TAKEOVER,
+        ),
         Mutant::KeepCacheOnRegain => return None,
     })
 }

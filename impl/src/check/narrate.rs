@@ -197,6 +197,7 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
             MasterTimer::Sync => "master: time to re-send its view".into(),
         },
         Action::Fire(Timer::Client(c, _)) => format!("client{c}: a request timed out"),
+        Action::Fire(Timer::Lease(i)) => format!("master process {i}: renews the lease, or asks for it"),
         Action::Invoke(c) => format!("client{c} invokes its next operation"),
         Action::Crash(s) => format!("{s} CRASHES (its memory is lost)"),
         Action::Drain(s) => format!("{s} is told to DRAIN (leave gracefully)"),
@@ -212,7 +213,7 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
         Action::StepStoreClock => "the store's clock STEPS forward by a lease".into(),
         Action::Evict(s, _, key) => format!("{s} EVICTS its cached copy of {}", String::from_utf8_lossy(key)),
         Action::CrashMaster => "master CRASHES".into(),
-        Action::RestartMaster => "master restarts".into(),
+        Action::RestartMaster => "master restarts (with standbys: as a standby)".into(),
         Action::Cut(a, b) => format!("link {a} <-> {b} CUT"),
         Action::Heal => "link healed".into(),
     }

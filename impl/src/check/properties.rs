@@ -79,6 +79,20 @@ impl ClusterModel {
         // a request still waiting at a peer (a pause, a slow store or a
         // second process holds it there).
         let f = &self.cfg.faults;
+        if self.cfg.standbys > 0 {
+            properties.push(Property::always("one acting master", |_: &ClusterModel, st: &ClusterState| {
+                st.masters.iter().filter(|p| p.up && p.lease.acting(Time(st.now))).count() <= 1
+            }));
+            properties.push(Property::sometimes("standby took over", |_: &ClusterModel, st: &ClusterState| {
+                st.seen.took_over
+            }));
+            if f.crashes > 0 {
+                properties.push(Property::sometimes(
+                    "failed over after a takeover",
+                    |_: &ClusterModel, st: &ClusterState| st.seen.failed_over_after_takeover,
+                ));
+            }
+        }
         if f.moves > 0 {
             properties.push(Property::sometimes("moved and served", |_: &ClusterModel, st: &ClusterState| {
                 st.seen.moved_served

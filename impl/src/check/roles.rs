@@ -150,7 +150,64 @@ impl ClusterModel {
         waiting || travelling
     }
 
+    /// The lease holder of master process `i` as the store knows it.
+    fn lease_holder(st: &ClusterState, i: u8) -> Holder {
+        Holder { server: ServerId(u16::MAX - 1 - i as u16), incarnation: st.masters[i as usize].run }
+    }
+
+    /// Master process `i`'s lease tick: it renews or asks (the store call
+    /// taken at once, on its own connection), and acts or stands by.
+    pub(super) fn lease_step(&self, st: &mut ClusterState, i: u8) {
+        let lease = Lease::new(&self.cfg.protocol());
+        let now = Time(st.now);
+        let mut out = Vec::new();
+        let p = &mut st.masters[i as usize];
+        p.next_tick = st.now + lease.interval();
+        lease.tick(&mut p.lease, now, &mut out);
+        while let Some(o) = out.pop() {
+            match o {
+                LeaseOutput::Store { tag, op } => {
+                    let holder = Self::lease_holder(st, i);
+                    let reply = st.store.execute(holder, op, Time(st.now + st.store_ahead));
+                    lease.on_store(&mut st.masters[i as usize].lease, tag, reply, now, &mut out);
+                }
+                LeaseOutput::Act => {
+                    if st.incarnation > 0 {
+                        st.seen.took_over = true;
+                    }
+                    st.acting = Some(i);
+                    st.incarnation += 1;
+                    st.master = Some(self.master.initial_state());
+                    let (incarnation, topology) = (st.incarnation, st.saved_topology.clone());
+                    self.master_step(st, MasterInput::Start { incarnation, topology });
+                }
+                LeaseOutput::StandBy => self.stand_down(st, i),
+            }
+        }
+        let p = &mut st.masters[i as usize];
+        if let Some(r) = p.lease.held {
+            p.next_tick = p.next_tick.min(r.trusted_until.0);
+        }
+    }
+
+    /// Master process `i` stops acting: its protocol state is dropped, its
+    /// messages in flight go on.
+    pub(super) fn stand_down(&self, st: &mut ClusterState, i: u8) {
+        if st.acting != Some(i) {
+            return;
+        }
+        st.acting = None;
+        st.master = None;
+        st.master_timers.clear();
+        st.disconnect(Addr::Master);
+        st.retire_master_channels();
+    }
+
     pub(super) fn master_step(&self, st: &mut ClusterState, input: MasterInput) {
+        // With standbys, only while the acting process's lease is trusted.
+        if let Some(i) = st.acting.filter(|i| !st.masters[*i as usize].lease.acting(Time(st.now))) {
+            self.stand_down(st, i);
+        }
         let Some(mut mst) = st.master.take() else { return };
         let mut out = Vec::new();
         self.master.step(&mut mst, Time(st.now), input.clone(), &mut out);
@@ -174,6 +231,9 @@ impl ClusterModel {
                     st.master_timers.carry_out(&o);
                 }
                 MasterOutput::Event(MasterEvent::MarkedOffline(s, _)) => {
+                    if st.seen.took_over {
+                        st.seen.failed_over_after_takeover = true;
+                    }
                     // c19: only on the master's own probe of s failing
                     // (timed out, or refused), and never when s answered it.
                     let own_probe = matches!(input, MasterInput::Timer(MasterTimer::ProbeTimeout(p)) | MasterInput::Unreachable(p) if p == s);

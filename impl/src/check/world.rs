@@ -82,6 +82,8 @@ pub struct Envelope {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timer {
     Server(ServerId, ServerTimer),
+    /// Master process `i`'s lease: renew it, or ask for it.
+    Lease(u8),
     /// A timer of the first process of a replaced server.
     Twin(ServerTimer),
     Master(MasterTimer),
@@ -199,6 +201,10 @@ pub struct Seen {
     pub drained_exit: bool,
     /// A slot moved and its new owner served it.
     pub moved_served: bool,
+    /// A standby master took the lease over from a crashed one.
+    pub took_over: bool,
+    /// A master that took over marked a server offline.
+    pub failed_over_after_takeover: bool,
     /// Servers whose latest probe the master saw answered.
     pub probe_answered: BTreeSet<ServerId>,
 }
@@ -231,6 +237,22 @@ pub struct ClusterState {
     /// The topology the master last persisted in the store (issue 17): a
     /// restarted master continues from it.
     pub saved_topology: Option<std::sync::Arc<Topology>>,
+    /// Master processes contending for the lease (with `standbys`; empty
+    /// otherwise). `master` is the acting one's protocol state.
+    pub masters: Vec<MasterProc>,
+    /// Which of `masters` acts.
+    pub acting: Option<u8>,
+}
+
+/// A master process of a model with standbys: its hold on the lease.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MasterProc {
+    pub lease: LeaseState,
+    pub up: bool,
+    /// Its run: a restart draws a new one (the store tells holders apart by it).
+    pub run: u64,
+    /// When its lease ticks next.
+    pub next_tick: u64,
 }
 
 impl std::hash::Hash for Seen {
@@ -252,12 +274,25 @@ impl std::hash::Hash for Seen {
             restart_while_forwarded: _,
             drained_exit: _,
             moved_served: _,
+            took_over: _,
+            failed_over_after_takeover: _,
         } = self;
         (unverified_offline, view_regressed, deposed_write, mismatched_reply, probe_answered).hash(h)
     }
 }
 
 impl ClusterState {
+    /// The master's notices still in flight travel on their own (old)
+    /// connections, and may arrive after the next master's.
+    pub fn retire_master_channels(&mut self) {
+        let old = Addr::OldMaster(self.incarnation);
+        let channels: Vec<(Addr, Addr)> = self.net.keys().filter(|(f, _)| *f == Addr::Master).copied().collect();
+        for (from, to) in channels {
+            let chan = self.net.remove(&(from, to)).expect("channel");
+            self.net.insert((old, to), chan);
+        }
+    }
+
     /// The store's clock moved (a tick, a step): each key's history sees
     /// the keys whose deadline it reached lapse now.
     pub fn store_clock_moved(&mut self) {

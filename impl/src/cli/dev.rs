@@ -31,11 +31,13 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
     if o.groups == 0 || o.groups > o.servers {
         return Err("--groups: must be 1..=servers".into());
     }
-    if o.port as u32 + o.servers as u32 > 65535 {
-        return Err("--port: the servers' ports would pass 65535".into());
+    if o.port as u32 + o.servers as u32 + 1 > 65535 {
+        return Err("--port: the servers' and the standby master's ports would pass 65535".into());
     }
     let file = FileConfig {
         master: format!("127.0.0.1:{}", o.port),
+        // One standby master, on the port after the servers'.
+        standby_masters: vec![format!("127.0.0.1:{}", o.port as u32 + o.servers as u32 + 1)],
         store: o.store.clone(),
         mode: o.mode,
         secret: None,
@@ -60,6 +62,7 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     let cfg = dev_config(&o)?;
     let addrs: Vec<String> = std::iter::once(cfg.file.master.clone())
         .chain(cfg.file.cluster.servers.iter().map(|s| s.addr.clone()))
+        .chain(cfg.file.standby_masters.iter().cloned())
         .collect();
     for a in &addrs {
         if std::net::TcpListener::bind(a).is_err() {
@@ -81,7 +84,7 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     let mut nodes: Vec<Node> = Vec::new();
     // Servers first, up before the master, so that its first probes find them.
     for s in &cfg.file.cluster.servers {
-        let child = spawn(&exe, &path, Some(&s.name))?;
+        let child = spawn(&exe, &path, Role::Server(&s.name))?;
         nodes.push(Node { role: "server", name: s.name.clone(), addr: s.addr.clone(), child: Some(child) });
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -89,8 +92,18 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         shutdown(&mut nodes);
         return Err(e);
     }
-    let child = spawn(&exe, &path, None)?;
+    let child = spawn(&exe, &path, Role::Master(None))?;
     nodes.push(Node { role: "master", name: "-".into(), addr: cfg.file.master.clone(), child: Some(child) });
+    if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
+        shutdown(&mut nodes);
+        return Err(e);
+    }
+    // The standby, once the first master holds the lease: it takes over a
+    // lease after the acting master stops renewing.
+    for addr in &cfg.file.standby_masters {
+        let child = spawn(&exe, &path, Role::Master(Some(addr)))?;
+        nodes.push(Node { role: "master", name: "-".into(), addr: addr.clone(), child: Some(child) });
+    }
     if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
         shutdown(&mut nodes);
         return Err(e);
@@ -135,7 +148,14 @@ fn exited(n: &mut Node) -> bool {
     n.child.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
 }
 
-fn spawn(exe: &Path, config: &Path, server: Option<&str>) -> Result<Child, String> {
+/// What a child process of `dev` runs.
+enum Role<'a> {
+    Server(&'a str),
+    /// The config's master, or a standby listening at the address.
+    Master(Option<&'a str>),
+}
+
+fn spawn(exe: &Path, config: &Path, role: Role) -> Result<Child, String> {
     let mut cmd = Command::new(exe);
     // If `dev` itself is killed, its nodes stop too (Linux; elsewhere they
     // outlive a killed `dev`).
@@ -147,9 +167,10 @@ fn spawn(exe: &Path, config: &Path, server: Option<&str>) -> Result<Child, Strin
             Ok(())
         });
     }
-    match server {
-        Some(name) => cmd.args(["server", "--config"]).arg(config).args(["--id", name]),
-        None => cmd.args(["master", "--config"]).arg(config),
+    match role {
+        Role::Server(name) => cmd.args(["server", "--config"]).arg(config).args(["--id", name]),
+        Role::Master(None) => cmd.args(["master", "--config"]).arg(config),
+        Role::Master(Some(addr)) => cmd.args(["master", "--config"]).arg(config).args(["--listen", addr]),
     };
     cmd.spawn().map_err(|e| format!("starting {}: {e}", exe.display()))
 }

@@ -61,6 +61,11 @@ enum CliCommand {
         /// The cluster's configuration file (TOML: see docs/DEPLOYMENT.md).
         #[arg(long)]
         config: PathBuf,
+        /// Listen here instead of the config's `master`: a standby master (list it in
+        /// `standby_masters`). Every master process contends for the lease in the store; the
+        /// one holding it acts.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Record this config's mode and topology in the store, replacing the
     /// ones recorded, and drop every serving right. Run it once, with every
@@ -254,6 +259,10 @@ struct ModelArgs {
     /// model's "server joining" is a move to a server that owns no slot) [default: 0]
     #[arg(long)]
     moves: Option<u8>,
+    /// Standby master processes beside the first: each contends for the master's lease in the store, the
+    /// holder acts; a master crash is the acting one's [default: 0]
+    #[arg(long)]
+    standbys: Option<u8>,
     /// Clock lag bound, in ticks [default: 0]
     #[arg(long)]
     drift: Option<u64>,
@@ -317,6 +326,7 @@ impl ModelArgs {
                 drains: self.drains.unwrap_or(f.drains),
                 moves: self.moves.unwrap_or(f.moves),
             },
+            standbys: self.standbys.unwrap_or(b.standbys),
             drift: self.drift.unwrap_or(b.drift),
             mode: self.mode.unwrap_or(b.mode),
             mutant: self.mutant.or(b.mutant),
@@ -385,9 +395,9 @@ pub fn main() -> ExitCode {
             crate::util::init_logging("info");
             exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| crate::server::main(cfg, &id)))
         }
-        CliCommand::Master { config } => {
+        CliCommand::Master { config, listen } => {
             crate::util::init_logging("info");
-            exit(Config::load(&config).map_err(NodeError::from).and_then(crate::master::main))
+            exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| crate::master::main(cfg, listen)))
         }
         CliCommand::Adopt { config } => exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| {
             cfg.open_store()?.check_mark(&cfg.mark(), true)?;

@@ -62,6 +62,8 @@ pub struct ClusterStatus {
     /// not hold yet: moves and failovers in progress (`linearizable` mode;
     /// None when the store could not be read).
     pub pending_slots: Option<u32>,
+    /// Whether the master asked holds the lease (else it stands by).
+    pub acting: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
