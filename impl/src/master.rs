@@ -14,7 +14,8 @@ use crate::node_error::NodeError;
 use crate::store::{BatchStore, Identity};
 use failgroup_model::{
     ClusterSpec, Holder, Lease, LeaseOutput, LeaseState, Master, MasterEvent, MasterInput, MasterMsg, MasterOutput,
-    MasterState, MasterTimer, Node, ServerId, Slot, StoreOp, StoreReply, StoreTag, Time, Topology, MASTER_SLOT,
+    MasterState, MasterTimer, Node, ServerId, Slot, StoreOp, StoreReply, StoreTag, Time, Topology, TopologyChange,
+    MASTER_SLOT,
 };
 use mio::{Events, Token};
 use std::collections::HashMap;
@@ -343,6 +344,12 @@ impl MasterNode {
                 }
                 (Msg::Change(_), _) if peer == Some(Peer::Admin) && !self.acting => {
                     c.send(&Msg::Changed(Err("ERR this master stands by; ask the acting one".into())));
+                }
+                (Msg::Change(TopologyChange::AddServer { addr, .. }), _)
+                    if peer == Some(Peer::Admin)
+                        && (addr == self.cfg.file.master || self.cfg.file.standby_masters.contains(&addr)) =>
+                {
+                    c.send(&Msg::Changed(Err(format!("ERR {addr} is a master's address"))));
                 }
                 (Msg::Change(change), _) if peer == Some(Peer::Admin) => {
                     tracing::info!(%change, "topology change asked for");

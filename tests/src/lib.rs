@@ -162,6 +162,8 @@ pub struct Cluster {
     lines: mpsc::Receiver<String>,
     /// Environment variables each server gets whenever it (re)starts.
     server_env: Vec<(String, String, String)>,
+    /// Standby masters `dev` started: address and pid.
+    pub standby_masters: Vec<(String, u32)>,
 }
 
 impl Cluster {
@@ -176,7 +178,21 @@ impl Cluster {
     ) -> Cluster {
         let (servers, restarted) = (Vec::new(), Vec::new());
         let server_env = Vec::new();
-        Cluster { dev, dir, port, store, servers, restarted, master_pid: 0, netns, master_addr, lines, server_env }
+        let standby_masters = Vec::new();
+        Cluster {
+            dev,
+            dir,
+            port,
+            store,
+            servers,
+            restarted,
+            master_pid: 0,
+            netns,
+            master_addr,
+            lines,
+            server_env,
+            standby_masters,
+        }
     }
 
     /// Starts `servers` servers in `groups` groups, master on `port`.
@@ -211,7 +227,13 @@ impl Cluster {
                 ["server", name, addr, "pid", pid] => {
                     cluster.servers.push((name.to_string(), addr.to_string(), pid.parse().expect("pid")));
                 }
-                ["master", _, _, "pid", pid] => cluster.master_pid = pid.parse().expect("pid"),
+                // The first master line is the acting master's, the next a standby's.
+                ["master", _, _, "pid", pid] if cluster.master_pid == 0 => {
+                    cluster.master_pid = pid.parse().expect("pid")
+                }
+                ["master", _, addr, "pid", pid] => {
+                    cluster.standby_masters.push((addr.to_string(), pid.parse().expect("pid")))
+                }
                 _ => {}
             }
         }

@@ -962,7 +962,7 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
         eprintln!("admin {args:?}: {}", text.trim());
         text
     };
-    let s4 = format!("127.0.0.1:{}", port + 4);
+    let s4 = format!("127.0.0.1:{}", port + 10); // dev's standby master is on port + 4
     assert!(admin(&["add-server", "--group", "g1", "s4", &s4]).contains("topology version 1"));
     cluster.spawn_server("s4", &config, &s4, &[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -1010,7 +1010,7 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
     let s4 = doc["servers"].as_array().unwrap().iter().find(|s| s["name"] == "s4").cloned().unwrap();
     assert!(s4["rights"].as_u64().unwrap() >= 5461, "{s4}");
     // s4 holds the rights of what it was given, and serves it.
-    let mut r = Resp::connect(&format!("127.0.0.1:{}", port + 4));
+    let mut r = Resp::connect(&format!("127.0.0.1:{}", port + 10));
     let field = |r: &mut Resp, f: &str| failgroup_tests::info_field(r, "failgroup", f).expect("an INFO field");
     assert_eq!(field(&mut r, "topology_version"), "3");
     let served: usize = field(&mut r, "slots_served").parse().expect("a count");
@@ -1025,4 +1025,47 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
     assert_eq!(status.topology_version, 3);
     let names: Vec<&str> = status.servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["s1", "s3", "s4"]);
+}
+
+/// Issue 17: standby masters. `failgroup dev` runs a standby beside the
+/// acting master. Under the recorded load the acting master is killed
+/// (`kill -9`): the standby takes the lease over (after a lease); then a
+/// server is killed, and the standby, now acting, verifies and announces
+/// it: its slots fail over. No client error, linearizable, no
+/// acknowledged write lost; the standby's status says it acts and that the
+/// killed server is offline.
+#[test]
+fn a_standby_master_takes_over_and_a_server_kill_still_fails_over() {
+    let mut cluster = Cluster::start(24500, 3, 1);
+    let (standby, _) = cluster.standby_masters.first().cloned().expect("dev starts a standby master");
+    let status = |addr: &str| failgroup::cli::dev::fetch_status(addr, None).expect("status");
+    assert!(status(&cluster.master()).acting);
+    assert!(!status(&standby).acting, "the standby stands by");
+    let seed = failgroup::util::random_u64() % 1_000_000;
+    let load = Workload::start(&cluster, seed, &["s1", "s2", "s3"], None);
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.kill_master();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !status(&standby).acting {
+        assert!(Instant::now() < deadline, "the standby did not take over");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.kill9("s2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = status(&standby);
+        if s.servers.iter().any(|x| x.name == "s2" && !x.online) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the standby did not mark s2 offline: {s:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (r, counter) = load.finish(&cluster);
+    let kills = BTreeMap::from([("s2".to_string(), 1)]);
+    assert_checks_hold(&format!("standby takeover, seed {seed}"), &cluster, &r, counter, &kills);
+    let s = status(&standby);
+    assert!(s.acting && s.view_version.starts_with("v2."), "a higher incarnation: {s:?}");
+    assert_eq!(s.servers.iter().filter(|x| x.name != "s2").map(|x| x.serves.len()).min().map(|n| n > 0), Some(true));
 }

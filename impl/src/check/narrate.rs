@@ -118,6 +118,10 @@ fn store_reply(r: &StoreReply) -> String {
             }
             for (slot, holder, t) in held {
                 let sep = if s.is_empty() { "" } else { "; " };
+                let (slot, holder) = match *slot == MASTER_SLOT {
+                    true => ("the master's lease".to_string(), who(*holder)),
+                    false => (slot.to_string(), holder.to_string()),
+                };
                 write!(s, "{sep}{slot} still held by {holder} (epoch {} renewal {})", t.epoch.0, t.renewals).unwrap();
             }
             s
@@ -292,11 +296,21 @@ pub fn beliefs(st: &ClusterState) -> Vec<(String, String)> {
             .iter()
             .map(|(s, r)| {
                 let state = if r.released { "released" } else { "held" };
-                let (who, inc, epoch, renewals) = (r.holder.server, r.holder.incarnation, r.epoch.0, r.renewals);
+                let (who, inc, epoch, renewals) = (who(r.holder.server), r.holder.incarnation, r.epoch.0, r.renewals);
+                let s = if *s == MASTER_SLOT { "the master's lease".to_string() } else { s.to_string() };
                 format!("{s}: {state} by {who} (run {inc}) epoch {epoch} renewal {renewals}")
             })
             .collect();
         format!("[{}], rights [{}]", data.join(", "), rights.join("; "))
     }));
     out
+}
+
+/// A rights holder in the model's words: a server, or master process `i`
+/// (the lease's holders, `ServerId(u16::MAX - 1 - i)`).
+fn who(s: ServerId) -> String {
+    match u16::MAX - 1 - s.0.min(u16::MAX - 1) {
+        i if i < 16 => format!("master process {i}"),
+        _ => s.to_string(),
+    }
 }

@@ -240,7 +240,8 @@ impl std::fmt::Display for StatusError {
 
 /// The status as a table.
 pub fn format_status(s: &ClusterStatus) -> String {
-    let mut o = format!("mode {}, view {}, topology version {}", s.mode, s.view_version, s.topology_version);
+    let role = if s.acting { "acting master" } else { "standby master (its view is not kept)" };
+    let mut o = format!("{role}, mode {}, view {}, topology version {}", s.mode, s.view_version, s.topology_version);
     match s.pending_slots {
         Some(0) => o.push_str(", every slot's right held by its server\n"),
         Some(n) => o.push_str(&format!(", {n} slots not yet held by their server (moving or failing over)\n")),
