@@ -1025,6 +1025,13 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
     assert_eq!(status.topology_version, 3);
     let names: Vec<&str> = status.servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["s1", "s3", "s4"]);
+    // `failgroup admin drain` finds s4, which the config does not name,
+    // through the master; a removed server is refused.
+    assert!(admin(&["drain", "s4"]).contains("s4 drained and exited"));
+    let out = failgroup_tests::failgroup_command().args(["admin", "drain", "--config"]).arg(&config).arg("s2").output();
+    let out = out.expect("failgroup admin drain");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("removed"));
 }
 
 /// Issue 17: standby masters. `failgroup dev` runs a standby beside the

@@ -538,11 +538,17 @@ fn change(config: &std::path::Path, change: TopologyChange) -> ExitCode {
 fn drain(cfg: &Config, name: &str) -> ExitCode {
     use crate::net::wire::{Msg, Peer};
     use std::time::{Duration, Instant};
-    let id = match cfg.server_id(name) {
-        Ok(id) => id,
-        Err(e) => return exit(Err(e)),
+    // The master's topology names servers added since the config was
+    // written; without the master, the config's.
+    let topology = crate::server::master_topology(cfg).unwrap_or_else(|_| cfg.topology.clone());
+    let addr = match topology.id_of(name).filter(|s| !topology.is_removed(*s)) {
+        Some(id) => topology.addr(id).to_string(),
+        None if topology.id_of(name).is_some() => {
+            eprintln!("error: {name} was removed from the cluster");
+            return ExitCode::from(2);
+        }
+        None => return exit(cfg.server_id(name).map(drop)),
     };
-    let addr = cfg.topology.addr(id).to_string();
     let secret = cfg.file.secret.as_deref();
     let mut link = match crate::net::NodeLink::open(&addr, Peer::Admin, secret, Duration::from_secs(2)) {
         Ok(link) => link,

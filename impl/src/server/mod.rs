@@ -18,4 +18,4 @@ mod node;
 mod pipeline;
 mod session;
 
-pub use node::{main, ServerNode};
+pub use node::{main, master_topology, ServerNode};

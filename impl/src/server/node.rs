@@ -583,7 +583,7 @@ pub fn main(cfg: Config, name: &str) -> Result<(), NodeError> {
 }
 
 /// The topology in force at the master, asked for over the node protocol.
-fn master_topology(cfg: &Config) -> Result<Topology, String> {
+pub fn master_topology(cfg: &Config) -> Result<Topology, String> {
     use crate::net::wire::{Msg, Peer};
     let timeout = Duration::from_millis(cfg.file.timing.probe_timeout.max(500));
     let mut link = crate::net::NodeLink::open(&cfg.file.master, Peer::Admin, cfg.file.secret.as_deref(), timeout)
