@@ -165,6 +165,16 @@ impl Master {
                 }
                 out.push(MasterOutput::SetTimer { timer: MasterTimer::Sync, at: now.plus(t.sync_interval) });
             }
+            // A server removed from the topology (issue 17) is probed and
+            // marked no more: its leaving is only confirmed.
+            MasterInput::Report { from, report: Report::Leaving { server } }
+                if from == Node::Server(server) && st.topology.is_removed(server) =>
+            {
+                let msg = MasterMsg::Notice { server, liveness: Liveness::Offline, version: st.version };
+                out.push(MasterOutput::Send { to: server, msg });
+            }
+            MasterInput::Report { report: Report::MaybeOffline { server } | Report::BackOnline { server }, .. }
+                if st.topology.is_removed(server) => {}
             MasterInput::Report { from, report } => match report {
                 // c19: a report only starts a verification.
                 Report::MaybeOffline { server } if st.is_online(server) => {
@@ -226,7 +236,7 @@ impl Master {
                 self.probe_failed(st, server, now, out);
             }
             MasterInput::Timer(MasterTimer::Reprobe(server)) => {
-                if !st.is_online(server) && !st.probes.contains_key(&server) {
+                if !st.is_online(server) && !st.probes.contains_key(&server) && !st.topology.is_removed(server) {
                     self.probe(st, server, now, out); // c20
                 }
             }
@@ -273,7 +283,9 @@ impl Master {
     /// was refused): c19 marks an online server offline; an offline one is
     /// re-checked later (c20).
     fn probe_failed(&self, st: &mut MasterState, server: ServerId, now: Time, out: &mut Vec<MasterOutput>) {
-        if st.is_online(server) {
+        if st.topology.is_removed(server) {
+            // Removed meanwhile: nothing to mark, nothing to re-check.
+        } else if st.is_online(server) {
             self.mark(st, server, Liveness::Offline, now, out); // c19
         } else {
             let at = now.plus(self.config.timing.reprobe_interval);

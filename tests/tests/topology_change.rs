@@ -222,3 +222,33 @@ fn a_view_carries_the_topology_to_a_server_that_missed_it() {
     assert!(!st.serves(slot, Time(1)));
     assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })), "{out:?}");
 }
+
+/// A removed server is marked and probed no more: its own leaving (it
+/// drains once idle) is only confirmed, reports about it change nothing,
+/// and a re-check of it probes nobody.
+#[test]
+fn the_master_leaves_a_removed_server_alone() {
+    let topo = topology();
+    let master = Master::new(topo.clone(), ProtocolConfig::default());
+    let mut st = master.initial_state();
+    let mut out = Vec::new();
+    master.step(&mut st, Time(0), MasterInput::Start { incarnation: 1, topology: None }, &mut out);
+    for (s, nonce) in st.probes.clone() {
+        let ack = MasterInput::Report { from: Node::Server(s), report: Report::ProbeAck { nonce } };
+        master.step(&mut st, Time(1), ack, &mut out);
+    }
+    let removed = Arc::new(topo.change(&TopologyChange::RemoveServer { name: "s2".into() }).unwrap());
+    master.step(&mut st, Time(2), MasterInput::Start { incarnation: 2, topology: Some(removed) }, &mut out);
+    assert!(!st.probes.contains_key(&ServerId(1)), "not probed at start");
+    let s2 = ServerId(1);
+    out.clear();
+    let leaving = MasterInput::Report { from: Node::Server(s2), report: Report::Leaving { server: s2 } };
+    master.step(&mut st, Time(3), leaving, &mut out);
+    assert!(matches!(&out[..], [MasterOutput::Send { to, msg: MasterMsg::Notice { .. } }] if *to == s2), "{out:?}");
+    assert!(st.is_online(s2), "not marked");
+    out.clear();
+    let report = MasterInput::Report { from: Node::Server(ServerId(0)), report: Report::MaybeOffline { server: s2 } };
+    master.step(&mut st, Time(4), report, &mut out);
+    master.step(&mut st, Time(5), MasterInput::Timer(MasterTimer::Reprobe(s2)), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+}
