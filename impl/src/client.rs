@@ -53,6 +53,9 @@ pub struct Client {
     master: Option<NodeLink>,
     timers: Timers<ClientTimer>,
     seq: u64,
+    /// When the topology was last asked for again (after a server could
+    /// not be reached): at most once a second.
+    refreshed: std::time::Instant,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -85,7 +88,35 @@ impl Client {
             master: None,
             timers: Timers::new(),
             seq: 0,
+            refreshed: std::time::Instant::now(),
         })
+    }
+
+    /// A server could not be reached: asks a reachable one for the topology
+    /// (at most once a second) and takes it if newer (servers added, moved
+    /// or removed since connect, issue 17). Identities never change, so the
+    /// failover modes kept stay right.
+    fn refresh_topology(&mut self) {
+        if self.refreshed.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.refreshed = std::time::Instant::now();
+        let topology = self.core.topology.clone();
+        for s in topology.servers() {
+            let Ok(mut link) =
+                NodeLink::open(topology.addr(s), Peer::Client(self.core.id), self.secret.as_deref(), CONNECT_TIMEOUT)
+            else {
+                continue;
+            };
+            let Ok(Msg::Info(info)) = link.send(&Msg::InfoRequest).and_then(|()| link.recv()) else { continue };
+            if let Ok(t) = info.cluster.validate() {
+                if t.version() > topology.version() {
+                    self.core = failgroup_model::Client::new(self.core.id, Arc::new(t), info.protocol.clone());
+                    self.info = *info;
+                }
+            }
+            return;
+        }
     }
 
     /// This client's id: with a sequence number it names each request, and
@@ -163,6 +194,7 @@ impl Client {
                                 .is_err()
                             {
                                 self.conns.remove(&to);
+                                self.refresh_topology();
                                 inputs.push(ClientInput::SendFailed { seq: req.seq, to });
                             }
                         }
@@ -199,6 +231,7 @@ impl Client {
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 Err(_) => {
                     self.conns.remove(&to);
+                    self.refresh_topology();
                     inputs.push(ClientInput::SendFailed { seq, to });
                 }
             }

@@ -963,6 +963,9 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
         text
     };
     let s4 = format!("127.0.0.1:{}", port + 10); // dev's standby master is on port + 4
+                                                 // A library client that fetched the topology before the changes.
+    let mut early = failgroup::Client::connect(&cluster.addr("s1")).expect("client");
+    early.set(b"counter", b"before").expect("a write before the changes"); // slot 6680, s2's
     assert!(admin(&["add-server", "--group", "g1", "s4", &s4]).contains("topology version 1"));
     cluster.spawn_server("s4", &config, &s4, &[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -979,6 +982,11 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(1500));
+    // `counter` was s2's: the early client finds s2 gone, asks for the topology
+    // again and goes on with version 3.
+    assert_eq!(early.topology().version(), 0);
+    assert_eq!(early.get(b"counter").expect("a read after"), Some(b"before".to_vec()));
+    assert_eq!(early.topology().version(), 3);
     let (r, counter) = load.finish(&cluster);
     let stops = BTreeMap::from([("s2".to_string(), 1)]);
     assert_checks_hold(&format!("add, move, remove, seed {seed}"), &cluster, &r, counter, &stops);
