@@ -559,11 +559,13 @@ impl ServerNode {
 }
 
 /// `failgroup server`: runs one server until SIGTERM/SIGINT. The topology
-/// is the master's if it answers (a server added since the config was
-/// written joins by its name alone), else the config's.
+/// is the master's if it answers with a changed one (a server added since
+/// the config was written joins by its name alone), else the config's (as
+/// written: a server given a new address in its file starts there).
 pub fn main(cfg: Config, name: &str) -> Result<(), NodeError> {
     let topology = match master_topology(&cfg) {
-        Ok(t) => t,
+        Ok(t) if t.version() > cfg.topology.version() => t,
+        Ok(_) => cfg.topology.clone(),
         Err(why) => {
             tracing::info!(master = %cfg.file.master, %why, "the master did not give its topology; the config's is used");
             cfg.topology.clone()
