@@ -492,27 +492,37 @@ fn status(addr: &str, secret: Option<&str>, json: bool, watch: Option<f64>) -> E
     }
 }
 
+/// An admin's node link to `addr` (`what` names it in errors), or the exit
+/// code: 2 when refused (a wrong secret, not a node), 3 when unreachable.
+fn admin_link(
+    addr: &str,
+    what: &str,
+    cfg: &Config,
+    timeout: std::time::Duration,
+) -> Result<crate::net::NodeLink, ExitCode> {
+    let secret = cfg.file.secret.as_deref();
+    crate::net::NodeLink::open(addr, crate::net::wire::Peer::Admin, secret, timeout).map_err(|e| {
+        eprintln!("error: {what}: {e}");
+        match e.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData => ExitCode::from(2),
+            _ => ExitCode::from(3),
+        }
+    })
+}
+
 /// `failgroup admin add-server` and the other topology changes: asks the
 /// master, prints the new version.
 fn change(config: &std::path::Path, change: TopologyChange) -> ExitCode {
-    use crate::net::wire::{Msg, Peer};
+    use crate::net::wire::Msg;
     let cfg = match Config::load(config) {
         Ok(cfg) => cfg,
         Err(e) => return exit(Err(e)),
     };
     let master = &cfg.file.master;
-    let secret = cfg.file.secret.as_deref();
     let timeout = std::time::Duration::from_secs(10);
-    let mut link = match crate::net::NodeLink::open(master, Peer::Admin, secret, timeout) {
+    let mut link = match admin_link(master, &format!("master {master}"), &cfg, timeout) {
         Ok(link) => link,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData) => {
-            eprintln!("error: master {master}: {e}");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("error: master {master}: {e}");
-            return ExitCode::from(3);
-        }
+        Err(code) => return code,
     };
     match link.send(&Msg::Change(change.clone())).and_then(|()| link.recv()) {
         Ok(Msg::Changed(Ok(version))) => {
@@ -536,7 +546,7 @@ fn change(config: &std::path::Path, change: TopologyChange) -> ExitCode {
 
 /// `failgroup admin drain NAME`.
 fn drain(cfg: &Config, name: &str) -> ExitCode {
-    use crate::net::wire::{Msg, Peer};
+    use crate::net::wire::Msg;
     use std::time::{Duration, Instant};
     // The master's topology names servers added since the config was
     // written; without the master, the config's.
@@ -549,17 +559,9 @@ fn drain(cfg: &Config, name: &str) -> ExitCode {
         }
         None => return exit(cfg.server_id(name).map(drop)),
     };
-    let secret = cfg.file.secret.as_deref();
-    let mut link = match crate::net::NodeLink::open(&addr, Peer::Admin, secret, Duration::from_secs(2)) {
+    let mut link = match admin_link(&addr, &format!("{name} ({addr})"), cfg, Duration::from_secs(2)) {
         Ok(link) => link,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData) => {
-            eprintln!("error: {name} ({addr}): {e}");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("error: {name} ({addr}): {e}");
-            return ExitCode::from(3);
-        }
+        Err(code) => return code,
     };
     match link.send(&Msg::Drain).and_then(|()| link.recv()) {
         Ok(Msg::Draining) => println!("{name} is draining"),
