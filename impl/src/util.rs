@@ -19,7 +19,27 @@ pub fn unix_ms() -> u64 {
 
 /// Sets up logging: `RUST_LOG` (or the given default level) to stderr.
 /// [`set_log_level`] changes the level later.
-pub fn init_logging(default: &str) {
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields` (the
+    /// message and the event's fields).
+    Json,
+}
+
+impl LogFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+pub fn init_logging(default: &str, format: LogFormat) {
     let directive = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string());
     // CONFIG GET loglevel names the level a plain one stands for.
     let level = match directive.trim().to_ascii_lowercase().as_str() {
@@ -30,15 +50,21 @@ pub fn init_logging(default: &str) {
     LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .with_filter_reloading();
-    let handle = builder.reload_handle();
-    if builder.try_init().is_ok() {
-        let _ = RELOAD.set(Box::new(move |f| handle.reload(f).is_ok()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    // The two formats are two subscriber types: each installs its own
+    // reload handle (CONFIG SET loglevel).
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_ok() {
+                let _ = RELOAD.set(Box::new(move |f| handle.reload(f).is_ok()));
+            }
+        }};
+    }
+    match format {
+        LogFormat::Text => install!(builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))),
+        LogFormat::Json => install!(builder.json().with_ansi(false)),
     }
 }
 

@@ -71,3 +71,43 @@ fn bad_arguments_are_refused_clearly() {
     assert_eq!(code, 3);
     assert!(out.contains("127.0.0.1:1"), "{out}");
 }
+
+/// `--log-format json`: one JSON object per log line, with the level and
+/// the message among its fields.
+#[test]
+fn logs_are_json_lines_on_request() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("failgroup-cli-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = GOOD.replace("127.0.0.1:7100", "127.0.0.1:7390").replace("127.0.0.1:7101", "127.0.0.1:7391");
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_failgroup"))
+        .args(["--log-format", "json", "master", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run failgroup master");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(10));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = first.expect("a log line within 10 s");
+    let doc: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(doc["level"], "INFO", "{doc}");
+    assert!(doc["fields"]["message"].as_str().is_some_and(|m| m.contains("master listening")), "{doc}");
+    assert!(doc["timestamp"].is_string(), "{doc}");
+    let (code, out) = failgroup(&["--log-format", "xml", "status"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("text") && out.contains("json"), "lists the formats: {out}");
+}

@@ -21,6 +21,8 @@ pub struct DevOptions {
     pub mode: Mode,
     /// `sqlite:PATH` (relative to `data`) or `postgres://...`.
     pub store: String,
+    /// The nodes' log lines (`--log-format`), passed on to each.
+    pub log_format: crate::util::LogFormat,
 }
 
 /// The configuration `dev` writes: master on `port`, servers after it.
@@ -84,7 +86,7 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     let mut nodes: Vec<Node> = Vec::new();
     // Servers first, up before the master, so that its first probes find them.
     for s in &cfg.file.cluster.servers {
-        let child = spawn(&exe, &path, Role::Server(&s.name))?;
+        let child = spawn(&exe, &path, o.log_format, Role::Server(&s.name))?;
         nodes.push(Node { role: "server", name: s.name.clone(), addr: s.addr.clone(), child: Some(child) });
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -92,7 +94,7 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         shutdown(&mut nodes);
         return Err(e);
     }
-    let child = spawn(&exe, &path, Role::Master(None))?;
+    let child = spawn(&exe, &path, o.log_format, Role::Master(None))?;
     nodes.push(Node { role: "master", name: "-".into(), addr: cfg.file.master.clone(), child: Some(child) });
     if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
         shutdown(&mut nodes);
@@ -101,7 +103,7 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     // The standby, once the first master holds the lease: it takes over a
     // lease after the acting master stops renewing.
     for addr in &cfg.file.standby_masters {
-        let child = spawn(&exe, &path, Role::Master(Some(addr)))?;
+        let child = spawn(&exe, &path, o.log_format, Role::Master(Some(addr)))?;
         nodes.push(Node { role: "master", name: "-".into(), addr: addr.clone(), child: Some(child) });
     }
     if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
@@ -155,8 +157,9 @@ enum Role<'a> {
     Master(Option<&'a str>),
 }
 
-fn spawn(exe: &Path, config: &Path, role: Role) -> Result<Child, String> {
+fn spawn(exe: &Path, config: &Path, log_format: crate::util::LogFormat, role: Role) -> Result<Child, String> {
     let mut cmd = Command::new(exe);
+    cmd.args(["--log-format", log_format.name()]);
     // If `dev` itself is killed, its nodes stop too (Linux; elsewhere they
     // outlive a killed `dev`).
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.

@@ -6,6 +6,7 @@ use crate::check::config::Faults;
 use crate::check::{self, CheckConfig, Outcome, RunOptions, Strategy};
 use crate::config::Config;
 use crate::node_error::NodeError;
+use crate::util::LogFormat;
 use clap::{Args, Parser, Subcommand};
 use failgroup_model::{Mode, Mutant, TopologyChange};
 use stateright::{Expectation, Model as _};
@@ -18,6 +19,9 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: CliCommand,
+    /// How nodes write their log lines (stderr): text, or one JSON object per line
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -388,15 +392,16 @@ pub fn main() -> ExitCode {
     match cli.command {
         CliCommand::Dev { servers, groups, port, data, mode, store } => {
             let data = data.unwrap_or_else(|| std::env::temp_dir().join(format!("failgroup-dev-{port}")));
-            crate::util::init_logging("info");
-            exit(dev::run(dev::DevOptions { servers, groups, port, data, mode, store }))
+            crate::util::init_logging("info", cli.log_format);
+            let log_format = cli.log_format;
+            exit(dev::run(dev::DevOptions { servers, groups, port, data, mode, store, log_format }))
         }
         CliCommand::Server { config, id } => {
-            crate::util::init_logging("info");
+            crate::util::init_logging("info", cli.log_format);
             exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| crate::server::main(cfg, &id)))
         }
         CliCommand::Master { config, listen } => {
-            crate::util::init_logging("info");
+            crate::util::init_logging("info", cli.log_format);
             exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| crate::master::main(cfg, listen)))
         }
         CliCommand::Adopt { config } => exit(Config::load(&config).map_err(NodeError::from).and_then(|cfg| {
