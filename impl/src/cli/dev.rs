@@ -44,6 +44,7 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
         mode: o.mode,
         secret: None,
         requirepass: None,
+        users: Vec::new(),
         timing: Timing::default(),
         limits: Limits::default(),
         cache: Default::default(),
@@ -100,8 +101,16 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         shutdown(&mut nodes);
         return Err(e);
     }
-    // The standby, once the first master holds the lease: it takes over a
-    // lease after the acting master stops renewing.
+    // The standby, once the first master holds the lease (else the standby
+    // may win it): it takes over a lease after the acting master stops
+    // renewing.
+    while !fetch_status(&cfg.file.master, cfg.file.secret.as_deref()).is_ok_and(|s| s.acting) {
+        if Instant::now() > deadline || stop.load(Ordering::Relaxed) || nodes.iter_mut().any(exited) {
+            shutdown(&mut nodes);
+            return Err("the master did not take the lease in time".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for addr in &cfg.file.standby_masters {
         let child = spawn(&exe, &path, o.log_format, Role::Master(Some(addr)))?;
         nodes.push(Node { role: "master", name: "-".into(), addr: addr.clone(), child: Some(child) });
