@@ -155,6 +155,27 @@ fn default_store() -> String {
     "sqlite:failgroup.db".into()
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// A RESP user beside `default`, whose password is `requirepass`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub name: String,
+    /// None: any password logs in (Redis's `nopass`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// A disabled user cannot log in (`WRONGPASS`).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Only commands that do not write (COMMAND INFO's `write` flag): a
+    /// write gets `NOPERM`.
+    #[serde(default)]
+    pub readonly: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -177,6 +198,9 @@ pub struct FileConfig {
     /// Password RESP clients must give with AUTH.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requirepass: Option<String>,
+    /// RESP users beside `default` (`[[users]]`): `AUTH name password`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSpec>,
     #[serde(default)]
     pub timing: Timing,
     #[serde(default)]
@@ -348,6 +372,26 @@ impl Config {
                 "secret",
                 "must be set when requirepass is: the node protocol on every server's port runs requests \
                  too, and without a secret it would run them without the password (docs/DEPLOYMENT.md, \"Secrets\")",
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, u) in file.users.iter().enumerate() {
+            let f = format!("users[{i}].name");
+            if u.name.is_empty() || !u.name.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+                return Err(field(&f, "must be non-empty, without spaces or special characters"));
+            }
+            if u.name == "default" {
+                return Err(field(&f, "\"default\" is the user requirepass logs in"));
+            }
+            if !names.insert(u.name.as_str()) {
+                return Err(field(&f, format!("duplicate user {:?}", u.name)));
+            }
+        }
+        if !file.users.is_empty() && file.secret.is_none() {
+            return Err(field(
+                "secret",
+                "must be set when users are: the node protocol on every server's port runs requests \
+                 without AUTH, so only nodes that know the secret may speak it",
             ));
         }
         let store = store_url(&file.store, &dir)?;

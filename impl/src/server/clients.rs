@@ -19,6 +19,8 @@ pub(super) struct ClientRow {
     /// The last command, as Redis names it (`get`, `client|list`).
     pub cmd: String,
     pub resp: i64,
+    /// The user logged in.
+    pub user: String,
 }
 
 impl ClientRow {
@@ -33,7 +35,7 @@ impl ClientRow {
             o,
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db=0 sub=0 psub=0 ssub=0 \
              multi={multi} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl={} oll=0 omem=0 \
-             tot-mem=0 events={events} cmd={} user=default redir=-1 resp={}",
+             tot-mem=0 events={events} cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -43,6 +45,7 @@ impl ClientRow {
             self.qbuf,
             self.obl,
             self.cmd,
+            self.user,
             self.resp
         );
         o
@@ -63,6 +66,7 @@ mod tests {
             multi: Some(2),
             cmd: "client|list".into(),
             resp: 3,
+            user: "default".into(),
             ..ClientRow::default()
         };
         let line = row.line();

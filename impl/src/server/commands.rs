@@ -56,7 +56,13 @@ pub enum Local {
     Ping(Option<Vec<u8>>),
     Echo(Vec<u8>),
     Info(Option<String>),
-    Auth(Vec<u8>),
+    /// AUTH [user] password.
+    Auth {
+        user: Option<Vec<u8>>,
+        pass: Vec<u8>,
+    },
+    /// ACL WHOAMI, ACL LIST, ACL USERS.
+    Acl(AclCmd),
     Select,
     Quit,
     /// HELLO [protover [AUTH user pass] [SETNAME name]].
@@ -88,6 +94,14 @@ pub enum Local {
     ConfigGet(Vec<u8>),
     /// CONFIG SET's parameters (lower case) and values, in order.
     ConfigSet(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+/// The ACL subcommands served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AclCmd {
+    WhoAmI,
+    List,
+    Users,
 }
 
 /// Which clients CLIENT LIST shows.
@@ -144,6 +158,9 @@ pub enum CommandError {
     CrossSlot,
     /// A command's own error, as Redis writes it.
     Reply(&'static str),
+    /// The user logged in may not run this command (a read-only user's
+    /// write).
+    NoPerm(String),
     /// An option Redis does not know for this command.
     UnsupportedOption(String),
     /// SELECT of a database other than 0, as Redis Cluster refuses it.
@@ -181,6 +198,7 @@ impl fmt::Display for CommandError {
             CommandError::UnknownClientType(t) => write!(f, "ERR Unknown client type '{t}'"),
             CommandError::NoProto => f.write_str("NOPROTO unsupported protocol version"),
             CommandError::ProtocolVersion => f.write_str("ERR Protocol version is not an integer or out of range"),
+            CommandError::NoPerm(name) => write!(f, "NOPERM this user has no permissions to run the '{name}' command"),
             CommandError::UnknownSubcommand { command, sub } => {
                 write!(f, "ERR unknown subcommand '{sub}'. Try {command} HELP.")
             }
@@ -456,8 +474,29 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
         }
         "info" => Ok(Command::Local(Local::Info(args.get(1).map(|a| String::from_utf8_lossy(a).to_lowercase())))),
         "auth" => {
-            need(n == 2 || n == 3)?;
-            Ok(Command::Local(Local::Auth(args[n - 1].clone())))
+            need(n >= 2)?;
+            match n {
+                2 => Ok(Command::Local(Local::Auth { user: None, pass: key(1) })),
+                3 => Ok(Command::Local(Local::Auth { user: Some(key(1)), pass: key(2) })),
+                _ => Err(CommandError::Syntax),
+            }
+        }
+        "acl" => {
+            need(n >= 2)?;
+            let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+            let cmd = match sub.as_str() {
+                "whoami" => AclCmd::WhoAmI,
+                "list" => AclCmd::List,
+                "users" => AclCmd::Users,
+                _ => {
+                    let sub = String::from_utf8_lossy(&args[1]).into_owned();
+                    return Err(CommandError::UnknownSubcommand { command: "ACL", sub });
+                }
+            };
+            if n != 2 {
+                return Err(CommandError::Arity(format!("acl|{sub}")));
+            }
+            Ok(Command::Local(Local::Acl(cmd)))
         }
         "select" => {
             need(n == 2)?;

@@ -7,7 +7,7 @@ use super::session::{Session, Waiter};
 use crate::config::Refusal;
 use crate::net::wire::{Msg, Peer};
 use crate::net::{Connection, Proto};
-use crate::resp::{self, reply};
+use crate::resp::reply;
 use failgroup_model::{ClientId, Origin, ServerId, ServerInput};
 use mio::Token;
 
@@ -68,25 +68,7 @@ impl ServerNode {
                 self.next_client += 1;
                 let client = ClientId(self.client_base.wrapping_add(id));
                 let authed = self.cfg.file.requirepass.is_none();
-                self.sessions.insert(
-                    tok,
-                    Session {
-                        client,
-                        seq: 0,
-                        authed,
-                        name: None,
-                        id,
-                        proto: resp::Proto::Resp2,
-                        multi: None,
-                        watched: Vec::new(),
-                        last_cmd: String::new(),
-                        inflight: Default::default(),
-                        next_cmd: 0,
-                        stalled: None,
-                        starved: false,
-                        barriers: 0,
-                    },
-                );
+                self.sessions.insert(tok, Session::new(client, id, authed));
             }
         }
         match self.net.conns[&tok].proto {

@@ -5,9 +5,9 @@
 use super::clients::ClientRow;
 use super::cluster::ClusterView;
 use super::command_table::{Entry, TABLE};
-use super::commands::{ClusterCmd, Local};
+use super::commands::{AclCmd, ClusterCmd, Local};
 use super::session::{Multi, Session};
-use crate::config::{CacheConfig, Limits};
+use crate::config::{CacheConfig, Limits, UserSpec};
 use crate::net::wire::secret_matches;
 use crate::resp::{reply, Proto};
 
@@ -18,6 +18,8 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// What a local command may read beyond its session.
 pub(super) struct Context<'a> {
     pub requirepass: Option<&'a str>,
+    /// The users beside `default`.
+    pub users: &'a [UserSpec],
     pub limits: &'a Limits,
     pub cache: &'a CacheConfig,
     /// INFO's text, if the command is INFO.
@@ -31,15 +33,59 @@ pub(super) struct Context<'a> {
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Whether `user` with `pass` logs in: the one user, `default`, with the
-/// configured password (any password when none is configured, as Redis's
-/// `nopass` default user).
-fn logs_in(ctx: &Context, user: &[u8], pass: &[u8]) -> bool {
-    user == b"default"
-        && match ctx.requirepass {
-            None => true,
-            Some(p) => secret_matches(Some(p), std::str::from_utf8(pass).ok()),
+/// Whether `user` with `pass` logs in, and whether it may only read:
+/// `default` with `requirepass` (any password when none is configured, as
+/// Redis's `nopass` default user), or an enabled user of the config with
+/// its password.
+fn logs_in(ctx: &Context, user: &[u8], pass: &[u8]) -> Option<bool> {
+    let pass = std::str::from_utf8(pass).ok();
+    if user == b"default" {
+        return ctx.requirepass.is_none_or(|p| secret_matches(Some(p), pass)).then_some(false);
+    }
+    let u = ctx.users.iter().find(|u| u.name.as_bytes() == user)?;
+    let ok = u.enabled && u.password.as_deref().is_none_or(|p| secret_matches(Some(p), pass));
+    ok.then_some(u.readonly)
+}
+
+/// Logs `user` in on the session, or counts a failure (the connection's
+/// next command waits).
+fn log_in(s: &mut Session, ctx: &Context, user: &[u8], pass: &[u8]) -> bool {
+    match logs_in(ctx, user, pass) {
+        Some(readonly) => {
+            s.authed = true;
+            s.user = String::from_utf8_lossy(user).into_owned();
+            s.readonly = readonly;
+            true
         }
+        None => {
+            s.auth_failed();
+            false
+        }
+    }
+}
+
+/// A user as ACL LIST shows it (Redis's form: `#` and the SHA-256 of the
+/// password, or `nopass`; a read-only user may run every command but those
+/// that write).
+fn acl_line(name: &str, enabled: bool, password: Option<&str>, readonly: bool) -> String {
+    use sha2::Digest;
+    let pass = match password {
+        Some(p) => sha2::Sha256::digest(p.as_bytes()).iter().fold(String::from("#"), |mut s, b| {
+            s.push_str(&format!("{b:02x}"));
+            s
+        }),
+        None => "nopass".into(),
+    };
+    let on = if enabled { "on" } else { "off" };
+    let perms = if readonly { "+@all -@write" } else { "+@all" };
+    format!("user {name} {on} {pass} ~* &* {perms}")
+}
+
+/// Whether the command `name` (lower case) writes: COMMAND INFO's `write`
+/// flag, as Redis's table gives it.
+pub(super) fn writes(name: &str) -> bool {
+    const WRITE: &[u8] = b"+write\r\n";
+    entry(name.as_bytes()).is_some_and(|e| e.1[0].windows(WRITE.len()).any(|w| w == WRITE))
 }
 
 /// The table's entry of a command, by its name in any case.
@@ -61,18 +107,33 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         Local::Ping(None) => reply::simple(out, "PONG"),
         Local::Ping(Some(m)) | Local::Echo(m) => reply::bulk(out, &m),
         Local::Info(_) => reply::verbatim(out, ctx.info.clone().unwrap_or_default().as_bytes(), p),
-        Local::Auth(pass) => match ctx.requirepass {
-            None => reply::error(
-                out,
-                "ERR AUTH <password> called without any password configured for the default user. \
-                 Are you sure your configuration is correct?",
-            ),
-            Some(p) if secret_matches(Some(p), std::str::from_utf8(&pass).ok()) => {
-                s.authed = true;
-                reply::ok(out);
-            }
-            Some(_) => reply::error(out, WRONGPASS),
+        Local::Auth { user: None, .. } if ctx.requirepass.is_none() => reply::error(
+            out,
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        ),
+        Local::Auth { user, pass } => match log_in(s, ctx, user.as_deref().unwrap_or(b"default"), &pass) {
+            true => reply::ok(out),
+            false => reply::error(out, WRONGPASS),
         },
+        Local::Acl(AclCmd::WhoAmI) => reply::bulk(out, s.user.as_bytes()),
+        Local::Acl(AclCmd::Users) => {
+            let mut names: Vec<&str> = ctx.users.iter().map(|u| u.name.as_str()).chain(["default"]).collect();
+            names.sort_unstable();
+            reply::array(out, names.len());
+            names.iter().for_each(|n| reply::bulk(out, n.as_bytes()));
+        }
+        Local::Acl(AclCmd::List) => {
+            let mut lines: Vec<(String, String)> = ctx
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), acl_line(&u.name, u.enabled, u.password.as_deref(), u.readonly)))
+                .chain([("default".to_string(), acl_line("default", true, ctx.requirepass, false))])
+                .collect();
+            lines.sort_unstable();
+            reply::array(out, lines.len());
+            lines.iter().for_each(|(_, l)| reply::bulk(out, l.as_bytes()));
+        }
         Local::Select | Local::Ok => reply::ok(out),
         Local::Multi if s.multi.is_some() => reply::error(out, "ERR MULTI calls can not be nested"),
         Local::Multi => {
@@ -111,11 +172,10 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         }
         Local::Hello { proto, auth, setname } => {
             if let Some((user, pass)) = auth {
-                if !logs_in(ctx, &user, &pass) {
+                if !log_in(s, ctx, &user, &pass) {
                     reply::error(out, WRONGPASS);
                     return false;
                 }
-                s.authed = true;
             }
             if !s.authed {
                 reply::error(
@@ -261,28 +321,18 @@ mod tests {
     use failgroup_model::ClientId;
 
     fn session() -> Session {
-        Session {
-            client: ClientId(1),
-            seq: 0,
-            authed: false,
-            name: None,
-            id: 7,
-            proto: Proto::Resp2,
-            multi: None,
-            watched: Vec::new(),
-            last_cmd: String::new(),
-            inflight: Default::default(),
-            next_cmd: 0,
-            stalled: None,
-            starved: false,
-            barriers: 0,
-        }
+        Session::new(ClientId(1), 7, false)
     }
 
     fn run(l: Local, s: &mut Session, requirepass: Option<&str>) -> (Reply, bool) {
+        run_with(l, s, requirepass, &[])
+    }
+
+    fn run_with(l: Local, s: &mut Session, requirepass: Option<&str>, users: &[UserSpec]) -> (Reply, bool) {
         let (limits, cache) = (Limits::default(), CacheConfig::default());
         let ctx = Context {
             requirepass,
+            users,
             limits: &limits,
             cache: &cache,
             info: Some("# Server\r\n".into()),
@@ -324,13 +374,16 @@ mod tests {
     #[test]
     fn auth_ping_dbsize_quit_without_sockets() {
         let mut s = session();
-        let (r, _) = run(Local::Auth(b"nope".to_vec()), &mut s, Some("pw"));
+        let (r, _) = run(Local::Auth { user: None, pass: b"nope".to_vec() }, &mut s, Some("pw"));
         assert_eq!(r, Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".into()));
         assert!(!s.authed);
-        assert_eq!(run(Local::Auth(b"pw".to_vec()), &mut s, Some("pw")).0, Reply::Simple("OK".into()));
+        assert_eq!(
+            run(Local::Auth { user: None, pass: b"pw".to_vec() }, &mut s, Some("pw")).0,
+            Reply::Simple("OK".into())
+        );
         assert!(s.authed);
         assert!(
-            matches!(run(Local::Auth(b"pw".to_vec()), &mut s, None).0, Reply::Error(e) if e.starts_with("ERR AUTH"))
+            matches!(run(Local::Auth { user: None, pass: b"pw".to_vec() }, &mut s, None).0, Reply::Error(e) if e.starts_with("ERR AUTH"))
         );
         assert_eq!(run(Local::Ping(None), &mut s, None).0, Reply::Simple("PONG".into()));
         assert_eq!(run(Local::ClientId, &mut s, None).0, Reply::Int(7));
@@ -349,5 +402,75 @@ mod tests {
         let want = ["maxclients", "maxmemory", "maxmemory-policy", "maxmemory-samples"].map(bulk);
         assert_eq!(names, want.iter().collect::<Vec<_>>());
         assert_eq!(pairs[5], bulk("noeviction"));
+    }
+
+    fn users() -> Vec<UserSpec> {
+        let user = |name: &str, password: Option<&str>, enabled, readonly| UserSpec {
+            name: name.into(),
+            password: password.map(str::to_string),
+            enabled,
+            readonly,
+        };
+        vec![
+            user("app", Some("secret"), true, false),
+            user("ro", Some("pw"), true, true),
+            user("off", Some("x"), false, false),
+        ]
+    }
+
+    fn auth(user: &str, pass: &str) -> Local {
+        Local::Auth { user: Some(user.as_bytes().to_vec()), pass: pass.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn users_log_in_with_their_passwords_and_acl_says_who() {
+        let users = users();
+        let mut s = session();
+        let wrongpass = Reply::Error(WRONGPASS.into());
+        for (user, pass) in [("app", "nope"), ("off", "x"), ("nosuch", "x"), ("default", "x")] {
+            assert_eq!(run_with(auth(user, pass), &mut s, Some("pw0"), &users).0, wrongpass, "{user}");
+            assert!(!s.authed && s.held_until.is_some(), "{user}: refused, and the connection waits");
+        }
+        assert_eq!(s.auth_failures, 4);
+        assert_eq!(run_with(auth("ro", "pw"), &mut s, Some("pw0"), &users).0, Reply::Simple("OK".into()));
+        assert!(s.authed && s.readonly);
+        assert_eq!(
+            run_with(Local::Acl(AclCmd::WhoAmI), &mut s, Some("pw0"), &users).0,
+            Reply::Bulk(Some(b"ro".to_vec()))
+        );
+        assert_eq!(run_with(auth("app", "secret"), &mut s, Some("pw0"), &users).0, Reply::Simple("OK".into()));
+        assert!(!s.readonly, "another user, another flag");
+        let (list, _) = run_with(Local::Acl(AclCmd::List), &mut s, None, &users);
+        let line = |i: usize| match &list {
+            Reply::Array(Some(items)) => match &items[i] {
+                Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        // Redis 7.0.15's line for `ACL SETUSER app on >secret ~* &* +@all`.
+        assert_eq!(
+            line(0),
+            "user app on #2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b ~* &* +@all"
+        );
+        assert_eq!(line(1), "user default on nopass ~* &* +@all");
+        assert!(line(2).starts_with("user off off #"));
+        assert!(line(3).starts_with("user ro on #") && line(3).ends_with(" +@all -@write"));
+        // HELLO's AUTH logs in the same way.
+        let mut s = session();
+        let hello =
+            Local::Hello { proto: Some(Proto::Resp3), auth: Some((b"ro".to_vec(), b"pw".to_vec())), setname: None };
+        assert!(matches!(run_with(hello, &mut s, Some("pw0"), &users).0, Reply::Map(_)));
+        assert_eq!((s.user.as_str(), s.readonly), ("ro", true));
+    }
+
+    #[test]
+    fn writes_are_known_from_redis_command_table() {
+        for w in ["set", "del", "incrby", "hset", "append", "flushdb", "rename", "msetnx", "expire"] {
+            assert!(writes(w), "{w} writes");
+        }
+        for r in ["get", "mget", "hgetall", "ttl", "ping", "auth", "acl", "info", "scan", "multi"] {
+            assert!(!writes(r), "{r} does not write");
+        }
     }
 }

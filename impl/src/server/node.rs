@@ -77,6 +77,8 @@ pub struct ServerNode {
     base_memory: u64,
     pub(super) stop: Arc<AtomicBool>,
     /// Leaving, since SIGTERM or `failgroup admin drain`.
+    /// Connections held after a failed AUTH, and until when.
+    pub(super) held: Vec<(Instant, Token)>,
     pub(super) drain: Option<Drain>,
     /// Set on SIGHUP: re-read the config file.
     hup: Arc<AtomicBool>,
@@ -157,6 +159,7 @@ impl ServerNode {
             base_memory: crate::mem::used(),
             stop,
             drain: None,
+            held: Vec::new(),
             hup: crate::util::hup_flag(),
             cfg,
         };
@@ -254,7 +257,10 @@ impl ServerNode {
                 self.reload_config();
             }
             let now = self.clock.now();
-            let wait = if self.ready.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
+            let mut wait = if self.ready.is_empty() { self.timers.wait(now).unwrap_or(1000).min(1000) } else { 0 };
+            if let Some(t) = self.held.iter().map(|(t, _)| *t).min() {
+                wait = wait.min(t.saturating_duration_since(Instant::now()).as_millis() as u64 + 1);
+            }
             self.net.wait(&mut events, Duration::from_millis(wait)).map_err(NodeError::os("poll"))?;
             for ev in events.iter() {
                 match ev.token() {
@@ -263,6 +269,7 @@ impl ServerNode {
                     tok => self.on_readiness(tok),
                 }
             }
+            self.wake_held();
             self.drive_ready();
             while let Ok((tag, reply)) = self.done.try_recv() {
                 self.step(ServerInput::Store { tag, reply });
@@ -527,6 +534,21 @@ impl ServerNode {
             })
             .map(|(t, _)| *t)
             .collect();
+    }
+
+    /// Connections whose wait after a failed AUTH is over go on.
+    fn wake_held(&mut self) {
+        let now = Instant::now();
+        let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held).into_iter().partition(|(t, _)| *t <= now);
+        self.held = held;
+        for (_, tok) in due {
+            if let Some(s) = self.sessions.get_mut(&tok) {
+                if s.held_until.is_some_and(|t| t <= now) {
+                    s.held_until = None;
+                }
+            }
+            self.ready.push(tok);
+        }
     }
 
     /// Runs the next commands of every connection in the re-drive queue.

@@ -24,6 +24,7 @@ use failgroup_model::{
 };
 use foldhash::HashSet;
 use mio::Token;
+use std::time::Instant;
 
 /// Rows FLUSHDB reads per page.
 const FLUSH_PAGE: u64 = 1000;
@@ -121,6 +122,10 @@ impl ServerNode {
         for _ in 0..limits.max_pipeline {
             let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Some(s) = self.sessions.get_mut(&tok) else { return };
+            // After a failed AUTH the connection's next command waits.
+            if s.held_until.is_some_and(|t| Instant::now() < t) {
+                return;
+            }
             let leaving = self.drain.is_some_and(|d| d.closing);
             if !s.may_take_more() || c.closing || c.dead || leaving || c.wbuf.len() > OUTPUT_PAUSE {
                 return;
@@ -183,6 +188,10 @@ impl ServerNode {
             s.last_cmd.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
         }
         let mut parsed = commands::parse(&args, &self.cfg.topology);
+        // A read-only user's write (in a transaction too: EXEC then aborts).
+        if s.readonly && super::local::writes(&name) {
+            parsed = Err(commands::CommandError::NoPerm(name.clone()));
+        }
         // Over `maxmemory` with nothing left to evict: writes that may
         // grow memory are refused, as Redis refuses them.
         if self.over_maxmemory {
@@ -465,12 +474,16 @@ impl ServerNode {
         let cluster = matches!(l, Local::Cluster(_))
             .then(|| cluster_view(self.core.topo(&self.st), &self.core, &self.st, &self.unreachable));
         let requirepass = self.cfg.file.requirepass.as_deref();
-        let (limits, cache) = (&self.cfg.file.limits, &self.cfg.file.cache);
-        let ctx = Context { requirepass, limits, cache, info, cluster, clients };
+        let (limits, cache, users) = (&self.cfg.file.limits, &self.cfg.file.cache, &self.cfg.file.users[..]);
+        let ctx = Context { requirepass, users, limits, cache, info, cluster, clients };
         let s = self.sessions.get_mut(&tok).expect("session");
         let c = self.net.conns.get_mut(&tok).expect("connection");
         if answer(l, s, &ctx, &mut c.wbuf) {
             c.closing = true;
+        }
+        // A failed AUTH holds the connection: woken when the wait is over.
+        if let Some(t) = s.held_until {
+            self.held.push((t, tok));
         }
     }
 }
@@ -581,6 +594,7 @@ impl ServerNode {
                     obl: c.wbuf.len(),
                     cmd: s.last_cmd.clone(),
                     resp: s.proto.number(),
+                    user: s.user.clone(),
                 })
             })
             .collect();
@@ -599,7 +613,7 @@ impl ServerNode {
                 f.id.is_none_or(|id| r.id == id)
                     && f.addr.as_ref().is_none_or(|a| *a == r.addr)
                     && f.laddr.as_ref().is_none_or(|a| *a == r.laddr)
-                    && f.user.as_ref().is_none_or(|u| u == "default")
+                    && f.user.as_ref().is_none_or(|u| *u == r.user)
                     && f.normal != Some(false)
                     && !(f.skip_me && Some(r.id) == me)
             })

@@ -95,6 +95,49 @@ pub(super) struct Session {
     /// How many of `inflight` are barriers (kept with it by `start` and
     /// `finish`, so that asking is not a walk of the queue per command).
     pub(super) barriers: usize,
+    /// The user logged in (`default` until AUTH says otherwise).
+    pub(super) user: String,
+    /// The user may only read: writes are refused with NOPERM.
+    pub(super) readonly: bool,
+    /// Failed AUTHs on this connection: each makes its next command wait
+    /// longer (slowing a password guesser down).
+    pub(super) auth_failures: u32,
+    /// Commands wait until then (after a failed AUTH).
+    pub(super) held_until: Option<std::time::Instant>,
+}
+
+impl Session {
+    /// A new connection's session, logged in as `default` when `authed`.
+    pub(super) fn new(client: failgroup_model::ClientId, id: u64, authed: bool) -> Session {
+        Session {
+            client,
+            seq: 0,
+            authed,
+            name: None,
+            id,
+            proto: crate::resp::Proto::Resp2,
+            multi: None,
+            watched: Vec::new(),
+            last_cmd: String::new(),
+            inflight: Default::default(),
+            next_cmd: 0,
+            stalled: None,
+            starved: false,
+            barriers: 0,
+            user: "default".into(),
+            readonly: false,
+            auth_failures: 0,
+            held_until: None,
+        }
+    }
+
+    /// A failed AUTH: the connection's next command waits 100 ms per
+    /// failure so far, at most 2 s.
+    pub(super) fn auth_failed(&mut self) {
+        self.auth_failures += 1;
+        let wait = std::time::Duration::from_millis(100 * self.auth_failures.min(20) as u64);
+        self.held_until = Some(std::time::Instant::now() + wait);
+    }
 }
 
 /// Commands of one connection in flight at most.
