@@ -93,18 +93,24 @@ impl Client {
     }
 
     /// A server could not be reached: asks a reachable one for the topology
-    /// (at most once a second) and takes it if newer (servers added, moved
-    /// or removed since connect, issue 17). Identities never change, so the
-    /// failover modes kept stay right.
+    /// (at most once a second, for at most 100 ms: the operation waits
+    /// meanwhile) and takes it if newer (servers added, moved or removed
+    /// since connect, issue 17). Identities never change, so the failover
+    /// modes kept stay right.
     fn refresh_topology(&mut self) {
         if self.refreshed.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.refreshed = std::time::Instant::now();
+        let deadline = self.refreshed + Duration::from_millis(100);
         let topology = self.core.topology.clone();
         for s in topology.servers() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
             let Ok(mut link) =
-                NodeLink::open(topology.addr(s), Peer::Client(self.core.id), self.secret.as_deref(), CONNECT_TIMEOUT)
+                NodeLink::open(topology.addr(s), Peer::Client(self.core.id), self.secret.as_deref(), left)
             else {
                 continue;
             };
