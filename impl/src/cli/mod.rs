@@ -562,7 +562,12 @@ fn drain(cfg: &Config, name: &str) -> ExitCode {
             eprintln!("error: {name} was removed from the cluster");
             return ExitCode::from(2);
         }
-        None => return exit(cfg.server_id(name).map(drop)),
+        None => {
+            let e =
+                cfg.server_id(name).err().map_or(format!("{name} is not in the master's topology"), |e| e.to_string());
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     let mut link = match admin_link(&addr, &format!("{name} ({addr})"), cfg, Duration::from_secs(2)) {
         Ok(link) => link,

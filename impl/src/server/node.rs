@@ -541,14 +541,7 @@ impl ServerNode {
         let now = Instant::now();
         let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held).into_iter().partition(|(t, _)| *t <= now);
         self.held = held;
-        for (_, tok) in due {
-            if let Some(s) = self.sessions.get_mut(&tok) {
-                if s.held_until.is_some_and(|t| t <= now) {
-                    s.held_until = None;
-                }
-            }
-            self.ready.push(tok);
-        }
+        self.ready.extend(due.into_iter().map(|(_, tok)| tok));
     }
 
     /// Runs the next commands of every connection in the re-drive queue.
@@ -600,7 +593,13 @@ pub fn main(cfg: Config, name: &str) -> Result<(), NodeError> {
                 "server {name:?} was removed from the cluster; `failgroup admin add-server` brings it back"
             )))
         }
-        None => return Err(cfg.server_id(name).expect_err("not in the config").into()),
+        // Not in the topology: the config's error lists the names there are.
+        None => {
+            return Err(match cfg.server_id(name) {
+                Err(e) => e.into(),
+                Ok(_) => NodeError::Topology(format!("server {name:?} is not in the master's topology")),
+            })
+        }
     };
     let node = ServerNode::start(cfg, topology, id, crate::util::stop_flag())?;
     node.run()

@@ -123,8 +123,11 @@ impl ServerNode {
             let Some(c) = self.net.conns.get_mut(&tok) else { return };
             let Some(s) = self.sessions.get_mut(&tok) else { return };
             // After a failed AUTH the connection's next command waits.
-            if s.held_until.is_some_and(|t| Instant::now() < t) {
-                return;
+            if let Some(t) = s.held_until {
+                if Instant::now() < t {
+                    return;
+                }
+                s.held_until = None;
             }
             let leaving = self.drain.is_some_and(|d| d.closing);
             if !s.may_take_more() || c.closing || c.dead || leaving || c.wbuf.len() > OUTPUT_PAUSE {
