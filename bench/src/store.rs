@@ -60,7 +60,8 @@ fn measure(plan: &Plan, path: &std::path::Path) -> Result<(), String> {
     let mut store = SqliteStore::new(conn);
     let me = Identity::new(Holder { server: ServerId(0), incarnation: 1 }, vec!["s1".into()], Mode::Linearizable);
     let slot = Slot(0);
-    let acquire = (StoreTag::Acquire { sent: Time(0) }, StoreOp::Acquire { slots: vec![(slot, None)], lease: 600 });
+    let acquire =
+        (StoreTag::Acquire { sent: Time(0), more: false }, StoreOp::Acquire { slots: vec![(slot, None)], lease: 600 });
     let epoch = match store.run_batch(&me, &[acquire]).pop() {
         Some(StoreReply::Acquired { granted, .. }) if !granted.is_empty() => granted[0].1,
         other => return Err(format!("the store did not grant the right: {other:?}")),

@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
                 reply: StoreReply::Read { value: Some(vec![b]), version: b as u64, keep: if b % 2 == 0 { Keep::Not } else { Keep::For(b as u64) } },
             },
             6 => ServerInput::Store {
-                tag: StoreTag::Acquire { sent: Time(now.0.saturating_sub(b as u64)) },
+                tag: StoreTag::Acquire { sent: Time(now.0.saturating_sub(b as u64)), more: b % 2 == 0 },
                 reply: StoreReply::Acquired {
                     granted: vec![(Slot(b as u16 % 16), Epoch(a))],
                     held: vec![(

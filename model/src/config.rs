@@ -179,6 +179,14 @@ pub struct Timing {
     pub temp_ttl: u64,
     /// Forwarding hops a request may take before it waits instead.
     pub max_hops: u8,
+    /// Serving rights a server hands over, or asks for, in one store
+    /// command: a drain, a hand-back or a slot move releases its rights in
+    /// batches of this many, `hand_over_gap` apart, serving the rest
+    /// meanwhile, so that only one batch's requests wait at a time; asks
+    /// go in batches one after another. 0: all at once.
+    pub hand_over_batch: u32,
+    /// Milliseconds between two release batches of a hand-over.
+    pub hand_over_gap: u64,
 }
 
 impl Default for Timing {
@@ -196,6 +204,8 @@ impl Default for Timing {
             request_timeout: 10_000,
             temp_ttl: 5_000,
             max_hops: 2,
+            hand_over_batch: 256,
+            hand_over_gap: 50,
         }
     }
 }
@@ -242,6 +252,14 @@ impl Timing {
     pub fn ttl_trust(&self, left: u64) -> u64 {
         let leases = left.div_ceil(self.lease.max(1));
         left.saturating_sub(leases.saturating_mul(2 * self.max_drift))
+    }
+
+    /// How many rights one hand-over or ask carries at most.
+    pub fn batch(&self) -> usize {
+        match self.hand_over_batch {
+            0 => usize::MAX,
+            n => n as usize,
+        }
     }
 
     /// When to renew held rights: a third of the lease.

@@ -87,7 +87,10 @@ impl Lease {
                     _ => self.timing.takeover_wait(),
                 };
                 let stamp = st.watching.filter(|(_, seen)| now.since(*seen) >= wait).map(|(s, _)| s);
-                (StoreTag::Acquire { sent: now }, StoreOp::Acquire { slots: vec![(MASTER_SLOT, stamp)], lease })
+                (
+                    StoreTag::Acquire { sent: now, more: false },
+                    StoreOp::Acquire { slots: vec![(MASTER_SLOT, stamp)], lease },
+                )
             }
         };
         out.push(LeaseOutput::Store { tag, op });
@@ -105,7 +108,7 @@ impl Lease {
         st.asking = false;
         let trusted = self.timing.trusted_lease();
         match (tag, reply) {
-            (StoreTag::Acquire { sent }, StoreReply::Acquired { granted, held }) => {
+            (StoreTag::Acquire { sent, .. }, StoreReply::Acquired { granted, held }) => {
                 if let Some((_, epoch)) = granted.into_iter().find(|(s, _)| *s == MASTER_SLOT) {
                     st.watching = None;
                     st.held = Some(Right { epoch, trusted_until: sent.plus(trusted) });

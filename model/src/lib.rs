@@ -83,7 +83,7 @@ pub use lease::{Lease, LeaseOutput, LeaseState, MASTER_SLOT};
 pub use master::{Master, MasterEvent, MasterInput, MasterOutput, MasterState, MasterTimer};
 pub use messages::{Forwarded, Liveness, MasterMsg, Origin, Report, View};
 pub use server::{
-    CacheKey, KeyRef, Server, ServerEvent, ServerInput, ServerOutput, ServerState, ServerTimer, StoreTag,
+    CacheKey, KeyRef, Server, ServerEvent, ServerInput, ServerOutput, ServerState, ServerTimer, Stage, StoreTag,
 };
 pub use store::{
     apply_write, format_float, inspect, may_take, parse_float, Applied, Held, Holder, Keep, KeyAfter, KvRow, MemStore,

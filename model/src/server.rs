@@ -36,22 +36,24 @@ pub enum ServerTimer {
     ForwardTimeout(u64),
     /// Rights watched for a lease may now be taken.
     Watch,
+    /// The next batch of a hand-over ([`Timing::hand_over_batch`](crate::Timing)).
+    HandOver,
 }
 
 /// Says which command a store reply answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StoreTag {
     Op(u64),
-    /// `sent`: when the request left, the start of the trusted lease.
+    /// `sent`: when the request left, the start of the trusted lease;
+    /// `more`: slots past this batch wait to be asked for.
     Acquire {
         sent: Time,
+        more: bool,
     },
     Renew {
         sent: Time,
     },
     Release,
-    /// The release of a drain: once it is answered the master is told.
-    Leave,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -245,6 +247,8 @@ pub struct ServerState {
     pub next_op: u64,
     pub retry_armed: bool,
     pub renew_armed: bool,
+    /// A hand-over has rights left to release at its next batch.
+    pub hand_over_armed: bool,
     /// Leaving ([`ServerInput::Drain`]): this server serves nothing and
     /// takes no right.
     pub draining: bool,
@@ -404,15 +408,16 @@ impl Server {
                     return;
                 }
                 st.draining = true;
-                // Releases go to the store after every command sent under
-                // the rights (one connection, in order), so the takers'
-                // epochs fence nothing this server still has in flight. The
-                // master is told once the release is answered: the takers
-                // it tells then find the rights free, instead of watching
-                // them for a lease.
-                if !self.reconcile(st, StoreTag::Leave, out) {
-                    out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id }));
-                }
+                // The master is told at once: the failover servers it tells
+                // ask for the rights, find them held and watch them, and
+                // take each batch as this server releases it (on the first
+                // request for it, which this server forwards to them), while
+                // this server serves the rights not yet released. Releases
+                // go to the store after every command sent under the rights
+                // (one connection, in order), so the takers' epochs fence
+                // nothing this server still has in flight.
+                out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id }));
+                self.reconcile(st, now, out);
                 self.reroute_parked(st, now, out);
             }
             ServerInput::Request { origin, fwd } => {
@@ -511,10 +516,14 @@ impl Server {
                 }
             }
             // The rights watched for a lease: ask for them, with their stamps.
-            ServerInput::Timer(ServerTimer::Watch) => self.look_at_new_slots(st, now, out),
+            ServerInput::Timer(ServerTimer::Watch) => self.look_at_new_slots(st, None, now, out),
+            ServerInput::Timer(ServerTimer::HandOver) => {
+                st.hand_over_armed = false;
+                self.reconcile(st, now, out);
+            }
             ServerInput::Timer(ServerTimer::Renew) => {
                 st.renew_armed = false;
-                self.reconcile(st, StoreTag::Release, out);
+                self.reconcile(st, now, out);
                 let rights: Vec<(Slot, Epoch)> = st.rights.iter().map(|(s, r)| (*s, r.epoch)).collect();
                 if !rights.is_empty() {
                     let lease = self.config.timing.lease;
@@ -544,12 +553,13 @@ impl Server {
                         self.park(st, id, now, out);
                     }
                     Some(to) if can_forward => self.forward(st, id, to, now, out),
-                    // A draining server does not keep what it cannot pass
-                    // on: the peer that sent it routes it again (a peer
-                    // that forwards it back here has not yet heard that
-                    // this server leaves, and would otherwise wait for it
-                    // until the request times out).
-                    _ if st.draining && matches!(p.origin, Origin::Peer { .. }) => {
+                    // A request from a peer that this server can neither
+                    // serve nor pass on goes back: the peer routes it again
+                    // (a peer that sent it here has not yet heard that this
+                    // server leaves, or sent it to the right's holder just
+                    // as a hand-over released it, and would otherwise wait
+                    // here until the request times out).
+                    Some(_) if matches!(p.origin, Origin::Peer { .. }) => {
                         let p = st.ops.remove(&id).expect("a pending op");
                         out.push(ServerOutput::Reply { to: p.origin, result: OpResult::Err(ErrorKind::Leaving) });
                     }
@@ -639,12 +649,20 @@ impl Server {
     /// is asked for with the stamp this server has watched unchanged for a
     /// whole lease, if it has: only then may the store hand it over. Before
     /// that the ask still finds a right released or free meanwhile, and
-    /// tells who holds it.
+    /// tells who holds it. At most a batch of `slots` (in order) is asked
+    /// for; the answer to a whole batch asks for the next
+    /// (`look_at_new_slots`), so that one ask of thousands of rights does
+    /// not hold up the requests behind it on the store's connection.
     fn acquire(&self, st: &mut ServerState, slots: Vec<Slot>, now: Time, out: &mut Vec<ServerOutput>) {
         let wait = self.config.timing.takeover_wait();
-        let slots: Vec<(Slot, Option<Stamp>)> = slots
+        let mut fresh: Vec<Slot> = slots.into_iter().filter(|s| !st.acquiring.contains(s)).collect();
+        let more = fresh.len() > self.config.timing.batch();
+        fresh.truncate(self.config.timing.batch());
+        let slots: Vec<(Slot, Option<Stamp>)> = fresh
             .into_iter()
-            .filter(|s| st.acquiring.insert(*s).is_none())
+            .inspect(|s| {
+                st.acquiring.insert(*s);
+            })
             .map(|s| match st.watching.get(&s) {
                 Some((stamp, seen)) if now.since(*seen) >= wait => (s, Some(*stamp)),
                 _ => (s, None),
@@ -653,7 +671,7 @@ impl Server {
         if !slots.is_empty() {
             let lease = self.config.timing.lease;
             out.push(ServerOutput::Store {
-                tag: StoreTag::Acquire { sent: now },
+                tag: StoreTag::Acquire { sent: now, more },
                 op: StoreOp::Acquire { slots, lease },
             });
         }
@@ -779,7 +797,7 @@ impl Server {
                 st.ops.remove(&id);
                 out.push(ServerOutput::Reply { to: p.origin, result });
             }
-            (StoreTag::Acquire { sent }, StoreReply::Acquired { granted, held }) => {
+            (StoreTag::Acquire { sent, more }, StoreReply::Acquired { granted, held }) => {
                 for (slot, epoch) in &granted {
                     st.acquiring.remove(slot);
                     st.watching.remove(slot);
@@ -807,13 +825,16 @@ impl Server {
                     let at = now.plus(t.takeover_wait());
                     out.push(ServerOutput::SetTimer { timer: ServerTimer::Watch, at });
                 }
-                self.reconcile(st, StoreTag::Release, out);
+                self.reconcile(st, now, out);
+                // A batch answered with more to ask: the next, past its last slot.
+                if more {
+                    let last = granted.iter().map(|(s, _)| *s).chain(held.iter().map(|(s, ..)| *s)).max();
+                    self.look_at_new_slots(st, last, now, out);
+                }
                 // Waiting requests: serve them, or send them to the holder
-                // if it could still pass them on (hops to spare): a request
-                // forwarded here by a server that no longer serves the slot
-                // (a hand-back in flight) waits here instead, for the
-                // holder's release, rather than bouncing back to a server
-                // that can neither serve nor forward it.
+                // (hops to spare), which serves them while it holds the
+                // right (a hand-over's batch not yet released), or sends
+                // them back once released.
                 let waiting: Vec<u64> =
                     st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
                 for id in waiting {
@@ -824,7 +845,7 @@ impl Server {
                         Some((_, holder, _))
                             if *holder != self.id
                                 && (holder.0 as usize) < self.topo(st).server_count()
-                                && p.fwd.hops + 1 < t.max_hops =>
+                                && p.fwd.hops < t.max_hops =>
                         {
                             self.forward(st, id, *holder, now, out)
                         }
@@ -837,8 +858,6 @@ impl Server {
             (StoreTag::Acquire { .. }, _) => {
                 st.acquiring.clear(); // the store failed; parked requests retry
             }
-            // Released (or failed: the takers then wait the lease out).
-            (StoreTag::Leave, _) => out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id })),
             (StoreTag::Renew { sent }, StoreReply::Renewed { kept, lost }) => {
                 for (slot, epoch) in kept {
                     if let Some(r) = st.rights.get_mut(&slot).filter(|r| r.epoch == epoch) {
@@ -908,8 +927,8 @@ impl Server {
             MasterMsg::Topology(t) => changed = self.take_topology(st, t, now, out),
         }
         if changed {
-            self.reconcile(st, StoreTag::Release, out);
-            self.look_at_new_slots(st, now, out);
+            self.reconcile(st, now, out);
+            self.look_at_new_slots(st, None, now, out);
             self.reroute_parked(st, now, out);
         }
     }
@@ -932,7 +951,7 @@ impl Server {
             if !rights.is_empty() {
                 out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
             }
-            self.look_at_new_slots(st, now, out);
+            self.look_at_new_slots(st, None, now, out);
             return false;
         }
         st.topology = Some(t);
@@ -947,15 +966,17 @@ impl Server {
     }
 
     /// Asks for the rights of every slot this server serves in its view but
-    /// holds no right on (`linearizable` mode), all at once: a right another
-    /// process holds can be taken only a lease after this server first sees
-    /// it, so the watch of each slot starts now, not at its first request
-    /// (otherwise a dead server's slots would move one lease at a time).
-    fn look_at_new_slots(&self, st: &mut ServerState, now: Time, out: &mut Vec<ServerOutput>) {
+    /// holds no right on (`linearizable` mode), past `after` if given, in
+    /// batches (`acquire`): a right another process holds can be taken only
+    /// a lease after this server first sees it, so the watch of each slot
+    /// starts now, not at its first request (otherwise a dead server's slots
+    /// would move one lease at a time).
+    fn look_at_new_slots(&self, st: &mut ServerState, after: Option<Slot>, now: Time, out: &mut Vec<ServerOutput>) {
         if self.config.mode != Mode::Linearizable {
             return;
         }
-        let slots: Vec<Slot> = (0..self.topo(st).slot_count())
+        let from = after.map_or(0, |s| s.0 + 1);
+        let slots: Vec<Slot> = (from..self.topo(st).slot_count())
             .map(Slot)
             .filter(|s| !st.rights.contains_key(s) && self.target(st, *s) == Some(self.id))
             .collect();
@@ -963,9 +984,12 @@ impl Server {
     }
 
     /// Hands back what this server no longer serves in its view: releases the
-    /// rights and drops the temporary cache (c3, c6, c16).
-    /// The release, if any, goes with `tag`; returns whether one was sent.
-    fn reconcile(&self, st: &mut ServerState, tag: StoreTag, out: &mut Vec<ServerOutput>) -> bool {
+    /// rights and drops the temporary cache (c3, c6, c16). Rights go a batch
+    /// at a time ([`Timing::hand_over_batch`](crate::Timing)), the next
+    /// batch `hand_over_gap` later; a right not yet released is still
+    /// served, so only the requests of one batch's slots wait for the
+    /// takers at a time.
+    fn reconcile(&self, st: &mut ServerState, now: Time, out: &mut Vec<ServerOutput>) {
         let stale: Vec<Slot> = st
             .rights
             .keys()
@@ -981,25 +1005,46 @@ impl Server {
             st.watching.remove(&slot);
         }
         if stale.is_empty() {
-            return false;
+            return;
         }
-        let rights: Vec<(Slot, Epoch)> = stale.iter().filter_map(|s| st.rights.get(s).map(|r| (*s, r.epoch))).collect();
-        let releasing = !rights.is_empty();
         if st.draining && self.config.has(Mutant::DrainKeepsServing) {
             // The bug: released in the store, still served from memory.
-            out.push(ServerOutput::Store { tag, op: StoreOp::Release { rights } });
-            return true;
+            let rights: Vec<(Slot, Epoch)> =
+                stale.iter().filter_map(|s| st.rights.get(s).map(|r| (*s, r.epoch))).collect();
+            if !rights.is_empty() {
+                out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
+            }
+            return;
         }
-        for slot in &stale {
+        // While a batch's gap runs, no right goes (caches without one do).
+        let batch = if st.hand_over_armed { 0 } else { self.config.timing.batch() };
+        let (mut rights, mut dropped, mut kept) = (Vec::new(), Vec::new(), false);
+        for slot in stale {
+            match st.rights.get(&slot) {
+                Some(r) if rights.len() < batch => {
+                    rights.push((slot, r.epoch));
+                    dropped.push(slot);
+                }
+                Some(_) => kept = true,
+                None => dropped.push(slot),
+            }
+        }
+        for slot in &dropped {
             st.rights.remove(slot);
             if !self.config.has(Mutant::KeepTempCache) {
                 st.cache.remove(slot);
             }
         }
-        if releasing {
-            out.push(ServerOutput::Store { tag, op: StoreOp::Release { rights } });
+        if !rights.is_empty() {
+            out.push(ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } });
         }
-        out.push(ServerOutput::Event(ServerEvent::HandedBack(stale)));
-        releasing
+        if kept && !st.hand_over_armed {
+            st.hand_over_armed = true;
+            let at = now.plus(self.config.timing.hand_over_gap);
+            out.push(ServerOutput::SetTimer { timer: ServerTimer::HandOver, at });
+        }
+        if !dropped.is_empty() {
+            out.push(ServerOutput::Event(ServerEvent::HandedBack(dropped)));
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Helpers of the end-to-end tests: a local cluster of real processes
 //! started with `failgroup dev` on loopback, and a minimal RESP connection.
 
+pub mod core;
 pub mod history;
 
 use failgroup::resp::{self, Reply};

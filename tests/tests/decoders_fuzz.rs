@@ -115,7 +115,7 @@ fn server_input() -> impl Strategy<Value = ServerInput> {
     ];
     let tag = prop_oneof![
         (0u64..8).prop_map(StoreTag::Op),
-        (0u64..100).prop_map(|t| StoreTag::Acquire { sent: Time(t) }),
+        (0u64..100, any::<bool>()).prop_map(|(t, more)| StoreTag::Acquire { sent: Time(t), more }),
         (0u64..100).prop_map(|t| StoreTag::Renew { sent: Time(t) }),
         Just(StoreTag::Release),
     ];

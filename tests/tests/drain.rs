@@ -10,7 +10,8 @@ fn topology() -> Arc<Topology> {
     Arc::new(ClusterSpec::local(3, 1, 7101, SLOTS).validate().unwrap())
 }
 
-/// The owner of "foo", started and granted its slots by the store.
+/// The owner of "foo", started and granted its slots by the store: it asks
+/// for them a batch at a time, the next batch on the answer to the last.
 fn serving_owner() -> (Server, ServerState, Vec<u8>) {
     let topo = topology();
     let key = b"foo".to_vec();
@@ -19,20 +20,11 @@ fn serving_owner() -> (Server, ServerState, Vec<u8>) {
     let mut st = ServerState::default();
     let mut out = Vec::new();
     server.step(&mut st, Time(0), ServerInput::Start { incarnation: 1 }, &mut out);
-    let (tag, slots) = out
-        .iter()
-        .find_map(|o| match o {
-            ServerOutput::Store { tag, op: StoreOp::Acquire { slots, .. } } => Some((*tag, slots.clone())),
-            _ => None,
-        })
-        .expect("the owner asks for its rights");
-    let granted = slots.iter().map(|(s, _)| (*s, Epoch(1))).collect();
-    server.step(
-        &mut st,
-        Time(0),
-        ServerInput::Store { tag, reply: StoreReply::Acquired { granted, held: vec![] } },
-        &mut out,
-    );
+    let batch = ProtocolConfig::default().timing.batch();
+    let asks = failgroup_tests::core::grant_every_ask(&server, &mut st, &out, Time(0), Epoch(1));
+    let owned = server.topology.owned_slots(owner).count();
+    assert_eq!(st.rights.len(), owned, "every owned slot asked for and granted");
+    assert_eq!(asks, owned.div_ceil(batch));
     assert!(st.serves(server.topology.slot(&key), Time(1)));
     (server, st, key)
 }
@@ -60,25 +52,60 @@ fn a_draining_server_hands_back_tells_the_master_and_passes_requests_on() {
         })
         .expect("a cold GET reads the store");
 
+    // The master hears of it at once: the servers it tells ask for the
+    // rights and take each batch as it is released.
     out.clear();
     server.step(&mut st, Time(2), ServerInput::Drain, &mut out);
-    let released: Vec<(Slot, Epoch)> = out
-        .iter()
-        .find_map(|o| match o {
-            ServerOutput::Store { tag: StoreTag::Leave, op: StoreOp::Release { rights } } => Some(rights.clone()),
-            _ => None,
-        })
-        .expect("every right is released");
+    assert!(out.contains(&ServerOutput::ToMaster(Report::Leaving { server: server.id })), "{out:?}");
+    let timing = ProtocolConfig::default().timing;
+    // The rights go a batch at a time, `hand_over_gap` apart; until its
+    // batch a right is still served.
+    let mut released = Vec::new();
+    let mut now = Time(2);
+    loop {
+        let batch: Vec<(Slot, Epoch)> = out
+            .iter()
+            .find_map(|o| match o {
+                ServerOutput::Store { tag: StoreTag::Release, op: StoreOp::Release { rights } } => Some(rights.clone()),
+                _ => None,
+            })
+            .expect("a batch released");
+        assert!(!batch.is_empty() && batch.len() <= timing.batch(), "a batch of {}", batch.len());
+        for (s, _) in &batch {
+            assert!(!server.serving(&st, *s, now), "released and served");
+        }
+        released.extend(batch);
+        if st.rights.is_empty() {
+            assert!(!out.iter().any(|o| matches!(o, ServerOutput::SetTimer { .. })), "no batch left: {out:?}");
+            break;
+        }
+        let kept = *st.rights.keys().next().unwrap();
+        assert!(server.serving(&st, kept, now), "a right waiting for its batch is served");
+        let at = now.plus(timing.hand_over_gap);
+        assert!(out.contains(&ServerOutput::SetTimer { timer: ServerTimer::HandOver, at }), "{out:?}");
+        // A renewal before the gap has run releases nothing early; what is
+        // kept is renewed.
+        out.clear();
+        server.step(&mut st, now, ServerInput::Timer(ServerTimer::Renew), &mut out);
+        assert!(!out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })));
+        let (tag, kept) = out
+            .iter()
+            .find_map(|o| match o {
+                ServerOutput::Store { tag, op: StoreOp::Renew { rights, .. } } => Some((*tag, rights.clone())),
+                _ => None,
+            })
+            .expect("the rights kept are renewed");
+        assert_eq!(kept.len(), st.rights.len());
+        let reply = StoreReply::Renewed { kept, lost: vec![] };
+        server.step(&mut st, now, ServerInput::Store { tag, reply }, &mut out);
+        now = at;
+        out.clear();
+        server.step(&mut st, now, ServerInput::Timer(ServerTimer::HandOver), &mut out);
+    }
     assert_eq!(released.len(), held);
-    // The master hears of it once the release is answered: the servers it
-    // tells then find the rights free.
-    let leaving = ServerOutput::ToMaster(Report::Leaving { server: server.id });
-    assert!(!out.contains(&leaving), "{out:?}");
-    out.clear();
-    server.step(&mut st, Time(2), ServerInput::Store { tag: StoreTag::Leave, reply: StoreReply::Released }, &mut out);
-    assert_eq!(out, vec![leaving]);
+    assert_eq!(released.iter().map(|(s, _)| *s).collect::<std::collections::BTreeSet<_>>().len(), held);
     assert!(st.draining && st.rights.is_empty() && st.cache.is_empty());
-    assert!(!server.serving(&st, slot, Time(2)));
+    assert!(!server.serving(&st, slot, now));
     // Not drained while the read it took is unanswered.
     assert!(!st.drained());
 
@@ -86,7 +113,7 @@ fn a_draining_server_hands_back_tells_the_master_and_passes_requests_on() {
     // cache: the right it was read under is gone.
     out.clear();
     let reply = StoreReply::Read { value: Some(b"v".to_vec()), version: 3, keep: Keep::Ever };
-    server.step(&mut st, Time(3), ServerInput::Store { tag, reply }, &mut out);
+    server.step(&mut st, now.plus(1), ServerInput::Store { tag, reply }, &mut out);
     assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(1), result: OpResult::Value(Some(b"v".to_vec())) }));
     assert!(st.cache.is_empty());
     assert!(st.drained(), "no right, nothing pending: the process may exit");
@@ -94,7 +121,7 @@ fn a_draining_server_hands_back_tells_the_master_and_passes_requests_on() {
     // A request arriving now goes to the group's failover server, which
     // takes the released right; the drained server takes no right again.
     out.clear();
-    server.step(&mut st, Time(4), get(&key, 2), &mut out);
+    server.step(&mut st, now.plus(2), get(&key, 2), &mut out);
     let failover = server.topology.serving_server(slot, |s| s != server.id).unwrap();
     assert!(
         out.iter().any(|o| matches!(o, ServerOutput::Forward { to, .. } if *to == failover)),
@@ -109,25 +136,25 @@ fn a_draining_server_hands_back_tells_the_master_and_passes_requests_on() {
     out.clear();
     let result = OpResult::Value(None);
     let reply = ServerInput::ForwardReply { from: failover, incarnation: 1, op: op.unwrap(), result: result.clone() };
-    server.step(&mut st, Time(5), reply, &mut out);
+    server.step(&mut st, now.plus(3), reply, &mut out);
     assert!(out.contains(&ServerOutput::Reply { to: Origin::Client(2), result }));
     assert!(st.drained());
 
     // A probe is answered with the leaving, and the master's notice that
     // this server is offline confirms it.
     out.clear();
-    server.step(&mut st, Time(6), ServerInput::Master(MasterMsg::Probe { nonce: 7 }), &mut out);
+    server.step(&mut st, now.plus(4), ServerInput::Master(MasterMsg::Probe { nonce: 7 }), &mut out);
     assert_eq!(out, vec![ServerOutput::ToMaster(Report::Leaving { server: server.id })]);
     assert!(!st.left);
     let version = Version { incarnation: 1, counter: 9 };
     let notice = MasterMsg::Notice { server: server.id, liveness: Liveness::Offline, version };
-    server.step(&mut st, Time(7), ServerInput::Master(notice), &mut out);
+    server.step(&mut st, now.plus(5), ServerInput::Master(notice), &mut out);
     assert!(st.left);
 
     // A second drain changes nothing.
     let before = st.clone();
     out.clear();
-    server.step(&mut st, Time(8), ServerInput::Drain, &mut out);
+    server.step(&mut st, now.plus(6), ServerInput::Drain, &mut out);
     assert!(out.is_empty() && st == before);
 }
 

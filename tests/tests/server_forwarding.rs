@@ -101,19 +101,13 @@ fn the_failover_server_processes_when_the_owner_is_marked_offline() {
     let mut store = MemStore::default();
     let mut out = Vec::new();
     server.step(&mut st, Time(0), offline(owner, 1), &mut out); // c17
-                                                                // It asks at once for the rights of every slot it now serves (c1,
-                                                                // linearizable mode), the owner's among them...
-    let Some(ServerOutput::Store { tag, op: op @ StoreOp::Acquire { .. } }) =
-        out.iter().find(|o| matches!(o, ServerOutput::Store { op: StoreOp::Acquire { .. }, .. })).cloned()
-    else {
-        panic!("{out:?}")
-    };
-    let StoreOp::Acquire { slots, .. } = &op else { unreachable!() };
-    assert!(slots.iter().any(|(s, _)| *s == topo.slot(&key)), "the owner's slot is asked for");
+
+    // It asks at once for the rights of every slot it now serves (c1,
+    // linearizable mode), a batch at a time, the owner's among them...
     let f = Holder { server: f, incarnation: 0 };
-    let reply = store.execute(f, op, Time(0));
-    out.clear();
-    server.step(&mut st, Time(1), ServerInput::Store { tag, reply }, &mut out);
+    let asked = failgroup_tests::core::run_every_ask(&server, &mut st, &mut store, f, &out, Time(0));
+    assert!(asked.contains(&topo.slot(&key)), "the owner's slot is asked for");
+    assert!(asked.iter().all(|s| topo.owner(*s) == owner || topo.owner(*s) == f.server));
     // ...then processes a request for it through the store.
     out.clear();
     server.step(&mut st, Time(1), request(&key), &mut out);
@@ -140,6 +134,14 @@ fn the_failover_server_processes_when_the_owner_is_marked_offline() {
         &mut out,
     );
     assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })), "{out:?}");
+    // The rest go a batch at a time.
+    for i in 1..=asked.len() {
+        out.clear();
+        server.step(&mut st, Time(3 + i as u64 * 50), ServerInput::Timer(ServerTimer::HandOver), &mut out);
+        if !st.hand_over_armed {
+            break;
+        }
+    }
     // Of what it asked for, it keeps only its own slots.
     assert!(st.rights.keys().all(|s| topo.owner(*s) == f.server), "rights of others' slots are released");
     assert!(st.cached_slots().all(|s| topo.owner(s) == f.server), "others' slots' cache is dropped");
@@ -159,9 +161,8 @@ fn a_restarted_owner_waits_for_the_failover_holder_then_forwards_to_it() {
     let mut out = Vec::new();
     server.step(&mut st, Time(10), ServerInput::Start { incarnation: 1 }, &mut out);
     let owner = Holder { server: owner, incarnation: 1 };
-    let ServerOutput::Store { tag, op } = out.remove(0) else { panic!() };
-    let reply = store.execute(owner, op, Time(10));
-    server.step(&mut st, Time(11), ServerInput::Store { tag, reply }, &mut out);
+    let asked = failgroup_tests::core::run_every_ask(&server, &mut st, &mut store, owner, &out, Time(10));
+    assert!(asked.contains(&slot));
     assert!(!st.serves(slot, Time(11)), "the owner must not serve while another holds the right");
     out.clear();
     server.step(&mut st, Time(12), request(&key), &mut out);
@@ -173,16 +174,16 @@ fn a_restarted_owner_waits_for_the_failover_holder_then_forwards_to_it() {
 }
 
 /// The owner, acquiring its slot's right, finds it still held by another
-/// server (a hand-back in flight). A request that reached it directly is
-/// sent to the holder, which may forward it once more; one that was already
-/// forwarded here waits for the right instead of bouncing back to a server
-/// that can neither serve nor forward it.
+/// server (a hand-back in flight, a batch not yet released). A request with
+/// a hop to spare is sent to the holder, which serves it while it holds the
+/// right; one that has used its hops waits for the right.
 #[test]
-fn only_requests_with_hops_to_spare_go_to_the_holder() {
+fn requests_with_hops_to_spare_go_to_the_holder() {
     let (topo, key, owner, f) = setup();
     let server = Server::new(owner, topo.clone(), ProtocolConfig::default());
     let slot = topo.slot(&key);
-    for (hops, forwarded) in [(0u8, true), (1, false)] {
+    let max = ProtocolConfig::default().timing.max_hops;
+    for (hops, forwarded) in [(0u8, true), (max - 1, true), (max, false)] {
         let mut st = ServerState::default();
         let mut out = Vec::new();
         let ServerInput::Request { origin, mut fwd } = request(&key) else { unreachable!() };
@@ -203,21 +204,88 @@ fn only_requests_with_hops_to_spare_go_to_the_holder() {
     }
 }
 
+/// A server that has just released a slot (a hand-over's batch) gets a
+/// request for it from a peer that sent it there as to the holder, with no
+/// hop left to pass it on: it sends it back (`Leaving`), and the peer waits
+/// and routes it again, where the released right is now free. Before
+/// hand-overs went in batches such a request waited at the server that
+/// could neither serve nor forward it until it timed out.
+#[test]
+fn a_request_a_server_can_neither_serve_nor_pass_on_goes_back_to_its_peer() {
+    let (topo, key, owner, f) = setup();
+    // The failover server f, the owner online in its view: it holds no
+    // right of the owner's slot, and a request from the owner with no hop
+    // left comes back.
+    let server = Server::new(f, topo.clone(), ProtocolConfig::default());
+    let mut st = ServerState::default();
+    let mut out = Vec::new();
+    let ServerInput::Request { mut fwd, .. } = request(&key) else { unreachable!() };
+    fwd.hops = ProtocolConfig::default().timing.max_hops;
+    let from = Origin::Peer { server: owner, incarnation: 1, op: 7 };
+    server.step(&mut st, Time(0), ServerInput::Request { origin: from, fwd }, &mut out);
+    assert_eq!(out, vec![ServerOutput::Reply { to: from, result: OpResult::Err(ErrorKind::Leaving) }]);
+    assert!(st.ops.is_empty(), "nothing left waiting here");
+    // The owner, which forwarded it to f as the holder, waits and routes
+    // it again: its retry asks for the right.
+    let owner_server = Server::new(owner, topo.clone(), ProtocolConfig::default());
+    let mut st = ServerState { incarnation: 1, ..ServerState::default() };
+    let mut out = Vec::new();
+    server_forwarded_to_holder(&owner_server, &mut st, &key, f, &mut out);
+    let op = out
+        .iter()
+        .find_map(|o| match o {
+            ServerOutput::Forward { op, .. } => Some(*op),
+            _ => None,
+        })
+        .unwrap();
+    out.clear();
+    let back = ServerInput::ForwardReply { from: f, incarnation: 1, op, result: OpResult::Err(ErrorKind::Leaving) };
+    owner_server.step(&mut st, Time(2), back, &mut out);
+    assert!(!out.iter().any(|o| matches!(o, ServerOutput::Reply { .. })), "no error reaches the client: {out:?}");
+    assert_eq!(st.ops.values().next().map(|p| p.stage), Some(Stage::Parked));
+    out.clear();
+    owner_server.step(&mut st, Time(20), ServerInput::Timer(ServerTimer::Retry), &mut out);
+    let slot = topo.slot(&key);
+    assert!(
+        out.iter().any(
+            |o| matches!(o, ServerOutput::Store { op: StoreOp::Acquire { slots, .. }, .. } if slots.iter().any(|(s, _)| *s == slot))
+        ),
+        "the retry asks for the right again: {out:?}"
+    );
+}
+
+/// `server` (the owner) takes a client's GET of `key`, asks for the right,
+/// finds it held by `holder` and forwards the request to it.
+fn server_forwarded_to_holder(
+    server: &Server,
+    st: &mut ServerState,
+    key: &[u8],
+    holder: ServerId,
+    out: &mut Vec<ServerOutput>,
+) {
+    server.step(st, Time(0), request(key), out);
+    let tag = out
+        .iter()
+        .find_map(|o| match o {
+            ServerOutput::Store { tag, op: StoreOp::Acquire { .. } } => Some(*tag),
+            _ => None,
+        })
+        .expect("an ask");
+    out.clear();
+    let slot = server.topology.slot(key);
+    let reply = StoreReply::Acquired { granted: vec![], held: vec![(slot, holder, Stamp::default())] };
+    server.step(st, Time(1), ServerInput::Store { tag, reply }, out);
+    assert!(out.iter().any(|o| matches!(o, ServerOutput::Forward { to, .. } if *to == holder)), "{out:?}");
+}
+
 /// The owner of its slots, started and granted them by the store.
 fn serving_owner(topo: Arc<Topology>, owner: ServerId) -> (Server, ServerState) {
     let server = Server::new(owner, topo, ProtocolConfig::default());
     let mut st = ServerState::default();
     let mut out = Vec::new();
     server.step(&mut st, Time(0), ServerInput::Start { incarnation: 1 }, &mut out);
-    let Some((tag, slots)) = out.iter().find_map(|o| match o {
-        ServerOutput::Store { tag, op: StoreOp::Acquire { slots, .. } } => Some((*tag, slots.clone())),
-        _ => None,
-    }) else {
-        panic!("the owner asks for its rights: {out:?}")
-    };
-    let granted = slots.iter().map(|(s, _)| (*s, Epoch(1))).collect();
-    let reply = StoreReply::Acquired { granted, held: vec![] };
-    server.step(&mut st, Time(0), ServerInput::Store { tag, reply }, &mut out);
+    let asks = failgroup_tests::core::grant_every_ask(&server, &mut st, &out, Time(0), Epoch(1));
+    assert!(asks > 0, "the owner asks for its rights: {out:?}");
     (server, st)
 }
 

@@ -23,15 +23,7 @@ fn serving(topo: &Arc<Topology>, id: ServerId) -> (Server, ServerState) {
 }
 
 fn grant_all(server: &Server, st: &mut ServerState, out: &[ServerOutput]) {
-    let Some((tag, slots)) = out.iter().find_map(|o| match o {
-        ServerOutput::Store { tag, op: StoreOp::Acquire { slots, .. } } => Some((*tag, slots.clone())),
-        _ => None,
-    }) else {
-        return;
-    };
-    let granted = slots.iter().map(|(s, _)| (*s, Epoch(2))).collect();
-    let reply = StoreReply::Acquired { granted, held: vec![] };
-    server.step(st, Time(0), ServerInput::Store { tag, reply }, &mut Vec::new());
+    failgroup_tests::core::grant_every_ask(server, st, out, Time(0), Epoch(2));
 }
 
 fn get(key: &[u8], seq: u64) -> ServerInput {
@@ -102,10 +94,27 @@ fn a_removed_server_hands_everything_over_and_may_exit() {
     let (server, mut st) = serving(&topo, ServerId(1));
     assert!(!st.rights.is_empty() && !server.removed(&st));
     let next = Arc::new(topo.change(&TopologyChange::RemoveServer { name: "s2".into() }).unwrap());
+    let held = st.rights.len();
     let mut out = Vec::new();
     server.step(&mut st, Time(1), ServerInput::Master(MasterMsg::Topology(next)), &mut out);
+    // Its rights go a batch at a time, a gap apart; it may exit once the
+    // last is released.
+    let timing = ProtocolConfig::default().timing;
+    let mut released = 0;
+    for batch in 1..=held.div_ceil(timing.batch()) {
+        released += out
+            .iter()
+            .filter_map(|o| match o {
+                ServerOutput::Store { op: StoreOp::Release { rights }, .. } => Some(rights.len()),
+                _ => None,
+            })
+            .sum::<usize>();
+        assert_eq!(server.removed(&st), released == held, "after batch {batch}");
+        out.clear();
+        let at = Time(1 + batch as u64 * timing.hand_over_gap);
+        server.step(&mut st, at, ServerInput::Timer(ServerTimer::HandOver), &mut out);
+    }
     assert!(st.rights.is_empty());
-    assert!(out.iter().any(|o| matches!(o, ServerOutput::Store { op: StoreOp::Release { .. }, .. })));
     assert!(server.removed(&st), "no right, nothing pending");
 }
 

@@ -105,6 +105,10 @@ impl CheckConfig {
                 request_timeout: 24,
                 temp_ttl: 8,
                 max_hops: 2,
+                // One right per batch: a hand-over of two slots releases
+                // them in turn, a tick apart, and asks go one at a time.
+                hand_over_batch: 1,
+                hand_over_gap: 1,
             },
         }
     }

@@ -193,6 +193,7 @@ pub fn describe(st: Option<&ClusterState>, action: &Action) -> String {
             ServerTimer::Retry => format!("{s}: time to retry waiting requests"),
             ServerTimer::ForwardTimeout(_) => format!("{s}: a forwarded request timed out"),
             ServerTimer::Watch => format!("{s}: rights watched for a lease may be taken"),
+            ServerTimer::HandOver => format!("{s}: time to release its next batch of rights"),
         },
         Action::Fire(Timer::Twin(t)) => format!("the first process of the replaced server: timer {t:?}"),
         Action::Fire(Timer::Master(t)) => match t {

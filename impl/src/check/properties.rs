@@ -30,7 +30,10 @@ impl ClusterModel {
                 st.servers.iter().enumerate().filter(|(_, n)| n.status != ProcStatus::Crashed).all(|(i, n)| {
                     n.state.cached_slots().all(|slot| {
                         let owner = m.servers[i].topo(&n.state).owner(slot);
-                        owner == ServerId(i as u16) || !n.state.view.is_online(owner)
+                        // A right waiting for its batch of a hand-over is
+                        // still served, and its cache with it.
+                        let waits = n.state.hand_over_armed && n.state.rights.contains_key(&slot);
+                        owner == ServerId(i as u16) || !n.state.view.is_online(owner) || waits
                     })
                 })
             }),
