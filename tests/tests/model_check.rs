@@ -388,7 +388,7 @@ fn evicting_any_cached_copy_at_any_moment_breaks_nothing() {
 }
 
 /// A graceful drain at any moment, its exit once drained and a restart,
-/// with two clients racing (396,337 states): every property holds and the
+/// with two clients racing (618,227 states): every property holds and the
 /// drained server's exit is reached. (A drain beside a crash, 2,162,792
 /// states with one client, is in specs/results.md: too long for CI.)
 #[test]
@@ -399,6 +399,28 @@ fn a_drain_at_any_moment_breaks_nothing() {
     assert_all_hold(&report, &[]);
     let exited = report.verdicts.iter().any(|v| v.name == "drained and exited" && v.outcome == Outcome::Reached);
     assert!(exited, "{}", report.summary());
+}
+
+/// A drain of a server that owns two slots (two servers, three keys): its
+/// rights go one batch (the checker's batch: one right) at a time, a tick
+/// apart, serving the other meanwhile, while the failover server takes
+/// each as it is released; every property holds and the batched hand-over
+/// is reached (1,073,060 states).
+#[test]
+fn a_drain_in_batches_at_any_moment_breaks_nothing() {
+    let cfg = CheckConfig {
+        servers: 2,
+        keys: 3,
+        faults: Faults { crashes: 0, drains: 1, ..Faults::default() },
+        ..CheckConfig::default()
+    };
+    println!("{}", cfg.describe());
+    let report = exhaust_threads(cfg);
+    assert_all_hold(&report, &[]);
+    for witness in ["handed over in batches", "drained and exited"] {
+        let reached = report.verdicts.iter().any(|v| v.name == witness && v.outcome == Outcome::Reached);
+        assert!(reached, "{witness}: {}", report.summary());
+    }
 }
 
 /// A cached key with a time to live served until the time left, with no

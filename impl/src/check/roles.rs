@@ -113,6 +113,9 @@ impl ClusterModel {
                 }
                 ServerOutput::ToMaster(r) => st.send(me, Addr::Master, ModelMsg::Report(r)),
                 o @ (ServerOutput::SetTimer { .. } | ServerOutput::CancelTimer(_)) => {
+                    if matches!(o, ServerOutput::SetTimer { timer: ServerTimer::HandOver, .. }) {
+                        st.seen.batched_hand_over = true;
+                    }
                     self.node_mut(st, me).timers.carry_out(&o);
                 }
                 ServerOutput::Event(e) => match e {

@@ -199,6 +199,8 @@ pub struct Seen {
     pub restart_while_forwarded: bool,
     /// A drained server exited.
     pub drained_exit: bool,
+    /// A hand-over released a batch of rights and kept the rest for later.
+    pub batched_hand_over: bool,
     /// A slot moved and its new owner served it.
     pub moved_served: bool,
     /// A standby master took the lease over from a crashed one.
@@ -273,6 +275,7 @@ impl std::hash::Hash for Seen {
             read_other_write: _,
             restart_while_forwarded: _,
             drained_exit: _,
+            batched_hand_over: _,
             moved_served: _,
             took_over: _,
             failed_over_after_takeover: _,
