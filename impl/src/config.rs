@@ -339,6 +339,18 @@ impl Config {
             None => field("timing", why),
         })?;
         check_addr("master", &file.master)?;
+        // A drain hands its rights over in batches: it must be able to end
+        // before `drain_timeout` cuts it short.
+        let most = topology.servers().map(|s| topology.owned_slots(s).count()).max().unwrap_or(0);
+        let t = &file.timing;
+        let drain = (most.div_ceil(t.batch()) as u64).saturating_sub(1).saturating_mul(t.hand_over_gap);
+        if file.limits.drain_timeout > 0 && drain >= file.limits.drain_timeout {
+            let why = format!(
+                "a drain of {most} slots in batches of {} takes {drain} ms, not under limits.drain_timeout ({} ms)",
+                t.hand_over_batch, file.limits.drain_timeout
+            );
+            return Err(field("timing.hand_over_gap", why));
+        }
         if let Some(i) = file.cluster.servers.iter().position(|s| s.name == crate::master::LEASE_HOLDER) {
             let why = format!("{:?} is the name master processes hold their lease under", crate::master::LEASE_HOLDER);
             return Err(field(&format!("cluster.servers[{i}].name"), why));
@@ -575,6 +587,19 @@ addr = "127.0.0.1:7101"
 name = "g1"
 members = ["s1"]
 "#;
+
+    #[test]
+    fn a_drain_that_cannot_end_before_its_timeout_is_refused() {
+        // One server owns all 16,384 slots: 64 batches of 256, 50 ms apart.
+        assert!(Config::parse(GOOD, PathBuf::new()).is_ok());
+        let slow = GOOD.replace("lease = 3000", "lease = 3000\nhand_over_batch = 16");
+        let err = Config::parse(&slow, PathBuf::new()).unwrap_err().to_string();
+        assert!(err.contains("timing.hand_over_gap") && err.contains("drain_timeout"), "{err}");
+        let off = slow.replace("[timing]", "[limits]\ndrain_timeout = 0\n[timing]");
+        assert!(Config::parse(&off, PathBuf::new()).is_ok(), "no drain, no bound");
+        let longer = slow.replace("[timing]", "[limits]\ndrain_timeout = 60000\n[timing]");
+        assert!(Config::parse(&longer, PathBuf::new()).is_ok());
+    }
 
     #[test]
     fn the_cache_section_reaches_the_core() {

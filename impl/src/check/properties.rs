@@ -108,9 +108,10 @@ impl ClusterModel {
             // A drain of a server holding two rights or more releases them
             // in batches (the checker's batch is one right).
             if usize::from(self.cfg.keys) > usize::from(self.cfg.servers) {
-                properties.push(Property::sometimes("handed over in batches", |_: &ClusterModel, st: &ClusterState| {
-                    st.seen.batched_hand_over
-                }));
+                properties
+                    .push(Property::sometimes("handed over in batches", |_: &ClusterModel, st: &ClusterState| {
+                        st.seen.batched_hand_over
+                    }));
             }
         }
         if f.crashes > 0 && (f.pauses > 0 || f.suspends > 0 || f.store_delays > 0 || f.twins > 0) {
