@@ -204,8 +204,8 @@ impl Default for Timing {
             request_timeout: 10_000,
             temp_ttl: 5_000,
             max_hops: 2,
-            hand_over_batch: 256,
-            hand_over_gap: 50,
+            hand_over_batch: 64,
+            hand_over_gap: 15,
         }
     }
 }

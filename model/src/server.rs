@@ -976,9 +976,13 @@ impl Server {
             return;
         }
         let from = after.map_or(0, |s| s.0 + 1);
+        // A batch, and one more to know whether more are left: the next
+        // batch starts where this one ends, so a round over thousands of
+        // slots looks at each once.
         let slots: Vec<Slot> = (from..self.topo(st).slot_count())
             .map(Slot)
-            .filter(|s| !st.rights.contains_key(s) && self.target(st, *s) == Some(self.id))
+            .filter(|s| !st.rights.contains_key(s) && !st.acquiring.contains(s) && self.target(st, *s) == Some(self.id))
+            .take(self.config.timing.batch().saturating_add(1))
             .collect();
         self.acquire(st, slots, now, out);
     }
