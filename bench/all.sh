@@ -21,7 +21,7 @@ bench/memory.sh | tee "$OUT/memory.txt"
 bench/zipf.sh | tee "$OUT/zipf.txt"
 target/release/failgroup-bench store | tee "$OUT/store.txt"
 target/release/failgroup-bench failover --out "$OUT"
-target/release/failgroup-bench failover --scenario rolling-restart --out "$OUT"
+target/release/failgroup-bench failover --scenario rolling-restart --secs 20 --out "$OUT"
 target/release/failgroup-bench plot --out "$OUT"
 {
   echo "# model checker: unique states, time, states/s (one thread)"
