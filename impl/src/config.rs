@@ -56,6 +56,12 @@ pub struct Limits {
     /// and finishing the commands it took before it exits anyway; 0: exit at
     /// once, leaving its slots to be taken over after a lease.
     pub drain_timeout: u64,
+    /// Microseconds from which a command goes in the slow log (Redis's
+    /// `slowlog-log-slower-than`: -1 logs none, 0 every command); a
+    /// command's time runs from its decoding to its reply.
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps (Redis's `slowlog-max-len`).
+    pub slowlog_max_len: usize,
 }
 
 /// The cache of a server.
@@ -141,6 +147,8 @@ impl Default for Limits {
             idle_timeout: 0,
             max_pipeline: 1024,
             drain_timeout: 5_000,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
         }
     }
 }

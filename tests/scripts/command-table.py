@@ -13,7 +13,7 @@ COMMANDS = """append asking auth client cluster command config dbsize decr decrb
 expire expireat expiretime get getdel getex getrange hdel hello hexists hget hgetall hincrby hincrbyfloat hkeys
 hlen hmget hmset hscan hset hsetnx hstrlen hvals incr msetnx rename renamenx copy watch unwatch incrby incrbyfloat info keys mget mset multi
 persist pexpire pexpireat pexpiretime ping psetex pttl quit readonly readwrite scan select set setex setnx
-setrange strlen touch ttl type unlink acl flushdb flushall""".split()
+setrange strlen touch ttl type unlink acl flushdb flushall slowlog""".split()
 
 
 def reply(sock, buf):

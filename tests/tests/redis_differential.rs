@@ -495,6 +495,22 @@ const SCRIPTS: &[&[&str]] = &[
         "DBSIZE",
         "EXEC",
     ],
+    // The slow log's and its settings' errors and help (its entries:
+    // `slowlog_entries_and_commandstats_as_redis_keeps_them`).
+    &[
+        "SLOWLOG",
+        "SLOWLOG FOO",
+        "SLOWLOG GET -2",
+        "SLOWLOG GET x",
+        "SLOWLOG GET 1 2",
+        "SLOWLOG LEN x",
+        "SLOWLOG RESET x",
+        "SLOWLOG HELP",
+        "CONFIG SET slowlog-log-slower-than -2",
+        "CONFIG SET slowlog-log-slower-than x",
+        "CONFIG SET slowlog-max-len -1",
+        "CONFIG GET slowlog-*",
+    ],
 ];
 
 /// A one-node Redis Cluster on `port`, stopped when dropped.
@@ -697,4 +713,60 @@ fn scan_keys_and_dbsize_see_the_whole_database() {
     assert_eq!(scan_all(&mut writer, "").len(), 120 + 40 + 1 + 5, "every live key, once");
     assert_eq!(scan_all(&mut writer, "TYPE HASH").len(), 5, "the hashes");
     assert_eq!(writer.run("CLUSTER COUNTKEYSINSLOT 3828"), Reply::Int(40), "the {{s}} keys");
+}
+
+/// The slow log's entries (the arguments cut as Redis cuts them, newest
+/// first, the client's address and name) and INFO commandstats's lines, on
+/// both with every command logged.
+#[test]
+fn slowlog_entries_and_commandstats_as_redis_keeps_them() {
+    let Some(_redis) = redis_cluster(21794) else { return };
+    let cluster = Cluster::start(21850, 3, 1);
+    let long = "x".repeat(200);
+    let many: Vec<String> = (0..40).map(|i| format!("{{t}}{i}")).collect();
+    let mut seen = Vec::new();
+    for addr in ["127.0.0.1:21794".to_string(), cluster.addr("s2")] {
+        let mut c = Resp::connect(&addr);
+        for line in ["CONFIG SET slowlog-log-slower-than 0", "CLIENT SETNAME app", "SLOWLOG RESET"] {
+            assert!(!matches!(c.run(line), Reply::Error(_)), "{addr}: {line}");
+        }
+        c.run(&format!("SET {{t}}a {long}"));
+        c.run(&format!("DEL {}", many.join(" ")));
+        assert!(matches!(c.run("SET {t}a"), Reply::Error(_)), "a refused SET");
+        let Reply::Array(Some(entries)) = c.run("SLOWLOG GET 2") else { panic!("{addr}: SLOWLOG GET") };
+        assert_eq!(entries.len(), 2, "{addr}: the refused SET is not logged");
+        let mut ids = Vec::new();
+        let mut kept = Vec::new();
+        for e in entries {
+            let Reply::Array(Some(f)) = e else { panic!("{addr}: an entry") };
+            assert_eq!(f.len(), 6, "{addr}: {f:?}");
+            let (Reply::Int(id), Reply::Int(ts), Reply::Int(_us)) = (&f[0], &f[1], &f[2]) else { panic!("{f:?}") };
+            assert!(*ts > 1_700_000_000, "{addr}: a unix time: {ts}");
+            ids.push(*id);
+            let Reply::Bulk(Some(peer)) = &f[4] else { panic!("{f:?}") };
+            assert!(String::from_utf8_lossy(peer).starts_with("127.0.0.1:"), "{addr}: {peer:?}");
+            kept.push((f[3].clone(), f[5].clone()));
+        }
+        assert!(ids[0] > ids[1], "{addr}: newest first: {ids:?}");
+        let Reply::Bulk(Some(info)) = c.run("INFO commandstats") else { panic!("{addr}: INFO") };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        let set = info.lines().find(|l| l.starts_with("cmdstat_set:")).unwrap_or_else(|| panic!("{addr}: {info}"));
+        // calls=1,usec=N,usec_per_call=N.NN,rejected_calls=1,failed_calls=0
+        let fields: Vec<(&str, &str)> =
+            set["cmdstat_set:".len()..].split(',').filter_map(|f| f.split_once('=')).collect();
+        let names: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, ["calls", "usec", "usec_per_call", "rejected_calls", "failed_calls"], "{addr}: {set}");
+        assert_eq!((fields[0].1, fields[3].1, fields[4].1), ("1", "1", "0"), "{addr}: {set}");
+        assert!(fields[2].1.split_once('.').is_some_and(|(_, d)| d.len() == 2), "{addr}: {set}");
+        assert!(!info.contains("cmdstat_get:"), "{addr}: no GET ran");
+        let Reply::Bulk(Some(default)) = c.run("INFO") else { panic!() };
+        assert!(!String::from_utf8_lossy(&default).contains("# Commandstats"), "{addr}: not a default section");
+        seen.push(kept);
+    }
+    assert_eq!(seen[0], seen[1], "the same arguments and client name as redis-server keeps");
+    // The DEL's 40 arguments (41 with its name) as 31 and a count; the
+    // SET's 200-byte value as 128 bytes and a count.
+    let Reply::Array(Some(del)) = &seen[0][0].0 else { panic!() };
+    assert_eq!(del.len(), 32);
+    assert_eq!(del[31], Reply::Bulk(Some(b"... (10 more arguments)".to_vec())));
 }

@@ -94,6 +94,16 @@ pub enum Local {
     ConfigGet(Vec<u8>),
     /// CONFIG SET's parameters (lower case) and values, in order.
     ConfigSet(Vec<(Vec<u8>, Vec<u8>)>),
+    Slowlog(SlowlogCmd),
+}
+
+/// A SLOWLOG subcommand; `Get(None)`: every entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowlogCmd {
+    Get(Option<usize>),
+    Len,
+    Reset,
+    Help,
 }
 
 /// The ACL subcommands served.
@@ -176,6 +186,11 @@ pub enum CommandError {
         command: &'static str,
         sub: String,
     },
+    /// A known subcommand with arguments it does not take.
+    SubcommandSyntax {
+        command: &'static str,
+        sub: String,
+    },
     /// A command this server does not know, with the first of its arguments.
     UnknownCommand {
         name: String,
@@ -201,6 +216,9 @@ impl fmt::Display for CommandError {
             CommandError::NoPerm(name) => write!(f, "NOPERM this user has no permissions to run the '{name}' command"),
             CommandError::UnknownSubcommand { command, sub } => {
                 write!(f, "ERR unknown subcommand '{sub}'. Try {command} HELP.")
+            }
+            CommandError::SubcommandSyntax { command, sub } => {
+                write!(f, "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {command} HELP.")
             }
             CommandError::UnknownCommand { name, args } => {
                 write!(f, "ERR unknown command '{name}', with args beginning with: ")?;
@@ -480,6 +498,33 @@ pub fn parse(args: &[Vec<u8>], topology: &Topology) -> Result<Command, CommandEr
                 3 => Ok(Command::Local(Local::Auth { user: Some(key(1)), pass: key(2) })),
                 _ => Err(CommandError::Syntax),
             }
+        }
+        "slowlog" => {
+            need(n >= 2)?;
+            let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+            let cmd = match (sub.as_str(), n) {
+                ("get", 2) => SlowlogCmd::Get(Some(10)),
+                ("get", 3) => match std::str::from_utf8(&args[2]).ok().and_then(|c| c.parse::<i64>().ok()) {
+                    Some(-1) => SlowlogCmd::Get(None),
+                    Some(c) if c >= 0 => SlowlogCmd::Get(Some(c as usize)),
+                    Some(_) => return Err(CommandError::Reply("ERR count should be greater than or equal to -1")),
+                    None => return Err(CommandError::Reply("ERR count should be greater than or equal to -1")),
+                },
+                ("len", 2) => SlowlogCmd::Len,
+                ("reset", 2) => SlowlogCmd::Reset,
+                ("help", 2) => SlowlogCmd::Help,
+                // GET's arity lets a fourth argument through to the command.
+                ("get", _) => {
+                    let sub = String::from_utf8_lossy(&args[1]).into_owned();
+                    return Err(CommandError::SubcommandSyntax { command: "SLOWLOG", sub });
+                }
+                ("len" | "reset" | "help", _) => return Err(CommandError::Arity(format!("slowlog|{sub}"))),
+                _ => {
+                    let sub = String::from_utf8_lossy(&args[1]).into_owned();
+                    return Err(CommandError::UnknownSubcommand { command: "SLOWLOG", sub });
+                }
+            };
+            Ok(Command::Local(Local::Slowlog(cmd)))
         }
         "acl" => {
             need(n >= 2)?;

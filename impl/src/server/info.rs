@@ -57,6 +57,8 @@ pub(super) struct Snapshot<'a> {
     pub rss: u64,
     pub maxmemory: u64,
     pub policy: failgroup_model::Policy,
+    /// INFO commandstats, rendered (`slowlog.rs`).
+    pub commandstats: String,
 }
 
 /// INFO `section` (all of them for none, `all`, `everything`, `default`).
@@ -111,6 +113,10 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
              rejected_connections:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
             st.connections, st.commands, st.rejected_connections, st.evicted, st.hits, st.misses,
         );
+    }
+    // Not in the default sections, as in Redis.
+    if matches!(section, Some("all" | "everything" | "commandstats")) {
+        o.push_str(&s.commandstats);
     }
     if want("cluster") {
         o.push_str("# Cluster\r\ncluster_enabled:1\r\n\r\n");
@@ -185,6 +191,7 @@ mod tests {
             rss: 6 << 20,
             maxmemory: 100 << 20,
             policy: failgroup_model::Policy::AllKeysLru,
+            commandstats: "# Commandstats\r\ncmdstat_get:calls=1\r\n\r\n".into(),
         };
         let all = render(&snap, None);
         for line in [
@@ -206,6 +213,9 @@ mod tests {
             assert!(all.contains(line), "{line:?} in {all}");
         }
         assert!(!all.contains("db0:"), "no keyspace line without keys");
+        assert!(!all.contains("# Commandstats"), "not a default section");
+        assert!(render(&snap, Some("all")).contains("cmdstat_get:calls=1\r\n"));
+        assert!(render(&snap, Some("commandstats")).starts_with("# Commandstats\r\n"));
         let stats_only = render(&snap, Some("stats"));
         assert!(stats_only.starts_with("# Stats\r\n") && !stats_only.contains("# Server"));
         assert_eq!(render(&snap, Some("nonesuch")), "");

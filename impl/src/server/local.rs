@@ -88,6 +88,20 @@ pub(super) fn writes(name: &str) -> bool {
     entry(name.as_bytes()).is_some_and(|e| e.1[0].windows(WRITE.len()).any(|w| w == WRITE))
 }
 
+/// Whether Redis's command table has `name` (`get`, or `client|list`'s
+/// command `client`).
+pub(super) fn known(name: &str) -> bool {
+    entry(name.split('|').next().unwrap_or(name).as_bytes()).is_some()
+}
+
+/// Commands Redis never puts in the slow log (EXEC, AUTH, HELLO: their
+/// `skip_slowlog` flag).
+pub(super) fn skips_slowlog(name: &str) -> bool {
+    const SKIP: &[u8] = b"+skip_slowlog\r\n";
+    entry(name.split('|').next().unwrap_or(name).as_bytes())
+        .is_some_and(|e| e.1[0].windows(SKIP.len()).any(|w| w == SKIP))
+}
+
 /// The table's entry of a command, by its name in any case.
 fn entry(name: &[u8]) -> Option<&'static Entry> {
     TABLE.iter().find(|(n, ..)| n.as_bytes().eq_ignore_ascii_case(name))
@@ -252,6 +266,7 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         Local::ClientKill(_) => reply::error(out, "ERR CLIENT KILL is carried out by the server loop"),
         Local::Flush => reply::error(out, "ERR FLUSHDB is carried out by the server loop"),
         Local::ConfigSet(_) => reply::error(out, "ERR CONFIG SET is carried out by the server loop"),
+        Local::Slowlog(_) => reply::error(out, "ERR SLOWLOG is carried out by the server loop"),
         Local::ClientId => reply::int(out, s.id as i64),
         Local::CommandInfo(names) => {
             let proto = (p == Proto::Resp3) as usize;
@@ -289,7 +304,9 @@ pub(super) fn answer(l: Local, s: &mut Session, ctx: &Context, out: &mut Vec<u8>
         Local::ConfigGet(param) => {
             let limits = ctx.limits;
             let cache = ctx.cache;
-            let known: [(&str, String); 11] = [
+            let known: [(&str, String); 13] = [
+                ("slowlog-log-slower-than", limits.slowlog_log_slower_than.to_string()),
+                ("slowlog-max-len", limits.slowlog_max_len.to_string()),
                 ("maxclients", limits.maxclients.to_string()),
                 ("requirepass", ctx.requirepass.unwrap_or_default().to_string()),
                 ("loglevel", crate::util::log_level().to_string()),

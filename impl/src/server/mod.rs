@@ -17,5 +17,6 @@ mod local;
 mod node;
 mod pipeline;
 mod session;
+mod slowlog;
 
 pub use node::{main, master_topology, ServerNode};

@@ -71,6 +71,8 @@ pub struct ServerNode {
     /// written in the same turn as the one before it.
     pub(super) ready: Vec<Token>,
     pub(super) stats: Stats,
+    /// INFO commandstats and the slow log.
+    pub(super) costs: super::slowlog::Costs,
     /// Over `maxmemory` with nothing left to evict: writes are refused.
     pub(super) over_maxmemory: bool,
     /// Memory in use once started, before anything is cached.
@@ -155,6 +157,7 @@ impl ServerNode {
             inputs: VecDeque::new(),
             ready: Vec::new(),
             stats: Stats::default(),
+            costs: super::slowlog::Costs::new(&cfg.file.limits),
             over_maxmemory: false,
             base_memory: crate::mem::used(),
             stop,
@@ -199,6 +202,7 @@ impl ServerNode {
             rss: crate::mem::rss(),
             maxmemory: self.cfg.file.cache.maxmemory.0,
             policy: self.cfg.file.cache.maxmemory_policy,
+            commandstats: self.costs.info(),
         }
     }
 
@@ -299,6 +303,8 @@ impl ServerNode {
             Ok(new) => {
                 let (cfg, live, restart) = self.cfg.reloaded(&new);
                 self.core.config.usage = cfg.file.cache.maxmemory_policy.usage();
+                self.costs.slower_than = cfg.file.limits.slowlog_log_slower_than;
+                self.costs.set_max_len(cfg.file.limits.slowlog_max_len);
                 self.cfg = cfg;
                 tracing::info!(server = self.name(), changed = ?live, needs_restart = ?restart, "SIGHUP: config re-read");
             }

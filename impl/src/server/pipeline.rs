@@ -17,6 +17,7 @@ use super::commands::{self, Command, KillFilter, Kind, Local};
 use super::local::{answer, Context};
 use super::node::ServerNode;
 use super::session::{InFlight, Session, Waiter, OUTPUT_PAUSE};
+use super::slowlog::{Outcome, Started};
 use crate::resp::{self, reply, Proto};
 use failgroup_model::bytes::{fnv1a, FNV_OFFSET};
 use failgroup_model::{
@@ -176,6 +177,7 @@ impl ServerNode {
     }
 
     pub(super) fn command(&mut self, tok: Token, args: Vec<Vec<u8>>) {
+        let started = Instant::now();
         let name = commands::name_of(&args);
         let s = self.sessions.get_mut(&tok).expect("a RESP connection has a session");
         if !s.authed && !matches!(name.as_str(), "auth" | "hello" | "quit") {
@@ -207,6 +209,12 @@ impl ServerNode {
         if s.multi.is_some() {
             return self.queue(tok, parsed);
         }
+        // A refusal counts as Redis's `rejected_calls` of a command it knows.
+        if parsed.is_err() && super::local::known(&name) {
+            let name = s.last_cmd.clone();
+            self.costs.record(&name, Outcome::Rejected, 0);
+        }
+        let s = self.sessions.get_mut(&tok).expect("session");
         match parsed {
             // After the replies of the commands still in flight.
             Err(msg) if !s.inflight.is_empty() => {
@@ -220,14 +228,33 @@ impl ServerNode {
                 let c = self.net.conns.get_mut(&tok).expect("connection");
                 reply::error(&mut c.wbuf, &msg.to_string());
             }
-            Ok(Command::Local(l)) => self.local(tok, l),
+            Ok(Command::Local(l)) => {
+                let name = s.last_cmd.clone();
+                self.local(tok, l);
+                self.cost(tok, &name, started, &args, !super::local::skips_slowlog(&name), Outcome::Done);
+            }
             Ok(Command::Data { kind: Kind::Watch, ops }) => {
+                s.cost = Some(Started { at: started, name: s.last_cmd.clone(), args });
                 let mut f = InFlight::new(Kind::Watch, ops.len(), None);
                 f.watching = ops.iter().flat_map(Op::keys).map(<[u8]>::to_vec).collect();
                 self.hand_over(tok, f, ops);
             }
-            Ok(Command::Data { kind, ops }) => self.submit(tok, kind, ops),
+            Ok(Command::Data { kind, ops }) => {
+                s.cost = Some(Started { at: started, name: s.last_cmd.clone(), args });
+                self.submit(tok, kind, ops)
+            }
         }
+    }
+
+    /// Counts a command that ended (INFO commandstats) and logs it if slow
+    /// enough (`slowlog`, unless the command is one Redis never logs).
+    fn cost(&mut self, tok: Token, name: &str, started: Instant, args: &[Vec<u8>], loggable: bool, outcome: Outcome) {
+        let usec = started.elapsed().as_micros() as u64;
+        if !self.costs.record(name, outcome, usec) || !loggable {
+            return;
+        }
+        let (Some(s), Some(c)) = (self.sessions.get(&tok), self.net.conns.get(&tok)) else { return };
+        self.costs.log(usec, args, c.addr.to_string(), s.name.as_deref().unwrap_or_default());
     }
 
     /// EXEC of a transaction with commands queued or keys watched: one
@@ -348,6 +375,7 @@ impl ServerNode {
     /// first, since the core may answer (from its cache) at once.
     fn hand_over(&mut self, tok: Token, mut f: InFlight, ops: Vec<Op>) {
         let s = self.sessions.get_mut(&tok).expect("session");
+        f.cost = s.cost.take();
         f.id = s.next_cmd;
         s.next_cmd += 1;
         for op in &ops {
@@ -384,6 +412,18 @@ impl ServerNode {
         if f.left == 0 {
             let results: Vec<OpResult> =
                 std::mem::take(&mut f.results).into_iter().map(|r| r.expect("every part done")).collect();
+            let f = &mut s.inflight[at];
+            if let Some(c) = f.cost.take() {
+                let outcome = match results.iter().any(|r| matches!(r, OpResult::Err(_))) {
+                    true => Outcome::Failed,
+                    false => Outcome::Done,
+                };
+                let usec = c.at.elapsed().as_micros() as u64;
+                if self.costs.record(&c.name, outcome, usec) {
+                    let peer = self.net.conns.get(&tok).map(|c| c.addr.to_string()).unwrap_or_default();
+                    self.costs.log(usec, &c.args, peer, s.name.as_deref().unwrap_or_default());
+                }
+            }
             let f = &s.inflight[at];
             // INFO's keyspace hits and misses, as Redis counts them: a key
             // a GET or MGET looked up found or not (wherever it was served).
@@ -460,6 +500,10 @@ impl ServerNode {
         if let Local::Flush = l {
             return self.flush_page(tok, 0);
         }
+        if let Local::Slowlog(cmd) = l {
+            let c = self.net.conns.get_mut(&tok).expect("connection");
+            return self.costs.answer(cmd, &mut c.wbuf);
+        }
         if let Local::ConfigSet(pairs) = l {
             let result = self.config_set(pairs);
             let c = self.net.conns.get_mut(&tok).expect("connection");
@@ -517,6 +561,8 @@ impl ServerNode {
                 _ if pairs[..i].iter().any(|(n, _)| n == name) => return Err(failed(name, "duplicate parameter")),
                 b"maxclients" => limits.maxclients = int(name, &text, 1, u32::MAX as i64)? as usize,
                 b"timeout" => limits.idle_timeout = int(name, &text, 0, i32::MAX as i64)? as u64,
+                b"slowlog-log-slower-than" => limits.slowlog_log_slower_than = int(name, &text, -1, i64::MAX)?,
+                b"slowlog-max-len" => limits.slowlog_max_len = int(name, &text, 0, i64::MAX)? as usize,
                 b"proto-max-bulk-len" => {
                     let m: crate::config::Memory =
                         text.parse().map_err(|_| failed(name, "argument must be a memory value"))?;
@@ -569,6 +615,8 @@ impl ServerNode {
             }
         }
         self.core.config.usage = cache.maxmemory_policy.usage();
+        self.costs.slower_than = limits.slowlog_log_slower_than;
+        self.costs.set_max_len(limits.slowlog_max_len);
         self.cfg.file.cache = cache;
         self.cfg.file.limits = limits;
         self.cfg.file.requirepass = requirepass;

@@ -36,6 +36,8 @@ pub(super) struct InFlight {
     pub(super) barrier: bool,
     /// Its reply once done, while a command before it is not.
     pub(super) reply: Option<Vec<u8>>,
+    /// When it started, for INFO commandstats and the slow log.
+    pub(super) cost: Option<super::slowlog::Started>,
 }
 
 impl InFlight {
@@ -52,6 +54,7 @@ impl InFlight {
             keys: Vec::new(),
             barrier: false,
             reply: None,
+            cost: None,
         }
     }
 }
@@ -82,6 +85,8 @@ pub(super) struct Session {
     pub(super) watched: Vec<(Vec<u8>, u64)>,
     /// The last command, as Redis names it (CLIENT LIST's `cmd`).
     pub(super) last_cmd: String,
+    /// The start of the data command being handed to the core.
+    pub(super) cost: Option<super::slowlog::Started>,
     /// Data commands in flight, in the order they came: replies go out in
     /// that order. Commands on different keys run at once (pipelined);
     /// a command on a key waits for the earlier ones on it.
@@ -119,6 +124,7 @@ impl Session {
             multi: None,
             watched: Vec::new(),
             last_cmd: String::new(),
+            cost: None,
             inflight: Default::default(),
             next_cmd: 0,
             stalled: None,
