@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod master;
 pub mod mem;
+pub mod metrics;
 pub mod net;
 pub mod node_error;
 pub mod resp;
