@@ -122,10 +122,8 @@ pub fn serve(addr: &str, p: Arc<Mutex<Published>>) -> std::io::Result<SocketAddr
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
     std::thread::Builder::new().name("metrics".into()).spawn(move || {
-        for conn in listener.incoming() {
-            if let Ok(mut s) = conn {
-                let _ = answer(&mut s, &p);
-            }
+        for mut s in listener.incoming().flatten() {
+            let _ = answer(&mut s, &p);
         }
     })?;
     Ok(bound)
