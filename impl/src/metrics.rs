@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds of latency buckets, seconds (100 us to 2.5 s).
-pub const SECONDS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+pub const SECONDS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 /// Upper bounds of batch-size buckets, commands.
 pub const SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0];
 
@@ -212,9 +213,7 @@ mod tests {
 
     #[test]
     fn answers_get_metrics_and_refuses_the_rest() {
-        let p = Arc::new(Mutex::new(Published {
-            metrics: vec![("failgroup_up", "Up.", None, Metric::Gauge(1))],
-        }));
+        let p = Arc::new(Mutex::new(Published { metrics: vec![("failgroup_up", "Up.", None, Metric::Gauge(1))] }));
         let addr = serve("127.0.0.1:0", p).unwrap();
         let ask = |req: &str| {
             let mut s = TcpStream::connect(addr).unwrap();

@@ -239,6 +239,8 @@ pub struct ServerState {
     /// Rights another process holds that this server waits to take: the
     /// record's stamp and when (on this server's clock) it first saw it.
     pub watching: OrdMap<Slot, (Stamp, Time)>,
+    /// Holders of watched rights seen renewing one, and when.
+    pub renewing: OrdMap<ServerId, Time>,
     pub cache: OrdMap<Slot, OrdMap<CacheKey, CacheEntry>>,
     /// Requests in flight. A std map: it changes with every forwarded or
     /// stored request and stays small, where a persistent map pays for
@@ -418,6 +420,15 @@ impl Server {
                 // nothing this server still has in flight.
                 out.push(ServerOutput::ToMaster(Report::Leaving { server: self.id }));
                 self.reconcile(st, now, out);
+                // Renewed a gap from now, when the takers, told by the
+                // master, have asked once: seeing the stamps change, they
+                // know this holder alive and pass it the requests of the
+                // rights it still holds.
+                if !st.rights.is_empty() {
+                    st.renew_armed = true;
+                    let at = now.plus(self.config.timing.hand_over_gap.max(1));
+                    out.push(ServerOutput::SetTimer { timer: ServerTimer::Renew, at });
+                }
                 self.reroute_parked(st, now, out);
             }
             ServerInput::Request { origin, fwd } => {
@@ -524,15 +535,7 @@ impl Server {
             ServerInput::Timer(ServerTimer::Renew) => {
                 st.renew_armed = false;
                 self.reconcile(st, now, out);
-                let rights: Vec<(Slot, Epoch)> = st.rights.iter().map(|(s, r)| (*s, r.epoch)).collect();
-                if !rights.is_empty() {
-                    let lease = self.config.timing.lease;
-                    out.push(ServerOutput::Store {
-                        tag: StoreTag::Renew { sent: now },
-                        op: StoreOp::Renew { rights, lease },
-                    });
-                    self.arm_renew(st, now, out);
-                }
+                self.renew(st, now, out);
             }
         }
     }
@@ -677,6 +680,22 @@ impl Server {
         }
     }
 
+    /// Whether `peer` is alive as far as this server knows: online in its
+    /// view, or seen renewing a right within the last lease.
+    fn alive(&self, st: &ServerState, peer: ServerId, now: Time) -> bool {
+        st.view.is_online(peer) || st.renewing.get(&peer).is_some_and(|t| now.since(*t) < self.config.timing.lease)
+    }
+
+    /// Renews every right held.
+    fn renew(&self, st: &mut ServerState, now: Time, out: &mut Vec<ServerOutput>) {
+        let rights: Vec<(Slot, Epoch)> = st.rights.iter().map(|(s, r)| (*s, r.epoch)).collect();
+        if !rights.is_empty() {
+            let lease = self.config.timing.lease;
+            out.push(ServerOutput::Store { tag: StoreTag::Renew { sent: now }, op: StoreOp::Renew { rights, lease } });
+            self.arm_renew(st, now, out);
+        }
+    }
+
     fn arm_renew(&self, st: &mut ServerState, now: Time, out: &mut Vec<ServerOutput>) {
         if !st.renew_armed {
             st.renew_armed = true;
@@ -813,10 +832,14 @@ impl Server {
                     self.arm_renew(st, now, out);
                 }
                 let mut watch_started = false;
-                for (slot, _, stamp) in &held {
+                for (slot, holder, stamp) in &held {
                     st.acquiring.remove(slot);
-                    // A new stamp starts the wait again: the holder renewed.
+                    // A new stamp starts the wait again: the holder renewed,
+                    // so it was alive a moment ago.
                     if st.watching.get(slot).is_none_or(|(seen, _)| seen != stamp) {
+                        if st.watching.contains_key(slot) {
+                            st.renewing.insert(*holder, now);
+                        }
                         st.watching.insert(*slot, (*stamp, now));
                         watch_started = true;
                     }
@@ -831,10 +854,14 @@ impl Server {
                     let last = granted.iter().map(|(s, _)| *s).chain(held.iter().map(|(s, ..)| *s)).max();
                     self.look_at_new_slots(st, last, now, out);
                 }
-                // Waiting requests: serve them, or send them to the holder
-                // (hops to spare), which serves them while it holds the
-                // right (a hand-over's batch not yet released), or sends
-                // them back once released.
+                // Waiting requests: serve them, or send them to the holder,
+                // which serves them while it holds the right (a hand-over's
+                // batch not yet released) or sends them back once released:
+                // if it could still pass them on (a hop to spare after this
+                // one), or, with the last hop, if it is alive as far as this
+                // server knows (online in its view, or seen renewing within
+                // a lease): a silent holder would keep the request past the
+                // timeout of the peer that sent it here.
                 let waiting: Vec<u64> =
                     st.ops.iter().filter(|(_, p)| p.stage == Stage::Parked).map(|(i, _)| *i).collect();
                 for id in waiting {
@@ -845,7 +872,8 @@ impl Server {
                         Some((_, holder, _))
                             if *holder != self.id
                                 && (holder.0 as usize) < self.topo(st).server_count()
-                                && p.fwd.hops < t.max_hops =>
+                                && (p.fwd.hops + 1 < t.max_hops
+                                    || (p.fwd.hops < t.max_hops && self.alive(st, *holder, now))) =>
                         {
                             self.forward(st, id, *holder, now, out)
                         }
