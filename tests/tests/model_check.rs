@@ -388,7 +388,7 @@ fn evicting_any_cached_copy_at_any_moment_breaks_nothing() {
 }
 
 /// A graceful drain at any moment, its exit once drained and a restart,
-/// with two clients racing (618,227 states): every property holds and the
+/// with two clients racing (661,076 states): every property holds and the
 /// drained server's exit is reached. (A drain beside a crash, 2,162,792
 /// states with one client, is in specs/results.md: too long for CI.)
 #[test]
@@ -405,7 +405,7 @@ fn a_drain_at_any_moment_breaks_nothing() {
 /// rights go one batch (the checker's batch: one right) at a time, a tick
 /// apart, serving the other meanwhile, while the failover server takes
 /// each as it is released; every property holds and the batched hand-over
-/// is reached (1,073,060 states).
+/// is reached (1,176,153 states).
 #[test]
 fn a_drain_in_batches_at_any_moment_breaks_nothing() {
     let cfg = CheckConfig {
