@@ -118,7 +118,7 @@ impl Failgroup {
         let mut victim_pid = 0;
         for l in text.lines() {
             let w: Vec<&str> = l.split_whitespace().collect();
-            if let ["server", name, addr, "pid", pid] = w[..] {
+            if let ["server", name, addr, "pid", pid, ..] = w[..] {
                 addrs.push(addr.to_string());
                 if name == "s2" {
                     victim_pid = pid.parse().map_err(|_| format!("bad pid line {l:?}"))?;

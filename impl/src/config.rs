@@ -220,7 +220,29 @@ pub struct FileConfig {
     /// peers are still told `addr`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub bind: std::collections::BTreeMap<String, String>,
+    /// HTTP addresses of the nodes' Prometheus/OpenMetrics text (`GET
+    /// /metrics`); a node without one serves none.
+    #[serde(default, skip_serializing_if = "MetricsConfig::is_empty")]
+    pub metrics: MetricsConfig,
     pub cluster: ClusterSpec,
+}
+
+/// `[metrics]`: where each node serves its metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The configured master's (`master = "127.0.0.1:9100"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
+    /// Each server's, by name (`[metrics.servers] s1 = "127.0.0.1:9101"`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub servers: std::collections::BTreeMap<String, String>,
+}
+
+impl MetricsConfig {
+    pub fn is_empty(&self) -> bool {
+        self.master.is_none() && self.servers.is_empty()
+    }
 }
 
 /// A loaded, validated configuration.
@@ -369,6 +391,15 @@ impl Config {
         for (i, s) in file.cluster.servers.iter().enumerate() {
             check_addr(&format!("cluster.servers[{i}].addr"), &s.addr)?;
         }
+        for (name, addr) in &file.metrics.servers {
+            if !file.cluster.servers.iter().any(|s| &s.name == name) {
+                return Err(field(&format!("metrics.servers.{name}"), "names no server of [cluster]"));
+            }
+            check_addr(&format!("metrics.servers.{name}"), addr)?;
+        }
+        if let Some(addr) = &file.metrics.master {
+            check_addr("metrics.master", addr)?;
+        }
         for (name, bind) in &file.bind {
             if !file.cluster.servers.iter().any(|s| &s.name == name) {
                 return Err(field(&format!("bind.{name}"), "names no server of [cluster]"));
@@ -448,6 +479,7 @@ impl Config {
             ("cache.ttl_keys", old.cache.ttl_keys != newf.cache.ttl_keys),
             ("cluster", old.cluster != newf.cluster),
             ("bind", old.bind != newf.bind),
+            ("metrics", old.metrics != newf.metrics),
         ];
         (cfg, live, restart.into_iter().filter(|(_, changed)| *changed).map(|(n, _)| n).collect())
     }

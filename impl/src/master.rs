@@ -48,6 +48,14 @@ pub struct MasterNode {
     me: Identity,
     /// Started the core (holds the lease).
     acting: bool,
+    /// What its metrics thread shows (`[metrics] master`), when last
+    /// copied, and the counts behind it.
+    published: Arc<std::sync::Mutex<crate::metrics::Published>>,
+    published_at: std::time::Instant,
+    probes: u64,
+    notices: u64,
+    marked_online: u64,
+    topology_changes: u64,
 }
 
 impl MasterNode {
@@ -96,9 +104,20 @@ impl MasterNode {
             stop,
             store,
             changed: None,
+            published: Arc::default(),
+            published_at: std::time::Instant::now(),
+            probes: 0,
+            notices: 0,
+            marked_online: 0,
+            topology_changes: 0,
         };
         let version = node.st.topology.version();
         tracing::info!(%addr, topology_version = version, "master listening; asking for the lease");
+        // The configured master's metrics (a standby serves none).
+        if let Some(at) = node.cfg.file.metrics.master.clone().filter(|_| addr == node.cfg.file.master) {
+            let bound = crate::metrics::serve(&at, node.published.clone()).map_err(NodeError::os("metrics address"))?;
+            tracing::info!("metrics on http://{bound}/metrics");
+        }
         node.lease_tick();
         Ok(node)
     }
@@ -216,6 +235,9 @@ impl MasterNode {
                 self.step(MasterInput::Timer(timer));
             }
             self.housekeeping();
+            if self.published_at.elapsed() >= Duration::from_millis(250) {
+                self.publish();
+            }
         }
         tracing::info!("master shutting down");
         self.release_lease();
@@ -234,8 +256,14 @@ impl MasterNode {
         self.core.step(&mut self.st, self.clock.now(), input, &mut out);
         for o in out {
             match o {
-                MasterOutput::Probe { to, nonce } => self.send(to, MasterMsg::Probe { nonce }),
-                MasterOutput::Send { to, msg } => self.send(to, msg),
+                MasterOutput::Probe { to, nonce } => {
+                    self.probes += 1;
+                    self.send(to, MasterMsg::Probe { nonce })
+                }
+                MasterOutput::Send { to, msg } => {
+                    self.notices += u64::from(matches!(msg, MasterMsg::Notice { .. }));
+                    self.send(to, msg)
+                }
                 MasterOutput::SetTimer { timer, at } => self.timers.set(timer, at),
                 MasterOutput::CancelTimer(timer) => self.timers.cancel(timer),
                 MasterOutput::Event(e) => self.on_event(e),
@@ -262,10 +290,12 @@ impl MasterNode {
                 tracing::warn!(server = topo.name(s), version = %v, "marked offline; notice sent");
             }
             MasterEvent::MarkedOnline(s, v) => {
+                self.marked_online += 1;
                 tracing::info!(server = topo.name(s), version = %v, "marked online; notice sent")
             }
             MasterEvent::ReportRefuted(s) => tracing::debug!(server = topo.name(s), "probe answered"),
             MasterEvent::TopologyChanged(v) => {
+                self.topology_changes += 1;
                 tracing::info!(version = v, "topology changed; sent to every server");
                 self.changed = Some(Ok(v));
             }
@@ -472,6 +502,75 @@ impl MasterNode {
 pub const LEASE_HOLDER: &str = "(master)";
 
 /// The topology persisted as `version`'s config text.
+impl MasterNode {
+    /// Copies the master's counts into what `GET /metrics` shows.
+    fn publish(&mut self) {
+        use crate::metrics::{Metric, Published};
+        self.published_at = std::time::Instant::now();
+        let topo = &self.st.topology;
+        let offline = topo.servers().filter(|s| !self.st.is_online(*s)).count();
+        let marked_offline: u64 = self.failovers.values().sum();
+        let acting = self.lease.acting(self.clock.now());
+        let metrics = vec![
+            (
+                "failgroup_master_acting",
+                "1 while this master holds the lease and acts, else 0.",
+                None,
+                Metric::Gauge(i64::from(acting)),
+            ),
+            (
+                "failgroup_master_probes",
+                "Probes sent to servers reported offline or rechecked (c19, c20).",
+                None,
+                Metric::Counter(self.probes),
+            ),
+            (
+                "failgroup_master_notices",
+                "Notices of a server's liveness sent to servers (c16, c17).",
+                None,
+                Metric::Counter(self.notices),
+            ),
+            (
+                "failgroup_master_marked_offline",
+                "Servers marked offline (failovers).",
+                None,
+                Metric::Counter(marked_offline),
+            ),
+            (
+                "failgroup_master_marked_online",
+                "Servers announced online again (c21).",
+                None,
+                Metric::Counter(self.marked_online),
+            ),
+            (
+                "failgroup_master_servers_offline",
+                "Servers the view has offline now.",
+                None,
+                Metric::Gauge(offline as i64),
+            ),
+            (
+                "failgroup_master_view_version",
+                "The counter of the view's version.",
+                None,
+                Metric::Gauge(self.st.version.counter as i64),
+            ),
+            (
+                "failgroup_master_topology_version",
+                "The topology's version in force.",
+                None,
+                Metric::Gauge(topo.version() as i64),
+            ),
+            (
+                "failgroup_master_topology_changes",
+                "Topology changes made (issue 17).",
+                None,
+                Metric::Counter(self.topology_changes),
+            ),
+        ];
+        *self.published.lock().unwrap_or_else(|e| e.into_inner()) = Published { metrics };
+    }
+}
+
 fn saved_topology(version: u64, text: &[u8]) -> Result<Topology, NodeError> {
     let bad = |why: String| NodeError::Topology(format!("the topology version {version} in the store: {why}"));
     let text = std::str::from_utf8(text).map_err(|e| bad(e.to_string()))?;

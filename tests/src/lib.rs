@@ -225,14 +225,14 @@ impl Cluster {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["ready"] => break,
-                ["server", name, addr, "pid", pid] => {
+                ["server", name, addr, "pid", pid, ..] => {
                     cluster.servers.push((name.to_string(), addr.to_string(), pid.parse().expect("pid")));
                 }
                 // The first master line is the acting master's, the next a standby's.
-                ["master", _, _, "pid", pid] if cluster.master_pid == 0 => {
+                ["master", _, _, "pid", pid, ..] if cluster.master_pid == 0 => {
                     cluster.master_pid = pid.parse().expect("pid")
                 }
-                ["master", _, addr, "pid", pid] => {
+                ["master", _, addr, "pid", pid, ..] => {
                     cluster.standby_masters.push((addr.to_string(), pid.parse().expect("pid")))
                 }
                 _ => {}

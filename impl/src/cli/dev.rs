@@ -49,15 +49,30 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
         limits: Limits::default(),
         cache: Default::default(),
         bind: Default::default(),
+        metrics: dev_metrics(o),
         cluster: ClusterSpec::local(o.servers, o.groups, o.port + 1, failgroup_model::SLOTS),
     };
     Config::new(file, o.data.clone()).map_err(|e| e.to_string())
+}
+
+/// Each node's metrics port is its own plus 30,000 (the master's and the
+/// servers'), where that stays a port; none above.
+const METRICS_OFFSET: u32 = 30_000;
+
+fn dev_metrics(o: &DevOptions) -> crate::config::MetricsConfig {
+    let at = |port: u32| (port + METRICS_OFFSET <= 65535).then(|| format!("127.0.0.1:{}", port + METRICS_OFFSET));
+    crate::config::MetricsConfig {
+        master: at(o.port as u32),
+        servers: (1..=o.servers as u32).filter_map(|i| Some((format!("s{i}"), at(o.port as u32 + i)?))).collect(),
+    }
 }
 
 struct Node {
     role: &'static str,
     name: String,
     addr: String,
+    /// Where it serves its metrics, if anywhere.
+    metrics: Option<String>,
     child: Option<Child>,
 }
 
@@ -66,6 +81,8 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     let addrs: Vec<String> = std::iter::once(cfg.file.master.clone())
         .chain(cfg.file.cluster.servers.iter().map(|s| s.addr.clone()))
         .chain(cfg.file.standby_masters.iter().cloned())
+        .chain(cfg.file.metrics.master.iter().cloned())
+        .chain(cfg.file.metrics.servers.values().cloned())
         .collect();
     for a in &addrs {
         if std::net::TcpListener::bind(a).is_err() {
@@ -88,7 +105,8 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     // Servers first, up before the master, so that its first probes find them.
     for s in &cfg.file.cluster.servers {
         let child = spawn(&exe, &path, o.log_format, Role::Server(&s.name))?;
-        nodes.push(Node { role: "server", name: s.name.clone(), addr: s.addr.clone(), child: Some(child) });
+        let metrics = cfg.file.metrics.servers.get(&s.name).cloned();
+        nodes.push(Node { role: "server", name: s.name.clone(), addr: s.addr.clone(), metrics, child: Some(child) });
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
@@ -96,7 +114,8 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         return Err(e);
     }
     let child = spawn(&exe, &path, o.log_format, Role::Master(None))?;
-    nodes.push(Node { role: "master", name: "-".into(), addr: cfg.file.master.clone(), child: Some(child) });
+    let (addr, metrics) = (cfg.file.master.clone(), cfg.file.metrics.master.clone());
+    nodes.push(Node { role: "master", name: "-".into(), addr, metrics, child: Some(child) });
     if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
         shutdown(&mut nodes);
         return Err(e);
@@ -113,14 +132,15 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     }
     for addr in &cfg.file.standby_masters {
         let child = spawn(&exe, &path, o.log_format, Role::Master(Some(addr)))?;
-        nodes.push(Node { role: "master", name: "-".into(), addr: addr.clone(), child: Some(child) });
+        nodes.push(Node { role: "master", name: "-".into(), addr: addr.clone(), metrics: None, child: Some(child) });
     }
     if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
         shutdown(&mut nodes);
         return Err(e);
     }
     for n in &nodes {
-        println!("{} {} {} pid {}", n.role, n.name, n.addr, n.child.as_ref().map_or(0, |c| c.id()));
+        let metrics = n.metrics.as_ref().map(|m| format!(" metrics=http://{m}/metrics")).unwrap_or_default();
+        println!("{} {} {} pid {}{metrics}", n.role, n.name, n.addr, n.child.as_ref().map_or(0, |c| c.id()));
     }
     println!("ready");
     let _ = std::io::stdout().flush();

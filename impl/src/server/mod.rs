@@ -14,6 +14,7 @@ pub mod commands;
 mod info;
 mod links;
 mod local;
+mod metrics;
 mod node;
 mod pipeline;
 mod session;

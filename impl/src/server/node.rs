@@ -73,6 +73,9 @@ pub struct ServerNode {
     pub(super) stats: Stats,
     /// INFO commandstats and the slow log.
     pub(super) costs: super::slowlog::Costs,
+    /// What the metrics thread shows, and when it was last copied.
+    pub(super) published: Arc<std::sync::Mutex<crate::metrics::Published>>,
+    pub(super) published_at: Instant,
     /// Over `maxmemory` with nothing left to evict: writes are refused.
     pub(super) over_maxmemory: bool,
     /// Memory in use once started, before anything is cached.
@@ -158,6 +161,8 @@ impl ServerNode {
             ready: Vec::new(),
             stats: Stats::default(),
             costs: super::slowlog::Costs::new(&cfg.file.limits),
+            published: Arc::default(),
+            published_at: Instant::now(),
             over_maxmemory: false,
             base_memory: crate::mem::used(),
             stop,
@@ -167,6 +172,10 @@ impl ServerNode {
             cfg,
         };
         tracing::info!(server = node.name(), %addr, mode = %node.cfg.file.mode, incarnation, "server listening");
+        if let Some(at) = node.cfg.file.metrics.servers.get(node.name()).cloned() {
+            let bound = crate::metrics::serve(&at, node.published.clone()).map_err(NodeError::os("metrics address"))?;
+            tracing::info!(server = node.name(), "metrics on http://{bound}/metrics");
+        }
         node.step(ServerInput::Start { incarnation });
         Ok(node)
     }
@@ -284,6 +293,9 @@ impl ServerNode {
             }
             self.housekeeping();
             self.keep_within_maxmemory();
+            if self.published_at.elapsed() >= Duration::from_millis(250) {
+                self.publish();
+            }
         }
         tracing::info!(server = self.name(), "shutting down");
         self.jobs = None;

@@ -7,6 +7,7 @@
 //! cache's user waits for (Redis counts the command's execution alone).
 
 use super::commands::SlowlogCmd;
+use crate::metrics::Hist;
 use crate::resp::reply;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -26,12 +27,29 @@ pub(super) enum Outcome {
     Rejected,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Counts {
     calls: u64,
     usec: u64,
     rejected: u64,
     failed: u64,
+    /// The metrics' latency histogram (seconds).
+    time: Hist,
+}
+
+impl Default for Counts {
+    fn default() -> Counts {
+        Counts { calls: 0, usec: 0, rejected: 0, failed: 0, time: Hist::new(crate::metrics::SECONDS) }
+    }
+}
+
+/// A command's counts as the metrics show them.
+pub(super) struct CommandCounts<'a> {
+    pub name: &'a str,
+    pub calls: u64,
+    pub failed: u64,
+    pub rejected: u64,
+    pub time: &'a Hist,
 }
 
 /// A slow log entry.
@@ -95,6 +113,7 @@ impl Costs {
         }
         c.calls += 1;
         c.usec += usec;
+        c.time.observe(usec as f64 / 1e6);
         self.slower_than >= 0 && usec as i64 >= self.slower_than
     }
 
@@ -106,6 +125,17 @@ impl Costs {
         self.next_id += 1;
         self.slow.push_front(entry);
         self.slow.truncate(self.max_len);
+    }
+
+    /// Every command's counts, by name.
+    pub fn each(&self) -> impl Iterator<Item = CommandCounts<'_>> {
+        self.by_name.iter().map(|(name, c)| CommandCounts {
+            name,
+            calls: c.calls,
+            failed: c.failed,
+            rejected: c.rejected,
+            time: &c.time,
+        })
     }
 
     /// `slowlog-max-len` set: the oldest entries beyond it go at once.
