@@ -401,8 +401,11 @@ impl Server {
             ServerInput::Start { incarnation } => {
                 *st = ServerState { incarnation, ..ServerState::default() };
                 if self.config.mode == Mode::Linearizable {
+                    // All in one ask: a server starting has nothing else
+                    // queued on its store connection, and comes up serving
+                    // every slot it owns at once.
                     let slots: Vec<Slot> = self.topology.owned_slots(self.id).collect();
-                    self.acquire(st, slots, now, out);
+                    self.acquire(st, slots, usize::MAX, now, out);
                 }
             }
             ServerInput::Drain => {
@@ -552,7 +555,7 @@ impl Server {
                 }
                 match self.target(st, slot) {
                     Some(me) if me == self.id => {
-                        self.acquire(st, vec![slot], now, out);
+                        self.acquire(st, vec![slot], 1, now, out);
                         self.park(st, id, now, out);
                     }
                     Some(to) if can_forward => self.forward(st, id, to, now, out),
@@ -652,15 +655,15 @@ impl Server {
     /// is asked for with the stamp this server has watched unchanged for a
     /// whole lease, if it has: only then may the store hand it over. Before
     /// that the ask still finds a right released or free meanwhile, and
-    /// tells who holds it. At most a batch of `slots` (in order) is asked
+    /// tells who holds it. At most `batch` of `slots` (in order) are asked
     /// for; the answer to a whole batch asks for the next
     /// (`look_at_new_slots`), so that one ask of thousands of rights does
     /// not hold up the requests behind it on the store's connection.
-    fn acquire(&self, st: &mut ServerState, slots: Vec<Slot>, now: Time, out: &mut Vec<ServerOutput>) {
+    fn acquire(&self, st: &mut ServerState, slots: Vec<Slot>, batch: usize, now: Time, out: &mut Vec<ServerOutput>) {
         let wait = self.config.timing.takeover_wait();
         let mut fresh: Vec<Slot> = slots.into_iter().filter(|s| !st.acquiring.contains(s)).collect();
-        let more = fresh.len() > self.config.timing.batch();
-        fresh.truncate(self.config.timing.batch());
+        let more = fresh.len() > batch;
+        fresh.truncate(batch);
         let slots: Vec<(Slot, Option<Stamp>)> = fresh
             .into_iter()
             .inspect(|s| {
@@ -1012,7 +1015,7 @@ impl Server {
             .filter(|s| !st.rights.contains_key(s) && !st.acquiring.contains(s) && self.target(st, *s) == Some(self.id))
             .take(self.config.timing.batch().saturating_add(1))
             .collect();
-        self.acquire(st, slots, now, out);
+        self.acquire(st, slots, self.config.timing.batch(), now, out);
     }
 
     /// Hands back what this server no longer serves in its view: releases the

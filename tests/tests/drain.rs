@@ -10,8 +10,8 @@ fn topology() -> Arc<Topology> {
     Arc::new(ClusterSpec::local(3, 1, 7101, SLOTS).validate().unwrap())
 }
 
-/// The owner of "foo", started and granted its slots by the store: it asks
-/// for them a batch at a time, the next batch on the answer to the last.
+/// The owner of "foo", started and granted its slots by the store: at its
+/// start it asks for all of them at once.
 fn serving_owner() -> (Server, ServerState, Vec<u8>) {
     let topo = topology();
     let key = b"foo".to_vec();
@@ -20,11 +20,10 @@ fn serving_owner() -> (Server, ServerState, Vec<u8>) {
     let mut st = ServerState::default();
     let mut out = Vec::new();
     server.step(&mut st, Time(0), ServerInput::Start { incarnation: 1 }, &mut out);
-    let batch = ProtocolConfig::default().timing.batch();
     let asks = failgroup_tests::core::grant_every_ask(&server, &mut st, &out, Time(0), Epoch(1));
     let owned = server.topology.owned_slots(owner).count();
     assert_eq!(st.rights.len(), owned, "every owned slot asked for and granted");
-    assert_eq!(asks, owned.div_ceil(batch));
+    assert_eq!(asks, 1, "one ask at the start");
     assert!(st.serves(server.topology.slot(&key), Time(1)));
     (server, st, key)
 }
