@@ -250,11 +250,12 @@ impl ServerNode {
     /// enough (`slowlog`, unless the command is one Redis never logs).
     fn cost(&mut self, tok: Token, name: &str, started: Instant, args: &[Vec<u8>], loggable: bool, outcome: Outcome) {
         let usec = started.elapsed().as_micros() as u64;
-        if !self.costs.record(name, outcome, usec) || !loggable {
-            return;
-        }
-        let (Some(s), Some(c)) = (self.sessions.get(&tok), self.net.conns.get(&tok)) else { return };
-        self.costs.log(usec, args, c.addr.to_string(), s.name.as_deref().unwrap_or_default());
+        let (sessions, conns) = (&self.sessions, &self.net.conns);
+        let client = || {
+            let peer = conns.get(&tok).map(|c| c.addr.to_string()).unwrap_or_default();
+            (peer, sessions.get(&tok).and_then(|s| s.name.clone()).unwrap_or_default())
+        };
+        self.costs.ended(name, outcome, usec, args, loggable, client);
     }
 
     /// EXEC of a transaction with commands queued or keys watched: one
@@ -419,10 +420,11 @@ impl ServerNode {
                     false => Outcome::Done,
                 };
                 let usec = c.at.elapsed().as_micros() as u64;
-                if self.costs.record(&c.name, outcome, usec) {
-                    let peer = self.net.conns.get(&tok).map(|c| c.addr.to_string()).unwrap_or_default();
-                    self.costs.log(usec, &c.args, peer, s.name.as_deref().unwrap_or_default());
-                }
+                let (conns, name) = (&self.net.conns, &s.name);
+                let peer = || {
+                    (conns.get(&tok).map(|c| c.addr.to_string()).unwrap_or_default(), name.clone().unwrap_or_default())
+                };
+                self.costs.ended(&c.name, outcome, usec, &c.args, true, peer);
             }
             let f = &s.inflight[at];
             // INFO's keyspace hits and misses, as Redis counts them: a key

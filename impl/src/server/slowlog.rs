@@ -117,6 +117,24 @@ impl Costs {
         self.slower_than >= 0 && usec as i64 >= self.slower_than
     }
 
+    /// Counts a command that ended, and logs it if slow enough and
+    /// `loggable`: its arguments, the client's `ip:port` (asked only then)
+    /// and name.
+    pub fn ended(
+        &mut self,
+        name: &str,
+        outcome: Outcome,
+        usec: u64,
+        args: &[Vec<u8>],
+        loggable: bool,
+        client: impl FnOnce() -> (String, Vec<u8>),
+    ) {
+        if self.record(name, outcome, usec) && loggable {
+            let (peer, client_name) = client();
+            self.log(usec, args, peer, &client_name);
+        }
+    }
+
     /// Logs a slow command: its arguments, the client's `ip:port` and name.
     pub fn log(&mut self, usec: u64, args: &[Vec<u8>], peer: String, name: &[u8]) {
         let unix_s =
