@@ -65,6 +65,9 @@ fn bad_arguments_are_refused_clearly() {
     let (code, out) = failgroup(&["dev", "--port", "65534", "--servers", "3"]);
     assert_eq!(code, 2);
     assert!(out.contains("--port"), "{out}");
+    let (code, out) = failgroup(&["dev", "--port", "7900", "--metrics-port", "65534", "--servers", "3"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("--metrics-port"), "{out}");
     // Nothing listens on port 1: a clear error, not a hang, and the exit
     // code of an unreachable master.
     let (code, out) = failgroup(&["status", "--master", "127.0.0.1:1"]);

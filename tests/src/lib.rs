@@ -202,7 +202,10 @@ impl Cluster {
         let store = TestStore::for_port(port);
         let mut dev = failgroup_command()
             .args(["dev", "--port", &port.to_string(), "--servers", &servers.to_string()])
-            .args(["--groups", &groups.to_string(), "--store", &store.url(), "--data"])
+            .args(["--groups", &groups.to_string(), "--store", &store.url()])
+            // Above Linux's ephemeral ports (32768-60999), so that no test's
+            // outgoing connection holds a node's metrics port.
+            .args(["--metrics-port", &(port as u32 + 40_000).to_string(), "--data"])
             .arg(&dir)
             .env("RUST_LOG", log_level())
             .stdout(Stdio::piped())

@@ -1,6 +1,6 @@
 //! Issue 18: each server's Prometheus/OpenMetrics text on its own HTTP port
-//! (`[metrics]`; `failgroup dev` gives each node its port plus 30,000 and
-//! prints `metrics=http://ADDR/metrics` at the end of its line), parsed
+//! (`[metrics]`; `failgroup dev --metrics-port P` gives the master P and
+//! server i P+i, and prints `metrics=http://ADDR/metrics` at the end of its line), parsed
 //! with a real parser (Python's `prometheus_client`) and read moving under
 //! load.
 
@@ -32,7 +32,7 @@ fn every_server_serves_metrics_a_parser_reads_and_they_move_under_load() {
     let cluster = Cluster::start(24700, 3, 1);
     let cfg = failgroup::config::Config::load(&cluster.dir.join("cluster.toml")).expect("the dev config");
     let at = |s: &str| cfg.file.metrics.servers.get(s).cloned().unwrap_or_else(|| panic!("{s} has a metrics address"));
-    assert_eq!(at("s1"), "127.0.0.1:54701", "dev: the server's port plus 30,000");
+    assert_eq!(at("s1"), "127.0.0.1:64701", "dev: the metrics port the harness gave, plus 1");
 
     let before = scrape(&at("s1"));
     let get_count = "failgroup_command_duration_seconds_count{command=\"get\"}";

@@ -21,6 +21,9 @@ pub struct DevOptions {
     pub mode: Mode,
     /// `sqlite:PATH` (relative to `data`) or `postgres://...`.
     pub store: String,
+    /// The master's metrics port, the servers' on the ports after it; 0 for
+    /// none.
+    pub metrics_port: u16,
     /// The nodes' log lines (`--log-format`), passed on to each.
     pub log_format: crate::util::LogFormat,
 }
@@ -35,6 +38,9 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
     }
     if o.port as u32 + o.servers as u32 + 1 > 65535 {
         return Err("--port: the servers' and the standby master's ports would pass 65535".into());
+    }
+    if o.metrics_port as u32 + o.servers as u32 > 65535 {
+        return Err("--metrics-port: the servers' metrics ports would pass 65535".into());
     }
     let file = FileConfig {
         master: format!("127.0.0.1:{}", o.port),
@@ -55,15 +61,13 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
     Config::new(file, o.data.clone()).map_err(|e| e.to_string())
 }
 
-/// Each node's metrics port is its own plus 30,000 (the master's and the
-/// servers'), where that stays a port; none above.
-const METRICS_OFFSET: u32 = 30_000;
-
+/// The master's metrics on `--metrics-port`, server `i`'s on that plus `i`;
+/// none when it is 0.
 fn dev_metrics(o: &DevOptions) -> crate::config::MetricsConfig {
-    let at = |port: u32| (port + METRICS_OFFSET <= 65535).then(|| format!("127.0.0.1:{}", port + METRICS_OFFSET));
+    let at = |i: u16| (o.metrics_port != 0).then(|| format!("127.0.0.1:{}", o.metrics_port + i));
     crate::config::MetricsConfig {
-        master: at(o.port as u32),
-        servers: (1..=o.servers as u32).filter_map(|i| Some((format!("s{i}"), at(o.port as u32 + i)?))).collect(),
+        master: at(0),
+        servers: (1..=o.servers).filter_map(|i| Some((format!("s{i}"), at(i)?))).collect(),
     }
 }
 

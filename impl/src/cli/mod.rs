@@ -50,6 +50,11 @@ enum CliCommand {
         /// postgres://user[:password]@host[:port]/dbname.
         #[arg(long, default_value = "sqlite:data.db")]
         store: String,
+        /// Where the nodes serve their metrics: the master on 127.0.0.1:P,
+        /// servers on P+1..P+N; 0 for none [default: PORT+1000, or none
+        /// where that would pass 65535].
+        #[arg(long)]
+        metrics_port: Option<u16>,
     },
     /// Run one cache server of a cluster.
     Server {
@@ -390,11 +395,20 @@ struct CheckArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        CliCommand::Dev { servers, groups, port, data, mode, store } => {
+        CliCommand::Dev { servers, groups, port, data, mode, store, metrics_port } => {
             let data = data.unwrap_or_else(|| std::env::temp_dir().join(format!("failgroup-dev-{port}")));
             crate::util::init_logging("info", cli.log_format);
             let log_format = cli.log_format;
-            exit(dev::run(dev::DevOptions { servers, groups, port, data, mode, store, log_format }))
+            let metrics_port = metrics_port.unwrap_or_else(|| {
+                let p = port as u32 + 1000;
+                if p + servers as u32 <= 65535 {
+                    p as u16
+                } else {
+                    0
+                }
+            });
+            let o = dev::DevOptions { servers, groups, port, data, mode, store, metrics_port, log_format };
+            exit(dev::run(o))
         }
         CliCommand::Server { config, id } => {
             crate::util::init_logging("info", cli.log_format);
