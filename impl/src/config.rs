@@ -28,6 +28,7 @@
 //! members = ["s1"]
 //! ```
 
+pub use crate::net::tls::{TlsAuthClients, TlsConfig};
 use crate::resp;
 use failgroup_model::{ClusterSpec, Mode, Policy, ProtocolConfig, ServerId, Timing, Topology};
 use serde::{Deserialize, Serialize};
@@ -224,6 +225,10 @@ pub struct FileConfig {
     /// /metrics`); a node without one serves none.
     #[serde(default, skip_serializing_if = "MetricsConfig::is_empty")]
     pub metrics: MetricsConfig,
+    /// RESP over TLS (`[tls]`): certificate, key, client CAs, and each
+    /// server's TLS address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     pub cluster: ClusterSpec,
 }
 
@@ -400,6 +405,17 @@ impl Config {
         if let Some(addr) = &file.metrics.master {
             check_addr("metrics.master", addr)?;
         }
+        if let Some(tls) = &file.tls {
+            for (name, addr) in &tls.servers {
+                if !file.cluster.servers.iter().any(|s| &s.name == name) {
+                    return Err(field(&format!("tls.servers.{name}"), "names no server of [cluster]"));
+                }
+                check_addr(&format!("tls.servers.{name}"), addr)?;
+            }
+            // The files are read and checked now, so that a bad one stops
+            // the start with its name.
+            crate::net::tls::acceptor(tls, &dir).map_err(|e| field("tls", e.0))?;
+        }
         for (name, bind) in &file.bind {
             if !file.cluster.servers.iter().any(|s| &s.name == name) {
                 return Err(field(&format!("bind.{name}"), "names no server of [cluster]"));
@@ -480,6 +496,7 @@ impl Config {
             ("cluster", old.cluster != newf.cluster),
             ("bind", old.bind != newf.bind),
             ("metrics", old.metrics != newf.metrics),
+            ("tls", old.tls != newf.tls),
         ];
         (cfg, live, restart.into_iter().filter(|(_, changed)| *changed).map(|(n, _)| n).collect())
     }

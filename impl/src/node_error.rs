@@ -19,6 +19,8 @@ pub enum NodeError {
     /// The topology in the store, or the one the master sent to a joining
     /// server, is unusable: what and why.
     Topology(String),
+    /// The TLS settings' files could not be used.
+    Tls(crate::net::tls::TlsError),
 }
 
 impl NodeError {
@@ -35,6 +37,7 @@ impl fmt::Display for NodeError {
             NodeError::Listen(e) => e.fmt(f),
             NodeError::Os { doing, error } => write!(f, "{doing}: {error}"),
             NodeError::Topology(why) => write!(f, "topology: {why}"),
+            NodeError::Tls(e) => e.fmt(f),
         }
     }
 }
@@ -56,5 +59,11 @@ impl From<StoreError> for NodeError {
 impl From<ListenError> for NodeError {
     fn from(e: ListenError) -> NodeError {
         NodeError::Listen(e)
+    }
+}
+
+impl From<crate::net::tls::TlsError> for NodeError {
+    fn from(e: crate::net::tls::TlsError) -> NodeError {
+        NodeError::Tls(e)
     }
 }

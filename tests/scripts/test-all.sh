@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test, on both stores: `cargo test --workspace` (SQLite, plus the
+# The builds with the declared minimum Rust version and for macOS
+# (tests/scripts/toolchains.sh), then every test, on both stores: `cargo test --workspace` (SQLite, plus the
 # PostgreSQL unit tests and the cluster across hosts), then the end-to-end
 # suites again with every cluster on PostgreSQL. A throwaway PostgreSQL
 # (tests/scripts/postgres.sh) runs on 127.0.0.1:55432 meanwhile and is
@@ -7,6 +8,8 @@
 # happens, and it says so.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# First the declared minimum Rust version and the macOS build.
+tests/scripts/toolchains.sh
 # The end-to-end tests start the binary that `cargo test` does not rebuild
 # for another package's tests: build it first.
 cargo build -p failgroup

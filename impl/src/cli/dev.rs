@@ -56,6 +56,7 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
         cache: Default::default(),
         bind: Default::default(),
         metrics: dev_metrics(o),
+        tls: None,
         cluster: ClusterSpec::local(o.servers, o.groups, o.port + 1, failgroup_model::SLOTS),
     };
     Config::new(file, o.data.clone()).map_err(|e| e.to_string())

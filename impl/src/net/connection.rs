@@ -2,6 +2,7 @@
 //! protocol, as both event loops (server and master) keep them.
 
 use super::socket::resolve;
+use super::tls::TlsSession;
 use super::wire::{self, Msg, Peer};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -40,6 +41,8 @@ pub struct Connection {
     pub created: Instant,
     /// Outbound connection still connecting.
     pub connecting: bool,
+    /// Accepted on a TLS address: the socket's bytes pass through it.
+    tls: Option<TlsSession>,
 }
 
 impl Connection {
@@ -57,7 +60,20 @@ impl Connection {
             last_active: now,
             created: now,
             connecting: false,
+            tls: None,
         }
+    }
+
+    /// An accepted connection that speaks TLS.
+    pub fn with_tls(mut self, tls: TlsSession) -> Connection {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether output waits to be written: replies, or TLS's own records
+    /// (a handshake's, an alert's).
+    pub fn has_output(&self) -> bool {
+        !self.wbuf.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Opens a node connection to `addr`: the preamble and hello are queued
@@ -92,6 +108,22 @@ impl Connection {
     }
 
     fn read_with(&mut self, chunk: &mut [u8]) {
+        if let Some(tls) = self.tls.as_mut() {
+            let before = self.rbuf.len();
+            match tls.read_from(&mut self.sock, &mut self.rbuf) {
+                Ok(open) => self.dead |= !open,
+                Err(e) => {
+                    // Not TLS (a plain client on the TLS address) or a
+                    // failed handshake: the alert is sent, then it closes.
+                    tracing::debug!(peer = %self.addr, error = %e, "closing a TLS connection");
+                    self.closing = true;
+                }
+            }
+            if self.rbuf.len() > before {
+                self.last_active = Instant::now();
+            }
+            return;
+        }
         loop {
             match self.sock.read(chunk) {
                 Ok(0) => {
@@ -128,6 +160,28 @@ impl Connection {
                     return;
                 }
             }
+        }
+        if let Some(tls) = self.tls.as_mut() {
+            let mut taken = 0;
+            loop {
+                match tls.write_to(&self.wbuf[taken..], &mut self.sock) {
+                    Ok((n, blocked)) => {
+                        taken += n;
+                        if blocked || n == 0 || taken == self.wbuf.len() {
+                            break;
+                        }
+                    }
+                    Err(_) => {
+                        self.dead = true;
+                        break;
+                    }
+                }
+            }
+            self.wbuf.drain(..taken);
+            if self.closing && self.wbuf.is_empty() && !tls.wants_write() {
+                self.dead = true;
+            }
+            return;
         }
         let mut written = 0;
         while written < self.wbuf.len() {

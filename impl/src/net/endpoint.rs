@@ -4,17 +4,20 @@
 //! loop's business.
 
 use super::connection::{Connection, Proto};
-use super::socket::{listen, ListenError};
+use super::socket::{listen, resolve, ListenError};
+use super::tls::{Acceptor, TlsSession};
 use super::wire::Peer;
 use foldhash::{HashMap, HashMapExt};
 use mio::net::TcpListener;
-use mio::{Events, Poll, Token};
+use mio::{Events, Interest, Poll, Token};
 use std::io;
 use std::time::Duration;
 
 pub struct Endpoint {
     pub poll: Poll,
     listener: TcpListener,
+    /// RESP over TLS, where the config asks for it.
+    tls: Option<(TcpListener, Acceptor)>,
     pub conns: HashMap<Token, Connection>,
     next_token: usize,
 }
@@ -22,12 +25,23 @@ pub struct Endpoint {
 impl Endpoint {
     /// The listener's token.
     pub const LISTENER: Token = Token(0);
+    /// The TLS listener's.
+    pub const TLS_LISTENER: Token = Token(usize::MAX - 1);
 
     /// Listens on `addr`; connections get tokens from `first_token` on
     /// (those below are the loop's own, e.g. a waker).
     pub fn bind(addr: &str, first_token: usize) -> Result<Endpoint, ListenError> {
         let (poll, listener) = listen(addr, Endpoint::LISTENER)?;
-        Ok(Endpoint { poll, listener, conns: HashMap::new(), next_token: first_token.max(1) })
+        Ok(Endpoint { poll, listener, tls: None, conns: HashMap::new(), next_token: first_token.max(1) })
+    }
+
+    /// Listens on `addr` too, for connections that speak TLS.
+    pub fn listen_tls(&mut self, addr: &str, acceptor: Acceptor) -> Result<(), ListenError> {
+        let fail = |error| ListenError { addr: addr.to_string(), error };
+        let mut listener = TcpListener::bind(resolve(addr).map_err(fail)?).map_err(fail)?;
+        self.poll.registry().register(&mut listener, Endpoint::TLS_LISTENER, Interest::READABLE).map_err(fail)?;
+        self.tls = Some((listener, acceptor));
+        Ok(())
     }
 
     /// Waits for readiness at most `timeout` (a signal's interruption is
@@ -41,12 +55,36 @@ impl Endpoint {
 
     /// Accepts every pending connection; their tokens.
     pub fn accept(&mut self) -> Vec<Token> {
+        self.accept_on(false)
+    }
+
+    /// Accepts every pending connection on the TLS address; their tokens.
+    pub fn accept_tls(&mut self) -> Vec<Token> {
+        self.accept_on(true)
+    }
+
+    fn accept_on(&mut self, tls: bool) -> Vec<Token> {
         let mut new = Vec::new();
         loop {
-            match self.listener.accept() {
+            let accepted = match (&self.tls, tls) {
+                (Some((l, _)), true) => l.accept(),
+                (None, true) => return new,
+                (_, false) => self.listener.accept(),
+            };
+            match accepted {
                 Ok((sock, addr)) => {
                     let _ = sock.set_nodelay(true);
-                    if let Some(tok) = self.add(Connection::new(sock, addr, Proto::Unknown)) {
+                    let mut conn = Connection::new(sock, addr, Proto::Unknown);
+                    if let Some((_, acceptor)) = self.tls.as_ref().filter(|_| tls) {
+                        match TlsSession::accept(acceptor) {
+                            Ok(s) => conn = conn.with_tls(s),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "TLS session not made");
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some(tok) = self.add(conn) {
                         new.push(tok);
                     }
                 }

@@ -7,6 +7,7 @@ mod connection;
 mod endpoint;
 pub mod link;
 mod socket;
+pub mod tls;
 pub mod wire;
 
 pub use clock::Clock;

@@ -42,6 +42,10 @@ impl ServerNode {
         self.stats.connections += self.net.accept().len() as u64;
     }
 
+    pub(super) fn accept_tls(&mut self) {
+        self.stats.connections += self.net.accept_tls().len() as u64;
+    }
+
     pub(super) fn on_readiness(&mut self, tok: Token) {
         let Some(c) = self.net.conns.get_mut(&tok) else { return };
         c.read_all();

@@ -112,7 +112,13 @@ impl ServerNode {
         stop: Arc<AtomicBool>,
     ) -> Result<ServerNode, NodeError> {
         let addr = cfg.listen_addr(&topology, id);
-        let net = Endpoint::bind(&addr, WAKER.0 + 1)?;
+        let mut net = Endpoint::bind(&addr, WAKER.0 + 1)?;
+        let name = topology.name(id).to_string();
+        if let Some((tls, at)) = cfg.file.tls.as_ref().and_then(|t| Some((t, t.servers.get(&name)?))) {
+            let acceptor = crate::net::tls::acceptor(tls, &cfg.dir)?;
+            net.listen_tls(at, acceptor)?;
+            tracing::info!(server = %name, addr = %at, "TLS listening");
+        }
         let waker = Arc::new(Waker::new(net.poll.registry(), WAKER).map_err(NodeError::os("a poll waker"))?);
         let mut db = cfg.open_store()?;
         // A node of another mode or topology than the store's cluster is
@@ -278,6 +284,7 @@ impl ServerNode {
             for ev in events.iter() {
                 match ev.token() {
                     Endpoint::LISTENER => self.accept(),
+                    Endpoint::TLS_LISTENER => self.accept_tls(),
                     WAKER => {}
                     tok => self.on_readiness(tok),
                 }
@@ -510,7 +517,7 @@ impl ServerNode {
         let connect_timeout = Duration::from_millis(self.cfg.file.timing.send_timeout);
         let mut dead = Vec::new();
         for (tok, c) in self.net.conns.iter_mut() {
-            if !c.wbuf.is_empty() {
+            if c.has_output() {
                 c.flush();
             }
             if c.wbuf.len() > max_out {

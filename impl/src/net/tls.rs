@@ -1,0 +1,220 @@
+//! TLS for RESP clients (issue 18): rustls on ring, no OpenSSL. A
+//! connection accepted on a server's TLS address carries a [`TlsSession`];
+//! `Connection` passes its socket's bytes through it, so the loop sees
+//! plain RESP as on any other connection. Built without the `tls` feature
+//! (the macOS check, which has no C compiler for ring), a config that asks
+//! for TLS is refused.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+
+/// `[tls]`: RESP over TLS on each server's TLS address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The servers' certificate chain (PEM), relative to the config file.
+    pub cert_file: String,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+    /// CAs whose certificates clients present (PEM); without it no client
+    /// certificate is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// With `ca_file`: whether a client must present a certificate (`yes`),
+    /// may (`optional`) or is not asked (`no`), as Redis's
+    /// `tls-auth-clients`.
+    #[serde(default)]
+    pub auth_clients: TlsAuthClients,
+    /// Each server's TLS address, by name (`[tls.servers] s1 =
+    /// "127.0.0.1:7201"`); a server without one speaks only plain RESP.
+    #[serde(default)]
+    pub servers: BTreeMap<String, String>,
+}
+
+/// `tls.auth_clients`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsAuthClients {
+    #[default]
+    Yes,
+    No,
+    Optional,
+}
+
+/// Why the TLS settings could not be used.
+#[derive(Debug)]
+pub struct TlsError(pub String);
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+#[cfg(feature = "tls")]
+mod imp {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{self, Read, Write};
+
+    /// What a server's TLS listener hands each connection.
+    #[derive(Clone)]
+    pub struct Acceptor(Arc<rustls::ServerConfig>);
+
+    impl std::fmt::Debug for Acceptor {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Acceptor")
+        }
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// The certificate chain, key and (for client certificates) CA the
+    /// settings name, paths relative to `dir`, read and checked.
+    pub fn acceptor(tls: &TlsConfig, dir: &Path) -> Result<Acceptor, TlsError> {
+        let path = |p: &str| dir.join(p);
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path(&tls.cert_file))
+            .and_then(|i| i.collect())
+            .map_err(|e| TlsError(format!("tls.cert_file {}: {e}", tls.cert_file)))?;
+        if certs.is_empty() {
+            return Err(TlsError(format!("tls.cert_file {}: no certificate in it", tls.cert_file)));
+        }
+        let key = PrivateKeyDer::from_pem_file(path(&tls.key_file))
+            .map_err(|e| TlsError(format!("tls.key_file {}: {e}", tls.key_file)))?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(format!("tls: {e}")))?;
+        let builder = match (&tls.ca_file, tls.auth_clients) {
+            (_, TlsAuthClients::No) | (None, _) => builder.with_no_client_auth(),
+            (Some(ca), auth) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in
+                    CertificateDer::pem_file_iter(path(ca)).map_err(|e| TlsError(format!("tls.ca_file {ca}: {e}")))?
+                {
+                    let c = c.map_err(|e| TlsError(format!("tls.ca_file {ca}: {e}")))?;
+                    roots.add(c).map_err(|e| TlsError(format!("tls.ca_file {ca}: {e}")))?;
+                }
+                if roots.is_empty() {
+                    return Err(TlsError(format!("tls.ca_file {ca}: no certificate in it")));
+                }
+                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+                let v = if auth == TlsAuthClients::Optional { v.allow_unauthenticated() } else { v };
+                builder.with_client_cert_verifier(v.build().map_err(|e| TlsError(format!("tls.ca_file {ca}: {e}")))?)
+            }
+        };
+        let config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| TlsError(format!("tls.key_file {}: {e}", tls.key_file)))?;
+        Ok(Acceptor(Arc::new(config)))
+    }
+
+    /// One connection's TLS state.
+    pub struct TlsSession(Box<rustls::ServerConnection>);
+
+    impl TlsSession {
+        pub fn accept(a: &Acceptor) -> io::Result<TlsSession> {
+            rustls::ServerConnection::new(a.0.clone()).map(|c| TlsSession(Box::new(c))).map_err(io::Error::other)
+        }
+
+        /// Reads what the socket has, decrypts it into `plain`. `Ok(false)`
+        /// on the peer's end of the stream; an error on bytes that are not
+        /// TLS or fail it (the alert is queued for `write_to`).
+        pub fn read_from(&mut self, sock: &mut impl Read, plain: &mut Vec<u8>) -> io::Result<bool> {
+            let mut open = true;
+            loop {
+                match self.0.read_tls(sock) {
+                    Ok(0) => {
+                        open = false;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+                let state = self.0.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                if state.plaintext_bytes_to_read() > 0 {
+                    let at = plain.len();
+                    plain.resize(at + state.plaintext_bytes_to_read(), 0);
+                    self.0.reader().read_exact(&mut plain[at..])?;
+                }
+                if state.peer_has_closed() {
+                    open = false;
+                    break;
+                }
+            }
+            Ok(open)
+        }
+
+        /// Encrypts what it can of `plain` (it takes some and says how
+        /// much) and writes what is ready to the socket; `Ok(true)` while
+        /// encrypted bytes are left to write.
+        pub fn write_to(&mut self, plain: &[u8], sock: &mut impl Write) -> io::Result<(usize, bool)> {
+            let taken = if plain.is_empty() { 0 } else { self.0.writer().write(plain)? };
+            while self.0.wants_write() {
+                match self.0.write_tls(sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((taken, true)),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((taken, false))
+        }
+
+        /// Whether encrypted bytes wait to be written (a handshake's, an
+        /// alert's).
+        pub fn wants_write(&self) -> bool {
+            self.0.wants_write()
+        }
+
+        /// Ends the session politely (close_notify; `write_to` sends it).
+        pub fn close(&mut self) {
+            self.0.send_close_notify();
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod imp {
+    use super::*;
+    use std::io::{self, Read, Write};
+
+    /// Never made: a build without TLS refuses a config asking for it.
+    #[derive(Clone, Debug)]
+    pub enum Acceptor {}
+
+    pub fn acceptor(_: &TlsConfig, _: &Path) -> Result<Acceptor, TlsError> {
+        Err(TlsError("tls: this build of failgroup has no TLS (built without the `tls` feature)".into()))
+    }
+
+    pub enum TlsSession {}
+
+    impl TlsSession {
+        pub fn accept(a: &Acceptor) -> io::Result<TlsSession> {
+            match *a {}
+        }
+        pub fn read_from(&mut self, _: &mut impl Read, _: &mut Vec<u8>) -> io::Result<bool> {
+            match *self {}
+        }
+        pub fn write_to(&mut self, _: &[u8], _: &mut impl Write) -> io::Result<(usize, bool)> {
+            match *self {}
+        }
+        pub fn wants_write(&self) -> bool {
+            match *self {}
+        }
+        pub fn close(&mut self) {
+            match *self {}
+        }
+    }
+}
+
+pub use imp::{acceptor, Acceptor, TlsSession};

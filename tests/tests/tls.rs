@@ -1,0 +1,182 @@
+//! Issue 18: RESP over TLS (`[tls]`, rustls) with certificates this test
+//! makes (a CA, the servers' certificate for 127.0.0.1, a client's):
+//! redis-cli `--tls` and redis-py `ssl=True` read and write keys of every
+//! owner through one server's TLS address; a client without a certificate
+//! is refused where one is required and served where it is optional; a
+//! plain-text client on a TLS address is closed at once, and the plain
+//! address keeps serving beside it; bad TLS files stop a server with their
+//! name.
+
+use failgroup_tests::{failgroup_command, Cluster, Resp};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A CA, a server certificate it signed (127.0.0.1 and localhost), and a
+/// client certificate it signed, as PEM files in `dir`.
+fn make_certs(dir: &Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "failgroup test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(vec!["client".to_string()]).unwrap();
+    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &issuer).unwrap();
+    for (name, pem) in [
+        ("ca.pem", ca_cert.pem()),
+        ("server.pem", server_cert.pem()),
+        ("server.key", server_key.serialize_pem()),
+        ("client.pem", client_cert.pem()),
+        ("client.key", client_key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(name), pem).unwrap();
+    }
+}
+
+/// The `[tls]` table: every server on its port plus 20.
+fn tls_toml(dir: &Path, port: u16, servers: u16, auth: &str) -> String {
+    let d = dir.display();
+    let mut t = format!(
+        "[tls]\ncert_file = \"{d}/server.pem\"\nkey_file = \"{d}/server.key\"\nca_file = \"{d}/ca.pem\"\n\
+         auth_clients = \"{auth}\"\n[tls.servers]\n"
+    );
+    for i in 1..=servers {
+        t += &format!("s{i} = \"127.0.0.1:{}\"\n", port + i + 20);
+    }
+    t
+}
+
+fn redis_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new("redis-cli").args(args).output().expect("redis-cli runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn tls_cli(certs: &Path, port: u16, client_cert: bool, cmd: &[&str]) -> (bool, String) {
+    let (ca, cert, key) = (certs.join("ca.pem"), certs.join("client.pem"), certs.join("client.key"));
+    let port = port.to_string();
+    let mut args = vec!["-h", "127.0.0.1", "-p", &port, "--tls", "--cacert", ca.to_str().unwrap()];
+    if client_cert {
+        args.extend(["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    }
+    args.extend(cmd);
+    redis_cli(&args)
+}
+
+/// redis-py over TLS: reads what redis-cli wrote, writes its own.
+const PY_TLS: &str = r#"
+import sys, redis
+port, d = int(sys.argv[1]), sys.argv[2]
+r = redis.Redis(host='127.0.0.1', port=port, ssl=True, ssl_ca_certs=d + '/ca.pem',
+                ssl_certfile=d + '/client.pem', ssl_keyfile=d + '/client.key')
+for i in range(30):
+    assert r.get(f'tls:{i}') == f'v{i}'.encode(), i
+    assert r.set(f'py:{i}', i)
+assert r.incr('py:counter') == 1
+print('ok')
+"#;
+
+#[test]
+fn redis_cli_and_redis_py_over_tls_and_a_plain_client_refused() {
+    let port = 24800;
+    let certs = std::env::temp_dir().join(format!("failgroup-tls-{port}-{}", std::process::id()));
+    make_certs(&certs);
+    let cluster = Cluster::with_config(port, 3, "", &tls_toml(&certs, port, 3, "yes"));
+    let tls_port = port + 1 + 20; // s1's
+
+    // redis-cli with a client certificate: keys of every owner through s1
+    // (two thirds forwarded), written and read back.
+    for i in 0..30 {
+        let (k, v) = (format!("tls:{i}"), format!("v{i}"));
+        let (ok, out) = tls_cli(&certs, tls_port, true, &["SET", &k, &v]);
+        assert!(ok && out.trim() == "OK", "SET {k} over TLS: {out}");
+        let (ok, out) = tls_cli(&certs, tls_port, true, &["GET", &k]);
+        assert!(ok && out.trim() == v, "GET {k} over TLS: {out}");
+    }
+    // The plain address serves the same keys beside it.
+    let mut plain = Resp::connect(&cluster.addr("s2"));
+    assert_eq!(plain.run("GET tls:7"), failgroup_tests::bulk("v7"));
+
+    // No client certificate where one is required: refused in the
+    // handshake, no command runs.
+    let (_, out) = tls_cli(&certs, tls_port, false, &["SET", "tls:nocert", "x"]);
+    assert!(!out.contains("OK"), "served without a client certificate: {out}");
+    assert_eq!(plain.run("EXISTS tls:nocert"), failgroup::resp::Reply::Int(0));
+
+    // A plain-text client on the TLS address is closed at once (its bytes
+    // are not TLS), and the server goes on serving.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    std::io::Write::write_all(&mut s, b"*1\r\n$4\r\nPING\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut got);
+    assert!(started.elapsed() < Duration::from_secs(4), "the plain client was kept waiting");
+    assert!(!String::from_utf8_lossy(&got).contains("PONG"), "a plain client was served on the TLS address");
+    let (ok, out) = redis_cli(&["-h", "127.0.0.1", "-p", &tls_port.to_string(), "PING"]);
+    assert!(!ok || !out.contains("PONG"), "redis-cli without --tls was served: {out}");
+    let (ok, out) = tls_cli(&certs, tls_port, true, &["PING"]);
+    assert!(ok && out.trim() == "PONG", "{out}");
+
+    // redis-py with ssl=True and a client certificate, through s2's TLS
+    // address, at its defaults otherwise.
+    let py = std::env::var("FAILGROUP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = PY_TLS;
+    let out = Command::new(&py).args(["-c", script, &(port + 2 + 20).to_string()]).arg(&certs).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if text.contains("No module named 'redis'") {
+        assert!(std::env::var_os("FAILGROUP_REQUIRE_CLIENTS").is_none(), "redis-py is required: {text}");
+        eprintln!("note: {py} has no redis-py: its part is skipped");
+    } else {
+        assert!(out.status.success() && text.trim_end().ends_with("ok"), "redis-py over TLS: {text}");
+        assert_eq!(plain.run("GET py:29"), failgroup_tests::bulk("29"));
+    }
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
+#[test]
+fn optional_client_certificates_and_bad_tls_files() {
+    let port = 24840;
+    let certs = std::env::temp_dir().join(format!("failgroup-tls-{port}-{}", std::process::id()));
+    make_certs(&certs);
+    let cluster = Cluster::with_config(port, 1, "", &tls_toml(&certs, port, 1, "optional"));
+    let tls_port = port + 1 + 20;
+    let (ok, out) = tls_cli(&certs, tls_port, false, &["SET", "opt", "1"]);
+    assert!(ok && out.trim() == "OK", "optional: served without a certificate: {out}");
+    let (ok, out) = tls_cli(&certs, tls_port, true, &["GET", "opt"]);
+    assert!(ok && out.trim() == "1", "optional: served with one: {out}");
+    drop(cluster);
+
+    // A key file that is not a key: the server refuses to start, naming
+    // the setting and the file.
+    std::fs::write(certs.join("bad.key"), "not a key\n").unwrap();
+    let dir = certs.join("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = format!(
+        "master = \"127.0.0.1:{port}\"\nstore = \"sqlite:data.db\"\n{}\n[cluster]\n\
+         [[cluster.servers]]\nname = \"s1\"\naddr = \"127.0.0.1:{}\"\n\
+         [[cluster.groups]]\nname = \"g1\"\nmembers = [\"s1\"]\n",
+        tls_toml(&certs, port, 1, "no").replace("server.key", "bad.key"),
+        port + 1
+    );
+    std::fs::write(dir.join("cluster.toml"), toml).unwrap();
+    let out = failgroup_command()
+        .args(["server", "--config"])
+        .arg(dir.join("cluster.toml"))
+        .args(["--id", "s1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "started with a bad key: {text}");
+    assert!(text.contains("tls.key_file") && text.contains("bad.key"), "{text}");
+    let _ = std::fs::remove_dir_all(&certs);
+}
