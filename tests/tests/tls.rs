@@ -1,7 +1,8 @@
 //! Issue 18: RESP over TLS (`[tls]`, rustls) with certificates this test
 //! makes (a CA, the servers' certificate for 127.0.0.1, a client's):
 //! redis-cli `--tls` and redis-py `ssl=True` read and write keys of every
-//! owner through one server's TLS address; a client without a certificate
+//! owner through one server's TLS address, and redis-py's cluster client
+//! finds every server's TLS address in CLUSTER SLOTS; a client without a certificate
 //! is refused where one is required and served where it is optional; a
 //! plain-text client on a TLS address is closed at once, and the plain
 //! address keeps serving beside it; bad TLS files stop a server with their
@@ -81,6 +82,14 @@ for i in range(30):
     assert r.get(f'tls:{i}') == f'v{i}'.encode(), i
     assert r.set(f'py:{i}', i)
 assert r.incr('py:counter') == 1
+# The cluster client: CLUSTER SLOTS over TLS gives the TLS addresses, and
+# it reads every key from the server that serves it.
+tls_ports = sorted(int(p) for p in sys.argv[3].split(','))
+c = redis.RedisCluster(host='127.0.0.1', port=port, ssl=True, ssl_ca_certs=d + '/ca.pem',
+                       ssl_certfile=d + '/client.pem', ssl_keyfile=d + '/client.key')
+assert sorted({n.port for n in c.get_nodes()}) == tls_ports, c.get_nodes()
+for i in range(30):
+    assert c.get(f'py:{i}') == str(i).encode(), i
 print('ok')
 "#;
 
@@ -101,9 +110,15 @@ fn redis_cli_and_redis_py_over_tls_and_a_plain_client_refused() {
         let (ok, out) = tls_cli(&certs, tls_port, true, &["GET", &k]);
         assert!(ok && out.trim() == v, "GET {k} over TLS: {out}");
     }
-    // The plain address serves the same keys beside it.
+    // The plain address serves the same keys beside it, and gives the
+    // plain addresses in CLUSTER SLOTS where a TLS client gets the TLS ones.
     let mut plain = Resp::connect(&cluster.addr("s2"));
     assert_eq!(plain.run("GET tls:7"), failgroup_tests::bulk("v7"));
+    let slots = format!("{:?}", plain.run("CLUSTER SLOTS"));
+    assert!(slots.contains(&format!("Int({})", port + 1)) && !slots.contains(&format!("Int({tls_port})")), "{slots}");
+    let (ok, out) = tls_cli(&certs, tls_port, true, &["CLUSTER", "SLOTS"]);
+    assert!(ok && out.lines().any(|l| l.trim() == tls_port.to_string()), "{out}");
+    assert!(!out.lines().any(|l| l.trim() == (port + 1).to_string()), "{out}");
 
     // No client certificate where one is required: refused in the
     // handshake, no command runs.
@@ -130,7 +145,13 @@ fn redis_cli_and_redis_py_over_tls_and_a_plain_client_refused() {
     // address, at its defaults otherwise.
     let py = std::env::var("FAILGROUP_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = PY_TLS;
-    let out = Command::new(&py).args(["-c", script, &(port + 2 + 20).to_string()]).arg(&certs).output().unwrap();
+    let tls_ports: Vec<String> = (1..=3).map(|i| (port + i + 20).to_string()).collect();
+    let out = Command::new(&py)
+        .args(["-c", script, &(port + 2 + 20).to_string()])
+        .arg(&certs)
+        .arg(tls_ports.join(","))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     if text.contains("No module named 'redis'") {
         assert!(std::env::var_os("FAILGROUP_REQUIRE_CLIENTS").is_none(), "redis-py is required: {text}");

@@ -70,6 +70,11 @@ impl Connection {
         self
     }
 
+    /// Whether it speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Whether output waits to be written: replies, or TLS's own records
     /// (a handshake's, an alert's).
     pub fn has_output(&self) -> bool {

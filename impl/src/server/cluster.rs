@@ -22,6 +22,10 @@ pub(super) struct ClusterView<'a> {
     pub owners: Vec<ServerId>,
     /// Whether each server is online in this server's view.
     pub online: Vec<bool>,
+    /// Addresses to give instead of the topology's, by server name (to a
+    /// client on a TLS address: each server's TLS address; a server
+    /// without one is given with its plain address).
+    pub addrs: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 /// A run of consecutive slots served by one server.
@@ -53,7 +57,7 @@ fn host_port(addr: &str) -> (&str, i64) {
     }
 }
 
-impl ClusterView<'_> {
+impl<'a> ClusterView<'a> {
     /// Builds the view from the core's answer per topology slot.
     pub fn new(
         topology: &Topology,
@@ -69,7 +73,18 @@ impl ClusterView<'_> {
             .collect();
         let n = ours.len();
         let (serving, owners) = (0..SLOTS as usize).map(|r| ours[r % n]).unzip();
-        ClusterView { topology, me, serving, owners, online }
+        ClusterView { topology, me, serving, owners, online, addrs: None }
+    }
+
+    /// Gives `addrs`' addresses instead of the topology's.
+    pub fn with_addrs(self, addrs: Option<&'a std::collections::BTreeMap<String, String>>) -> ClusterView<'a> {
+        ClusterView { addrs, ..self }
+    }
+
+    /// Server `s`'s address as host and port, as this view gives it.
+    fn host_port(&self, s: ServerId) -> (&str, i64) {
+        let name = self.topology.name(s);
+        host_port(self.addrs.and_then(|a| a.get(name)).map_or(self.topology.addr(s), |a| a.as_str()))
     }
 
     fn ranges(&self) -> Vec<Range> {
@@ -92,7 +107,7 @@ impl ClusterView<'_> {
 
     fn node(&self, s: ServerId, out: &mut Vec<u8>, p: Proto) {
         let topo = self.topology;
-        let (host, port) = host_port(topo.addr(s));
+        let (host, port) = self.host_port(s);
         reply::array(out, 4);
         reply::bulk(out, host.as_bytes());
         reply::int(out, port);
@@ -143,7 +158,7 @@ impl ClusterView<'_> {
             reply::bulk(out, b"nodes");
             reply::array(out, members.len());
             for m in members {
-                let (host, port) = host_port(topo.addr(m));
+                let (host, port) = self.host_port(m);
                 let role: &[u8] = if m == s { b"master" } else { b"replica" };
                 reply::map(out, 7, p);
                 reply::bulk(out, b"id");
@@ -174,7 +189,7 @@ impl ClusterView<'_> {
         let ranges = self.ranges();
         let mut o = String::new();
         for s in topo.servers() {
-            let (host, port) = host_port(topo.addr(s));
+            let (host, port) = self.host_port(s);
             let mut flags = if s == self.me { "myself,master".to_string() } else { "master".to_string() };
             if !self.is_online(s) {
                 flags.push_str(",fail");

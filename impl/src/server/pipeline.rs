@@ -520,8 +520,11 @@ impl ServerNode {
             Local::Info(section) => Some(super::info::render(&self.snapshot(), section.as_deref())),
             _ => None,
         };
+        // A client on a TLS address is given the servers' TLS addresses.
+        let tls = self.net.conns.get(&tok).is_some_and(|c| c.is_tls());
+        let addrs = self.cfg.file.tls.as_ref().filter(|_| tls).map(|t| &t.servers);
         let cluster = matches!(l, Local::Cluster(_))
-            .then(|| cluster_view(self.core.topo(&self.st), &self.core, &self.st, &self.unreachable));
+            .then(|| cluster_view(self.core.topo(&self.st), &self.core, &self.st, &self.unreachable).with_addrs(addrs));
         let requirepass = self.cfg.file.requirepass.as_deref();
         let (limits, cache, users) = (&self.cfg.file.limits, &self.cfg.file.cache, &self.cfg.file.users[..]);
         let ctx = Context { requirepass, users, limits, cache, info, cluster, clients };
