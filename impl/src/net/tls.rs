@@ -116,6 +116,144 @@ mod imp {
         Ok(Acceptor(Arc::new(config)))
     }
 
+    /// A blocking TLS client stream (the PostgreSQL store's connection).
+    pub struct TlsStream(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>);
+
+    impl Read for TlsStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Write for TlsStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
+
+    /// Accepts any certificate (libpq's `sslmode=require`); the handshake's
+    /// signatures are still checked.
+    #[derive(Debug)]
+    struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
+
+    /// A chain to the roots, whatever name it is for (`verify-ca`).
+    #[derive(Debug)]
+    struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    impl ServerCertVerifier for Unchecked {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    impl ServerCertVerifier for ChainOnly {
+        fn verify_server_cert(
+            &self,
+            end: &CertificateDer<'_>,
+            chain: &[CertificateDer<'_>],
+            name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+            match self.0.verify_server_cert(end, chain, name, ocsp, now) {
+                Err(rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. })) => {
+                    Ok(ServerCertVerified::assertion())
+                }
+                other => other,
+            }
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls12_signature(message, cert, dss)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls13_signature(message, cert, dss)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.supported_verify_schemes()
+        }
+    }
+
+    /// Starts TLS as a client on `sock` to `host` and finishes the
+    /// handshake (so a refused certificate is an error here).
+    pub fn connect(sock: std::net::TcpStream, host: &str, check: &ServerCheck) -> Result<TlsStream, TlsError> {
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(format!("tls: {e}")))?;
+        let verifier: Arc<dyn ServerCertVerifier> = match check {
+            ServerCheck::Nothing => Arc::new(Unchecked(provider())),
+            ServerCheck::Chain(ca) | ServerCheck::ChainAndName(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                let bad = |e: &dyn std::fmt::Display| TlsError(format!("sslrootcert {}: {e}", ca.display()));
+                for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
+                    roots.add(c.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+                }
+                if roots.is_empty() {
+                    return Err(bad(&"no certificate in it"));
+                }
+                let v = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                    .build()
+                    .map_err(|e| bad(&e))?;
+                if matches!(check, ServerCheck::Chain(_)) {
+                    Arc::new(ChainOnly(v))
+                } else {
+                    v
+                }
+            }
+        };
+        let config = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
+        let name = ServerName::try_from(host.to_string()).map_err(|e| TlsError(format!("{host}: {e}")))?;
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| TlsError(format!("tls: {e}")))?;
+        let mut stream = rustls::StreamOwned::new(conn, sock);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).map_err(|e| TlsError(format!("TLS with {host}: {e}")))?;
+        }
+        Ok(TlsStream(Box::new(stream)))
+    }
+
     /// One connection's TLS state.
     pub struct TlsSession(Box<rustls::ServerConnection>);
 
@@ -188,6 +326,28 @@ mod imp {
     use super::*;
     use std::io::{self, Read, Write};
 
+    /// Never made: a build without TLS refuses to connect with it.
+    pub enum TlsStream {}
+
+    impl Read for TlsStream {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            match *self {}
+        }
+    }
+
+    impl Write for TlsStream {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            match *self {}
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            match *self {}
+        }
+    }
+
+    pub fn connect(_: std::net::TcpStream, _: &str, _: &ServerCheck) -> Result<TlsStream, TlsError> {
+        Err(TlsError("TLS: this build of failgroup has none (built without the `tls` feature)".into()))
+    }
+
     /// Never made: a build without TLS refuses a config asking for it.
     #[derive(Clone, Debug)]
     pub enum Acceptor {}
@@ -217,4 +377,15 @@ mod imp {
     }
 }
 
-pub use imp::{acceptor, Acceptor, TlsSession};
+/// What a TLS client checks of the server's certificate.
+#[derive(Clone, Debug)]
+pub enum ServerCheck {
+    /// Nothing (the connection is encrypted, not authenticated).
+    Nothing,
+    /// A chain to the CAs in this file.
+    Chain(std::path::PathBuf),
+    /// A chain to them, for the host connected to.
+    ChainAndName(std::path::PathBuf),
+}
+
+pub use imp::{acceptor, connect, Acceptor, TlsSession, TlsStream};

@@ -6,11 +6,14 @@
 //!
 //! Statements go through the extended protocol, prepared once per
 //! connection and cached by their text; parameters and results are binary.
-//! Authentication: trust, cleartext, MD5 and SCRAM-SHA-256 (no TLS: run it
-//! on a trusted network or through a tunnel).
+//! Authentication: trust, cleartext, MD5 and SCRAM-SHA-256, over TLS as
+//! the URL's `sslmode` asks (rustls, `crate::net::tls`); several hosts are
+//! tried in turn, a read-only one skipped with
+//! `target_session_attrs=read-write`.
 
 pub use super::error::PgError;
-pub use super::url::{redact, BadUrl, PgUrl};
+pub use super::url::{redact, BadUrl, PgUrl, SslMode};
+use crate::net::tls::{ServerCheck, TlsStream};
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
@@ -75,8 +78,38 @@ impl PgRow {
     }
 }
 
+/// The connection's bytes: plain, or through TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(TlsStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 pub struct PgConn {
-    sock: TcpStream,
+    sock: Stream,
     rbuf: BytesMut,
     wbuf: BytesMut,
     statements: HashMap<String, String>,
@@ -88,9 +121,26 @@ pub struct PgConn {
 }
 
 impl PgConn {
+    /// Connects to the URL's first host that takes the connection (and,
+    /// with `target_session_attrs=read-write`, gives a read-write session).
+    /// With one host its error; with several, none taking it is a lost
+    /// connection (tried again later: a standby being promoted) naming
+    /// each host's error.
     pub fn connect(url: &PgUrl) -> Result<PgConn, PgError> {
-        let addrs: Vec<_> = (url.host.as_str(), url.port).to_socket_addrs().map_err(PgError::io)?.collect();
-        let mut last = PgError::io(format!("{}: no address", url.host));
+        let mut errors = Vec::new();
+        for (host, port) in &url.hosts {
+            match PgConn::connect_to(url, host, *port) {
+                Ok(c) => return Ok(c),
+                Err(e) if url.hosts.len() == 1 => return Err(e),
+                Err(e) => errors.push(format!("{host}:{port}: {e}")),
+            }
+        }
+        Err(PgError::io(format!("no host took the connection ({})", errors.join("; "))))
+    }
+
+    fn connect_to(url: &PgUrl, host: &str, port: u16) -> Result<PgConn, PgError> {
+        let addrs: Vec<_> = (host, port).to_socket_addrs().map_err(PgError::io)?.collect();
+        let mut last = PgError::io(format!("{host}: no address"));
         let sock = addrs.iter().find_map(|a| match TcpStream::connect_timeout(a, url.timeout) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -98,10 +148,37 @@ impl PgConn {
                 None
             }
         });
-        let sock = sock.ok_or(last)?;
+        let mut sock = sock.ok_or(last)?;
         sock.set_nodelay(true).map_err(PgError::io)?;
         sock.set_read_timeout(Some(url.timeout)).map_err(PgError::io)?;
         sock.set_write_timeout(Some(url.timeout)).map_err(PgError::io)?;
+        let sock = match url.sslmode {
+            SslMode::Disable => Stream::Plain(sock),
+            mode => {
+                // SSLRequest; the server answers one byte: S (TLS) or N.
+                let mut req = BytesMut::new();
+                frontend::ssl_request(&mut req);
+                sock.write_all(&req).map_err(PgError::io)?;
+                let mut answer = [0u8; 1];
+                sock.read_exact(&mut answer).map_err(PgError::io)?;
+                let check = match (mode, &url.sslrootcert) {
+                    (SslMode::VerifyFull, Some(ca)) => ServerCheck::ChainAndName(ca.into()),
+                    (SslMode::VerifyCa, Some(ca)) => ServerCheck::Chain(ca.into()),
+                    _ => ServerCheck::Nothing,
+                };
+                match answer[0] {
+                    b'S' => {
+                        Stream::Tls(crate::net::tls::connect(sock, host, &check).map_err(|e| PgError::Unusable(e.0))?)
+                    }
+                    b'N' if mode == SslMode::Prefer => Stream::Plain(sock),
+                    b'N' => {
+                        let why = format!("{host}:{port} does not take TLS (sslmode={})", mode.name());
+                        return Err(PgError::Unusable(why));
+                    }
+                    _ => return Err(PgError::protocol("an unknown answer to SSLRequest")),
+                }
+            }
+        };
         let mut c = PgConn {
             sock,
             rbuf: BytesMut::new(),
@@ -111,7 +188,24 @@ impl PgConn {
             broken: false,
         };
         c.startup(url).and_then(|()| c.limit_session(url.timeout)).inspect_err(|_| c.broken = true)?;
+        if url.read_write && c.read_only()? {
+            return Err(PgError::Unusable(format!(
+                "{host}:{port} gives read-only sessions (target_session_attrs=read-write)"
+            )));
+        }
         Ok(c)
+    }
+
+    /// Whether this session is read-only (a standby's, or the database's
+    /// `default_transaction_read_only`).
+    fn read_only(&mut self) -> Result<bool, PgError> {
+        let sql = "SELECT (current_setting('transaction_read_only') = 'on')::int::int8";
+        Ok(self.query(sql, &[])?.first().map(|r| r.int(0)).transpose()?.flatten() == Some(1))
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.sock, Stream::Tls(_))
     }
 
     /// The session's server-side limits follow the URL's timeout, so that a
