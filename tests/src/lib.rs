@@ -412,6 +412,29 @@ impl Cluster {
         }
     }
 
+    /// A copy of the cluster's config (`twin.toml`) in which server `name`
+    /// has the address `addr` and no metrics address (the first process
+    /// of the name holds it): a second process of the name, for
+    /// `spawn_server`.
+    pub fn twin_config(&self, name: &str, addr: &str) -> std::path::PathBuf {
+        let text = std::fs::read_to_string(self.dir.join("cluster.toml")).expect("config");
+        let mut table = String::new();
+        let mut out = String::new();
+        for line in text.replace(&self.addr(name), addr).lines() {
+            if line.starts_with('[') {
+                table = line.trim().to_string();
+            }
+            let key = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if !(table == "[metrics.servers]" && key == name) {
+                out += line;
+                out.push('\n');
+            }
+        }
+        let path = self.dir.join("twin.toml");
+        std::fs::write(&path, out).expect("twin config");
+        path
+    }
+
     /// Starts one more server process, named `name`, from the config at
     /// `config` (e.g. a copy with another address), with extra environment
     /// variables; waits until it listens on `addr`. Returns its pid. The

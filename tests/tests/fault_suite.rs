@@ -439,11 +439,7 @@ fn nemesis(cluster: &mut Cluster, rng: &mut Rng, rounds: u64, t0: Instant, clock
                     // (a copied config with another address) runs a while.
                     let s = pick(rng);
                     let twin_addr = format!("127.0.0.1:{}", cluster.port + 50);
-                    let config = std::fs::read_to_string(cluster.dir.join("cluster.toml"))
-                        .expect("config")
-                        .replace(&cluster.addr(s), &twin_addr);
-                    let twin_config = cluster.dir.join("twin.toml");
-                    std::fs::write(&twin_config, config).expect("twin config");
+                    let twin_config = cluster.twin_config(s, &twin_addr);
                     let run = Duration::from_millis(2500 + rng.below(1000));
                     eprintln!("{:?} round {round}: SIGSTOP {s}, a second {s} on {twin_addr} for {run:?}", t0.elapsed());
                     cluster.signal(s, "STOP");

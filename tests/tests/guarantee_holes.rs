@@ -209,9 +209,7 @@ fn a_second_process_of_one_identity_never_serves_beside_the_first() {
     eventually("s1 serves its key", Duration::from_secs(10), || at_s1.run("SET {fd}k old") == ok());
     assert_eq!(at_s1.run("GET {fd}k"), bulk("old"), "cached at s1");
     let twin_addr = "127.0.0.1:23710";
-    let config = std::fs::read_to_string(cluster.dir.join("cluster.toml")).unwrap().replace(&s1, twin_addr);
-    let twin_config = cluster.dir.join("twin.toml");
-    std::fs::write(&twin_config, config).unwrap();
+    let twin_config = cluster.twin_config("s1", twin_addr);
     cluster.signal("s1", "STOP");
     cluster.spawn_server("s1", &twin_config, twin_addr, &[]);
     let mut at_twin = Resp::connect(twin_addr);

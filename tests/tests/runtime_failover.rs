@@ -207,11 +207,7 @@ fn the_default_build_has_no_async_runtime() {
 fn a_second_process_of_a_name_does_not_take_the_first_ones_replies() {
     let mut cluster = Cluster::start(21960, 3, 1);
     let twin_addr = "127.0.0.1:22010";
-    let config = std::fs::read_to_string(cluster.dir.join("cluster.toml"))
-        .expect("config")
-        .replace(&cluster.addr("s1"), twin_addr);
-    let twin_config = cluster.dir.join("twin.toml");
-    std::fs::write(&twin_config, config).expect("twin config");
+    let twin_config = cluster.twin_config("s1", twin_addr);
     let mut c = Resp::connect(&cluster.addr("s1"));
     // Keys of s2 and s3, forwarded by s1.
     let keys: Vec<String> = (0..200)
