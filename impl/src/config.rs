@@ -305,6 +305,9 @@ pub enum Refusal {
     NoSuchServer(ServerId),
     /// A master or server hello from an address of no node (no secret set).
     NotANode(std::net::IpAddr),
+    /// A master or server hello without a certificate of the cluster's CA
+    /// (`tls.nodes`).
+    NoCertificate,
 }
 
 impl std::fmt::Display for Refusal {
@@ -314,6 +317,9 @@ impl std::fmt::Display for Refusal {
             Refusal::NoSuchServer(s) => write!(f, "no server {s} in this cluster"),
             Refusal::NotANode(ip) => {
                 write!(f, "{ip} is not a node of this cluster (set `secret` to admit nodes by it instead)")
+            }
+            Refusal::NoCertificate => {
+                f.write_str("a node must connect over TLS with a certificate of the cluster's CA (tls.nodes)")
             }
         }
     }
@@ -415,6 +421,9 @@ impl Config {
             // The files are read and checked now, so that a bad one stops
             // the start with its name.
             crate::net::tls::acceptor(tls, &dir).map_err(|e| field("tls", e.0))?;
+            if tls.nodes {
+                crate::net::tls::node_tls(tls, &dir).map_err(|e| field("tls", e.0))?;
+            }
         }
         for (name, bind) in &file.bind {
             if !file.cluster.servers.iter().any(|s| &s.name == name) {
@@ -574,17 +583,31 @@ impl Config {
         from: crate::net::wire::Peer,
         secret: Option<&str>,
         ip: std::net::IpAddr,
+        certified: bool,
     ) -> Result<(), Refusal> {
         use crate::net::wire::Peer;
         if !crate::net::wire::secret_matches(self.file.secret.as_deref(), secret) {
             return Err(Refusal::WrongSecret);
+        }
+        let claims_a_node = matches!(from, Peer::Server(_) | Peer::Master);
+        // Node links over mutual TLS: a node shows a certificate of the
+        // cluster's CA, and that is its admission (no address check).
+        if self.file.tls.as_ref().is_some_and(|t| t.nodes) {
+            if claims_a_node && !certified {
+                return Err(Refusal::NoCertificate);
+            }
+            if claims_a_node {
+                return match from {
+                    Peer::Server(s) if topology.is_removed(s) => Err(Refusal::NoSuchServer(s)),
+                    _ => Ok(()),
+                };
+            }
         }
         if let Peer::Server(s) = from {
             if topology.is_removed(s) {
                 return Err(Refusal::NoSuchServer(s));
             }
         }
-        let claims_a_node = matches!(from, Peer::Server(_) | Peer::Master);
         if self.file.secret.is_none() && claims_a_node && !self.node_ips(topology).contains(&ip) {
             return Err(Refusal::NotANode(ip));
         }
@@ -721,13 +744,13 @@ members = ["s1"]
         use crate::net::wire::Peer;
         let c = Config::parse(GOOD, PathBuf::new()).unwrap();
         let (here, stranger) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
-        assert!(c.admit(&c.topology, Peer::Master, None, here).is_ok());
-        assert!(c.admit(&c.topology, Peer::Master, None, stranger).is_err());
-        assert!(c.admit(&c.topology, Peer::Server(ServerId(0)), None, stranger).is_err());
-        assert!(c.admit(&c.topology, Peer::Server(ServerId(5)), None, here).is_err(), "no such server");
-        assert!(c.admit(&c.topology, Peer::Admin, None, stranger).is_ok(), "tools ask from anywhere");
+        assert!(c.admit(&c.topology, Peer::Master, None, here, false).is_ok());
+        assert!(c.admit(&c.topology, Peer::Master, None, stranger, false).is_err());
+        assert!(c.admit(&c.topology, Peer::Server(ServerId(0)), None, stranger, false).is_err());
+        assert!(c.admit(&c.topology, Peer::Server(ServerId(5)), None, here, false).is_err(), "no such server");
+        assert!(c.admit(&c.topology, Peer::Admin, None, stranger, false).is_ok(), "tools ask from anywhere");
         let with = Config::parse(&GOOD.replace("[timing]", "secret = \"s\"\n[timing]"), PathBuf::new()).unwrap();
-        assert!(with.admit(&with.topology, Peer::Master, Some("s"), stranger).is_ok(), "the secret decides");
-        assert!(with.admit(&with.topology, Peer::Master, None, here).is_err());
+        assert!(with.admit(&with.topology, Peer::Master, Some("s"), stranger, false).is_ok(), "the secret decides");
+        assert!(with.admit(&with.topology, Peer::Master, None, here, false).is_err());
     }
 }

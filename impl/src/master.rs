@@ -62,7 +62,10 @@ impl MasterNode {
     /// `listen`: a standby's address (else the config's `master`).
     pub fn start(cfg: Config, listen: Option<String>, stop: Arc<AtomicBool>) -> Result<MasterNode, NodeError> {
         let addr = listen.unwrap_or_else(|| cfg.file.master.clone());
-        let net = Endpoint::bind(&addr, 1)?;
+        let mut net = Endpoint::bind(&addr, 1)?;
+        if let Some(tls) = cfg.file.tls.as_ref().filter(|t| t.nodes) {
+            net.set_node_tls(crate::net::tls::node_tls(tls, &cfg.dir)?);
+        }
         let core = Master::new(Arc::new(cfg.topology.clone()), cfg.protocol());
         let st = core.initial_state();
         // Incarnations must grow across restarts: the store counts them (a
@@ -325,6 +328,11 @@ impl MasterNode {
     fn on_readiness(&mut self, tok: Token) {
         let Some(c) = self.net.conns.get_mut(&tok) else { return };
         c.read_all();
+        if self.net.tls_if_asked(tok) {
+            let Some(c) = self.net.conns.get_mut(&tok) else { return };
+            c.read_all();
+        }
+        let Some(c) = self.net.conns.get_mut(&tok) else { return };
         c.flush();
         if c.proto == Proto::Unknown && c.rbuf.len() >= 4 {
             if c.take_preamble() {
@@ -355,7 +363,9 @@ impl MasterNode {
                     c.dead = true;
                 }
                 (Msg::Hello { from, secret }, None) if peer.is_none() => {
-                    if let Err(why) = self.cfg.admit(&self.st.topology, from, secret.as_deref(), c.addr.ip()) {
+                    let certified = c.peer_verified();
+                    if let Err(why) = self.cfg.admit(&self.st.topology, from, secret.as_deref(), c.addr.ip(), certified)
+                    {
                         tracing::warn!(peer = %c.addr, ?from, %why, "node hello refused");
                         c.send(&Msg::Refused(why.to_string()));
                         c.closing = true;

@@ -8,7 +8,9 @@
 //! address keeps serving beside it; bad TLS files stop a server with their
 //! name.
 
-use failgroup_tests::{failgroup_command, Cluster, Resp};
+use failgroup::net::wire::{Msg, Peer};
+use failgroup_model::ServerId;
+use failgroup_tests::{failgroup_command, node_hello, Cluster, Resp};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,10 +46,15 @@ fn make_certs(dir: &Path) {
 
 /// The `[tls]` table: every server on its port plus 20.
 fn tls_toml(dir: &Path, port: u16, servers: u16, auth: &str) -> String {
+    tls_toml_with(dir, port, servers, auth, "")
+}
+
+/// The same with `more` settings of `[tls]`.
+fn tls_toml_with(dir: &Path, port: u16, servers: u16, auth: &str, more: &str) -> String {
     let d = dir.display();
     let mut t = format!(
         "[tls]\ncert_file = \"{d}/server.pem\"\nkey_file = \"{d}/server.key\"\nca_file = \"{d}/ca.pem\"\n\
-         auth_clients = \"{auth}\"\n[tls.servers]\n"
+         auth_clients = \"{auth}\"\n{more}\n[tls.servers]\n"
     );
     for i in 1..=servers {
         t += &format!("s{i} = \"127.0.0.1:{}\"\n", port + i + 20);
@@ -199,5 +206,54 @@ fn optional_client_certificates_and_bad_tls_files() {
     let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "started with a bad key: {text}");
     assert!(text.contains("tls.key_file") && text.contains("bad.key"), "{text}");
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
+/// `tls.nodes`: servers and the master link over mutual TLS on their own
+/// addresses, with no `secret`. Requests forwarded between servers and a
+/// failover after a `kill -9` (the master's probes and notices) work over
+/// it; a plain-text hello claiming to be a server is refused, naming the
+/// certificate; tools and RESP clients still connect as before.
+#[test]
+fn node_links_over_mutual_tls_replace_the_secret() {
+    let port = 24870;
+    let certs = std::env::temp_dir().join(format!("failgroup-tls-{port}-{}", std::process::id()));
+    make_certs(&certs);
+    let timing = "[timing]\nlease = 600\n";
+    let tls = tls_toml_with(&certs, port, 3, "optional", "nodes = true");
+    let mut cluster = Cluster::with_config(port, 3, "", &format!("{timing}{tls}"));
+    let mut c = Resp::connect(&cluster.addr("s1"));
+    // Keys of every owner through s1: two thirds forwarded over TLS links.
+    for i in 0..60 {
+        assert_eq!(c.run(&format!("SET node:{i} v{i}")), failgroup_tests::ok(), "SET node:{i}");
+    }
+    // A plain-text hello as s2, from a node's own address: refused.
+    let (_, answer) = node_hello("127.0.0.1".parse().unwrap(), &cluster.addr("s1"), Peer::Server(ServerId(1)), None);
+    match answer {
+        Some(Msg::Refused(why)) => assert!(why.contains("certificate"), "{why}"),
+        other => panic!("a plain hello as a server was answered {other:?}"),
+    }
+    let (_, answer) = node_hello("127.0.0.1".parse().unwrap(), &cluster.master(), Peer::Server(ServerId(1)), None);
+    assert!(matches!(answer, Some(Msg::Refused(_))), "the master took a plain hello as a server: {answer:?}");
+    // kill -9 of s2: the master's probe over TLS finds it gone, its slots
+    // fail over, and every key is read back through s3.
+    cluster.kill9("s2");
+    let mut r = Resp::connect(&cluster.addr("s3"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..60 {
+        loop {
+            let got = r.run(&format!("GET node:{i}"));
+            if got == failgroup_tests::bulk(&format!("v{i}")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "GET node:{i} after the kill: {got:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // The status tool, a plain node client, still asks the master.
+    let out = failgroup_command().args(["status", "--config"]).arg(cluster.dir.join("cluster.toml")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("s2"), "status: {text}");
+    drop(cluster);
     let _ = std::fs::remove_dir_all(&certs);
 }

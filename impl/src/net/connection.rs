@@ -2,7 +2,7 @@
 //! protocol, as both event loops (server and master) keep them.
 
 use super::socket::resolve;
-use super::tls::TlsSession;
+use super::tls::{Acceptor, NodeTls, TlsSession};
 use super::wire::{self, Msg, Peer};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -70,6 +70,34 @@ impl Connection {
         self
     }
 
+    /// An accepted connection whose first bytes are a TLS handshake's:
+    /// from now on its bytes pass through a session of `acceptor`, the
+    /// bytes read so far first.
+    pub fn start_tls(&mut self, acceptor: &Acceptor) {
+        let mut session = match TlsSession::accept(acceptor) {
+            Ok(s) => s,
+            Err(_) => {
+                self.dead = true;
+                return;
+            }
+        };
+        let mut plain = Vec::new();
+        match session.feed(&self.rbuf, &mut plain) {
+            Ok(open) => self.dead |= !open,
+            Err(e) => {
+                tracing::debug!(peer = %self.addr, error = %e, "closing a TLS connection");
+                self.closing = true;
+            }
+        }
+        self.rbuf = plain;
+        self.tls = Some(session);
+    }
+
+    /// Whether the peer presented a certificate of the configured CA.
+    pub fn peer_verified(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.peer_verified())
+    }
+
     /// Whether it speaks TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
@@ -83,10 +111,16 @@ impl Connection {
 
     /// Opens a node connection to `addr`: the preamble and hello are queued
     /// and leave when the connection is established.
-    pub fn connect(addr: &str, from: Peer, secret: Option<&str>) -> io::Result<Connection> {
+    /// With `tls`, the link runs over TLS (the preamble and hello leave
+    /// once the handshake is done).
+    pub fn connect(addr: &str, from: Peer, secret: Option<&str>, tls: Option<&NodeTls>) -> io::Result<Connection> {
         let sock_addr = resolve(addr)?;
         let sock = TcpStream::connect(sock_addr)?;
         let mut conn = Connection::new(sock, sock_addr, Proto::Node { peer: None });
+        if let Some(t) = tls {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']);
+            conn.tls = Some(TlsSession::client(t, host)?);
+        }
         conn.connecting = true;
         conn.wbuf.extend_from_slice(&wire::PREAMBLE);
         conn.send(&Msg::Hello { from, secret: secret.map(str::to_string) });

@@ -5,7 +5,7 @@
 
 use super::connection::{Connection, Proto};
 use super::socket::{listen, resolve, ListenError};
-use super::tls::{Acceptor, TlsSession};
+use super::tls::{Acceptor, NodeTls, TlsSession};
 use super::wire::Peer;
 use foldhash::{HashMap, HashMapExt};
 use mio::net::TcpListener;
@@ -18,6 +18,8 @@ pub struct Endpoint {
     listener: TcpListener,
     /// RESP over TLS, where the config asks for it.
     tls: Option<(TcpListener, Acceptor)>,
+    /// Node links over TLS (`tls.nodes`).
+    node_tls: Option<NodeTls>,
     pub conns: HashMap<Token, Connection>,
     next_token: usize,
 }
@@ -32,7 +34,32 @@ impl Endpoint {
     /// (those below are the loop's own, e.g. a waker).
     pub fn bind(addr: &str, first_token: usize) -> Result<Endpoint, ListenError> {
         let (poll, listener) = listen(addr, Endpoint::LISTENER)?;
-        Ok(Endpoint { poll, listener, tls: None, conns: HashMap::new(), next_token: first_token.max(1) })
+        Ok(Endpoint {
+            poll,
+            listener,
+            tls: None,
+            node_tls: None,
+            conns: HashMap::new(),
+            next_token: first_token.max(1),
+        })
+    }
+
+    /// Node links over TLS: dialled with it, and taken with it on the
+    /// listener when a connection starts with a TLS handshake.
+    pub fn set_node_tls(&mut self, t: NodeTls) {
+        self.node_tls = Some(t);
+    }
+
+    /// An accepted connection that has not said what it speaks and begins
+    /// with a TLS handshake (a record of type 22) goes over TLS, where node
+    /// links do. Returns whether it did.
+    pub fn tls_if_asked(&mut self, tok: Token) -> bool {
+        let (Some(t), Some(c)) = (&self.node_tls, self.conns.get_mut(&tok)) else { return false };
+        if c.proto != Proto::Unknown || c.is_tls() || c.rbuf.first() != Some(&0x16) {
+            return false;
+        }
+        c.start_tls(t.acceptor());
+        true
     }
 
     /// Listens on `addr` too, for connections that speak TLS.
@@ -99,7 +126,7 @@ impl Endpoint {
 
     /// Opens a node connection to `addr` as `from` (the hello is queued).
     pub fn open(&mut self, addr: &str, from: Peer, secret: Option<&str>) -> Option<Token> {
-        self.add(Connection::connect(addr, from, secret).ok()?)
+        self.add(Connection::connect(addr, from, secret, self.node_tls.as_ref()).ok()?)
     }
 
     fn add(&mut self, mut conn: Connection) -> Option<Token> {

@@ -32,6 +32,13 @@ pub struct TlsConfig {
     /// "127.0.0.1:7201"`); a server without one speaks only plain RESP.
     #[serde(default)]
     pub servers: BTreeMap<String, String>,
+    /// Node links over mutual TLS: servers and masters dial each other with
+    /// TLS, present `cert_file` and check the peer's against `ca_file`; a
+    /// node hello claiming a server or the master without a certificate of
+    /// that CA is refused (it replaces the address check where no `secret`
+    /// is set). Needs `ca_file`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nodes: bool,
 }
 
 /// `tls.auth_clients`.
@@ -77,35 +84,40 @@ mod imp {
         Arc::new(rustls::crypto::ring::default_provider())
     }
 
-    /// The certificate chain, key and (for client certificates) CA the
-    /// settings name, paths relative to `dir`, read and checked.
-    pub fn acceptor(tls: &TlsConfig, dir: &Path) -> Result<Acceptor, TlsError> {
-        let path = |p: &str| dir.join(p);
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path(&tls.cert_file))
+    fn certs(dir: &Path, file: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join(file))
             .and_then(|i| i.collect())
-            .map_err(|e| TlsError(format!("tls.cert_file {}: {e}", tls.cert_file)))?;
+            .map_err(|e| TlsError(format!("{what} {file}: {e}")))?;
         if certs.is_empty() {
-            return Err(TlsError(format!("tls.cert_file {}: no certificate in it", tls.cert_file)));
+            return Err(TlsError(format!("{what} {file}: no certificate in it")));
         }
-        let key = PrivateKeyDer::from_pem_file(path(&tls.key_file))
-            .map_err(|e| TlsError(format!("tls.key_file {}: {e}", tls.key_file)))?;
+        Ok(certs)
+    }
+
+    fn roots(dir: &Path, file: &str, what: &str) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs(dir, file, what)? {
+            roots.add(c).map_err(|e| TlsError(format!("{what} {file}: {e}")))?;
+        }
+        Ok(Arc::new(roots))
+    }
+
+    fn key(dir: &Path, file: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+        PrivateKeyDer::from_pem_file(dir.join(file)).map_err(|e| TlsError(format!("tls.key_file {file}: {e}")))
+    }
+
+    fn server_config(tls: &TlsConfig, dir: &Path, auth: TlsAuthClients) -> Result<Acceptor, TlsError> {
+        let (certs, key) = (certs(dir, &tls.cert_file, "tls.cert_file")?, key(dir, &tls.key_file)?);
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError(format!("tls: {e}")))?;
-        let builder = match (&tls.ca_file, tls.auth_clients) {
+        let builder = match (&tls.ca_file, auth) {
             (_, TlsAuthClients::No) | (None, _) => builder.with_no_client_auth(),
             (Some(ca), auth) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for c in
-                    CertificateDer::pem_file_iter(path(ca)).map_err(|e| TlsError(format!("tls.ca_file {ca}: {e}")))?
-                {
-                    let c = c.map_err(|e| TlsError(format!("tls.ca_file {ca}: {e}")))?;
-                    roots.add(c).map_err(|e| TlsError(format!("tls.ca_file {ca}: {e}")))?;
-                }
-                if roots.is_empty() {
-                    return Err(TlsError(format!("tls.ca_file {ca}: no certificate in it")));
-                }
-                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+                let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots(dir, ca, "tls.ca_file")?,
+                    provider(),
+                );
                 let v = if auth == TlsAuthClients::Optional { v.allow_unauthenticated() } else { v };
                 builder.with_client_cert_verifier(v.build().map_err(|e| TlsError(format!("tls.ca_file {ca}: {e}")))?)
             }
@@ -114,6 +126,47 @@ mod imp {
             .with_single_cert(certs, key)
             .map_err(|e| TlsError(format!("tls.key_file {}: {e}", tls.key_file)))?;
         Ok(Acceptor(Arc::new(config)))
+    }
+
+    /// The certificate chain, key and (for client certificates) CA the
+    /// settings name, paths relative to `dir`, read and checked.
+    pub fn acceptor(tls: &TlsConfig, dir: &Path) -> Result<Acceptor, TlsError> {
+        server_config(tls, dir, tls.auth_clients)
+    }
+
+    /// The node links' TLS (`tls.nodes`): a node takes a TLS connection on
+    /// its own address (a client certificate, when given, checked against
+    /// `ca_file`: nodes must give one, RESP clients may), and dials others
+    /// with its certificate, checking theirs against `ca_file` for the host
+    /// it dials.
+    #[derive(Clone)]
+    pub struct NodeTls {
+        acceptor: Acceptor,
+        connector: Arc<rustls::ClientConfig>,
+    }
+
+    impl NodeTls {
+        pub fn acceptor(&self) -> &Acceptor {
+            &self.acceptor
+        }
+    }
+
+    impl std::fmt::Debug for NodeTls {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("NodeTls")
+        }
+    }
+
+    pub fn node_tls(tls: &TlsConfig, dir: &Path) -> Result<NodeTls, TlsError> {
+        let ca = tls.ca_file.as_deref().ok_or_else(|| TlsError("tls.nodes: needs tls.ca_file".into()))?;
+        let acceptor = server_config(tls, dir, TlsAuthClients::Optional)?;
+        let connector = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(format!("tls: {e}")))?
+            .with_root_certificates(roots(dir, ca, "tls.ca_file")?)
+            .with_client_auth_cert(certs(dir, &tls.cert_file, "tls.cert_file")?, key(dir, &tls.key_file)?)
+            .map_err(|e| TlsError(format!("tls.key_file {}: {e}", tls.key_file)))?;
+        Ok(NodeTls { acceptor, connector: Arc::new(connector) })
     }
 
     /// A blocking TLS client stream (the PostgreSQL store's connection).
@@ -255,41 +308,66 @@ mod imp {
     }
 
     /// One connection's TLS state.
-    pub struct TlsSession(Box<rustls::ServerConnection>);
+    pub struct TlsSession(Box<rustls::Connection>);
 
     impl TlsSession {
         pub fn accept(a: &Acceptor) -> io::Result<TlsSession> {
-            rustls::ServerConnection::new(a.0.clone()).map(|c| TlsSession(Box::new(c))).map_err(io::Error::other)
+            let c = rustls::ServerConnection::new(a.0.clone()).map_err(io::Error::other)?;
+            Ok(TlsSession(Box::new(c.into())))
+        }
+
+        /// A node link to `host`, as a client.
+        pub fn client(t: &NodeTls, host: &str) -> io::Result<TlsSession> {
+            let name = ServerName::try_from(host.to_string()).map_err(io::Error::other)?;
+            let c = rustls::ClientConnection::new(t.connector.clone(), name).map_err(io::Error::other)?;
+            Ok(TlsSession(Box::new(c.into())))
         }
 
         /// Reads what the socket has, decrypts it into `plain`. `Ok(false)`
         /// on the peer's end of the stream; an error on bytes that are not
         /// TLS or fail it (the alert is queued for `write_to`).
         pub fn read_from(&mut self, sock: &mut impl Read, plain: &mut Vec<u8>) -> io::Result<bool> {
-            let mut open = true;
             loop {
                 match self.0.read_tls(sock) {
-                    Ok(0) => {
-                        open = false;
-                        break;
-                    }
+                    Ok(0) => return Ok(false),
                     Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
-                let state = self.0.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if state.plaintext_bytes_to_read() > 0 {
-                    let at = plain.len();
-                    plain.resize(at + state.plaintext_bytes_to_read(), 0);
-                    self.0.reader().read_exact(&mut plain[at..])?;
-                }
-                if state.peer_has_closed() {
-                    open = false;
-                    break;
+                if !self.process(plain)? {
+                    return Ok(false);
                 }
             }
-            Ok(open)
+        }
+
+        /// Takes bytes already read from the socket (a connection that
+        /// turned out to speak TLS).
+        pub fn feed(&mut self, mut bytes: &[u8], plain: &mut Vec<u8>) -> io::Result<bool> {
+            while !bytes.is_empty() {
+                self.0.read_tls(&mut bytes)?;
+                if !self.process(plain)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+
+        /// Decrypts what was read into `plain`; false once the peer closed.
+        fn process(&mut self, plain: &mut Vec<u8>) -> io::Result<bool> {
+            let state = self.0.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if state.plaintext_bytes_to_read() > 0 {
+                let at = plain.len();
+                plain.resize(at + state.plaintext_bytes_to_read(), 0);
+                self.0.reader().read_exact(&mut plain[at..])?;
+            }
+            Ok(!state.peer_has_closed())
+        }
+
+        /// Whether the peer presented a certificate (checked in the
+        /// handshake against the CA: one that failed ended it).
+        pub fn peer_verified(&self) -> bool {
+            self.0.peer_certificates().is_some_and(|c| !c.is_empty())
         }
 
         /// Encrypts what it can of `plain` (it takes some and says how
@@ -358,11 +436,34 @@ mod imp {
 
     pub enum TlsSession {}
 
+    /// Never made: a build without TLS refuses `tls.nodes`.
+    #[derive(Clone, Debug)]
+    pub enum NodeTls {}
+
+    impl NodeTls {
+        pub fn acceptor(&self) -> &Acceptor {
+            match *self {}
+        }
+    }
+
+    pub fn node_tls(_: &TlsConfig, _: &Path) -> Result<NodeTls, TlsError> {
+        Err(TlsError("tls: this build of failgroup has no TLS (built without the `tls` feature)".into()))
+    }
+
     impl TlsSession {
         pub fn accept(a: &Acceptor) -> io::Result<TlsSession> {
             match *a {}
         }
+        pub fn client(t: &NodeTls, _: &str) -> io::Result<TlsSession> {
+            match *t {}
+        }
         pub fn read_from(&mut self, _: &mut impl Read, _: &mut Vec<u8>) -> io::Result<bool> {
+            match *self {}
+        }
+        pub fn feed(&mut self, _: &[u8], _: &mut Vec<u8>) -> io::Result<bool> {
+            match *self {}
+        }
+        pub fn peer_verified(&self) -> bool {
             match *self {}
         }
         pub fn write_to(&mut self, _: &[u8], _: &mut impl Write) -> io::Result<(usize, bool)> {
@@ -388,4 +489,4 @@ pub enum ServerCheck {
     ChainAndName(std::path::PathBuf),
 }
 
-pub use imp::{acceptor, connect, Acceptor, TlsSession, TlsStream};
+pub use imp::{acceptor, connect, node_tls, Acceptor, NodeTls, TlsSession, TlsStream};

@@ -49,6 +49,13 @@ impl ServerNode {
     pub(super) fn on_readiness(&mut self, tok: Token) {
         let Some(c) = self.net.conns.get_mut(&tok) else { return };
         c.read_all();
+        if self.net.tls_if_asked(tok) {
+            // A TLS handshake on the main address (node links over TLS):
+            // its answer leaves now, what it carried is read as usual.
+            let Some(c) = self.net.conns.get_mut(&tok) else { return };
+            c.read_all();
+        }
+        let Some(c) = self.net.conns.get_mut(&tok) else { return };
         c.flush();
         if let Some(s) = self.sessions.get_mut(&tok) {
             s.starved = false;
@@ -161,8 +168,8 @@ impl ServerNode {
 
     /// Checks a node's hello; on success the connection is that node's.
     pub(super) fn welcome(&mut self, tok: Token, from: Peer, secret: Option<&str>) -> Result<(), Refusal> {
-        let ip = self.net.conns[&tok].addr.ip();
-        if let Err(why) = self.cfg.admit(self.core.topo(&self.st), from, secret, ip) {
+        let (ip, certified) = (self.net.conns[&tok].addr.ip(), self.net.conns[&tok].peer_verified());
+        if let Err(why) = self.cfg.admit(self.core.topo(&self.st), from, secret, ip, certified) {
             tracing::warn!(peer = %self.net.conns[&tok].addr, ?from, %why, "node hello refused");
             return Err(why);
         }

@@ -119,6 +119,9 @@ impl ServerNode {
             net.listen_tls(at, acceptor)?;
             tracing::info!(server = %name, addr = %at, "TLS listening");
         }
+        if let Some(tls) = cfg.file.tls.as_ref().filter(|t| t.nodes) {
+            net.set_node_tls(crate::net::tls::node_tls(tls, &cfg.dir)?);
+        }
         let waker = Arc::new(Waker::new(net.poll.registry(), WAKER).map_err(NodeError::os("a poll waker"))?);
         let mut db = cfg.open_store()?;
         // A node of another mode or topology than the store's cluster is
