@@ -773,3 +773,45 @@ fn slowlog_entries_and_commandstats_as_redis_keeps_them() {
     assert_eq!(del.len(), 32);
     assert_eq!(del[31], Reply::Bulk(Some(b"... (10 more arguments)".to_vec())));
 }
+
+/// INFO errorstats (a default section) and stats' `total_error_replies`:
+/// the same script of failing commands, run against redis-server and a
+/// failgroup server, counts the same errors by code: refused commands,
+/// unknown ones, a command's own error, and one inside EXEC's reply.
+#[test]
+fn errorstats_count_error_replies_by_code_as_redis_does() {
+    let Some(_redis) = redis_cluster(21796) else { return };
+    let cluster = Cluster::start(21870, 3, 1);
+    let script = [
+        "SET {e}k v",
+        "INCR {e}k",
+        "GET",
+        "NOSUCHCOMMAND x",
+        "SET {e}k v EX 0",
+        "EXEC",
+        "MULTI",
+        "INCR {e}k",
+        "SET {e}n 1",
+        "EXEC",
+        "GET {e}n",
+        "MGET {e}n {e}k",
+    ];
+    let mut seen = Vec::new();
+    for addr in ["127.0.0.1:21796".to_string(), cluster.addr("s2")] {
+        let mut c = Resp::connect(&addr);
+        for line in script {
+            c.run(line);
+        }
+        let Reply::Bulk(Some(info)) = c.run("INFO") else { panic!("{addr}: INFO") };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        assert!(info.contains("# Errorstats\r\n"), "{addr}: a default section: {info}");
+        let lines: Vec<String> = info
+            .lines()
+            .filter(|l| l.starts_with("errorstat_") || l.starts_with("total_error_replies:"))
+            .map(str::to_string)
+            .collect();
+        seen.push(lines);
+    }
+    assert_eq!(seen[0], seen[1], "the same error counts as redis-server (left)");
+    assert!(seen[0].iter().any(|l| l.starts_with("errorstat_ERR:count=")), "{:?}", seen[0]);
+}

@@ -59,6 +59,10 @@ pub(super) struct Snapshot<'a> {
     pub policy: failgroup_model::Policy,
     /// INFO commandstats, rendered (`slowlog.rs`).
     pub commandstats: String,
+    /// INFO errorstats, rendered (`slowlog.rs`).
+    pub errorstats: String,
+    /// Error replies sent (INFO stats' `total_error_replies`).
+    pub error_replies: u64,
 }
 
 /// INFO `section` (all of them for none, `all`, `everything`, `default`).
@@ -110,13 +114,18 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
         let _ = write!(
             o,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
-             rejected_connections:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
-            st.connections, st.commands, st.rejected_connections, st.evicted, st.hits, st.misses,
+             rejected_connections:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\
+             total_error_replies:{}\r\n\r\n",
+            st.connections, st.commands, st.rejected_connections, st.evicted, st.hits, st.misses, s.error_replies,
         );
     }
     // Not in the default sections, as in Redis.
     if matches!(section, Some("all" | "everything" | "commandstats")) {
         o.push_str(&s.commandstats);
+    }
+    // In the default sections, as in Redis.
+    if want("errorstats") {
+        o.push_str(&s.errorstats);
     }
     if want("cluster") {
         o.push_str("# Cluster\r\ncluster_enabled:1\r\n\r\n");
@@ -192,6 +201,8 @@ mod tests {
             maxmemory: 100 << 20,
             policy: failgroup_model::Policy::AllKeysLru,
             commandstats: "# Commandstats\r\ncmdstat_get:calls=1\r\n\r\n".into(),
+            errorstats: "# Errorstats\r\nerrorstat_ERR:count=1\r\n\r\n".into(),
+            error_replies: 1,
         };
         let all = render(&snap, None);
         for line in [

@@ -41,6 +41,12 @@ impl ServerNode {
                 Metric::Counters("command", failed),
             ),
             (
+                "failgroup_error_replies",
+                "Error replies sent, by code (the first word: ERR, WRONGTYPE, NOPERM), as INFO errorstats.",
+                None,
+                Metric::Counters("code", self.costs.errors()),
+            ),
+            (
                 "failgroup_commands_rejected",
                 "Commands refused before they ran (arity, syntax, NOPERM, OOM), by name.",
                 None,

@@ -221,6 +221,8 @@ impl ServerNode {
             maxmemory: self.cfg.file.cache.maxmemory.0,
             policy: self.cfg.file.cache.maxmemory_policy,
             commandstats: self.costs.info(),
+            errorstats: self.costs.errorstats(),
+            error_replies: self.costs.error_replies(),
         }
     }
 

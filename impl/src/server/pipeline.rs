@@ -140,7 +140,7 @@ impl ServerNode {
                     return;
                 }
                 self.stats.commands += 1;
-                self.command(tok, args);
+                self.command_counted(tok, args);
                 continue;
             }
             let args = match resp::decode(&c.rbuf[*consumed..], &limits.resp()) {
@@ -172,7 +172,19 @@ impl ServerNode {
                 return;
             }
             self.stats.commands += 1;
-            self.command(tok, args);
+            self.command_counted(tok, args);
+        }
+    }
+
+    /// Runs a command and counts the reply it wrote at once if an error
+    /// (INFO errorstats; replies that come later are counted as they
+    /// are made).
+    fn command_counted(&mut self, tok: Token, args: Vec<Vec<u8>>) {
+        let (before, made) = (self.net.conns.get(&tok).map_or(0, |c| c.wbuf.len()), self.costs.made);
+        self.command(tok, args);
+        // A data command done at once (a cache hit) was counted as made.
+        if let Some(c) = self.net.conns.get(&tok).filter(|c| c.wbuf.len() > before && self.costs.made == made) {
+            self.costs.reply_sent(&c.wbuf[before..]);
         }
     }
 
@@ -221,6 +233,7 @@ impl ServerNode {
                 let mut done = InFlight::new(Kind::MSet, 0, None);
                 let mut out = Vec::new();
                 reply::error(&mut out, &msg.to_string());
+                self.costs.reply_made(&out);
                 done.reply = Some(out);
                 s.start(done);
             }
@@ -476,7 +489,9 @@ impl ServerNode {
                 // The first in flight: its reply goes out now, then every
                 // reply done behind it.
                 Some(c) if at == 0 => {
+                    let before = c.wbuf.len();
                     encode_done(f, &results, s.proto, &mut c.wbuf);
+                    self.costs.reply_made(&c.wbuf[before..]);
                     s.finish(0);
                     while let Some(out) = s.inflight.front_mut().and_then(|f| f.reply.take()) {
                         c.wbuf.extend_from_slice(&out);
@@ -486,6 +501,7 @@ impl ServerNode {
                 _ => {
                     let mut out = Vec::new();
                     encode_done(f, &results, s.proto, &mut out);
+                    self.costs.reply_made(&out);
                     f.reply = Some(out);
                 }
             }

@@ -76,6 +76,12 @@ pub(super) struct Started {
 #[derive(Debug)]
 pub(super) struct Costs {
     by_name: BTreeMap<String, Counts>,
+    /// Error replies by their code (the first word: `ERR`, `WRONGTYPE`),
+    /// INFO's `errorstats`.
+    errors: BTreeMap<String, u64>,
+    /// Replies of data commands made (`reply_made`): a command that made
+    /// one while it ran had its reply counted there.
+    pub made: u64,
     slow: VecDeque<Entry>,
     next_id: u64,
     /// Microseconds from which a command is logged; negative: none is.
@@ -86,7 +92,15 @@ pub(super) struct Costs {
 impl Default for Costs {
     /// Redis's defaults: 10 ms, 128 entries.
     fn default() -> Costs {
-        Costs { by_name: BTreeMap::new(), slow: VecDeque::new(), next_id: 0, slower_than: 10_000, max_len: 128 }
+        Costs {
+            by_name: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            made: 0,
+            slow: VecDeque::new(),
+            next_id: 0,
+            slower_than: 10_000,
+            max_len: 128,
+        }
     }
 }
 
@@ -160,6 +174,67 @@ impl Costs {
     pub fn set_max_len(&mut self, n: usize) {
         self.max_len = n;
         self.slow.truncate(n);
+    }
+
+    /// Counts a reply if it is an error (`reply` starts at its first
+    /// byte), by its code, as Redis's `errorstat_<code>`.
+    pub fn reply_sent(&mut self, reply: &[u8]) {
+        let Some(rest) = reply.strip_prefix(b"-") else { return };
+        let end = rest.iter().position(|b| *b == b' ' || *b == b'\r').unwrap_or(rest.len());
+        let code = String::from_utf8_lossy(&rest[..end]);
+        match self.errors.get_mut(code.as_ref()) {
+            Some(n) => *n += 1,
+            None => {
+                self.errors.insert(code.into_owned(), 1);
+            }
+        }
+    }
+
+    /// A data command's reply made (counted if an error; EXEC's array,
+    /// each error in it, as Redis counts the queued commands' errors).
+    pub fn reply_made(&mut self, reply: &[u8]) {
+        self.made += 1;
+        if reply.first() != Some(&b'*') {
+            return self.reply_sent(reply);
+        }
+        // An array (MGET's, EXEC's) is decoded only if an error may be in it.
+        if !reply.windows(3).any(|w| w == b"\r\n-") {
+            return;
+        }
+        fn each_error(r: &crate::resp::Reply, out: &mut Vec<String>) {
+            match r {
+                crate::resp::Reply::Error(e) => out.push(e.clone()),
+                crate::resp::Reply::Array(Some(rs)) => rs.iter().for_each(|r| each_error(r, out)),
+                _ => {}
+            }
+        }
+        let mut errors = Vec::new();
+        if let Ok(Some((r, _))) = crate::resp::decode_reply(reply) {
+            each_error(&r, &mut errors);
+        }
+        for e in errors {
+            self.reply_sent(format!("-{e}\r\n").as_bytes());
+        }
+    }
+
+    /// Error replies by code, for the metrics.
+    pub fn errors(&self) -> Vec<(String, u64)> {
+        self.errors.iter().map(|(c, n)| (c.clone(), *n)).collect()
+    }
+
+    /// Error replies in all (INFO stats' `total_error_replies`).
+    pub fn error_replies(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// INFO `errorstats`.
+    pub fn errorstats(&self) -> String {
+        let mut o = String::from("# Errorstats\r\n");
+        for (code, n) in &self.errors {
+            o.push_str(&format!("errorstat_{code}:count={n}\r\n"));
+        }
+        o.push_str("\r\n");
+        o
     }
 
     /// INFO `commandstats`.
