@@ -777,7 +777,8 @@ fn slowlog_entries_and_commandstats_as_redis_keeps_them() {
 /// INFO errorstats (a default section) and stats' `total_error_replies`:
 /// the same script of failing commands, run against redis-server and a
 /// failgroup server, counts the same errors by code: refused commands,
-/// unknown ones, a command's own error, and one inside EXEC's reply.
+/// unknown ones, a command's own error, and one inside EXEC's reply. INFO
+/// latencystats has a line for the same commands, in the same format.
 #[test]
 fn errorstats_count_error_replies_by_code_as_redis_does() {
     let Some(_redis) = redis_cluster(21796) else { return };
@@ -796,7 +797,7 @@ fn errorstats_count_error_replies_by_code_as_redis_does() {
         "GET {e}n",
         "MGET {e}n {e}k",
     ];
-    let mut seen = Vec::new();
+    let (mut seen, mut latency_names) = (Vec::new(), Vec::new());
     for addr in ["127.0.0.1:21796".to_string(), cluster.addr("s2")] {
         let mut c = Resp::connect(&addr);
         for line in script {
@@ -811,7 +812,26 @@ fn errorstats_count_error_replies_by_code_as_redis_does() {
             .map(str::to_string)
             .collect();
         seen.push(lines);
+        // INFO latencystats: a line per command that ran (failed ones
+        // too, refused ones not), each with p50, p99 and p99.9.
+        let Reply::Bulk(Some(lat)) = c.run("INFO latencystats") else { panic!("{addr}: INFO latencystats") };
+        let lat = String::from_utf8_lossy(&lat).into_owned();
+        let mut names: Vec<String> = Vec::new();
+        for l in lat.lines().filter(|l| l.starts_with("latency_percentiles_usec_")) {
+            let (name, values) = l["latency_percentiles_usec_".len()..].split_once(':').expect("name:values");
+            let keys: Vec<&str> = values.split(',').filter_map(|kv| kv.split_once('=').map(|(k, _)| k)).collect();
+            assert_eq!(keys, ["p50", "p99", "p99.9"], "{addr}: {l}");
+            for v in values.split(',').filter_map(|kv| kv.split_once('=').map(|(_, v)| v)) {
+                assert!(v.split_once('.').is_some_and(|(_, d)| d.len() == 3), "{addr}: {l}");
+            }
+            names.push(name.to_string());
+        }
+        // The test's redis-server was set up with CLUSTER commands.
+        names.retain(|n| !n.starts_with("cluster|"));
+        names.sort();
+        latency_names.push(names);
     }
+    assert_eq!(latency_names[0], latency_names[1], "the same commands in latencystats as redis-server (left)");
     assert_eq!(seen[0], seen[1], "the same error counts as redis-server (left)");
     assert!(seen[0].iter().any(|l| l.starts_with("errorstat_ERR:count=")), "{:?}", seen[0]);
 }

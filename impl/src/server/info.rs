@@ -59,6 +59,8 @@ pub(super) struct Snapshot<'a> {
     pub policy: failgroup_model::Policy,
     /// INFO commandstats, rendered (`slowlog.rs`).
     pub commandstats: String,
+    /// INFO latencystats, rendered (`slowlog.rs`).
+    pub latencystats: String,
     /// INFO errorstats, rendered (`slowlog.rs`).
     pub errorstats: String,
     /// Error replies sent (INFO stats' `total_error_replies`).
@@ -122,6 +124,9 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
     // Not in the default sections, as in Redis.
     if matches!(section, Some("all" | "everything" | "commandstats")) {
         o.push_str(&s.commandstats);
+    }
+    if matches!(section, Some("all" | "everything" | "latencystats")) {
+        o.push_str(&s.latencystats);
     }
     // In the default sections, as in Redis.
     if want("errorstats") {
@@ -201,6 +206,7 @@ mod tests {
             maxmemory: 100 << 20,
             policy: failgroup_model::Policy::AllKeysLru,
             commandstats: "# Commandstats\r\ncmdstat_get:calls=1\r\n\r\n".into(),
+            latencystats: "# Latencystats\r\n\r\n".into(),
             errorstats: "# Errorstats\r\nerrorstat_ERR:count=1\r\n\r\n".into(),
             error_replies: 1,
         };

@@ -222,6 +222,7 @@ impl ServerNode {
             policy: self.cfg.file.cache.maxmemory_policy,
             commandstats: self.costs.info(),
             errorstats: self.costs.errorstats(),
+            latencystats: self.costs.latencystats(),
             error_replies: self.costs.error_replies(),
         }
     }

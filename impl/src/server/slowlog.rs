@@ -35,11 +35,15 @@ struct Counts {
     failed: u64,
     /// The metrics' latency histogram (seconds).
     time: Hist,
+    /// INFO latencystats' histogram: nanoseconds, 1 ns to 1 s, two
+    /// significant figures, as Redis keeps it.
+    latency: hdrhistogram::Histogram<u64>,
 }
 
 impl Default for Counts {
     fn default() -> Counts {
-        Counts { calls: 0, usec: 0, rejected: 0, failed: 0, time: Hist::new(crate::metrics::SECONDS) }
+        let latency = hdrhistogram::Histogram::new_with_bounds(1, 1_000_000_000, 2).expect("valid bounds");
+        Counts { calls: 0, usec: 0, rejected: 0, failed: 0, time: Hist::new(crate::metrics::SECONDS), latency }
     }
 }
 
@@ -128,6 +132,7 @@ impl Costs {
         c.calls += 1;
         c.usec += usec;
         c.time.observe(usec as f64 / 1e6);
+        c.latency.saturating_record(usec.max(1).saturating_mul(1000));
         self.slower_than >= 0 && usec as i64 >= self.slower_than
     }
 
@@ -232,6 +237,24 @@ impl Costs {
         let mut o = String::from("# Errorstats\r\n");
         for (code, n) in &self.errors {
             o.push_str(&format!("errorstat_{code}:count={n}\r\n"));
+        }
+        o.push_str("\r\n");
+        o
+    }
+
+    /// INFO `latencystats`: each command's p50, p99 and p99.9 in
+    /// microseconds, as Redis's `latency_percentiles_usec_<name>` lines
+    /// (its default `latency-tracking-info-percentiles`).
+    pub fn latencystats(&self) -> String {
+        let mut o = String::from("# Latencystats\r\n");
+        for (name, c) in self.by_name.iter().filter(|(_, c)| !c.latency.is_empty()) {
+            let at = |q: f64| c.latency.value_at_quantile(q) as f64 / 1000.0;
+            o.push_str(&format!(
+                "latency_percentiles_usec_{name}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+                at(0.5),
+                at(0.99),
+                at(0.999)
+            ));
         }
         o.push_str("\r\n");
         o
@@ -404,5 +427,25 @@ mod tests {
         assert_eq!(t[3], b"(redacted)");
         assert_eq!(t[4], b"(redacted)");
         assert_eq!(t[6], b"n");
+    }
+
+    /// latencystats: percentiles of what was recorded, in microseconds
+    /// to two significant figures; refused commands leave no line.
+    #[test]
+    fn latencystats_give_each_commands_percentiles() {
+        let mut c = Costs::default();
+        for _ in 0..998 {
+            c.record("get", Outcome::Done, 10);
+        }
+        c.record("get", Outcome::Done, 5000);
+        c.record("get", Outcome::Failed, 5000);
+        c.record("set", Outcome::Rejected, 0);
+        let info = c.latencystats();
+        let line = info.lines().find(|l| l.starts_with("latency_percentiles_usec_get:")).expect(&info);
+        let values: Vec<f64> = line.split(['=', ',']).filter_map(|v| v.parse().ok()).collect();
+        let [p50, p99, p999] = values[..] else { panic!("{line}") };
+        assert!((10.0..10.1).contains(&p50) && (10.0..10.1).contains(&p99), "{line}");
+        assert!((4950.0..5050.0).contains(&p999), "the two slow ones make p99.9: {line}");
+        assert!(!info.contains("_set:"), "a refused command has no latency: {info}");
     }
 }
