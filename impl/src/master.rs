@@ -334,6 +334,13 @@ impl MasterNode {
         }
         let Some(c) = self.net.conns.get_mut(&tok) else { return };
         c.flush();
+        if c.proto == Proto::Unknown && !c.rbuf.is_empty() && c.rbuf[0] != 0 {
+            // RESP: the master answers INFO and PING (redis-cli, monitoring).
+            c.proto = Proto::Resp;
+        }
+        if c.proto == Proto::Resp {
+            return self.resp(tok);
+        }
         if c.proto == Proto::Unknown && c.rbuf.len() >= 4 {
             if c.take_preamble() {
                 c.proto = Proto::Node { peer: None };
@@ -514,6 +521,92 @@ pub const LEASE_HOLDER: &str = "(master)";
 /// The topology persisted as `version`'s config text.
 impl MasterNode {
     /// Copies the master's counts into what `GET /metrics` shows.
+    /// A RESP client's commands: INFO (`server`, `failgroup`), PING, QUIT;
+    /// anything else is refused with a Redis error naming what it takes,
+    /// and the connection closed.
+    fn resp(&mut self, tok: Token) {
+        use crate::resp::reply;
+        let limits = self.cfg.file.limits.resp();
+        loop {
+            let Some(c) = self.net.conns.get(&tok).filter(|c| !c.closing) else { return };
+            let args = match crate::resp::decode(&c.rbuf, &limits) {
+                Ok(Some((args, used))) => {
+                    let c = self.net.conns.get_mut(&tok).expect("connection");
+                    c.rbuf.drain(..used);
+                    args
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let c = self.net.conns.get_mut(&tok).expect("connection");
+                    reply::error(&mut c.wbuf, &format!("ERR Protocol error: {e}"));
+                    c.closing = true;
+                    return;
+                }
+            };
+            let name = args.first().map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).unwrap_or_default();
+            let text =
+                (name == "info").then(|| self.info(args.get(1).map(|a| String::from_utf8_lossy(a).to_lowercase())));
+            let c = self.net.conns.get_mut(&tok).expect("connection");
+            match (name.as_str(), args.len()) {
+                ("ping", 1) => reply::simple(&mut c.wbuf, "PONG"),
+                ("ping", 2) => reply::bulk(&mut c.wbuf, &args[1]),
+                ("info", 1 | 2) => reply::bulk(&mut c.wbuf, text.unwrap_or_default().as_bytes()),
+                ("quit", _) => {
+                    reply::simple(&mut c.wbuf, "OK");
+                    c.closing = true;
+                }
+                ("ping" | "info", _) => {
+                    reply::error(&mut c.wbuf, &format!("ERR wrong number of arguments for '{name}' command"))
+                }
+                // Anything else (garbage too) is refused and the
+                // connection closed: the master is no cache server.
+                _ => {
+                    let why =
+                        format!("ERR this is the failgroup master: it answers INFO, PING and QUIT (not '{name}')");
+                    reply::error(&mut c.wbuf, &why);
+                    c.closing = true;
+                }
+            }
+            c.flush();
+        }
+    }
+
+    /// The master's INFO: `server` and `failgroup` sections.
+    fn info(&self, section: Option<String>) -> String {
+        let want = |n: &str| {
+            matches!(section.as_deref(), None | Some("all" | "everything" | "default")) || section.as_deref() == Some(n)
+        };
+        let mut o = String::new();
+        if want("server") {
+            o += &format!(
+                "# Server\r\nredis_version:{}\r\nfailgroup_version:{}\r\nrole:failgroup-master\r\nprocess_id:{}\r\n\r\n",
+                crate::resp::REDIS_VERSION,
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            );
+        }
+        if want("failgroup") {
+            let topo = &self.st.topology;
+            let offline: Vec<&str> = topo.servers().filter(|s| !self.st.is_online(*s)).map(|s| topo.name(s)).collect();
+            o += &format!(
+                "# Failgroup\r\nacting:{}\r\nview_version:{}\r\ntopology_version:{}\r\nservers:{}\r\n\
+                 servers_offline:{}\r\noffline:{}\r\nprobes:{}\r\nnotices:{}\r\nmarked_offline:{}\r\n\
+                 marked_online:{}\r\n\r\n",
+                u8::from(self.lease.acting(self.clock.now())),
+                self.st.version().counter,
+                topo.version(),
+                topo.servers().count(),
+                offline.len(),
+                offline.join(","),
+                self.probes,
+                self.notices,
+                self.failovers.values().sum::<u64>(),
+                self.marked_online,
+            );
+        }
+        o
+    }
+
     fn publish(&mut self) {
         use crate::metrics::{Metric, Published};
         self.published_at = std::time::Instant::now();

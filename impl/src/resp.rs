@@ -4,6 +4,9 @@
 //! HELLO). The decoder never trusts a declared length: each is
 //! checked against the limits before anything is allocated.
 
+/// The Redis version failgroup answers as (its replies follow it).
+pub const REDIS_VERSION: &str = "7.0.15";
+
 use std::fmt;
 
 /// DecodeLimits on what one request may declare.

@@ -159,6 +159,7 @@ fn garbage_on_node_and_master_ports_closes_only_that_connection() {
         closes(&server, bytes);
         closes(&cluster.master(), bytes);
     }
+    // RESP other than INFO, PING and QUIT: an error naming them, then closed.
     closes(&cluster.master(), b"GET k\r\n");
     // The cluster is unharmed.
     let mut c = Resp::connect(&server);

@@ -80,6 +80,16 @@ fn every_server_serves_metrics_a_parser_reads_and_they_move_under_load() {
     assert_eq!(sample(&m, "failgroup_master_acting"), Some(1.0), "{m}");
     assert!(sample(&m, "failgroup_master_probes_total").unwrap_or(0.0) >= 3.0, "{m}");
     assert_eq!(sample(&m, "failgroup_master_servers_offline"), Some(0.0), "{m}");
+    // The master answers RESP's INFO and PING too (redis-cli, monitoring).
+    let mut r = Resp::connect(&cluster.master());
+    assert_eq!(r.run("PING"), failgroup::resp::Reply::Simple("PONG".into()));
+    let failgroup::resp::Reply::Bulk(Some(info)) = r.run("INFO") else { panic!("the master's INFO") };
+    let info = String::from_utf8_lossy(&info);
+    for line in ["role:failgroup-master", "acting:1", "servers:3", "servers_offline:0", "topology_version:"] {
+        assert!(info.contains(line), "{line}: {info}");
+    }
+    assert!(matches!(r.run("INFO a b"), failgroup::resp::Reply::Error(e) if e.contains("wrong number")));
+    assert!(matches!(r.run("GET k"), failgroup::resp::Reply::Error(e) if e.contains("answers INFO")));
 
     // Every node's text, through a real OpenMetrics parser.
     let py = std::env::var("FAILGROUP_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -13,7 +13,7 @@ use crate::resp::{reply, Proto};
 
 /// The Redis version whose replies and command set failgroup follows:
 /// HELLO and INFO report it, and the differential tests compare with it.
-pub const REDIS_VERSION: &str = "7.0.15";
+pub use crate::resp::REDIS_VERSION;
 
 /// What a local command may read beyond its session.
 pub(super) struct Context<'a> {
