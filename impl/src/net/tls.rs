@@ -187,52 +187,21 @@ mod imp {
         }
     }
 
-    /// Accepts any certificate (libpq's `sslmode=require`); the handshake's
-    /// signatures are still checked.
+    /// The PostgreSQL connection's check where libpq's is weaker than a
+    /// full one: no roots, any certificate (`sslmode=require`); or a chain
+    /// to the roots whatever name it is for (`verify-ca`). The handshake's
+    /// signatures are checked in both.
     #[derive(Debug)]
-    struct Unchecked(Arc<rustls::crypto::CryptoProvider>);
-
-    /// A chain to the roots, whatever name it is for (`verify-ca`).
-    #[derive(Debug)]
-    struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+    struct Relaxed {
+        chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    }
 
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::pki_types::{ServerName, UnixTime};
     use rustls::{DigitallySignedStruct, SignatureScheme};
 
-    impl ServerCertVerifier for Unchecked {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-
-    impl ServerCertVerifier for ChainOnly {
+    impl ServerCertVerifier for Relaxed {
         fn verify_server_cert(
             &self,
             end: &CertificateDer<'_>,
@@ -242,7 +211,8 @@ mod imp {
             now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
             use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
-            match self.0.verify_server_cert(end, chain, name, ocsp, now) {
+            let Some(v) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+            match v.verify_server_cert(end, chain, name, ocsp, now) {
                 Err(rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. })) => {
                     Ok(ServerCertVerified::assertion())
                 }
@@ -255,7 +225,7 @@ mod imp {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls12_signature(message, cert, dss)
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
         }
         fn verify_tls13_signature(
             &self,
@@ -263,10 +233,10 @@ mod imp {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls13_signature(message, cert, dss)
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
         }
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_verify_schemes()
+            self.provider.signature_verification_algorithms.supported_schemes()
         }
     }
 
@@ -276,26 +246,18 @@ mod imp {
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError(format!("tls: {e}")))?;
+        let chain = |ca: &Path| -> Result<_, TlsError> {
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                roots(Path::new(""), &ca.to_string_lossy(), "sslrootcert")?,
+                provider(),
+            )
+            .build()
+            .map_err(|e| TlsError(format!("sslrootcert {}: {e}", ca.display())))
+        };
         let verifier: Arc<dyn ServerCertVerifier> = match check {
-            ServerCheck::Nothing => Arc::new(Unchecked(provider())),
-            ServerCheck::Chain(ca) | ServerCheck::ChainAndName(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                let bad = |e: &dyn std::fmt::Display| TlsError(format!("sslrootcert {}: {e}", ca.display()));
-                for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
-                    roots.add(c.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-                }
-                if roots.is_empty() {
-                    return Err(bad(&"no certificate in it"));
-                }
-                let v = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .map_err(|e| bad(&e))?;
-                if matches!(check, ServerCheck::Chain(_)) {
-                    Arc::new(ChainOnly(v))
-                } else {
-                    v
-                }
-            }
+            ServerCheck::Nothing => Arc::new(Relaxed { chain: None, provider: provider() }),
+            ServerCheck::Chain(ca) => Arc::new(Relaxed { chain: Some(chain(ca)?), provider: provider() }),
+            ServerCheck::ChainAndName(ca) => chain(ca)?,
         };
         let config = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
         let name = ServerName::try_from(host.to_string()).map_err(|e| TlsError(format!("{host}: {e}")))?;
