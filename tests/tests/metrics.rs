@@ -64,6 +64,11 @@ fn every_server_serves_metrics_a_parser_reads_and_they_move_under_load() {
     assert!(sample(&after, "failgroup_keyspace_hits_total").unwrap_or(0.0) >= 150.0, "{after}");
     assert!(sample(&after, "failgroup_rights_held").unwrap_or(0.0) > 0.0, "{after}");
     assert!(sample(&after, "failgroup_store_commits_total").unwrap_or(0.0) > 0.0, "{after}");
+    // Forwards (two thirds of the keys are other servers') and store
+    // transactions, timed; batches counted by size.
+    assert!(sample(&after, "failgroup_forward_duration_seconds_count").unwrap_or(0.0) > 0.0, "{after}");
+    assert!(sample(&after, "failgroup_store_commit_duration_seconds_count").unwrap_or(0.0) > 0.0, "{after}");
+    assert!(sample(&after, "failgroup_store_batch_commands_count").unwrap_or(0.0) > 0.0, "{after}");
     // The refused GET, among the errors by code.
     assert!(sample(&after, "failgroup_error_replies_total{code=\"ERR\"}").unwrap_or(0.0) >= 1.0, "{after}");
 
@@ -100,7 +105,8 @@ fn every_server_serves_metrics_a_parser_reads_and_they_move_under_load() {
                   need = ['failgroup_master_probes', 'failgroup_master_notices', 'failgroup_master_marked_offline',\n\
                           'failgroup_master_view_version'] if master else \\\n\
                          ['failgroup_commands', 'failgroup_command_duration_seconds', 'failgroup_cache_hits',\n\
-                          'failgroup_error_replies',\n\
+                          'failgroup_error_replies', 'failgroup_forward_duration_seconds',\n\
+                          'failgroup_store_commit_duration_seconds', 'failgroup_store_batch_commands',\n\
                           'failgroup_requests_forwarded', 'failgroup_rights_held', 'failgroup_store_commits',\n\
                           'failgroup_connected_clients', 'failgroup_failovers']\n\
                   missing = [n for n in need if n not in fams]\n\

@@ -113,6 +113,9 @@ impl ServerNode {
                 match msg {
                     Msg::ForwardReply { op, incarnation, result } => {
                         let Some(from) = to_peer else { continue };
+                        if let Some(sent) = self.forwards.remove(&op) {
+                            self.forward_time.observe(sent.elapsed().as_secs_f64());
+                        }
                         self.step(ServerInput::ForwardReply { from, incarnation, op, result });
                     }
                     Msg::Master(m) => self.step(ServerInput::Master(m)),

@@ -11,11 +11,15 @@ impl ServerNode {
     /// Copies the counts into what `GET /metrics` shows.
     pub(super) fn publish(&mut self) {
         self.published_at = Instant::now();
+        // Forwards never answered (a peer gone) are forgotten after a while.
+        self.forwards.retain(|_, sent| sent.elapsed() < std::time::Duration::from_secs(60));
         let st = &self.stats;
         let now = self.clock.now();
         let served = self.st.rights.keys().filter(|s| self.core.serving(&self.st, **s, now)).count();
         let commits = self.store_stats.commits.load(Ordering::Relaxed);
         let store_commands = self.store_stats.commands.load(Ordering::Relaxed);
+        let (commit_time, batch_size) =
+            self.store_stats.batches.lock().map(|b| b.clone()).unwrap_or_else(|e| e.into_inner().clone());
         let (mut calls, mut failed, mut rejected, mut time) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for c in self.costs.each() {
             calls.push((c.name.to_string(), c.calls));
@@ -106,6 +110,24 @@ impl ServerNode {
             ),
             ("failgroup_store_commits", "Store transactions (each a batch of commands).", None, counter(commits)),
             ("failgroup_store_commands", "Store commands run.", None, counter(store_commands)),
+            (
+                "failgroup_forward_duration",
+                "Time from forwarding a request to a peer to its reply.",
+                Some(Unit::Seconds),
+                Metric::Histogram(self.forward_time.clone()),
+            ),
+            (
+                "failgroup_store_commit_duration",
+                "Time of each store transaction (a batch of commands), commit included.",
+                Some(Unit::Seconds),
+                Metric::Histogram(commit_time),
+            ),
+            (
+                "failgroup_store_batch_commands",
+                "Commands in each store transaction (group commit).",
+                None,
+                Metric::Histogram(batch_size),
+            ),
             (
                 "failgroup_view_version",
                 "The counter of the newest master notice this server applied.",

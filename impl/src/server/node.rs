@@ -76,6 +76,10 @@ pub struct ServerNode {
     /// What the metrics thread shows, and when it was last copied.
     pub(super) published: Arc<std::sync::Mutex<crate::metrics::Published>>,
     pub(super) published_at: Instant,
+    /// Forwards awaiting their reply (op -> when sent), and the time each
+    /// reply took (the metrics' forward latency).
+    pub(super) forwards: HashMap<u64, Instant>,
+    pub(super) forward_time: crate::metrics::Hist,
     /// Over `maxmemory` with nothing left to evict: writes are refused.
     pub(super) over_maxmemory: bool,
     /// Memory in use once started, before anything is cached.
@@ -172,6 +176,8 @@ impl ServerNode {
             costs: super::slowlog::Costs::new(&cfg.file.limits),
             published: Arc::default(),
             published_at: Instant::now(),
+            forwards: HashMap::new(),
+            forward_time: crate::metrics::Hist::new(crate::metrics::SECONDS),
             over_maxmemory: false,
             base_memory: crate::mem::used(),
             stop,
@@ -434,7 +440,10 @@ impl ServerNode {
             ServerOutput::Forward { to, op, incarnation, fwd } => {
                 self.stats.forwarded += 1;
                 match self.peer_conn(to) {
-                    Some(c) => c.send(&Msg::Forward { op, incarnation, fwd }),
+                    Some(c) => {
+                        c.send(&Msg::Forward { op, incarnation, fwd });
+                        self.forwards.insert(op, Instant::now());
+                    }
                     None => self.inputs.push_back(ServerInput::ForwardFailed { op }),
                 }
             }

@@ -4,6 +4,7 @@
 
 use super::batch::{BatchStore, Done, Job};
 use super::tables::Identity;
+use crate::metrics::Hist;
 use failgroup_model::{StoreOp, StoreReply};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -23,11 +24,22 @@ pub fn failed_batch(batch: &[Job], e: &dyn std::fmt::Display) -> Vec<StoreReply>
     batch.iter().map(|_| StoreReply::Failed(e.to_string())).collect()
 }
 
-/// Figures of the store thread, for INFO.
-#[derive(Default)]
+/// Figures of the store thread, for INFO and the metrics.
 pub struct StoreStats {
     pub commits: AtomicU64,
     pub commands: AtomicU64,
+    /// Each batch's time in the store (seconds) and its commands.
+    pub batches: std::sync::Mutex<(Hist, Hist)>,
+}
+
+impl Default for StoreStats {
+    fn default() -> StoreStats {
+        StoreStats {
+            commits: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+            batches: std::sync::Mutex::new((Hist::new(crate::metrics::SECONDS), Hist::new(crate::metrics::SIZES))),
+        }
+    }
 }
 
 /// Commands per batch at most.
@@ -52,7 +64,12 @@ pub fn run_store(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let replies = db.run_batch(&me, &batch);
+        if let Ok(mut b) = stats.batches.lock() {
+            b.0.observe(started.elapsed().as_secs_f64());
+            b.1.observe(batch.len() as f64);
+        }
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
         for ((tag, _), reply) in batch.into_iter().zip(replies) {
