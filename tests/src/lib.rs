@@ -311,6 +311,9 @@ impl Cluster {
             assert!(Instant::now() < deadline, "the master did not come up");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // What answered is this process (not one still going away).
+        let exited = self.restarted.last_mut().and_then(|c| c.try_wait().ok().flatten());
+        assert!(exited.is_none(), "the master exited at start: {exited:?}");
     }
 
     /// `kill -9` of the master (started by `with_config` or `dev`).
@@ -375,9 +378,15 @@ impl Cluster {
             let ours = self.restarted.iter_mut().find(|c| c.id() == pid);
             let gone = match ours {
                 Some(child) => child.try_wait().ok().flatten().is_some(),
-                // A child of `dev`: gone, or a zombie `dev` has not reaped yet.
-                None => std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .map_or(true, |s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))),
+                // A child of `dev`: gone, or a zombie `dev` has not reaped
+                // yet whose threads are all gone too (the first thread is a
+                // zombie while the others still exit and hold its sockets:
+                // a master restarted then found its port in use).
+                None => std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                    let zombie = s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+                    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+                    zombie && threads <= 1
+                }),
             };
             if gone {
                 return;
