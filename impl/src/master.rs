@@ -326,14 +326,7 @@ impl MasterNode {
     }
 
     fn on_readiness(&mut self, tok: Token) {
-        let Some(c) = self.net.conns.get_mut(&tok) else { return };
-        c.read_all();
-        if self.net.tls_if_asked(tok) {
-            let Some(c) = self.net.conns.get_mut(&tok) else { return };
-            c.read_all();
-        }
-        let Some(c) = self.net.conns.get_mut(&tok) else { return };
-        c.flush();
+        let Some(c) = self.net.ready(tok) else { return };
         if c.proto == Proto::Unknown && !c.rbuf.is_empty() && c.rbuf[0] != 0 {
             // RESP: the master answers INFO and PING (redis-cli, monitoring).
             c.proto = Proto::Resp;

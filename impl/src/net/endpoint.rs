@@ -50,16 +50,22 @@ impl Endpoint {
         self.node_tls = Some(t);
     }
 
+    /// A readiness event of `tok`: reads what came, then writes what waits.
     /// An accepted connection that has not said what it speaks and begins
-    /// with a TLS handshake (a record of type 22) goes over TLS, where node
-    /// links do. Returns whether it did.
-    pub fn tls_if_asked(&mut self, tok: Token) -> bool {
-        let (Some(t), Some(c)) = (&self.node_tls, self.conns.get_mut(&tok)) else { return false };
-        if c.proto != Proto::Unknown || c.is_tls() || c.rbuf.first() != Some(&0x16) {
-            return false;
+    /// with a TLS handshake (a record of type 22) goes over TLS first, where
+    /// node links do: the handshake's answer leaves now, and what it carried
+    /// is read as usual. The connection, if it is still there.
+    pub fn ready(&mut self, tok: Token) -> Option<&mut Connection> {
+        let c = self.conns.get_mut(&tok)?;
+        c.read_all();
+        if let Some(t) = &self.node_tls {
+            if c.proto == Proto::Unknown && !c.is_tls() && c.rbuf.first() == Some(&0x16) {
+                c.start_tls(t.acceptor());
+                c.read_all();
+            }
         }
-        c.start_tls(t.acceptor());
-        true
+        c.flush();
+        Some(c)
     }
 
     /// Listens on `addr` too, for connections that speak TLS.

@@ -47,16 +47,7 @@ impl ServerNode {
     }
 
     pub(super) fn on_readiness(&mut self, tok: Token) {
-        let Some(c) = self.net.conns.get_mut(&tok) else { return };
-        c.read_all();
-        if self.net.tls_if_asked(tok) {
-            // A TLS handshake on the main address (node links over TLS):
-            // its answer leaves now, what it carried is read as usual.
-            let Some(c) = self.net.conns.get_mut(&tok) else { return };
-            c.read_all();
-        }
-        let Some(c) = self.net.conns.get_mut(&tok) else { return };
-        c.flush();
+        let Some(c) = self.net.ready(tok) else { return };
         if let Some(s) = self.sessions.get_mut(&tok) {
             s.starved = false;
         }
