@@ -52,6 +52,8 @@ pub struct MasterNode {
     /// copied, and the counts behind it.
     published: Arc<std::sync::Mutex<crate::metrics::Published>>,
     published_at: std::time::Instant,
+    /// Where the dashboard asks for the view and finds it.
+    board: crate::metrics::dashboard::Board,
     probes: u64,
     notices: u64,
     marked_online: u64,
@@ -109,6 +111,7 @@ impl MasterNode {
             changed: None,
             published: Arc::default(),
             published_at: std::time::Instant::now(),
+            board: Default::default(),
             probes: 0,
             notices: 0,
             marked_online: 0,
@@ -118,8 +121,11 @@ impl MasterNode {
         tracing::info!(%addr, topology_version = version, "master listening; asking for the lease");
         // The configured master's metrics (a standby serves none).
         if let Some(at) = node.cfg.file.metrics.master.clone().filter(|_| addr == node.cfg.file.master) {
-            let bound = crate::metrics::serve(&at, node.published.clone()).map_err(NodeError::os("metrics address"))?;
-            tracing::info!("metrics on http://{bound}/metrics");
+            let servers = node.cfg.file.metrics.servers.clone();
+            let board = crate::metrics::dashboard::Dashboard::new(node.board.clone(), servers);
+            let bound = crate::metrics::serve(&at, node.published.clone(), Some(board))
+                .map_err(NodeError::os("metrics address"))?;
+            tracing::info!("metrics on http://{bound}/metrics, the dashboard on http://{bound}/");
         }
         node.lease_tick();
         Ok(node)
@@ -664,6 +670,10 @@ impl MasterNode {
             ),
         ];
         *self.published.lock().unwrap_or_else(|e| e.into_inner()) = Published { metrics };
+        if self.board.wanted() {
+            let view = self.status();
+            self.board.post(view);
+        }
     }
 }
 

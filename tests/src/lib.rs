@@ -165,6 +165,8 @@ pub struct Cluster {
     server_env: Vec<(String, String, String)>,
     /// Standby masters `dev` started: address and pid.
     pub standby_masters: Vec<(String, u32)>,
+    /// The lines `dev` printed up to `ready`.
+    pub started: Vec<String>,
 }
 
 impl Cluster {
@@ -193,6 +195,7 @@ impl Cluster {
             lines,
             server_env,
             standby_masters,
+            started: Vec::new(),
         }
     }
 
@@ -225,6 +228,7 @@ impl Cluster {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = cluster.lines.recv_timeout(left).expect("failgroup dev printed `ready` in time");
+            cluster.started.push(line.clone());
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["ready"] => break,

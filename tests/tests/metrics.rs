@@ -69,6 +69,9 @@ fn every_server_serves_metrics_a_parser_reads_and_they_move_under_load() {
     assert!(sample(&after, "failgroup_forward_duration_seconds_count").unwrap_or(0.0) > 0.0, "{after}");
     assert!(sample(&after, "failgroup_store_commit_duration_seconds_count").unwrap_or(0.0) > 0.0, "{after}");
     assert!(sample(&after, "failgroup_store_batch_commands_count").unwrap_or(0.0) > 0.0, "{after}");
+    // s2 answered what s1 forwarded to it.
+    let s2 = scrape(&at("s2"));
+    assert!(sample(&s2, "failgroup_requests_served_total{from=\"peer\"}").unwrap_or(0.0) > 0.0, "{s2}");
     // The refused GET, among the errors by code.
     assert!(sample(&after, "failgroup_error_replies_total{code=\"ERR\"}").unwrap_or(0.0) >= 1.0, "{after}");
 
@@ -107,7 +110,7 @@ fn every_server_serves_metrics_a_parser_reads_and_they_move_under_load() {
                          ['failgroup_commands', 'failgroup_command_duration_seconds', 'failgroup_cache_hits',\n\
                           'failgroup_error_replies', 'failgroup_forward_duration_seconds',\n\
                           'failgroup_store_commit_duration_seconds', 'failgroup_store_batch_commands',\n\
-                          'failgroup_requests_forwarded', 'failgroup_rights_held', 'failgroup_store_commits',\n\
+                          'failgroup_requests_forwarded', 'failgroup_requests_served', 'failgroup_rights_held', 'failgroup_store_commits',\n\
                           'failgroup_connected_clients', 'failgroup_failovers']\n\
                   missing = [n for n in need if n not in fams]\n\
                   assert not missing, missing\n\

@@ -144,7 +144,11 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         return Err(e);
     }
     for n in &nodes {
-        let metrics = n.metrics.as_ref().map(|m| format!(" metrics=http://{m}/metrics")).unwrap_or_default();
+        let metrics = match (&n.metrics, n.role) {
+            (Some(m), "master") => format!(" dashboard=http://{m}/ metrics=http://{m}/metrics"),
+            (Some(m), _) => format!(" metrics=http://{m}/metrics"),
+            (None, _) => String::new(),
+        };
         println!("{} {} {} pid {}{metrics}", n.role, n.name, n.addr, n.child.as_ref().map_or(0, |c| c.id()));
     }
     println!("ready");

@@ -20,6 +20,10 @@ pub(super) struct Stats {
     /// Cached copies dropped under `maxmemory`.
     pub evicted: u64,
     pub forwarded: u64,
+    /// Requests answered for a peer that forwarded them here (c15), and
+    /// for library clients.
+    pub for_peers: u64,
+    pub for_library: u64,
     pub rejected_connections: u64,
     pub failovers: u64,
     pub rights_taken: u64,

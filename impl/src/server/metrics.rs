@@ -83,6 +83,12 @@ impl ServerNode {
                 counter(st.forwarded),
             ),
             (
+                "failgroup_requests_served",
+                "Requests answered for a peer that forwarded them (c15) or for a library client, by whose.",
+                None,
+                Metric::Counters("from", vec![("peer".into(), st.for_peers), ("library".into(), st.for_library)]),
+            ),
+            (
                 "failgroup_requests_waiting",
                 "Requests waiting in the core (at the store, forwarded, or for a right).",
                 None,

@@ -188,7 +188,8 @@ impl ServerNode {
         };
         tracing::info!(server = node.name(), %addr, mode = %node.cfg.file.mode, incarnation, "server listening");
         if let Some(at) = node.cfg.file.metrics.servers.get(node.name()).cloned() {
-            let bound = crate::metrics::serve(&at, node.published.clone()).map_err(NodeError::os("metrics address"))?;
+            let bound =
+                crate::metrics::serve(&at, node.published.clone(), None).map_err(NodeError::os("metrics address"))?;
             tracing::info!(server = node.name(), "metrics on http://{bound}/metrics");
         }
         node.step(ServerInput::Start { incarnation });
@@ -423,6 +424,7 @@ impl ServerNode {
             ServerOutput::Reply { to: Origin::Client(w), result } => match self.waiters.remove(&w) {
                 Some(Waiter::Resp { conn, cmd, part }) => self.part_done(conn, cmd, part, result),
                 Some(Waiter::Lib { conn, op }) => {
+                    self.stats.for_library += 1;
                     if let Some(c) = self.net.conns.get_mut(&conn) {
                         c.send(&Msg::ForwardReply { op, incarnation: 0, result });
                     }
@@ -432,6 +434,7 @@ impl ServerNode {
             // The reply names the run that forwarded the request: a newer
             // run of that peer, on this connection now, drops it.
             ServerOutput::Reply { to: Origin::Peer { server, incarnation, op }, result } => {
+                self.stats.for_peers += 1;
                 let link = self.reply_links.get(&(server, incarnation)).or_else(|| self.peers_in.get(&server));
                 if let Some(c) = link.and_then(|t| self.net.conns.get_mut(t)) {
                     c.send(&Msg::ForwardReply { op, incarnation, result });

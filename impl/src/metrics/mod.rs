@@ -3,7 +3,11 @@
 //! copies its counts into a shared [`Published`] a few times a second; a
 //! plain thread answers `GET /metrics` by encoding that copy with
 //! `prometheus-client` (no async runtime, nothing shared with the loop but
-//! one mutex taken for a copy).
+//! one mutex taken for a copy). The master's address also serves its
+//! [`dashboard`].
+
+pub mod dashboard;
+pub mod page;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -117,23 +121,32 @@ pub fn text(p: &Arc<Mutex<Published>>) -> String {
     out
 }
 
-/// Serves `GET /metrics` on `addr` from a thread of its own; returns the
-/// address bound (a port 0 gets one from the system).
-pub fn serve(addr: &str, p: Arc<Mutex<Published>>) -> std::io::Result<SocketAddr> {
+/// Serves `GET /metrics` on `addr` from a thread of its own, and the
+/// dashboard's pages when given one; returns the address bound (a port 0
+/// gets one from the system).
+pub fn serve(
+    addr: &str,
+    p: Arc<Mutex<Published>>,
+    mut board: Option<dashboard::Dashboard>,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let bound = listener.local_addr()?;
     std::thread::Builder::new().name("metrics".into()).spawn(move || {
         for mut s in listener.incoming().flatten() {
-            let _ = answer(&mut s, &p);
+            let _ = answer(&mut s, &p, board.as_mut());
         }
     })?;
     Ok(bound)
 }
 
 /// One request, then the connection closes: a scraper's GET of `/metrics`
-/// (200 with the text), anything else 404 or 405; a request that does not
-/// arrive whole within 2 s or 8 KiB is dropped.
-fn answer(s: &mut TcpStream, p: &Arc<Mutex<Published>>) -> std::io::Result<()> {
+/// (200 with the text), the dashboard's pages, anything else 404 or 405; a
+/// request that does not arrive whole within 2 s or 8 KiB is dropped.
+fn answer(
+    s: &mut TcpStream,
+    p: &Arc<Mutex<Published>>,
+    board: Option<&mut dashboard::Dashboard>,
+) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.set_write_timeout(Some(Duration::from_secs(2)))?;
     let mut req = Vec::new();
@@ -149,9 +162,14 @@ fn answer(s: &mut TcpStream, p: &Arc<Mutex<Published>>) -> std::io::Result<()> {
     let mut parts = line.split(|&b| b == b' ');
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
-    let (status, kind, body) = match (method, path) {
-        (b"GET", b"/metrics") => ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", text(p)),
-        (b"GET", _) => ("404 Not Found", "text/plain", "not found: the metrics are at /metrics\n".to_string()),
+    let page = match (method, board) {
+        (b"GET", Some(b)) => b.route(&String::from_utf8_lossy(path)),
+        _ => None,
+    };
+    let (status, kind, body) = match (method, path, page) {
+        (b"GET", b"/metrics", _) => ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", text(p)),
+        (b"GET", _, Some((kind, body))) => ("200 OK", kind, body),
+        (b"GET", _, None) => ("404 Not Found", "text/plain", "not found: the metrics are at /metrics\n".to_string()),
         _ => ("405 Method Not Allowed", "text/plain", "only GET\n".to_string()),
     };
     let head = format!(
@@ -214,7 +232,7 @@ mod tests {
     #[test]
     fn answers_get_metrics_and_refuses_the_rest() {
         let p = Arc::new(Mutex::new(Published { metrics: vec![("failgroup_up", "Up.", None, Metric::Gauge(1))] }));
-        let addr = serve("127.0.0.1:0", p).unwrap();
+        let addr = serve("127.0.0.1:0", p, None).unwrap();
         let ask = |req: &str| {
             let mut s = TcpStream::connect(addr).unwrap();
             s.write_all(req.as_bytes()).unwrap();
