@@ -83,7 +83,8 @@ fn the_dashboard_shows_who_serves_what_and_each_servers_load() {
                 if stop.load(Ordering::Relaxed) || t0.elapsed() > Duration::from_secs(120) {
                     break;
                 }
-                let cmd = if i % 2 == 0 { format!("SET dk{} {i}", i % 500) } else { format!("GET dk{}", i % 600) };
+                let cmd =
+                    if i % 2 == 0 { format!("SET dk{} {i}", i / 2 % 500) } else { format!("GET dk{}", i / 2 % 600) };
                 if c.try_cmd(&cmd.split(' ').map(str::as_bytes).collect::<Vec<_>>()).is_ok() {
                     ok += 1;
                 }
@@ -130,10 +131,10 @@ fn the_dashboard_shows_who_serves_what_and_each_servers_load() {
         let shot = dir.join("dashboard.png");
         let url = format!("http://{board}/");
         let out =
-            browse(&chromium, &dir, &[&format!("--screenshot={}", shot.display()), "--window-size=1280,400", &url]);
+            browse(&chromium, &dir, &[&format!("--screenshot={}", shot.display()), "--window-size=1360,400", &url]);
         assert!(shot.exists(), "chromium wrote no screenshot: {out}");
         let (w, pixels) = decode(&shot);
-        assert_eq!(w, 1280, "the window's width");
+        assert_eq!(w, 1360, "the window's width");
         // The slot map: a third in each server's colour (320 x 28 px each,
         // beside the swatches of the table).
         for (name, rgb) in [("s1", [0x4e, 0x79, 0xa7]), ("s2", [0xf2, 0x8e, 0x2b]), ("s3", [0x59, 0xa1, 0x4f])] {
