@@ -242,11 +242,15 @@ pub struct MetricsConfig {
     /// Each server's, by name (`[metrics.servers] s1 = "127.0.0.1:9101"`).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub servers: std::collections::BTreeMap<String, String>,
+    /// Each standby master's, by its address in `standby_masters`
+    /// (`[metrics.standby_masters] "10.0.0.12:7100" = "10.0.0.12:9100"`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub standby_masters: std::collections::BTreeMap<String, String>,
 }
 
 impl MetricsConfig {
     pub fn is_empty(&self) -> bool {
-        self.master.is_none() && self.servers.is_empty()
+        self.master.is_none() && self.servers.is_empty() && self.standby_masters.is_empty()
     }
 }
 
@@ -410,6 +414,12 @@ impl Config {
         }
         if let Some(addr) = &file.metrics.master {
             check_addr("metrics.master", addr)?;
+        }
+        for (standby, addr) in &file.metrics.standby_masters {
+            if !file.standby_masters.contains(standby) {
+                return Err(field(&format!("metrics.standby_masters.{standby:?}"), "is no address of standby_masters"));
+            }
+            check_addr(&format!("metrics.standby_masters.{standby:?}"), addr)?;
         }
         if let Some(tls) = &file.tls {
             for (name, addr) in &tls.servers {
@@ -723,6 +733,13 @@ members = ["s1"]
         assert!(bad("sqlite:data.db", "mysql://x").contains("store"));
         assert!(bad("members = [\"s1\"]", "members = [\"s9\"]").contains("cluster.groups"));
         assert!(bad("[timing]", "requirepass = \"pw\"\n[timing]").contains("secret:"));
+        let standby = "standby_masters = [\"127.0.0.1:7150\"]\n[metrics.standby_masters]\n";
+        let with = |metrics: &str| GOOD.replace("[timing]", &format!("{standby}{metrics}\n[timing]"));
+        assert!(Config::parse(&with("\"127.0.0.1:7150\" = \"127.0.0.1:9150\""), PathBuf::new()).is_ok());
+        let e = Config::parse(&with("\"127.0.0.1:7151\" = \"127.0.0.1:9150\""), PathBuf::new()).unwrap_err();
+        assert!(e.to_string().contains("metrics.standby_masters.\"127.0.0.1:7151\""), "{e}");
+        let e = Config::parse(&with("\"127.0.0.1:7150\" = \"nowhere\""), PathBuf::new()).unwrap_err();
+        assert!(e.to_string().contains("metrics.standby_masters"), "{e}");
         assert!(Config::parse(
             &GOOD.replace("[timing]", "requirepass = \"pw\"\nsecret = \"s\"\n[timing]"),
             PathBuf::new()

@@ -119,8 +119,14 @@ impl MasterNode {
         };
         let version = node.st.topology.version();
         tracing::info!(%addr, topology_version = version, "master listening; asking for the lease");
-        // The configured master's metrics (a standby serves none).
-        if let Some(at) = node.cfg.file.metrics.master.clone().filter(|_| addr == node.cfg.file.master) {
+        // Its metrics: the configured master's, or this standby's.
+        let metrics = &node.cfg.file.metrics;
+        let at = if addr == node.cfg.file.master {
+            metrics.master.clone()
+        } else {
+            metrics.standby_masters.get(&addr).cloned()
+        };
+        if let Some(at) = at {
             let servers = node.cfg.file.metrics.servers.clone();
             let board = crate::metrics::dashboard::Dashboard::new(node.board.clone(), servers);
             let bound = crate::metrics::serve(&at, node.published.clone(), Some(board))

@@ -122,6 +122,10 @@ fn the_dashboard_shows_who_serves_what_and_each_servers_load() {
         let cells = row(&page, s);
         assert!(num(&cells, FOR_PEERS) > 0.0, "{s} answers what s1 forwards: {cells:?}");
     }
+    // The standby master's page says it stands by.
+    let standby = cfg.file.metrics.standby_masters.values().next().expect("dev's standby has metrics");
+    let (_, page) = get(standby, "/");
+    assert!(page.contains("standby master (its view is not kept)"), "{page}");
     let (_, json) = get(&board, "/status.json");
     assert!(json.contains("\"name\": \"s2\"") && json.contains("\"acting\": true"), "{json}");
 

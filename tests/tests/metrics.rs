@@ -116,8 +116,16 @@ fn every_server_serves_metrics_a_parser_reads_and_they_move_under_load() {
                   assert not missing, missing\n\
                   assert master or fams['failgroup_command_duration_seconds'].type == 'histogram'\n\
                   print('ok', len(fams))\n";
-    for s in ["s1", "s2", "s3", "master"] {
-        let text = scrape(&if s == "master" { master.clone() } else { at(s) });
+    // The standby master's own: it stands by.
+    let (standby, standby_at) = cfg.file.metrics.standby_masters.iter().next().expect("dev's standby has metrics");
+    assert_eq!(standby, &cluster.standby_masters[0].0);
+    assert_eq!(sample(&scrape(standby_at), "failgroup_master_acting"), Some(0.0));
+    for s in ["s1", "s2", "s3", "master", "standby"] {
+        let text = scrape(&match s {
+            "master" => master.clone(),
+            "standby" => standby_at.clone(),
+            _ => at(s),
+        });
         assert!(text.ends_with("# EOF\n"), "{s}");
         let child = std::process::Command::new(&py)
             .args(["-c", script])

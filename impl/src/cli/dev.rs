@@ -39,13 +39,14 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
     if o.port as u32 + o.servers as u32 + 1 > 65535 {
         return Err("--port: the servers' and the standby master's ports would pass 65535".into());
     }
-    if o.metrics_port as u32 + o.servers as u32 > 65535 {
-        return Err("--metrics-port: the servers' metrics ports would pass 65535".into());
+    if o.metrics_port as u32 + o.servers as u32 + 1 > 65535 {
+        return Err("--metrics-port: the servers' and the standby master's metrics ports would pass 65535".into());
     }
+    // One standby master, on the port after the servers'.
+    let standby = format!("127.0.0.1:{}", o.port as u32 + o.servers as u32 + 1);
     let file = FileConfig {
         master: format!("127.0.0.1:{}", o.port),
-        // One standby master, on the port after the servers'.
-        standby_masters: vec![format!("127.0.0.1:{}", o.port as u32 + o.servers as u32 + 1)],
+        standby_masters: vec![standby.clone()],
         store: o.store.clone(),
         mode: o.mode,
         secret: None,
@@ -55,20 +56,21 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
         limits: Limits::default(),
         cache: Default::default(),
         bind: Default::default(),
-        metrics: dev_metrics(o),
+        metrics: dev_metrics(o, &standby),
         tls: None,
         cluster: ClusterSpec::local(o.servers, o.groups, o.port + 1, failgroup_model::SLOTS),
     };
     Config::new(file, o.data.clone()).map_err(|e| e.to_string())
 }
 
-/// The master's metrics on `--metrics-port`, server `i`'s on that plus `i`;
-/// none when it is 0.
-fn dev_metrics(o: &DevOptions) -> crate::config::MetricsConfig {
+/// The master's metrics on `--metrics-port`, server `i`'s on that plus `i`,
+/// the standby's after the servers'; none when it is 0.
+fn dev_metrics(o: &DevOptions, standby: &str) -> crate::config::MetricsConfig {
     let at = |i: u16| (o.metrics_port != 0).then(|| format!("127.0.0.1:{}", o.metrics_port + i));
     crate::config::MetricsConfig {
         master: at(0),
         servers: (1..=o.servers).filter_map(|i| Some((format!("s{i}"), at(i)?))).collect(),
+        standby_masters: at(o.servers + 1).map(|m| (standby.to_string(), m)).into_iter().collect(),
     }
 }
 
@@ -137,7 +139,8 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     }
     for addr in &cfg.file.standby_masters {
         let child = spawn(&exe, &path, o.log_format, Role::Master(Some(addr)))?;
-        nodes.push(Node { role: "master", name: "-".into(), addr: addr.clone(), metrics: None, child: Some(child) });
+        let metrics = cfg.file.metrics.standby_masters.get(addr).cloned();
+        nodes.push(Node { role: "master", name: "-".into(), addr: addr.clone(), metrics, child: Some(child) });
     }
     if let Err(e) = wait_up(&mut nodes, deadline, &stop) {
         shutdown(&mut nodes);

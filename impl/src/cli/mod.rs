@@ -51,7 +51,8 @@ enum CliCommand {
         #[arg(long, default_value = "sqlite:data.db")]
         store: String,
         /// Where the nodes serve their metrics: the master on 127.0.0.1:P,
-        /// servers on P+1..P+N; 0 for none [default: PORT+1000, or none
+        /// servers on P+1..P+N, the standby master on P+N+1; 0 for none
+        /// [default: PORT+1000, or none
         /// where that would pass 65535].
         #[arg(long)]
         metrics_port: Option<u16>,
@@ -401,7 +402,7 @@ pub fn main() -> ExitCode {
             let log_format = cli.log_format;
             let metrics_port = metrics_port.unwrap_or_else(|| {
                 let p = port as u32 + 1000;
-                if p + servers as u32 <= 65535 {
+                if p + servers as u32 + 1 <= 65535 {
                     p as u16
                 } else {
                     0
