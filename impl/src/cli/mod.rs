@@ -402,7 +402,7 @@ pub fn main() -> ExitCode {
             let log_format = cli.log_format;
             let metrics_port = metrics_port.unwrap_or_else(|| {
                 let p = port as u32 + 1000;
-                if p + servers as u32 + 1 <= 65535 {
+                if p + u32::from(servers) < 65535 {
                     p as u16
                 } else {
                     0
