@@ -276,7 +276,7 @@ impl MasterNode {
                     self.send(to, MasterMsg::Probe { nonce })
                 }
                 MasterOutput::Send { to, msg } => {
-                    self.notices += u64::from(matches!(msg, MasterMsg::Notice { .. }));
+                    self.notices += u64::from(matches!(msg, MasterMsg::Notice { .. } | MasterMsg::Leaving { .. }));
                     self.send(to, msg)
                 }
                 MasterOutput::SetTimer { timer, at } => self.timers.set(timer, at),

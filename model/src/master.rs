@@ -190,13 +190,14 @@ impl Master {
                 }
                 // A draining server of itself: its own word is the contact
                 // c19 asks for. Marked offline (its peers route to the
-                // failover servers), and told so.
+                // failover servers, told that it leaves: it serves what it
+                // has not released yet), and told so.
                 Report::Leaving { server } if from == Node::Server(server) => {
                     if st.probes.remove(&server).is_some() {
                         out.push(MasterOutput::CancelTimer(MasterTimer::ProbeTimeout(server)));
                     }
                     if st.is_online(server) {
-                        self.mark(st, server, Liveness::Offline, now, out);
+                        self.mark_as(st, server, Liveness::Offline, true, now, out);
                     } else {
                         let at = now.plus(t.reprobe_interval);
                         out.push(MasterOutput::SetTimer { timer: MasterTimer::Reprobe(server), at });
@@ -305,6 +306,20 @@ impl Master {
 
     /// c19, c21: mark and tell every other server, with a new version.
     fn mark(&self, st: &mut MasterState, server: ServerId, liveness: Liveness, now: Time, out: &mut Vec<MasterOutput>) {
+        self.mark_as(st, server, liveness, false, now, out)
+    }
+
+    /// [`Self::mark`]; `leaving`: offline on the server's own word, told as
+    /// [`MasterMsg::Leaving`].
+    fn mark_as(
+        &self,
+        st: &mut MasterState,
+        server: ServerId,
+        liveness: Liveness,
+        leaving: bool,
+        now: Time,
+        out: &mut Vec<MasterOutput>,
+    ) {
         st.liveness.insert(server, liveness);
         st.version.counter += 1;
         let version = st.version;
@@ -313,7 +328,11 @@ impl Master {
             Liveness::Online => MasterEvent::MarkedOnline(server, version),
         }));
         for to in st.topology.servers().filter(|&s| s != server && st.is_online(s)) {
-            out.push(MasterOutput::Send { to, msg: MasterMsg::Notice { server, liveness, version } });
+            let msg = match leaving {
+                true => MasterMsg::Leaving { server, version },
+                false => MasterMsg::Notice { server, liveness, version },
+            };
+            out.push(MasterOutput::Send { to, msg });
         }
         match liveness {
             Liveness::Offline => {

@@ -239,7 +239,8 @@ pub struct ServerState {
     /// Rights another process holds that this server waits to take: the
     /// record's stamp and when (on this server's clock) it first saw it.
     pub watching: OrdMap<Slot, (Stamp, Time)>,
-    /// Holders of watched rights seen renewing one, and when.
+    /// Holders of watched rights seen renewing one, or servers the master
+    /// said are leaving ([`MasterMsg::Leaving`]), and when.
     pub renewing: OrdMap<ServerId, Time>,
     pub cache: OrdMap<Slot, OrdMap<CacheKey, CacheEntry>>,
     /// Requests in flight. A std map: it changes with every forwarded or
@@ -936,6 +937,17 @@ impl Server {
                     changed = true;
                 }
             }
+            // Issue 17: offline, and leaving: it serves the rights it
+            // still holds until it releases them, so it counts as alive
+            // (`alive`) for a lease from now; a newer notice's word stands.
+            MasterMsg::Leaving { server, version } if server != self.id => {
+                if st.view.apply(server, Liveness::Offline, version, ignore) {
+                    out.push(ServerOutput::Event(ServerEvent::NoticeApplied(server, Liveness::Offline)));
+                    st.renewing.insert(server, now);
+                    changed = true;
+                }
+            }
+            MasterMsg::Leaving { .. } => {}
             MasterMsg::View { version, offline, topology } => {
                 if let Some(t) = topology {
                     changed |= self.take_topology(st, t, now, out);

@@ -134,11 +134,10 @@ fn server_input() -> impl Strategy<Value = ServerInput> {
             result: OpResult::Ok
         }),
         (tag, reply).prop_map(|(tag, reply)| ServerInput::Store { tag, reply }),
-        (server, liveness, version).prop_map(|(server, liveness, version)| ServerInput::Master(MasterMsg::Notice {
-            server,
-            liveness,
-            version
-        })),
+        (server.clone(), liveness, version.clone()).prop_map(|(server, liveness, version)| ServerInput::Master(
+            MasterMsg::Notice { server, liveness, version }
+        )),
+        (server, version).prop_map(|(server, version)| ServerInput::Master(MasterMsg::Leaving { server, version })),
         Just(ServerInput::Timer(ServerTimer::Retry)),
         Just(ServerInput::Timer(ServerTimer::Renew)),
         (0u64..8).prop_map(|op| ServerInput::Timer(ServerTimer::ForwardTimeout(op))),

@@ -209,11 +209,15 @@ fn the_master_marks_a_leaving_server_offline_on_its_own_word_and_tells_it() {
     );
     assert!(!st.is_online(x) && st.version > version);
     assert!(out.contains(&MasterOutput::Event(MasterEvent::MarkedOffline(x, st.version))));
-    // Every server is told, x too (its confirmation).
+    // Every other server is told that x leaves (it still serves what it
+    // has not released), x that it is offline (its confirmation).
     for s in master.topology.servers() {
-        let told = out.iter().any(|o| {
-            matches!(o, MasterOutput::Send { to, msg: MasterMsg::Notice { server, liveness: Liveness::Offline, .. } }
-                if *to == s && *server == x)
+        let told = out.iter().any(|o| match o {
+            MasterOutput::Send { to, msg: MasterMsg::Notice { server, liveness: Liveness::Offline, .. } } => {
+                *to == s && *server == x && s == x
+            }
+            MasterOutput::Send { to, msg: MasterMsg::Leaving { server, .. } } => *to == s && *server == x && s != x,
+            _ => false,
         });
         assert!(told, "{s} told: {out:?}");
     }
@@ -261,4 +265,68 @@ fn a_leaving_answer_to_a_probe_fails_it() {
     );
     assert!(!st.probes.contains_key(&x) && !st.is_online(x));
     assert!(out.contains(&MasterOutput::CancelTimer(MasterTimer::ProbeTimeout(x))));
+}
+
+/// The failover server of a leaving server's slot, told by the master, with
+/// a request a peer sent it on its last hop parked there while its ask for
+/// the slot's right is out; then the store's answer: the right still held
+/// by the leaving server (its batch not yet released). Returns what the
+/// failover server did with the request.
+fn taker_answered_held(told: impl Fn(ServerId, Version) -> MasterMsg) -> (ServerId, Vec<ServerOutput>) {
+    let topo = topology();
+    let leaving = topo.owner(topo.slot(b"foo"));
+    let taker = topo.serving_server(topo.slot(b"foo"), |s| s != leaving).unwrap();
+    let peer = topo.servers().find(|s| *s != leaving && *s != taker).unwrap();
+    let server = Server::new(taker, topo.clone(), ProtocolConfig::default());
+    let mut st = ServerState::default();
+    let mut out = Vec::new();
+    server.step(&mut st, Time(0), ServerInput::Start { incarnation: 1 }, &mut out);
+    failgroup_tests::core::grant_every_ask(&server, &mut st, &out, Time(0), Epoch(1));
+    out.clear();
+    let version = Version { incarnation: 1, counter: 5 };
+    server.step(&mut st, Time(10), ServerInput::Master(told(leaving, version)), &mut out);
+    let asks: Vec<(StoreTag, Vec<Slot>)> = out
+        .iter()
+        .filter_map(|o| match o {
+            ServerOutput::Store { tag, op: StoreOp::Acquire { slots, .. } } => {
+                Some((*tag, slots.iter().map(|(s, _)| *s).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    // The first batch asked for, and a key of its first slot.
+    let (tag, asked) = asks.into_iter().next().expect("an ask for the leaving server's slots");
+    let key = (0..100_000).map(|i| format!("k{i}").into_bytes()).find(|k| topo.slot(k) == asked[0]).unwrap();
+    // The peer's request, on its last hop (the peer sent it here as the
+    // slot's failover server).
+    let req = ReqId { client: ClientId(1), seq: 1 };
+    let origin = Origin::Peer { server: peer, incarnation: 1, op: 1 };
+    let fwd = Forwarded { req, op: Op::Get(key), hops: 1 };
+    server.step(&mut st, Time(11), ServerInput::Request { origin, fwd }, &mut out);
+    out.clear();
+    let held = asked.iter().map(|s| (*s, leaving, Stamp { epoch: Epoch(1), renewals: 0 })).collect();
+    let reply = StoreReply::Acquired { granted: vec![], held };
+    server.step(&mut st, Time(12), ServerInput::Store { tag, reply }, &mut out);
+    (leaving, out)
+}
+
+/// A leaving server serves the rights it has not released yet: the master
+/// says it is leaving, and a failover server passes it the requests of the
+/// slots it still holds at once, even on their last hop (a drain stalls no
+/// request). A server marked offline after a failed probe is not passed
+/// them: it may be paused, and would keep them past the sending peer's
+/// timeout; they wait for the right.
+#[test]
+fn a_failover_server_passes_a_leaving_holder_its_requests_and_an_offline_one_none() {
+    let (leaving, out) = taker_answered_held(|server, version| MasterMsg::Leaving { server, version });
+    assert!(
+        out.iter().any(|o| matches!(o, ServerOutput::Forward { to, fwd, .. } if *to == leaving && fwd.hops == 2)),
+        "passed to the leaving holder: {out:?}"
+    );
+    let (offline, out) =
+        taker_answered_held(|server, version| MasterMsg::Notice { server, liveness: Liveness::Offline, version });
+    assert!(
+        !out.iter().any(|o| matches!(o, ServerOutput::Forward { to, .. } if *to == offline)),
+        "kept for the right: {out:?}"
+    );
 }

@@ -149,6 +149,9 @@ fn msg(m: &ModelMsg) -> String {
                 if *liveness == Liveness::Online { "online" } else { "offline" }
             )
         }
+        ModelMsg::Master(MasterMsg::Leaving { server, version }) => {
+            format!("notice: {server} is offline, leaving ({version})")
+        }
         ModelMsg::Master(MasterMsg::View { version, offline, topology }) => {
             let off: Vec<String> = offline.iter().map(|s| s.to_string()).collect();
             let t = topology.as_ref().map(|t| format!(", topology v{}", t.version())).unwrap_or_default();

@@ -105,6 +105,10 @@ impl ClusterModel {
             properties.push(Property::sometimes("drained and exited", |_: &ClusterModel, st: &ClusterState| {
                 st.seen.drained_exit
             }));
+            properties
+                .push(Property::sometimes("passed to a leaving holder", |_: &ClusterModel, st: &ClusterState| {
+                    st.seen.passed_to_leaving
+                }));
             // A drain of a server holding two rights or more releases them
             // in batches (the checker's batch is one right).
             if usize::from(self.cfg.keys) > usize::from(self.cfg.servers) {

@@ -103,6 +103,10 @@ impl ClusterModel {
                 }
                 ServerOutput::Forward { to, op, incarnation: inc, fwd } => {
                     st.seen.forwarded = true;
+                    let last_hop = fwd.hops >= self.servers[s.0 as usize].config.timing.max_hops;
+                    if last_hop && !self.node_mut(st, me).state.view.is_online(to) {
+                        st.seen.passed_to_leaving = true;
+                    }
                     if self.earlier_run_waits(st, s, inc) {
                         st.seen.restart_while_forwarded = true;
                     }

@@ -201,6 +201,10 @@ pub struct Seen {
     pub drained_exit: bool,
     /// A hand-over released a batch of rights and kept the rest for later.
     pub batched_hand_over: bool,
+    /// A server passed a request on its last hop to a right's holder its
+    /// view has offline (a leaving server, which serves what it has not
+    /// released yet).
+    pub passed_to_leaving: bool,
     /// A slot moved and its new owner served it.
     pub moved_served: bool,
     /// A standby master took the lease over from a crashed one.
@@ -279,6 +283,7 @@ impl std::hash::Hash for Seen {
             moved_served: _,
             took_over: _,
             failed_over_after_takeover: _,
+            passed_to_leaving: _,
         } = self;
         (unverified_offline, view_regressed, deposed_write, mismatched_reply, probe_answered).hash(h)
     }
