@@ -18,12 +18,6 @@ pub enum MasterMsg {
     Probe { nonce: u64 },
     /// "Server X is offline" (c17, c19) or "online again" (c16, c21).
     Notice { server: ServerId, liveness: Liveness, version: Version },
-    /// "Server X is offline: it is leaving" (its own word, [`Report::Leaving`]):
-    /// a notice of X offline at `version`, which also says that X still
-    /// serves the rights it has not released yet, so a server may pass it
-    /// the requests of those slots for a while (issue 17's drain: its
-    /// slots' requests do not wait for their batch's release).
-    Leaving { server: ServerId, version: Version },
     /// The master's whole view, re-sent periodically so that a lost notice
     /// is repaired; `offline` lists every server marked offline.
     /// `topology`: the one in force once it has changed (repairing a lost
@@ -32,6 +26,13 @@ pub enum MasterMsg {
     /// The topology in force (issue 17), sent when it changes and with each
     /// view once it has: a server takes it if newer than its own.
     Topology(std::sync::Arc<crate::topology::Topology>),
+    /// "Server X is offline: it is leaving" (its own word, [`Report::Leaving`]):
+    /// a notice of X offline at `version`, which also says that X still
+    /// serves the rights it has not released yet, so a server may pass it
+    /// the requests of those slots for a while (issue 17's drain: its
+    /// slots' requests do not wait for their batch's release). Last, so that
+    /// the wire numbers of the others stay.
+    Leaving { server: ServerId, version: Version },
 }
 
 /// From a client or server to the master.
