@@ -43,11 +43,32 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// How a client reaches the cluster: the shared secret (`secret`) and TLS
+/// (`tls.nodes`), where the cluster uses them.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    pub secret: Option<String>,
+    /// The nodes' CA (and a certificate of the client's own, if any): every
+    /// connection to a server or the master runs over TLS.
+    pub tls: Option<crate::net::tls::ClientTls>,
+}
+
+impl ClientOptions {
+    /// A node link to `addr` as `from`, with the secret and TLS.
+    pub fn link(&self, addr: &str, from: Peer, timeout: Duration) -> io::Result<NodeLink> {
+        NodeLink::open_with(addr, from, self.secret.as_deref(), timeout, self.tls.as_ref())
+    }
+
+    fn open(&self, addr: &str, id: ClientId, timeout: Duration) -> io::Result<NodeLink> {
+        self.link(addr, Peer::Client(id), timeout)
+    }
+}
+
 pub struct Client {
     core: failgroup_model::Client,
     st: ClientState,
     info: ClusterInfo,
-    secret: Option<String>,
+    options: ClientOptions,
     clock: Clock,
     conns: HashMap<ServerId, NodeLink>,
     master: Option<NodeLink>,
@@ -68,9 +89,14 @@ impl Client {
 
     /// Connects through `addr`, presenting the cluster's shared secret.
     pub fn connect_with(addr: &str, secret: Option<&str>) -> Result<Client, Error> {
+        Client::connect_opts(addr, ClientOptions { secret: secret.map(str::to_string), tls: None })
+    }
+
+    /// Connects through `addr` with the secret and TLS `options` give.
+    pub fn connect_opts(addr: &str, options: ClientOptions) -> Result<Client, Error> {
         let id = ClientId(crate::util::random_u64());
         let setup = |e: io::Error| Error::Setup(format!("{addr}: {e}"));
-        let mut conn = NodeLink::open(addr, Peer::Client(id), secret, CONNECT_TIMEOUT).map_err(setup)?;
+        let mut conn = options.open(addr, id, CONNECT_TIMEOUT).map_err(setup)?;
         conn.send(&Msg::InfoRequest).map_err(setup)?;
         let info = match conn.recv().map_err(setup)? {
             Msg::Info(info) => *info,
@@ -82,7 +108,7 @@ impl Client {
             core,
             st: ClientState::default(),
             info,
-            secret: secret.map(str::to_string),
+            options,
             clock: Clock::new(),
             conns: HashMap::new(),
             master: None,
@@ -109,11 +135,7 @@ impl Client {
             if left.is_zero() {
                 return;
             }
-            let Ok(mut link) =
-                NodeLink::open(topology.addr(s), Peer::Client(self.core.id), self.secret.as_deref(), left)
-            else {
-                continue;
-            };
+            let Ok(mut link) = self.options.open(topology.addr(s), self.core.id, left) else { continue };
             let Ok(Msg::Info(info)) = link.send(&Msg::InfoRequest).and_then(|()| link.recv()) else { continue };
             if let Ok(t) = info.cluster.validate() {
                 if t.version() > topology.version() {
@@ -247,7 +269,7 @@ impl Client {
     fn conn(&mut self, to: ServerId) -> io::Result<&mut NodeLink> {
         if !self.conns.contains_key(&to) {
             let addr = self.core.topology.addr(to).to_string();
-            let conn = NodeLink::open(&addr, Peer::Client(self.core.id), self.secret.as_deref(), CONNECT_TIMEOUT)?;
+            let conn = self.options.open(&addr, self.core.id, CONNECT_TIMEOUT)?;
             self.conns.insert(to, conn);
         }
         Ok(self.conns.get_mut(&to).expect("just inserted"))
@@ -257,7 +279,7 @@ impl Client {
     fn report(&mut self, report: failgroup_model::Report) {
         if self.master.is_none() {
             let t = Duration::from_millis(200);
-            self.master = NodeLink::open(&self.info.master, Peer::Client(self.core.id), self.secret.as_deref(), t).ok();
+            self.master = self.options.open(&self.info.master, self.core.id, t).ok();
         }
         if let Some(m) = self.master.as_mut() {
             if m.send(&Msg::Report(report)).is_err() {

@@ -312,6 +312,19 @@ pub enum Refusal {
     /// A master or server hello without a certificate of the cluster's CA
     /// (`tls.nodes`).
     NoCertificate,
+    /// A hello in plain text where node links run over TLS (`tls.nodes`):
+    /// library clients and tools too, so that no secret or data crosses
+    /// the network in the clear.
+    PlainText,
+}
+
+/// How a node connection came: in plain text, or over TLS with or without
+/// a certificate of the cluster's CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Plain,
+    Tls,
+    Certified,
 }
 
 impl std::fmt::Display for Refusal {
@@ -325,6 +338,9 @@ impl std::fmt::Display for Refusal {
             Refusal::NoCertificate => {
                 f.write_str("a node must connect over TLS with a certificate of the cluster's CA (tls.nodes)")
             }
+            Refusal::PlainText => f.write_str(
+                "node links run over TLS here (tls.nodes): connect with TLS (ClientOptions::tls, or a config with [tls])",
+            ),
         }
     }
 }
@@ -593,7 +609,7 @@ impl Config {
         from: crate::net::wire::Peer,
         secret: Option<&str>,
         ip: std::net::IpAddr,
-        certified: bool,
+        channel: Channel,
     ) -> Result<(), Refusal> {
         use crate::net::wire::Peer;
         if !crate::net::wire::secret_matches(self.file.secret.as_deref(), secret) {
@@ -603,7 +619,10 @@ impl Config {
         // Node links over mutual TLS: a node shows a certificate of the
         // cluster's CA, and that is its admission (no address check).
         if self.file.tls.as_ref().is_some_and(|t| t.nodes) {
-            if claims_a_node && !certified {
+            if channel == Channel::Plain {
+                return Err(Refusal::PlainText);
+            }
+            if claims_a_node && channel != Channel::Certified {
                 return Err(Refusal::NoCertificate);
             }
             if claims_a_node {
@@ -622,6 +641,16 @@ impl Config {
             return Err(Refusal::NotANode(ip));
         }
         Ok(())
+    }
+
+    /// How a library client or a tool with this config reaches the nodes:
+    /// the secret, and TLS with the node certificate under `tls.nodes`.
+    pub fn client_options(&self) -> Result<crate::client::ClientOptions, crate::net::tls::TlsError> {
+        let tls = match self.file.tls.as_ref().filter(|t| t.nodes) {
+            Some(t) => Some(crate::net::tls::node_tls(t, &self.dir).map(|n| n.client())?),
+            None => None,
+        };
+        Ok(crate::client::ClientOptions { secret: self.file.secret.clone(), tls })
     }
 
     /// The addresses of the master and every server.
@@ -761,13 +790,42 @@ members = ["s1"]
         use crate::net::wire::Peer;
         let c = Config::parse(GOOD, PathBuf::new()).unwrap();
         let (here, stranger) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
-        assert!(c.admit(&c.topology, Peer::Master, None, here, false).is_ok());
-        assert!(c.admit(&c.topology, Peer::Master, None, stranger, false).is_err());
-        assert!(c.admit(&c.topology, Peer::Server(ServerId(0)), None, stranger, false).is_err());
-        assert!(c.admit(&c.topology, Peer::Server(ServerId(5)), None, here, false).is_err(), "no such server");
-        assert!(c.admit(&c.topology, Peer::Admin, None, stranger, false).is_ok(), "tools ask from anywhere");
+        assert!(c.admit(&c.topology, Peer::Master, None, here, Channel::Plain).is_ok());
+        assert!(c.admit(&c.topology, Peer::Master, None, stranger, Channel::Plain).is_err());
+        assert!(c.admit(&c.topology, Peer::Server(ServerId(0)), None, stranger, Channel::Plain).is_err());
+        assert!(c.admit(&c.topology, Peer::Server(ServerId(5)), None, here, Channel::Plain).is_err(), "no such server");
+        assert!(c.admit(&c.topology, Peer::Admin, None, stranger, Channel::Plain).is_ok(), "tools ask from anywhere");
         let with = Config::parse(&GOOD.replace("[timing]", "secret = \"s\"\n[timing]"), PathBuf::new()).unwrap();
-        assert!(with.admit(&with.topology, Peer::Master, Some("s"), stranger, false).is_ok(), "the secret decides");
-        assert!(with.admit(&with.topology, Peer::Master, None, here, false).is_err());
+        assert!(
+            with.admit(&with.topology, Peer::Master, Some("s"), stranger, Channel::Plain).is_ok(),
+            "the secret decides"
+        );
+        assert!(with.admit(&with.topology, Peer::Master, None, here, Channel::Plain).is_err());
+    }
+
+    #[test]
+    fn under_node_tls_every_hello_comes_over_tls_and_nodes_with_a_certificate() {
+        use crate::net::wire::Peer;
+        let mut c = Config::parse(GOOD, PathBuf::new()).unwrap();
+        // (Parsing reads the files; admission needs the setting alone.)
+        c.file.tls = Some(crate::net::tls::TlsConfig {
+            cert_file: "c.pem".into(),
+            key_file: "k.pem".into(),
+            ca_file: Some("ca.pem".into()),
+            auth_clients: Default::default(),
+            servers: Default::default(),
+            nodes: true,
+        });
+        let stranger = "127.0.0.2".parse().unwrap();
+        let admit = |from, channel| c.admit(&c.topology, from, None, stranger, channel);
+        let client = Peer::Client(failgroup_model::ClientId(1));
+        for from in [Peer::Master, Peer::Server(ServerId(0)), Peer::Admin, client] {
+            assert!(matches!(admit(from, Channel::Plain), Err(Refusal::PlainText)), "{from:?}");
+        }
+        for from in [Peer::Master, Peer::Server(ServerId(0))] {
+            assert!(matches!(admit(from, Channel::Tls), Err(Refusal::NoCertificate)), "{from:?}");
+            assert!(admit(from, Channel::Certified).is_ok(), "a certificate admits a node from any address");
+        }
+        assert!(admit(Peer::Admin, Channel::Tls).is_ok() && admit(client, Channel::Tls).is_ok());
     }
 }

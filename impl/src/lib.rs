@@ -26,4 +26,4 @@ pub mod server;
 pub mod store;
 pub mod util;
 
-pub use client::{Client, Error};
+pub use client::{Client, ClientOptions, Error};

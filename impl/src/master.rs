@@ -375,9 +375,8 @@ impl MasterNode {
                     c.dead = true;
                 }
                 (Msg::Hello { from, secret }, None) if peer.is_none() => {
-                    let certified = c.peer_verified();
-                    if let Err(why) = self.cfg.admit(&self.st.topology, from, secret.as_deref(), c.addr.ip(), certified)
-                    {
+                    let channel = c.channel();
+                    if let Err(why) = self.cfg.admit(&self.st.topology, from, secret.as_deref(), c.addr.ip(), channel) {
                         tracing::warn!(peer = %c.addr, ?from, %why, "node hello refused");
                         c.send(&Msg::Refused(why.to_string()));
                         c.closing = true;

@@ -12,6 +12,11 @@ use std::time::{Duration, Instant};
 
 /// Sends `bytes` on a fresh connection; returns the first reply (if any)
 /// and whether the server then closed the connection.
+/// A tool's options with the cluster's secret.
+fn secret(s: &str) -> failgroup::ClientOptions {
+    failgroup::ClientOptions { secret: Some(s.into()), tls: None }
+}
+
 fn poke(addr: &str, bytes: &[u8]) -> (Option<Reply>, bool) {
     let mut c = Resp::connect(addr);
     c.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -166,7 +171,7 @@ fn garbage_on_node_and_master_ports_closes_only_that_connection() {
     assert_eq!(c.run("SET k v"), ok());
     let mut c2 = Resp::connect(&cluster.addr("s2"));
     assert_eq!(c2.run("GET k"), bulk("v"));
-    assert!(failgroup::cli::dev::fetch_status(&cluster.master(), Some("s3cret"))
+    assert!(failgroup::cli::dev::fetch_status(&cluster.master(), &secret("s3cret"))
         .unwrap()
         .servers
         .iter()
@@ -205,7 +210,7 @@ fn forged_and_replayed_notices_never_take_a_healthy_server_offline() {
     std::thread::sleep(Duration::from_millis(1500));
     replay.send(&Msg::Master(notice)).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let status = failgroup::cli::dev::fetch_status(&cluster.master(), Some("s3cret")).unwrap();
+    let status = failgroup::cli::dev::fetch_status(&cluster.master(), &secret("s3cret")).unwrap();
     assert!(status.servers.iter().all(|s| s.online && s.failovers == 0), "{status:?}");
     let mut c = Resp::connect(&cluster.addr("s1"));
     assert_eq!(info_field(&mut c, "failgroup", "servers_offline").as_deref(), Some(""));

@@ -991,7 +991,7 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
     let (r, counter) = load.finish(&cluster);
     let stops = BTreeMap::from([("s2".to_string(), 1)]);
     assert_checks_hold(&format!("add, move, remove, seed {seed}"), &cluster, &r, counter, &stops);
-    let status = failgroup::cli::dev::fetch_status(&cluster.master(), None).expect("status");
+    let status = failgroup::cli::dev::fetch_status(&cluster.master(), &Default::default()).expect("status");
     assert_eq!(status.topology_version, 3);
     let names: Vec<&str> = status.servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["s1", "s3", "s4"], "s2 is out, s4 in");
@@ -1030,7 +1030,7 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
     // it persisted in the store.
     cluster.kill_master();
     cluster.start_master();
-    let status = failgroup::cli::dev::fetch_status(&cluster.master(), None).expect("status");
+    let status = failgroup::cli::dev::fetch_status(&cluster.master(), &Default::default()).expect("status");
     assert_eq!(status.topology_version, 3);
     let names: Vec<&str> = status.servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["s1", "s3", "s4"]);
@@ -1054,7 +1054,7 @@ fn a_server_added_given_slots_and_another_removed_under_load_loses_nothing() {
 fn a_standby_master_takes_over_and_a_server_kill_still_fails_over() {
     let mut cluster = Cluster::start(24500, 3, 1);
     let (standby, _) = cluster.standby_masters.first().cloned().expect("dev starts a standby master");
-    let status = |addr: &str| failgroup::cli::dev::fetch_status(addr, None).expect("status");
+    let status = |addr: &str| failgroup::cli::dev::fetch_status(addr, &Default::default()).expect("status");
     assert!(status(&cluster.master()).acting);
     assert!(!status(&standby).acting, "the standby stands by");
     let seed = failgroup::util::random_u64() % 1_000_000;

@@ -8,7 +8,10 @@
 //! address keeps serving beside it; bad TLS files stop a server with their
 //! name.
 
+use failgroup::net::tls::ClientTls;
 use failgroup::net::wire::{Msg, Peer};
+use failgroup::net::NodeLink;
+use failgroup::ClientOptions;
 use failgroup_model::ServerId;
 use failgroup_tests::{failgroup_command, node_hello, Cluster, Resp};
 use std::path::Path;
@@ -227,14 +230,37 @@ fn node_links_over_mutual_tls_replace_the_secret() {
     for i in 0..60 {
         assert_eq!(c.run(&format!("SET node:{i} v{i}")), failgroup_tests::ok(), "SET node:{i}");
     }
-    // A plain-text hello as s2, from a node's own address: refused.
-    let (_, answer) = node_hello("127.0.0.1".parse().unwrap(), &cluster.addr("s1"), Peer::Server(ServerId(1)), None);
-    match answer {
-        Some(Msg::Refused(why)) => assert!(why.contains("certificate"), "{why}"),
-        other => panic!("a plain hello as a server was answered {other:?}"),
+    // A plain-text hello, as s2 or as a tool, from a node's own address:
+    // refused, naming TLS; over TLS without a certificate, a hello as s2 is
+    // refused naming the certificate.
+    for to in [cluster.addr("s1"), cluster.master()] {
+        for from in [Peer::Server(ServerId(1)), Peer::Admin] {
+            let (_, answer) = node_hello("127.0.0.1".parse().unwrap(), &to, from, None);
+            match answer {
+                Some(Msg::Refused(why)) => assert!(why.contains("over TLS"), "{why}"),
+                other => panic!("{to} answered a plain hello as {from:?}: {other:?}"),
+            }
+        }
+        let no_cert = ClientTls::new(&certs.join("ca.pem"), None).expect("the CA");
+        let t = Duration::from_secs(2);
+        match NodeLink::open_with(&to, Peer::Server(ServerId(1)), None, t, Some(&no_cert)) {
+            Err(e) => assert!(e.to_string().contains("certificate"), "{to}: {e}"),
+            Ok(_) => panic!("{to} took a hello as s2 over TLS without a certificate"),
+        }
     }
-    let (_, answer) = node_hello("127.0.0.1".parse().unwrap(), &cluster.master(), Peer::Server(ServerId(1)), None);
-    assert!(matches!(answer, Some(Msg::Refused(_))), "the master took a plain hello as a server: {answer:?}");
+    // The library client: refused in plain text, naming TLS; with another
+    // CA it refuses the servers' certificate.
+    match failgroup::Client::connect(&cluster.addr("s1")) {
+        Err(e) => assert!(e.to_string().contains("over TLS"), "{e}"),
+        Ok(_) => panic!("a plain-text library client was admitted"),
+    }
+    let other = certs.join("other");
+    make_certs(&other);
+    let wrong = ClientOptions { secret: None, tls: Some(ClientTls::new(&other.join("ca.pem"), None).unwrap()) };
+    match failgroup::Client::connect_opts(&cluster.addr("s1"), wrong) {
+        Err(e) => assert!(e.to_string().contains("certificate"), "{e}"),
+        Ok(_) => panic!("a server's certificate passed another CA's check"),
+    }
     // kill -9 of s2: the master's probe over TLS finds it gone, its slots
     // fail over, and every key is read back through s3.
     cluster.kill9("s2");
@@ -250,7 +276,17 @@ fn node_links_over_mutual_tls_replace_the_secret() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    // The status tool, a plain node client, still asks the master.
+    // A library client over TLS with the CA alone (no certificate of its
+    // own: it claims no node) reads every key, s2's through the failover.
+    let tls = ClientTls::new(&certs.join("ca.pem"), None).unwrap();
+    let mut lib = failgroup::Client::connect_opts(&cluster.addr("s3"), ClientOptions { secret: None, tls: Some(tls) })
+        .expect("a library client over TLS");
+    for i in 0..60 {
+        assert_eq!(lib.get(format!("node:{i}").as_bytes()).unwrap(), Some(format!("v{i}").into_bytes()));
+    }
+    lib.set(b"node:lib", b"over TLS").unwrap();
+    assert_eq!(r.run("GET node:lib"), failgroup_tests::bulk("over TLS"));
+    // The status tool reads the config's [tls] and asks the master over TLS.
     let out = failgroup_command().args(["status", "--config"]).arg(cluster.dir.join("cluster.toml")).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("s2"), "status: {text}");

@@ -130,7 +130,8 @@ pub fn run(o: DevOptions) -> Result<(), String> {
     // The standby, once the first master holds the lease (else the standby
     // may win it): it takes over a lease after the acting master stops
     // renewing.
-    while !fetch_status(&cfg.file.master, cfg.file.secret.as_deref()).is_ok_and(|s| s.acting) {
+    let options = crate::ClientOptions { secret: cfg.file.secret.clone(), tls: None };
+    while !fetch_status(&cfg.file.master, &options).is_ok_and(|s| s.acting) {
         if Instant::now() > deadline || stop.load(Ordering::Relaxed) || nodes.iter_mut().any(exited) {
             shutdown(&mut nodes);
             return Err("the master did not take the lease in time".into());
@@ -237,9 +238,9 @@ fn shutdown(nodes: &mut [Node]) {
 }
 
 /// Asks the master for its view.
-pub fn fetch_status(master: &str, secret: Option<&str>) -> Result<ClusterStatus, StatusError> {
+pub fn fetch_status(master: &str, options: &crate::ClientOptions) -> Result<ClusterStatus, StatusError> {
     let unreachable = |e: &dyn std::fmt::Display| StatusError::Unreachable(format!("master {master}: {e}"));
-    let mut conn = crate::net::NodeLink::open(master, Peer::Admin, secret, Duration::from_secs(2)).map_err(|e| {
+    let mut conn = options.link(master, Peer::Admin, Duration::from_secs(2)).map_err(|e| {
         match e.kind() {
             // Reached, and refused (a wrong secret) or not a master.
             std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData => {

@@ -432,9 +432,15 @@ pub fn main() -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(e) => return exit(Err(e)),
             };
-            let secret = cfg.as_ref().and_then(|c| c.file.secret.clone());
+            let options = match cfg.as_ref().map(Config::client_options).transpose() {
+                Ok(o) => o.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let addr = master.or(cfg.map(|c| c.file.master)).unwrap_or_else(|| "127.0.0.1:7100".into());
-            status(&addr, secret.as_deref(), json, watch)
+            status(&addr, &options, json, watch)
         }
         CliCommand::Admin(AdminCommand::Drain { config, name }) => match Config::load(&config) {
             Ok(cfg) => drain(&cfg, &name),
@@ -474,14 +480,14 @@ fn watch_interval(s: &str) -> Result<f64, String> {
 }
 
 /// `failgroup status`: the master's view, once or every `watch` seconds.
-fn status(addr: &str, secret: Option<&str>, json: bool, watch: Option<f64>) -> ExitCode {
+fn status(addr: &str, options: &crate::ClientOptions, json: bool, watch: Option<f64>) -> ExitCode {
     let show = |s: &crate::net::wire::ClusterStatus| match (json, watch.is_some()) {
         (true, false) => println!("{}", serde_json::to_string_pretty(s).expect("a status encodes")),
         (true, true) => println!("{}", serde_json::to_string(s).expect("a status encodes")),
         (false, _) => print!("{}", dev::format_status(s)),
     };
     let Some(every) = watch else {
-        return match dev::fetch_status(addr, secret) {
+        return match dev::fetch_status(addr, options) {
             Ok(s) => {
                 show(&s);
                 ExitCode::SUCCESS
@@ -494,7 +500,7 @@ fn status(addr: &str, secret: Option<&str>, json: bool, watch: Option<f64>) -> E
     };
     let mut reached = false;
     loop {
-        match dev::fetch_status(addr, secret) {
+        match dev::fetch_status(addr, options) {
             Ok(s) => {
                 reached = true;
                 if !json {
@@ -520,8 +526,11 @@ fn admin_link(
     cfg: &Config,
     timeout: std::time::Duration,
 ) -> Result<crate::net::NodeLink, ExitCode> {
-    let secret = cfg.file.secret.as_deref();
-    crate::net::NodeLink::open(addr, crate::net::wire::Peer::Admin, secret, timeout).map_err(|e| {
+    let options = cfg.client_options().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    options.link(addr, crate::net::wire::Peer::Admin, timeout).map_err(|e| {
         eprintln!("error: {what}: {e}");
         match e.kind() {
             std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData => ExitCode::from(2),

@@ -103,6 +103,16 @@ impl Connection {
         self.tls.is_some()
     }
 
+    /// How it came, for a node hello's admission.
+    pub fn channel(&self) -> crate::config::Channel {
+        use crate::config::Channel;
+        match (self.is_tls(), self.peer_verified()) {
+            (false, _) => Channel::Plain,
+            (true, false) => Channel::Tls,
+            (true, true) => Channel::Certified,
+        }
+    }
+
     /// Whether output waits to be written: replies, or TLS's own records
     /// (a handshake's, an alert's).
     pub fn has_output(&self) -> bool {

@@ -36,7 +36,8 @@ pub struct TlsConfig {
     /// TLS, present `cert_file` and check the peer's against `ca_file`; a
     /// node hello claiming a server or the master without a certificate of
     /// that CA is refused (it replaces the address check where no `secret`
-    /// is set). Needs `ca_file`.
+    /// is set), and so is any hello in plain text (library clients and
+    /// tools connect over TLS too). Needs `ca_file`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nodes: bool,
 }
@@ -106,6 +107,63 @@ mod imp {
         PrivateKeyDer::from_pem_file(dir.join(file)).map_err(|e| TlsError(format!("tls.key_file {file}: {e}")))
     }
 
+    /// A library client's or a tool's TLS to nodes' addresses (`tls.nodes`):
+    /// the node's certificate is checked against a CA for the host dialled;
+    /// a certificate of its own is presented when given (nodes ask for one,
+    /// and need one only of servers and masters).
+    #[derive(Clone)]
+    pub struct ClientTls(Arc<rustls::ClientConfig>);
+
+    impl std::fmt::Debug for ClientTls {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("ClientTls")
+        }
+    }
+
+    impl ClientTls {
+        /// `ca_file`: the CAs of the nodes' certificates; `identity`: a
+        /// certificate chain and its private key (PEM files), if any.
+        pub fn new(ca_file: &Path, identity: Option<(&Path, &Path)>) -> Result<ClientTls, TlsError> {
+            let here = Path::new("");
+            let builder = rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError(format!("tls: {e}")))?
+                .with_root_certificates(roots(here, &ca_file.to_string_lossy(), "CA file")?);
+            let config = match identity {
+                None => builder.with_no_client_auth(),
+                Some((cert, key)) => {
+                    let chain = certs(here, &cert.to_string_lossy(), "certificate file")?;
+                    let key = PrivateKeyDer::from_pem_file(key)
+                        .map_err(|e| TlsError(format!("key file {}: {e}", key.display())))?;
+                    builder
+                        .with_client_auth_cert(chain, key)
+                        .map_err(|e| TlsError(format!("certificate file {}: {e}", cert.display())))?
+                }
+            };
+            Ok(ClientTls(Arc::new(config)))
+        }
+    }
+
+    /// Starts TLS as a node link's client on `sock` to `host` and finishes
+    /// the handshake (a refused certificate is an error here).
+    pub fn connect_node(sock: std::net::TcpStream, t: &ClientTls, host: &str) -> Result<TlsStream, TlsError> {
+        handshake(t.0.clone(), sock, host)
+    }
+
+    fn handshake(
+        config: Arc<rustls::ClientConfig>,
+        sock: std::net::TcpStream,
+        host: &str,
+    ) -> Result<TlsStream, TlsError> {
+        let name = ServerName::try_from(host.to_string()).map_err(|e| TlsError(format!("{host}: {e}")))?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(|e| TlsError(format!("tls: {e}")))?;
+        let mut stream = rustls::StreamOwned::new(conn, sock);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).map_err(|e| TlsError(format!("TLS with {host}: {e}")))?;
+        }
+        Ok(TlsStream(Box::new(stream)))
+    }
+
     fn server_config(tls: &TlsConfig, dir: &Path, auth: TlsAuthClients) -> Result<Acceptor, TlsError> {
         let (certs, key) = (certs(dir, &tls.cert_file, "tls.cert_file")?, key(dir, &tls.key_file)?);
         let builder = rustls::ServerConfig::builder_with_provider(provider())
@@ -149,6 +207,11 @@ mod imp {
         pub fn acceptor(&self) -> &Acceptor {
             &self.acceptor
         }
+
+        /// Its client side, for a tool run with the node's config.
+        pub fn client(&self) -> ClientTls {
+            ClientTls(self.connector.clone())
+        }
     }
 
     impl std::fmt::Debug for NodeTls {
@@ -169,8 +232,16 @@ mod imp {
         Ok(NodeTls { acceptor, connector: Arc::new(connector) })
     }
 
-    /// A blocking TLS client stream (the PostgreSQL store's connection).
+    /// A blocking TLS client stream (the PostgreSQL store's connection, a
+    /// library client's or a tool's node link).
     pub struct TlsStream(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>);
+
+    impl TlsStream {
+        /// The socket under it (for its timeouts).
+        pub fn socket(&self) -> &std::net::TcpStream {
+            &self.0.sock
+        }
+    }
 
     impl Read for TlsStream {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -260,13 +331,7 @@ mod imp {
             ServerCheck::ChainAndName(ca) => chain(ca)?,
         };
         let config = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
-        let name = ServerName::try_from(host.to_string()).map_err(|e| TlsError(format!("{host}: {e}")))?;
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| TlsError(format!("tls: {e}")))?;
-        let mut stream = rustls::StreamOwned::new(conn, sock);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).map_err(|e| TlsError(format!("TLS with {host}: {e}")))?;
-        }
-        Ok(TlsStream(Box::new(stream)))
+        handshake(Arc::new(config), sock, host)
     }
 
     /// One connection's TLS state.
@@ -384,8 +449,28 @@ mod imp {
         }
     }
 
+    impl TlsStream {
+        pub fn socket(&self) -> &std::net::TcpStream {
+            match *self {}
+        }
+    }
+
     pub fn connect(_: std::net::TcpStream, _: &str, _: &ServerCheck) -> Result<TlsStream, TlsError> {
         Err(TlsError("TLS: this build of failgroup has none (built without the `tls` feature)".into()))
+    }
+
+    /// Never made: a build without TLS has no TLS client.
+    #[derive(Clone, Debug)]
+    pub enum ClientTls {}
+
+    impl ClientTls {
+        pub fn new(_: &Path, _: Option<(&Path, &Path)>) -> Result<ClientTls, TlsError> {
+            Err(TlsError("TLS: this build of failgroup has none (built without the `tls` feature)".into()))
+        }
+    }
+
+    pub fn connect_node(_: std::net::TcpStream, t: &ClientTls, _: &str) -> Result<TlsStream, TlsError> {
+        match *t {}
     }
 
     /// Never made: a build without TLS refuses a config asking for it.
@@ -404,6 +489,9 @@ mod imp {
 
     impl NodeTls {
         pub fn acceptor(&self) -> &Acceptor {
+            match *self {}
+        }
+        pub fn client(&self) -> ClientTls {
             match *self {}
         }
     }
@@ -451,4 +539,4 @@ pub enum ServerCheck {
     ChainAndName(std::path::PathBuf),
 }
 
-pub use imp::{acceptor, connect, node_tls, Acceptor, NodeTls, TlsSession, TlsStream};
+pub use imp::{acceptor, connect, connect_node, node_tls, Acceptor, ClientTls, NodeTls, TlsSession, TlsStream};

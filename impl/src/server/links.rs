@@ -162,8 +162,8 @@ impl ServerNode {
 
     /// Checks a node's hello; on success the connection is that node's.
     pub(super) fn welcome(&mut self, tok: Token, from: Peer, secret: Option<&str>) -> Result<(), Refusal> {
-        let (ip, certified) = (self.net.conns[&tok].addr.ip(), self.net.conns[&tok].peer_verified());
-        if let Err(why) = self.cfg.admit(self.core.topo(&self.st), from, secret, ip, certified) {
+        let (ip, channel) = (self.net.conns[&tok].addr.ip(), self.net.conns[&tok].channel());
+        if let Err(why) = self.cfg.admit(self.core.topo(&self.st), from, secret, ip, channel) {
             tracing::warn!(peer = %self.net.conns[&tok].addr, ?from, %why, "node hello refused");
             return Err(why);
         }
