@@ -286,6 +286,11 @@ fn node_links_over_mutual_tls_replace_the_secret() {
     }
     lib.set(b"node:lib", b"over TLS").unwrap();
     assert_eq!(r.run("GET node:lib"), failgroup_tests::bulk("over TLS"));
+    // A server starting asks the master for its topology over TLS (a
+    // server added since the config was written joins by its name).
+    let cfg = failgroup::config::Config::load(&cluster.dir.join("cluster.toml")).unwrap();
+    let topology = failgroup::server::master_topology(&cfg).expect("the master's topology over TLS");
+    assert_eq!(topology.server_count(), 3);
     // The status tool reads the config's [tls] and asks the master over TLS.
     let out = failgroup_command().args(["status", "--config"]).arg(cluster.dir.join("cluster.toml")).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -652,8 +652,8 @@ pub fn main(cfg: Config, name: &str) -> Result<(), NodeError> {
 pub fn master_topology(cfg: &Config) -> Result<Topology, String> {
     use crate::net::wire::{Msg, Peer};
     let timeout = Duration::from_millis(cfg.file.timing.probe_timeout.max(500));
-    let mut link = crate::net::NodeLink::open(&cfg.file.master, Peer::Admin, cfg.file.secret.as_deref(), timeout)
-        .map_err(|e| e.to_string())?;
+    let options = cfg.client_options().map_err(|e| e.to_string())?;
+    let mut link = options.link(&cfg.file.master, Peer::Admin, timeout).map_err(|e| e.to_string())?;
     match link.send(&Msg::InfoRequest).and_then(|()| link.recv()).map_err(|e| e.to_string())? {
         Msg::Info(info) => info.cluster.validate().map_err(|e| e.to_string()),
         other => Err(format!("unexpected answer {other:?}")),
