@@ -8,6 +8,15 @@
 //! c.set(b"k", b"v").unwrap();
 //! assert_eq!(c.get(b"k").unwrap(), Some(b"v".to_vec()));
 //! ```
+//!
+//! A cluster with a `secret` and node links over TLS (`tls.nodes`):
+//!
+//! ```no_run
+//! use failgroup::{net::tls::ClientTls, Client, ClientOptions};
+//! let tls = ClientTls::new("ca.pem".as_ref(), None).unwrap();
+//! let options = ClientOptions { secret: Some("s3cret".into()), tls: Some(tls) };
+//! let mut c = Client::connect_opts("10.0.0.11:7101", options).unwrap();
+//! ```
 
 use crate::net::wire::{ClusterInfo, Msg, Peer};
 use crate::net::NodeLink;
