@@ -339,12 +339,17 @@ fn run(sys: &mut dyn System, plan: &Plan, scenario: Scenario) -> Result<Run, Str
             }
         }
         Scenario::RollingRestart => {
+            // When each step began, on stderr (to read the CSV's spikes by).
+            let at = || start.elapsed().as_millis();
             for i in 0..sys.nodes() {
+                eprintln!("  {} ms: stopping node {}", at(), i + 1);
                 sys.stop_node(i)?;
+                eprintln!("  {} ms: node {} stopped, starting it", at(), i + 1);
                 sys.start_node(i)?;
                 if !back_within_run(sys, i) {
                     return Err(format!("node {} not back in service before the run ended", i + 1));
                 }
+                eprintln!("  {} ms: node {} back in service", at(), i + 1);
                 std::thread::sleep(Duration::from_secs(1));
             }
             rolled_until_ms = Some(start.elapsed().as_millis() as u64);

@@ -402,11 +402,13 @@ impl Server {
             ServerInput::Start { incarnation } => {
                 *st = ServerState { incarnation, ..ServerState::default() };
                 if self.config.mode == Mode::Linearizable {
-                    // All in one ask: a server starting has nothing else
-                    // queued on its store connection, and comes up serving
-                    // every slot it owns at once.
+                    // A batch at a time, the next on the answer to the last
+                    // (as any ask): one ask of thousands of rights is one
+                    // long store transaction, and on a store with one writer
+                    // (SQLite) every other server's commands wait behind it
+                    // (issue 17: a restart in a rolling upgrade).
                     let slots: Vec<Slot> = self.topology.owned_slots(self.id).collect();
-                    self.acquire(st, slots, usize::MAX, now, out);
+                    self.acquire(st, slots, self.config.timing.batch(), now, out);
                 }
             }
             ServerInput::Drain => {

@@ -405,7 +405,7 @@ fn a_drain_at_any_moment_breaks_nothing() {
 /// rights go one batch (the checker's batch: one right) at a time, a tick
 /// apart, serving the other meanwhile, while the failover server takes
 /// each as it is released; every property holds and the batched hand-over
-/// is reached (1,205,746 states).
+/// is reached (1,220,190 states).
 #[test]
 fn a_drain_in_batches_at_any_moment_breaks_nothing() {
     let cfg = CheckConfig {
