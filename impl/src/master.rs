@@ -126,6 +126,9 @@ impl MasterNode {
         } else {
             metrics.standby_masters.get(&addr).cloned()
         };
+        // A scrape before the loop's first copy sees the counts at zero,
+        // not an empty text.
+        node.publish();
         if let Some(at) = at {
             let servers = node.cfg.file.metrics.servers.clone();
             let board = crate::metrics::dashboard::Dashboard::new(node.board.clone(), servers);

@@ -119,7 +119,15 @@ fn every_server_serves_metrics_a_parser_reads_and_they_move_under_load() {
     // The standby master's own: it stands by.
     let (standby, standby_at) = cfg.file.metrics.standby_masters.iter().next().expect("dev's standby has metrics");
     assert_eq!(standby, &cluster.standby_masters[0].0);
-    assert_eq!(sample(&scrape(standby_at), "failgroup_master_acting"), Some(0.0));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let standby_text = loop {
+        let t = scrape(standby_at);
+        if sample(&t, "failgroup_master_acting").is_some() || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(sample(&standby_text, "failgroup_master_acting"), Some(0.0), "{standby_text}");
     for s in ["s1", "s2", "s3", "master", "standby"] {
         let text = scrape(&match s {
             "master" => master.clone(),
