@@ -189,6 +189,10 @@ pub fn worker(
     let mut errors: Vec<String> = Vec::new();
     let mut rng = Xorshift::new(seed);
     let end = Duration::from_secs_f64(secs);
+    // FAILGROUP_BENCH_SLOW_MS=N: each operation slower than N ms on stderr
+    // (when it was due, its latency, its key and the key's slot), to find
+    // what a spike in the CSV waited for.
+    let slow_ms: Option<u64> = std::env::var("FAILGROUP_BENCH_SLOW_MS").ok().and_then(|v| v.parse().ok());
     for i in 0u64.. {
         let due = Duration::from_secs_f64(i as f64 / per_sec);
         if due >= end {
@@ -211,7 +215,18 @@ pub fn worker(
             }
             Outcome::Error
         });
-        samples.push(Sample { done_us: done.as_micros() as u64, lat_us: (done - due).as_micros() as u64, outcome });
+        let lat_us = (done - due).as_micros() as u64;
+        if slow_ms.is_some_and(|ms| lat_us > ms * 1000) {
+            let slot = failgroup_model::key_slot(&k, failgroup_model::SLOTS).0;
+            let op = if i % WRITE_EVERY == 0 { "SET" } else { "GET" };
+            eprintln!(
+                "  slow: due {} ms, {:.1} ms, {op} {} (slot {slot})",
+                due.as_millis(),
+                lat_us as f64 / 1000.0,
+                String::from_utf8_lossy(&k)
+            );
+        }
+        samples.push(Sample { done_us: done.as_micros() as u64, lat_us, outcome });
     }
     (samples, errors)
 }
