@@ -107,7 +107,7 @@ pub(super) struct Drain {
 }
 
 impl ServerNode {
-    /// Opens the store, binds the port and starts the core.
+    /// Binds the port, opens the store and starts the core.
     /// `topology`: the master's when it answered, else the config's.
     pub fn start(
         cfg: Config,
@@ -115,14 +115,6 @@ impl ServerNode {
         id: ServerId,
         stop: Arc<AtomicBool>,
     ) -> Result<ServerNode, NodeError> {
-        // The store first: a client that connects while it opens (a lock
-        // another server holds, a PostgreSQL connection) would wait for its
-        // hello's answer; before the port is bound it is refused at once,
-        // and fails over.
-        let mut db = cfg.open_store()?;
-        // A node of another mode or topology than the store's cluster is
-        // refused here (hole 3).
-        db.check_mark(&cfg.mark(), false)?;
         let addr = cfg.listen_addr(&topology, id);
         let mut net = Endpoint::bind(&addr, WAKER.0 + 1)?;
         let name = topology.name(id).to_string();
@@ -135,6 +127,10 @@ impl ServerNode {
             net.set_node_tls(crate::net::tls::node_tls(tls, &cfg.dir)?);
         }
         let waker = Arc::new(Waker::new(net.poll.registry(), WAKER).map_err(NodeError::os("a poll waker"))?);
+        let mut db = cfg.open_store()?;
+        // A node of another mode or topology than the store's cluster is
+        // refused here (hole 3).
+        db.check_mark(&cfg.mark(), false)?;
         // This run of the process: its rights and its forwarded requests
         // are its own, not those of an earlier run of the same name.
         let incarnation = crate::util::random_u64();
