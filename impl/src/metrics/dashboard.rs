@@ -104,8 +104,8 @@ impl Sample {
                 _ => {}
             }
         }
+        // The bits of positive bounds (and +Inf) order as the bounds do.
         s.buckets = buckets.into_iter().map(|(le, n)| (f64::from_bits(le), n)).collect();
-        s.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
         s
     }
 }

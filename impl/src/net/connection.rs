@@ -128,8 +128,7 @@ impl Connection {
         let sock = TcpStream::connect(sock_addr)?;
         let mut conn = Connection::new(sock, sock_addr, Proto::Node { peer: None });
         if let Some(t) = tls {
-            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']);
-            conn.tls = Some(TlsSession::client(t, host)?);
+            conn.tls = Some(TlsSession::client(t, super::socket::host_of(addr))?);
         }
         conn.connecting = true;
         conn.wbuf.extend_from_slice(&wire::PREAMBLE);

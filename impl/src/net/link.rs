@@ -74,8 +74,7 @@ impl NodeLink {
         let stream = match tls {
             None => Stream::Plain(socket),
             Some(t) => {
-                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']']);
-                let tls = connect_node(socket, t, host)
+                let tls = connect_node(socket, t, super::socket::host_of(addr))
                     .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))?;
                 Stream::Tls(tls)
             }

@@ -5,6 +5,12 @@ use std::io;
 use std::net::SocketAddr;
 
 /// The first socket address `addr` names.
+/// The host part of `host:port` (an IPv6 address without its brackets):
+/// the name a TLS peer's certificate is checked for.
+pub fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(h, _)| h).trim_matches(['[', ']'])
+}
+
 pub fn resolve(addr: &str) -> io::Result<SocketAddr> {
     std::net::ToSocketAddrs::to_socket_addrs(addr)?
         .next()
