@@ -145,6 +145,35 @@ impl TestStore {
     }
 }
 
+impl TestStore {
+    /// Whether a writer could take the store's write lock within 300 ms:
+    /// false while a paused process holds it inside a transaction.
+    pub fn write_lock_free(&self, dir: &std::path::Path) -> bool {
+        match self {
+            TestStore::Sqlite => {
+                let Ok(db) = rusqlite::Connection::open(dir.join("data.db")) else { return false };
+                if db.busy_timeout(Duration::from_millis(300)).is_err() {
+                    return false;
+                }
+                let free = db.execute_batch("BEGIN IMMEDIATE").is_ok();
+                let _ = db.execute_batch("ROLLBACK");
+                free
+            }
+            TestStore::Postgres(u) => {
+                let Ok(mut c) = failgroup::store::postgres::protocol::PgConn::connect(u) else { return false };
+                let free = c
+                    .batch(
+                        "BEGIN; SET LOCAL lock_timeout = '300ms'; \
+                         LOCK TABLE failgroup_kv, failgroup_rights IN EXCLUSIVE MODE",
+                    )
+                    .is_ok();
+                let _ = c.batch("ROLLBACK");
+                free
+            }
+        }
+    }
+}
+
 /// A cluster started by `failgroup dev`, stopped when dropped.
 pub struct Cluster {
     /// `failgroup dev`, or `None` when the test started the nodes itself.
@@ -330,6 +359,23 @@ impl Cluster {
         let pid = self.servers.iter().find(|s| s.0 == name).map(|s| s.2).expect("server name");
         let status = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status().expect("kill");
         assert!(status.success(), "kill -{sig} {pid}");
+    }
+
+    /// Pauses a server (SIGSTOP) at a moment it holds no store lock. A
+    /// server paused inside a store transaction holds the store's write
+    /// lock until it resumes, and every other node's store writes wait for
+    /// it (docs/DEPLOYMENT.md); a test of what the others do meanwhile
+    /// pauses it between transactions. Tries 40 times.
+    pub fn pause(&mut self, name: &str) {
+        for attempt in 0..40u64 {
+            self.signal(name, "STOP");
+            if self.store.write_lock_free(&self.dir) {
+                return;
+            }
+            self.signal(name, "CONT");
+            std::thread::sleep(Duration::from_millis(7 + attempt * 13 % 50));
+        }
+        panic!("{name} held the store's write lock at each of 40 pauses");
     }
 
     pub fn addr(&self, name: &str) -> String {

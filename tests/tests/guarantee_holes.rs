@@ -27,7 +27,7 @@ fn a_late_peer_reply_never_answers_another_request() {
     for round in 0..ROUNDS {
         cluster.kill9("s1");
         cluster.restart("s1");
-        cluster.signal("s2", "STOP");
+        cluster.pause("s2");
         let mut old = Resp::connect(&s1);
         old.send_raw(b"*2\r\n$3\r\nGET\r\n$8\r\n{fa}ttl1\r\n");
         // The forward leaves s1 (it is in s2's receive buffer) before s1 dies.
@@ -179,7 +179,7 @@ fn a_stepped_wall_clock_never_lets_a_right_be_taken_early() {
     let mut at_s1 = Resp::connect(&s1);
     eventually("s1 serves its key", Duration::from_secs(10), || at_s1.run("SET {fd}k old") == ok());
     assert_eq!(at_s1.run("GET {fd}k"), bulk("old"), "cached at s1");
-    cluster.signal("s1", "STOP");
+    cluster.pause("s1");
     let t = Instant::now();
     report_offline(&cluster, 0);
     let mut at_s3 = Resp::connect(&s3);
@@ -210,7 +210,7 @@ fn a_second_process_of_one_identity_never_serves_beside_the_first() {
     assert_eq!(at_s1.run("GET {fd}k"), bulk("old"), "cached at s1");
     let twin_addr = "127.0.0.1:23710";
     let twin_config = cluster.twin_config("s1", twin_addr);
-    cluster.signal("s1", "STOP");
+    cluster.pause("s1");
     cluster.spawn_server("s1", &twin_config, twin_addr, &[]);
     let mut at_twin = Resp::connect(twin_addr);
     assert_eq!(at_twin.run("SET {fd}k new"), ok(), "the second s1 writes");
