@@ -58,7 +58,8 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// kill: one server killed and restarted; rolling-restart: every server stopped for an upgrade and
-        /// started again in turn (failgroup: drained; redis-server: SIGTERM), from --kill-at.
+        /// started again in turn (failgroup: drained; redis-server: SIGTERM), from --kill-at, each failgroup
+        /// row followed by a control run with nothing stopped; steady: no fault.
         #[arg(long, value_enum, default_value = "kill")]
         scenario: systems::Scenario,
     },

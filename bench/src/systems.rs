@@ -296,6 +296,10 @@ pub enum Scenario {
     /// (failgroup: `failgroup admin drain`; redis-server: SIGTERM), started
     /// again, back in service, a second's pause, the next.
     RollingRestart,
+    /// No fault: the same load on a fresh cluster. A rolling restart's
+    /// failgroup rows are followed by one (`... no-roll`), judged over the
+    /// roll's seconds: the noise its worst second is read against.
+    Steady,
 }
 
 fn run(sys: &mut dyn System, plan: &Plan, scenario: Scenario) -> Result<Run, String> {
@@ -354,6 +358,7 @@ fn run(sys: &mut dyn System, plan: &Plan, scenario: Scenario) -> Result<Run, Str
             }
             rolled_until_ms = Some(start.elapsed().as_millis() as u64);
         }
+        Scenario::Steady => {}
     }
     let mut samples = Vec::new();
     let mut errors = Vec::new();
@@ -417,6 +422,7 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Sc
         Scenario::RollingRestart => {
             ("rolling", &ROLL_COLUMNS[..], format!("rolling restart: every node in turn from {} s", plan.kill_at))
         }
+        Scenario::Steady => ("steady-failover", &KILL_COLUMNS[..], "no fault".to_string()),
     };
     let names: Vec<String> = columns.iter().map(|(n, _)| n.to_string()).collect();
     let mut summary = format!(
@@ -473,6 +479,33 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Sc
                 (until - kill_ms).to_string(),
             ];
             summary += &row(name, &cells, columns);
+            if *name != "twemproxy" {
+                // The control: a fresh cluster of the same kind, the same
+                // load, nothing stopped, judged over the same seconds.
+                let control = format!("{name}-no-roll");
+                eprintln!("failover: {control} ...");
+                let dir = work.join(&control);
+                let mut sys = Failgroup::start(&dir, port + 5, *name == "failgroup-client")?;
+                let c = run(&mut sys, plan, Scenario::Steady)?;
+                drop(sys);
+                let cs = load::summarize(&c.samples, &load::buckets(&c.samples, plan.secs), plan);
+                let croll = load::rolling(&c.samples, kill_ms, until);
+                let cells = [
+                    cs.ops.to_string(),
+                    cs.errors.to_string(),
+                    cs.misses.to_string(),
+                    format!("{:.2}", croll.baseline_p999_ms),
+                    format!("{:.2}", croll.rolling_p999_ms),
+                    format!("{:.2}", croll.worst_second_p999_ms),
+                    format!("{:.2}", croll.worst_second_p999_ms / croll.baseline_p999_ms.max(0.001)),
+                    format!("{:.1}", cs.worst_ms),
+                    "-".to_string(),
+                ];
+                summary += &row(&control.replace("failgroup-", ""), &cells, columns);
+                for e in &c.errors {
+                    summary += &format!("  {control} error: {e}\n");
+                }
+            }
         } else {
             let cells = [
                 s.ops.to_string(),

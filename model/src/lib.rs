@@ -23,17 +23,20 @@
 //! let mut store = MemStore::default();
 //! let now = Time(0);
 //!
-//! // The owner of key "k" starts and takes the serving rights of its slots.
+//! // The owner of key "k" starts and takes the serving rights of its slots,
+//! // a batch at a time: each answer sends the next ask.
 //! let owner = topology.owner(topology.slot(b"k"));
 //! let server = Server::new(owner, topology.clone(), config.clone());
 //! let mut sst = ServerState::default();
 //! let mut sout = Vec::new();
 //! server.step(&mut sst, now, ServerInput::Start { incarnation: 1 }, &mut sout);
-//! let ServerOutput::Store { tag, op } = sout.remove(0) else { panic!() };
 //! // The store knows the process by its server and incarnation.
 //! let me = Holder { server: owner, incarnation: 1 };
-//! let reply = store.execute(me, op, now);
-//! server.step(&mut sst, now, ServerInput::Store { tag, reply }, &mut sout);
+//! while let Some(i) = sout.iter().position(|o| matches!(o, ServerOutput::Store { .. })) {
+//!     let ServerOutput::Store { tag, op } = sout.remove(i) else { unreachable!() };
+//!     let reply = store.execute(me, op, now);
+//!     server.step(&mut sst, now, ServerInput::Store { tag, reply }, &mut sout);
+//! }
 //!
 //! // A client sends SET k v: it goes to the owner (c11).
 //! let client = Client::new(ClientId(1), topology.clone(), config.clone());

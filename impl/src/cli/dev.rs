@@ -127,14 +127,18 @@ pub fn run(o: DevOptions) -> Result<(), String> {
         shutdown(&mut nodes);
         return Err(e);
     }
-    // The standby, once the first master holds the lease (else the standby
-    // may win it): it takes over a lease after the acting master stops
-    // renewing.
+    // The standby starts once the first master holds the lease (else the
+    // standby may win it: it takes over a lease after the acting master
+    // stops renewing), and once every server holds the rights of the slots
+    // it serves (`pending_slots` 0; `available` mode has no rights), so
+    // that `ready` means serving: a starting server asks for its rights a
+    // batch at a time, and a request before its slot's right waits for it.
     let options = crate::ClientOptions { secret: cfg.file.secret.clone(), tls: None };
-    while !fetch_status(&cfg.file.master, &options).is_ok_and(|s| s.acting) {
+    let serving = |s: &ClusterStatus| s.acting && s.pending_slots.is_none_or(|n| n == 0);
+    while !fetch_status(&cfg.file.master, &options).is_ok_and(|s| serving(&s)) {
         if Instant::now() > deadline || stop.load(Ordering::Relaxed) || nodes.iter_mut().any(exited) {
             shutdown(&mut nodes);
-            return Err("the master did not take the lease in time".into());
+            return Err("the master did not take the lease, or the servers their slots' rights, in time".into());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
