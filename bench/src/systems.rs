@@ -502,6 +502,11 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Sc
                     "-".to_string(),
                 ];
                 summary += &row(&control.replace("failgroup-", ""), &cells, columns);
+                summary += &format!(
+                    "  {name} worst second: {:.2}x the no-roll run's, roll_p999 {:.2}x\n",
+                    roll.worst_second_p999_ms / croll.worst_second_p999_ms.max(0.001),
+                    roll.rolling_p999_ms / croll.rolling_p999_ms.max(0.001),
+                );
                 for e in &c.errors {
                     summary += &format!("  {control} error: {e}\n");
                 }
