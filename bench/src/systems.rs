@@ -397,6 +397,22 @@ const ROLL_COLUMNS: [(&str, usize); 9] = [
     ("rolled_ms", 9),
 ];
 
+/// A rolling-restart row's cells (`ROLL_COLUMNS`); `rolled_ms` is `-` for
+/// a control run.
+fn roll_cells(s: &load::Summary, roll: &load::Rolling, rolled_ms: Option<u64>) -> [String; 9] {
+    [
+        s.ops.to_string(),
+        s.errors.to_string(),
+        s.misses.to_string(),
+        format!("{:.2}", roll.baseline_p999_ms),
+        format!("{:.2}", roll.rolling_p999_ms),
+        format!("{:.2}", roll.worst_second_p999_ms),
+        format!("{:.2}", roll.worst_second_p999_ms / roll.baseline_p999_ms.max(0.001)),
+        format!("{:.1}", s.worst_ms),
+        rolled_ms.map_or("-".into(), |ms| ms.to_string()),
+    ]
+}
+
 /// One line of the summary: the name, then each cell right-aligned.
 fn row(name: &str, cells: &[String], columns: &[(&str, usize)]) -> String {
     let mut line = format!("{name:<17}");
@@ -467,18 +483,7 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Sc
         if let Some(until) = r.rolled_until_ms {
             let kill_ms = (plan.kill_at * 1000.0) as u64;
             let roll = load::rolling(&r.samples, kill_ms, until);
-            let cells = [
-                s.ops.to_string(),
-                s.errors.to_string(),
-                s.misses.to_string(),
-                format!("{:.2}", roll.baseline_p999_ms),
-                format!("{:.2}", roll.rolling_p999_ms),
-                format!("{:.2}", roll.worst_second_p999_ms),
-                format!("{:.2}", roll.worst_second_p999_ms / roll.baseline_p999_ms.max(0.001)),
-                format!("{:.1}", s.worst_ms),
-                (until - kill_ms).to_string(),
-            ];
-            summary += &row(name, &cells, columns);
+            summary += &row(name, &roll_cells(&s, &roll, Some(until - kill_ms)), columns);
             if *name != "twemproxy" {
                 // The control: a fresh cluster of the same kind, the same
                 // load, nothing stopped, judged over the same seconds.
@@ -490,18 +495,7 @@ pub fn run_all(out: &Path, plan: &Plan, port: u16, only: &[String], scenario: Sc
                 drop(sys);
                 let cs = load::summarize(&c.samples, &load::buckets(&c.samples, plan.secs), plan);
                 let croll = load::rolling(&c.samples, kill_ms, until);
-                let cells = [
-                    cs.ops.to_string(),
-                    cs.errors.to_string(),
-                    cs.misses.to_string(),
-                    format!("{:.2}", croll.baseline_p999_ms),
-                    format!("{:.2}", croll.rolling_p999_ms),
-                    format!("{:.2}", croll.worst_second_p999_ms),
-                    format!("{:.2}", croll.worst_second_p999_ms / croll.baseline_p999_ms.max(0.001)),
-                    format!("{:.1}", cs.worst_ms),
-                    "-".to_string(),
-                ];
-                summary += &row(&control.replace("failgroup-", ""), &cells, columns);
+                summary += &row(&control.replace("failgroup-", ""), &roll_cells(&cs, &croll, None), columns);
                 summary += &format!(
                     "  {name} worst second: {:.2}x the no-roll run's, roll_p999 {:.2}x\n",
                     roll.worst_second_p999_ms / croll.worst_second_p999_ms.max(0.001),
