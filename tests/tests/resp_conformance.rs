@@ -100,9 +100,26 @@ fn commands_answer_as_redis_does() {
         assert!(info_field(&mut c, section, field).is_some(), "INFO {section} has {field}");
     }
     assert_eq!(info_field(&mut c, "failgroup", "mode").as_deref(), Some("linearizable"));
+    // The store stands where Redis reports persistence: this connection's
+    // writes above were committed there, in batches (one reply read, as
+    // lease renewals commit meanwhile).
+    let Reply::Bulk(Some(p)) = c.run("INFO persistence") else { panic!("INFO persistence") };
+    let p = String::from_utf8(p).unwrap();
+    assert!(p.starts_with("# Persistence\r\n"), "{p}");
+    let field = |name: &str| {
+        p.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).unwrap_or_else(|| panic!("{name} in {p}"))
+    };
+    let store = if failgroup_tests::TestStore::postgres_selected() { "postgres" } else { "sqlite" };
+    assert_eq!((field("store"), field("loading")), (store, "0"));
+    let commits: u64 = field("store_commits").parse().unwrap();
+    let commands: u64 = field("store_commands").parse().unwrap();
+    assert!(commits > 0 && commands >= commits, "{commits} commits of {commands} commands");
+    let avg: f64 = field("store_batch_avg_commands").parse().unwrap();
+    assert!((avg - commands as f64 / commits as f64).abs() < 0.01, "average batch {avg}");
+    assert!(field("store_commit_avg_usec").parse::<u64>().unwrap() > 0, "{p}");
     let Reply::Bulk(Some(all)) = c.run("INFO") else { panic!("INFO") };
     let all = String::from_utf8(all).unwrap();
-    for header in ["# Server", "# Clients", "# Stats", "# Keyspace", "# Failgroup"] {
+    for header in ["# Server", "# Clients", "# Persistence", "# Stats", "# Keyspace", "# Failgroup"] {
         assert!(all.contains(header), "INFO has {header}");
     }
 

@@ -54,8 +54,12 @@ pub(super) struct Snapshot<'a> {
     pub slots_served_for_others: usize,
     /// Requests waiting in the core.
     pub waiting: usize,
+    /// The store's kind (`sqlite`, `postgres`).
+    pub store: &'static str,
     pub store_commits: u64,
     pub store_commands: u64,
+    /// Time in the store's transactions, seconds, all of them together.
+    pub store_seconds: f64,
     /// Bytes allocated, and resident (`crate::mem`).
     pub used_memory: u64,
     pub rss: u64,
@@ -113,6 +117,18 @@ pub(super) fn render(s: &Snapshot, section: Option<&str>) -> String {
             s.maxmemory,
             human(s.maxmemory),
             s.policy,
+        );
+    }
+    if want("persistence") {
+        // Redis's `loading`, which clients and exporters read; then the
+        // store, where every acknowledged write is (no RDB or AOF here).
+        let avg_usec = if s.store_commits > 0 { s.store_seconds * 1e6 / s.store_commits as f64 } else { 0.0 };
+        let avg_batch = if s.store_commits > 0 { s.store_commands as f64 / s.store_commits as f64 } else { 0.0 };
+        let _ = write!(
+            o,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nstore:{}\r\nstore_commits:{}\r\n\
+             store_commands:{}\r\nstore_commit_avg_usec:{avg_usec:.0}\r\nstore_batch_avg_commands:{avg_batch:.2}\r\n\r\n",
+            s.store, s.store_commits, s.store_commands,
         );
     }
     if want("stats") {
@@ -203,8 +219,10 @@ mod tests {
             slots_served: 12,
             slots_served_for_others: 2,
             waiting: 0,
-            store_commits: 1,
-            store_commands: 4,
+            store: "sqlite",
+            store_commits: 2,
+            store_commands: 5,
+            store_seconds: 0.003,
             used_memory: 3 << 20,
             rss: 6 << 20,
             maxmemory: 100 << 20,
@@ -230,6 +248,10 @@ mod tests {
             "mem_fragmentation_ratio:2.00\r\n",
             "evicted_keys:7\r\n",
             "cache_hits:9\r\n",
+            "# Persistence\r\nloading:0\r\n",
+            "store:sqlite\r\n",
+            "store_commit_avg_usec:1500\r\n",
+            "store_batch_avg_commands:2.50\r\n",
         ] {
             assert!(all.contains(line), "{line:?} in {all}");
         }
@@ -239,6 +261,10 @@ mod tests {
         assert!(render(&snap, Some("commandstats")).starts_with("# Commandstats\r\n"));
         let stats_only = render(&snap, Some("stats"));
         assert!(stats_only.starts_with("# Stats\r\n") && !stats_only.contains("# Server"));
+        let memory = all.find("# Memory").expect("memory");
+        let persistence = all.find("# Persistence").expect("persistence");
+        let stats = all.find("# Stats").expect("stats");
+        assert!(memory < persistence && persistence < stats, "Redis's order of sections");
         assert_eq!(render(&snap, Some("nonesuch")), "");
     }
 }
