@@ -10,9 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # First the declared minimum Rust version and the macOS build.
 tests/scripts/toolchains.sh
-# The end-to-end tests start the binary that `cargo test` does not rebuild
-# for another package's tests: build it first.
-cargo build -p failgroup
+# One build of everything the tests run, before PostgreSQL starts: the
+# end-to-end tests start the `failgroup` binary, which `cargo test` builds
+# (with the test profile) for the workspace's tests.
+cargo test --workspace --no-run
 if ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
   PGDIR="$(mktemp -d /tmp/failgroup-pg.XXXXXX)/data"
   chmod 755 "$(dirname "$PGDIR")" # the server runs as the postgres user

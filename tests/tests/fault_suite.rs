@@ -609,21 +609,26 @@ fn a_rolling_restart_by_drains_loses_nothing_and_waits_for_no_lease() {
     let (r, counter) = load.finish(&cluster);
     // The longest operation: from its invocation to its thread's next event.
     let mut invoked: BTreeMap<u16, Instant> = BTreeMap::new();
-    let mut longest = Duration::ZERO;
+    let (mut longest, mut which) = (Duration::ZERO, String::new());
+    let start = r.events.first().map(|e| e.at);
     for e in &r.events {
-        match e.what {
+        match &e.what {
             What::Invoke(_) => {
                 invoked.insert(e.thread, e.at);
             }
-            _ => {
+            outcome => {
                 if let Some(t) = invoked.remove(&e.thread) {
-                    longest = longest.max(e.at.duration_since(t));
+                    if e.at.duration_since(t) > longest {
+                        longest = e.at.duration_since(t);
+                        let from = start.map(|s| t.duration_since(s)).unwrap_or_default();
+                        which = format!("thread {} key {} from {from:?} into the run: {outcome:?}", e.thread, e.key);
+                    }
                 }
             }
         }
     }
-    eprintln!("rolling restart: longest operation {longest:?}");
-    assert!(longest < Duration::from_millis(1500), "an operation waited {longest:?}: a lease ran out");
+    eprintln!("rolling restart: longest operation {longest:?} ({which})");
+    assert!(longest < Duration::from_millis(1500), "an operation waited {longest:?} ({which}): a lease ran out");
     assert_checks_hold(&format!("rolling restart, seed {seed}"), &cluster, &r, counter, &stops);
 }
 
