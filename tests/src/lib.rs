@@ -135,9 +135,20 @@ impl TestStore {
                 db.execute_batch("COMMIT").expect("release it");
             }
             TestStore::Postgres(u) => {
+                // PostgreSQL may pick this transaction as a deadlock's
+                // victim (a server's transaction waited on it while it
+                // waited on that one's row): the fault is tried again.
                 let mut c = failgroup::store::postgres::protocol::PgConn::connect(u).expect("connect to the store");
-                c.batch("BEGIN; LOCK TABLE failgroup_kv, failgroup_rights IN ACCESS EXCLUSIVE MODE")
-                    .expect("take the tables' locks");
+                for attempt in 1.. {
+                    match c.batch("BEGIN; LOCK TABLE failgroup_kv, failgroup_rights IN ACCESS EXCLUSIVE MODE") {
+                        Ok(_) => break,
+                        Err(e) if attempt < 5 => {
+                            let _ = c.batch("ROLLBACK");
+                            eprintln!("slow store: the tables' locks not taken ({e:?}); again");
+                        }
+                        Err(e) => panic!("take the tables' locks, 5 tries: {e:?}"),
+                    }
+                }
                 std::thread::sleep(hold);
                 c.batch("COMMIT").expect("release them");
             }
@@ -380,6 +391,25 @@ impl Cluster {
 
     pub fn addr(&self, name: &str) -> String {
         self.servers.iter().find(|s| s.0 == name).map(|s| s.1.clone()).expect("server name")
+    }
+
+    /// Waits (at most 20 s) until every server serves exactly the slots it
+    /// owns: a starting server takes its rights a batch at a time, and on
+    /// a loaded machine with PostgreSQL that takes more than a second.
+    pub fn wait_serving_own_slots(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (name, addr, _) in &self.servers {
+            let mut r = Resp::connect(addr);
+            loop {
+                let owned = info_field(&mut r, "failgroup", "slots_owned");
+                let served = info_field(&mut r, "failgroup", "slots_served");
+                if owned.is_some() && owned == served {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{name} serves {served:?} slots of its {owned:?} after 20 s");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 
     pub fn master(&self) -> String {

@@ -5,7 +5,7 @@
 
 use crate::config::{Config, FileConfig, Limits};
 use crate::net::wire::{ClusterStatus, Msg, Peer};
-use failgroup_model::{ClusterSpec, Mode, Timing};
+use failgroup_model::{ClusterSpec, Mode};
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ pub fn dev_config(o: &DevOptions) -> Result<Config, String> {
         secret: None,
         requirepass: None,
         users: Vec::new(),
-        timing: Timing::default(),
+        timing: crate::config::default_timing(&o.store),
         limits: Limits::default(),
         cache: Default::default(),
         bind: Default::default(),
