@@ -326,16 +326,15 @@ impl ServerNode {
         }
         tracing::info!(server = self.name(), "shutting down");
         self.jobs = None;
-        // The port and every connection close now: a client that comes
-        // meanwhile is refused at once and goes to a failover server,
-        // instead of waiting in the listen backlog while the store
-        // finishes (on PostgreSQL under load that took 5 s, and a rolling
-        // restart's operations waited for it).
-        drop(self.net);
+        // The store's last batch, at most 2 s: what it holds no longer
+        // matters to anyone (a stop before it ends is a crash, which the
+        // store's fencing covers), and until the process exits its port
+        // takes connections nobody serves (on PostgreSQL under load the
+        // join took 5-6 s, and a rolling restart's operations waited for
+        // it). The ports close together at the exit: a tool that sees the
+        // node's port closed may start the node again at once (closing it
+        // first left the metrics port held, and the new process exited).
         if let Some(t) = self.store_thread.take() {
-            // The store's last batch, at most 2 s: what it holds no longer
-            // matters to anyone (a stop before it ends is a crash, which
-            // the store's fencing covers).
             let deadline = Instant::now() + Duration::from_secs(2);
             while !t.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
