@@ -223,10 +223,7 @@ impl ServerNode {
             slots_served: served.len(),
             slots_served_for_others: served.iter().filter(|s| topo.owner(**s) != me).count(),
             waiting: self.st.waiting(),
-            store: match self.cfg.store {
-                crate::config::StoreUrl::Sqlite(_) => "sqlite",
-                crate::config::StoreUrl::Postgres(_) => "postgres",
-            },
+            store: self.cfg.store.kind(),
             store_commits: self.store_stats.commits.load(Ordering::Relaxed),
             store_seconds: self.store_stats.batches.lock().map(|b| b.0.sum).unwrap_or_else(|e| e.into_inner().0.sum),
             store_commands: self.store_stats.commands.load(Ordering::Relaxed),
