@@ -14,6 +14,12 @@ pub type Done = (StoreTag, StoreReply);
 pub trait BatchStore {
     fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply>;
 
+    /// Deletes what no command needs any more (expired keys, records of
+    /// applied writes older than [`APPLIED_KEEP_MS`](super::APPLIED_KEEP_MS),
+    /// renewal counts of holders with no right left), in a transaction of
+    /// its own, tried once: no command waits on it or is retried for it.
+    fn prune(&mut self) -> Result<(), StoreError>;
+
     /// Records `mark` in a store that has none (or, with `adopt`, replaces
     /// the one it has and drops every right and every topology the master
     /// recorded); otherwise refuses a node
@@ -38,6 +44,10 @@ pub trait BatchStore {
 impl<T: BatchStore + ?Sized> BatchStore for Box<T> {
     fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply> {
         (**self).run_batch(me, batch)
+    }
+
+    fn prune(&mut self) -> Result<(), StoreError> {
+        (**self).prune()
     }
 
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError> {

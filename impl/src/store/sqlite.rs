@@ -338,19 +338,31 @@ impl Tables for Tx<'_> {
 /// A server's SQLite store (see [`BatchStore`]).
 pub struct SqliteStore {
     conn: Connection,
-    batches: u64,
 }
 
 impl SqliteStore {
     pub fn new(conn: Connection) -> SqliteStore {
-        SqliteStore { conn, batches: 0 }
+        SqliteStore { conn }
     }
 }
 
 impl BatchStore for SqliteStore {
     fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply> {
-        self.batches += 1;
-        run_batch(&mut self.conn, me, batch, Time(crate::util::unix_ms()), self.batches % 1000 == 1)
+        run_batch(&mut self.conn, me, batch, Time(crate::util::unix_ms()))
+    }
+
+    fn prune(&mut self) -> Result<(), StoreError> {
+        let now = crate::util::unix_ms();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate);
+        let result = tx.and_then(|tx| {
+            {
+                let mut t = Tx::begin(&tx)?;
+                t.prune(now, now.saturating_sub(APPLIED_KEEP_MS))?;
+                t.finish()?;
+            }
+            tx.commit()
+        });
+        result.map_err(|error| StoreError::Sqlite { at: "a prune".into(), error })
     }
 
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError> {
@@ -446,15 +458,12 @@ fn retry_busy<T>(
     }
 }
 
-fn run_batch(conn: &mut Connection, me: &Identity, batch: &[Job], now: Time, prune: bool) -> Vec<StoreReply> {
+fn run_batch(conn: &mut Connection, me: &Identity, batch: &[Job], now: Time) -> Vec<StoreReply> {
     let attempt = |conn: &mut Connection| -> rusqlite::Result<Vec<StoreReply>> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let replies = {
             let mut t = Tx::begin(&tx)?;
             let replies = store::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
-            if prune {
-                t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
-            }
             t.finish()?;
             replies
         };
@@ -584,6 +593,39 @@ mod tests {
             let mut t = Tx::begin(&tx).unwrap();
             assert_eq!(t.kv_get(b"k").unwrap(), Some((b"v1".to_vec(), 4, None, crate::store::tables::KIND_STRING)));
         }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The prune follows the first batch, in a transaction of its own: an
+    /// expired key, a record of an applied write older than
+    /// `APPLIED_KEEP_MS` and the renewal count of a holder with no right
+    /// are deleted; a live key, a recent record and a holder with a right
+    /// are kept.
+    #[test]
+    fn the_prune_deletes_only_what_no_command_needs() {
+        let dir = scratch("prune");
+        let path = dir.join("t.db");
+        let now = crate::util::unix_ms() as i64;
+        open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "INSERT INTO kv VALUES (x'78', x'31', 1, 1, 0), (x'79', x'31', 2, {}, 0), (x'7a', x'31', 3, NULL, 0);
+                 INSERT INTO applied VALUES (1, 1, x'00', 1), (1, 2, x'00', {now});
+                 INSERT INTO rights VALUES (5, 'kept', 1, 1, 0, 0, 0);
+                 INSERT INTO holders VALUES ('gone', 1, 3), ('kept', 1, 4);",
+                now + 600_000
+            ))
+            .unwrap();
+        let replies = crate::store::thread::run_reads(SqliteStore::new(open(&path).unwrap()), 1);
+        assert!(matches!(replies[..], [StoreReply::Read { value: None, .. }]), "{replies:?}");
+        let conn = open(&path).unwrap();
+        let rows = |sql: &str| -> Vec<String> {
+            let mut q = conn.prepare(sql).unwrap();
+            q.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(rows("SELECT hex(key) FROM kv ORDER BY key"), ["79", "7A"], "keys left");
+        assert_eq!(rows("SELECT CAST(seq AS TEXT) FROM applied"), ["2"], "applied records left");
+        assert_eq!(rows("SELECT holder FROM holders"), ["kept"], "holders left");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -108,14 +108,13 @@ pub fn open(url: &PgUrl) -> Result<PgConn, StoreError> {
 pub struct PgStore {
     url: PgUrl,
     conn: Option<PgConn>,
-    batches: u64,
     /// How long a batch is tried again after conflicts and lost connections.
     retry_for: Duration,
 }
 
 impl PgStore {
     pub fn new(url: PgUrl, conn: PgConn, retry_for: Duration) -> PgStore {
-        PgStore { url, conn: Some(conn), batches: 0, retry_for }
+        PgStore { url, conn: Some(conn), retry_for }
     }
 
     fn conn(&mut self) -> Result<&mut PgConn, PgError> {
@@ -130,14 +129,11 @@ impl PgStore {
         Ok(self.conn.as_mut().expect("set above"))
     }
 
-    fn attempt(&mut self, me: &Identity, batch: &[Job], prune: bool) -> Result<Vec<StoreReply>, PgError> {
+    fn attempt(&mut self, me: &Identity, batch: &[Job]) -> Result<Vec<StoreReply>, PgError> {
         let c = self.conn()?;
         let result = (|| {
             let (mut t, now) = PgTx::begin(c, batch)?;
             let replies = store::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
-            if prune {
-                t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
-            }
             t.commit()?;
             Ok(replies)
         })();
@@ -159,12 +155,11 @@ impl BatchStore for PgStore {
     /// request timeout passes; once its rights have lapsed meanwhile, the
     /// retried batch is fenced and the requests go to the new holder.
     fn run_batch(&mut self, me: &Identity, batch: &[Job]) -> Vec<StoreReply> {
-        self.batches += 1;
-        let prune = self.batches % 1000 == 1;
         let deadline = Instant::now() + self.retry_for.max(2 * self.url.timeout);
         let result = loop {
-            match self.attempt(me, batch, prune) {
+            match self.attempt(me, batch) {
                 Err(e) if e.retryable() && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, commands = batch.len(), "store batch retried");
                     let pause = 2 + crate::util::random_u64() % 30;
                     std::thread::sleep(Duration::from_millis(pause));
                 }
@@ -176,6 +171,24 @@ impl BatchStore for PgStore {
             }
         };
         result.unwrap_or_else(|e| store::failed_batch(batch, &e))
+    }
+
+    /// Once, without waiting for a lock: a prune scans whole tables, and
+    /// in a `SERIALIZABLE` transaction it conflicts with the other
+    /// servers' writes more often than a batch does.
+    fn prune(&mut self) -> Result<(), StoreError> {
+        let fail = |error| StoreError::Postgres { at: "a prune".into(), error };
+        let c = self.conn().map_err(fail)?;
+        let result = (|| {
+            let (mut t, now) = PgTx::begin(c, &[])?;
+            t.no_lock_wait()?;
+            t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
+            t.commit()
+        })();
+        if result.is_err() && !c.broken {
+            let _ = c.batch("ROLLBACK");
+        }
+        result.map_err(fail)
     }
 
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError> {
@@ -346,6 +359,64 @@ mod tests {
         c.batch("UPDATE failgroup_meta SET value = 99 WHERE name = 'schema_version'").unwrap();
         let e = open(&url).err().expect("a newer schema must be refused").to_string();
         assert!(e.contains("schema version 99 is newer"), "{e}");
+    }
+
+    /// A batch never waits for the prune. Here another session holds the
+    /// row of an expired key, which the prune deletes, locked for 10 s.
+    /// The first batch of a store thread, after which the first prune is
+    /// due, is answered at once; the prune, tried again once the lock is
+    /// gone, deletes only what no command needs. When the first batch
+    /// carried the prune, it waited for that lock and was retried until
+    /// the lock went: the batch's reply took the 10 s.
+    #[test]
+    fn a_batch_never_waits_for_the_prune() {
+        let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_prune") else { return };
+        // Opened (its schema checked) before the lock is taken.
+        let store = PgStore::new(url.clone(), open(&url).unwrap(), Duration::from_secs(20));
+        // A session that may stay idle in its transaction past the lock.
+        let mut other = open(&PgUrl { timeout: Duration::from_secs(60), ..url.clone() }).unwrap();
+        let now = crate::util::unix_ms() as i64;
+        other
+            .batch(&format!(
+                "INSERT INTO failgroup_kv VALUES (sha256('\\x78'::bytea), '\\x78', '\\x31', 1, 1, 0),
+                     (sha256('\\x79'::bytea), '\\x79', '\\x31', 2, {}, 0);
+                 INSERT INTO failgroup_applied VALUES (1, 1, '\\x00', 1), (1, 2, '\\x00', {now});
+                 INSERT INTO failgroup_rights VALUES (5, '\\x6b', 1, 1, 0, 0, 0);
+                 INSERT INTO failgroup_holders VALUES ('\\x67', 1, 3), ('\\x6b', 1, 4);",
+                now + 600_000
+            ))
+            .unwrap();
+        // A statement of its own: in one query string with the inserts,
+        // BEGIN would take them into its transaction.
+        other.batch("BEGIN; SELECT 1 FROM failgroup_kv WHERE key = '\\x78' FOR UPDATE").unwrap();
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let locker = {
+            let released = released.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(10));
+                released.store(true, std::sync::atomic::Ordering::SeqCst);
+                other.batch("COMMIT").unwrap();
+                other
+            })
+        };
+        let (jobs, done, thread) = crate::store::thread::spawn_for_test(store);
+        jobs.send((StoreTag::Op(0), failgroup_model::StoreOp::Read { key: b"k".to_vec() })).unwrap();
+        let first = done.recv_timeout(Duration::from_secs(20)).expect("the first batch is answered");
+        assert!(!released.load(std::sync::atomic::Ordering::SeqCst), "the first batch waited for the prune's lock");
+        assert!(matches!(first.1, StoreReply::Read { value: None, .. }), "{first:?}");
+        let mut other = locker.join().unwrap();
+        for i in 1..=crate::store::thread::PRUNE_AGAIN {
+            jobs.send((StoreTag::Op(i), failgroup_model::StoreOp::Read { key: b"k".to_vec() })).unwrap();
+            done.recv_timeout(Duration::from_secs(20)).expect("a batch is answered");
+        }
+        drop(jobs);
+        thread.join().unwrap();
+        let mut rows = |sql: &str| -> Vec<i64> {
+            other.query(sql, &[]).unwrap().iter().map(|r| r.int(0).unwrap().unwrap()).collect()
+        };
+        assert_eq!(rows("SELECT version FROM failgroup_kv ORDER BY version"), [2], "keys left");
+        assert_eq!(rows("SELECT seq FROM failgroup_applied"), [2], "applied records left");
+        assert_eq!(rows("SELECT renewals FROM failgroup_holders"), [4], "holders left");
     }
 
     #[test]

@@ -126,6 +126,12 @@ impl<'a> PgTx<'a> {
         Ok((PgTx { c, kv, applied, rights, versions: versions.into(), pending: Vec::new() }, now))
     }
 
+    /// For the rest of the transaction, a lock not granted at once fails
+    /// the statement (55P03) instead of waiting.
+    pub(super) fn no_lock_wait(&mut self) -> Result<(), PgError> {
+        self.exec("SET LOCAL lock_timeout = 1", &[])
+    }
+
     /// Sends the held writes and the COMMIT in one round trip.
     pub(super) fn commit(mut self) -> Result<(), PgError> {
         self.send_pending(true)
