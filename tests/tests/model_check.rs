@@ -20,18 +20,15 @@ fn exhaust(cfg: CheckConfig) -> Arc<Report> {
 /// The check of `cfg` with `opts`, run once for every test of this binary
 /// that asks for it (tests run on threads of one process; a second asker
 /// waits for the first's report): a mutant's control run is often another
-/// test's own check (the defaults, one lost message). The search's threads
-/// are not part of the key: they change how fast, not what, it finds; nor
-/// are the walks and their seed of an exhaustive search.
+/// test's own check (the defaults, one lost message). An exhaustive
+/// search's threads change how fast, not what, it finds, and it takes no
+/// walks or seed: none of them is part of its key.
 fn shared_run(cfg: CheckConfig, opts: &RunOptions) -> Arc<Report> {
     type Runs = Mutex<BTreeMap<String, Arc<OnceLock<Arc<Report>>>>>;
     static RUNS: OnceLock<Runs> = OnceLock::new();
-    let walks = opts.strategy == Strategy::Simulate;
-    let same = RunOptions {
-        threads: 0,
-        walks: if walks { opts.walks } else { 0 },
-        seed: if walks { opts.seed } else { 0 },
-        ..opts.clone()
+    let same = match opts.strategy {
+        Strategy::Simulate => opts.clone(),
+        _ => RunOptions { threads: 0, walks: 0, seed: 0, ..opts.clone() },
     };
     let key = format!("{cfg:?} {same:?}");
     let cell = RUNS.get_or_init(Runs::default).lock().unwrap().entry(key).or_default().clone();

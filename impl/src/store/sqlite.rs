@@ -353,16 +353,8 @@ impl BatchStore for SqliteStore {
 
     fn prune(&mut self) -> Result<(), StoreError> {
         let now = crate::util::unix_ms();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate);
-        let result = tx.and_then(|tx| {
-            {
-                let mut t = Tx::begin(&tx)?;
-                t.prune(now, now.saturating_sub(APPLIED_KEEP_MS))?;
-                t.finish()?;
-            }
-            tx.commit()
-        });
-        result.map_err(|error| StoreError::Sqlite { at: "a prune".into(), error })
+        transaction(&mut self.conn, |t| t.prune(now, now.saturating_sub(APPLIED_KEEP_MS)))
+            .map_err(|error| StoreError::Sqlite { at: "a prune".into(), error })
     }
 
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError> {
@@ -458,19 +450,22 @@ fn retry_busy<T>(
     }
 }
 
-fn run_batch(conn: &mut Connection, me: &Identity, batch: &[Job], now: Time) -> Vec<StoreReply> {
-    let attempt = |conn: &mut Connection| -> rusqlite::Result<Vec<StoreReply>> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let replies = {
-            let mut t = Tx::begin(&tx)?;
-            let replies = store::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
-            t.finish()?;
-            replies
-        };
-        tx.commit()?;
-        Ok(replies)
+/// One write transaction: `f`, then the commit; rolled back if either fails.
+fn transaction<T>(conn: &mut Connection, f: impl FnOnce(&mut Tx<'_>) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = {
+        let mut t = Tx::begin(&tx)?;
+        let out = f(&mut t)?;
+        t.finish()?;
+        out
     };
-    attempt(conn).unwrap_or_else(|e| store::failed_batch(batch, &e))
+    tx.commit()?;
+    Ok(out)
+}
+
+fn run_batch(conn: &mut Connection, me: &Identity, batch: &[Job], now: Time) -> Vec<StoreReply> {
+    transaction(conn, |t| store::run_all(t, me, batch.iter().map(|(_, op)| op), now))
+        .unwrap_or_else(|e| store::failed_batch(batch, &e))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub mod url;
 
 use crate::store::postgres::protocol::{Param, PgConn, PgError, PgUrl};
 use crate::store::{self, BatchStore, ClusterMark, Identity, Job, StoreError, Tables, APPLIED_KEEP_MS};
-use failgroup_model::StoreReply;
+use failgroup_model::{StoreReply, Time};
 use std::time::{Duration, Instant};
 use tx::PgTx;
 
@@ -129,18 +129,28 @@ impl PgStore {
         Ok(self.conn.as_mut().expect("set above"))
     }
 
-    fn attempt(&mut self, me: &Identity, batch: &[Job]) -> Result<Vec<StoreReply>, PgError> {
+    /// One transaction: begun with what `batch` reads read ahead, `f`
+    /// at the database's time, the commit; rolled back if any fails.
+    fn transaction<T>(
+        &mut self,
+        batch: &[Job],
+        f: impl FnOnce(&mut PgTx<'_>, Time) -> Result<T, PgError>,
+    ) -> Result<T, PgError> {
         let c = self.conn()?;
         let result = (|| {
             let (mut t, now) = PgTx::begin(c, batch)?;
-            let replies = store::run_all(&mut t, me, batch.iter().map(|(_, op)| op), now)?;
+            let out = f(&mut t, now)?;
             t.commit()?;
-            Ok(replies)
+            Ok(out)
         })();
         if result.is_err() && !c.broken {
             let _ = c.batch("ROLLBACK");
         }
         result
+    }
+
+    fn attempt(&mut self, me: &Identity, batch: &[Job]) -> Result<Vec<StoreReply>, PgError> {
+        self.transaction(batch, |t, now| store::run_all(t, me, batch.iter().map(|(_, op)| op), now))
     }
 }
 
@@ -192,18 +202,11 @@ impl BatchStore for PgStore {
     /// in a `SERIALIZABLE` transaction it conflicts with the other
     /// servers' writes more often than a batch does.
     fn prune(&mut self) -> Result<(), StoreError> {
-        let fail = |error| StoreError::Postgres { at: "a prune".into(), error };
-        let c = self.conn().map_err(fail)?;
-        let result = (|| {
-            let (mut t, now) = PgTx::begin(c, &[])?;
+        self.transaction(&[], |t, now| {
             t.no_lock_wait()?;
-            t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))?;
-            t.commit()
-        })();
-        if result.is_err() && !c.broken {
-            let _ = c.batch("ROLLBACK");
-        }
-        result.map_err(fail)
+            t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))
+        })
+        .map_err(|error| StoreError::Postgres { at: "a prune".into(), error })
     }
 
     fn check_mark(&mut self, mark: &ClusterMark, adopt: bool) -> Result<(), StoreError> {
