@@ -131,14 +131,16 @@ impl PgStore {
 
     /// One transaction: begun with what `batch` reads read ahead, `f`
     /// at the database's time, the commit; rolled back if any fails.
+    /// With `alone`, once no other server writes ([`PgTx::begin_alone`]).
     fn transaction<T>(
         &mut self,
         batch: &[Job],
+        alone: bool,
         f: impl FnOnce(&mut PgTx<'_>, Time) -> Result<T, PgError>,
     ) -> Result<T, PgError> {
         let c = self.conn()?;
         let result = (|| {
-            let (mut t, now) = PgTx::begin(c, batch)?;
+            let (mut t, now) = if alone { PgTx::begin_alone(c, batch)? } else { PgTx::begin(c, batch)? };
             let out = f(&mut t, now)?;
             t.commit()?;
             Ok(out)
@@ -149,8 +151,8 @@ impl PgStore {
         result
     }
 
-    fn attempt(&mut self, me: &Identity, batch: &[Job]) -> Result<Vec<StoreReply>, PgError> {
-        self.transaction(batch, |t, now| store::run_all(t, me, batch.iter().map(|(_, op)| op), now))
+    fn attempt(&mut self, me: &Identity, batch: &[Job], alone: bool) -> Result<Vec<StoreReply>, PgError> {
+        self.transaction(batch, alone, |t, now| store::run_all(t, me, batch.iter().map(|(_, op)| op), now))
     }
 }
 
@@ -167,12 +169,18 @@ fn conflict_pause(conflicts: u32) -> Duration {
     Duration::from_millis(1 + crate::util::random_u64() % most)
 }
 
+/// Conflicts after which a batch runs once no other server writes
+/// ([`PgTx::begin_alone`]): conflicts are rarely more than two in a row,
+/// and a batch run alone holds up every other server's writes.
+const ALONE_AFTER: u32 = 3;
+
 impl BatchStore for PgStore {
     /// Serialization failures and locks not granted in time (another
     /// server's batch touched the same rows) and a lost connection are
     /// retried for up to `retry_for` (at least twice the timeout), after a
     /// random pause that grows with each conflict ([`conflict_pause`]),
-    /// resp. 200 ms: the batch is one transaction, so it
+    /// resp. 200 ms; after [`ALONE_AFTER`] conflicts, once no other server
+    /// writes, which no conflict rolls back: the batch is one transaction, so it
     /// either committed or left no trace, and running it again is safe (a
     /// write that did commit answers from `applied`). A server cut off from
     /// the database thus keeps its requests until the link heals or the
@@ -182,7 +190,7 @@ impl BatchStore for PgStore {
         let deadline = Instant::now() + self.retry_for.max(2 * self.url.timeout);
         let mut conflicts = 0u32;
         let result = loop {
-            match self.attempt(me, batch) {
+            match self.attempt(me, batch, conflicts >= ALONE_AFTER) {
                 Err(e) if e.retryable() && Instant::now() < deadline => {
                     tracing::debug!(error = %e, commands = batch.len(), conflicts, "store batch retried");
                     std::thread::sleep(conflict_pause(conflicts));
@@ -202,7 +210,7 @@ impl BatchStore for PgStore {
     /// in a `SERIALIZABLE` transaction it conflicts with the other
     /// servers' writes more often than a batch does.
     fn prune(&mut self) -> Result<(), StoreError> {
-        self.transaction(&[], |t, now| {
+        self.transaction(&[], false, |t, now| {
             t.no_lock_wait()?;
             t.prune(now.0, now.0.saturating_sub(APPLIED_KEEP_MS))
         })
@@ -435,6 +443,146 @@ mod tests {
         assert_eq!(rows("SELECT version FROM failgroup_kv ORDER BY version"), [2], "keys left");
         assert_eq!(rows("SELECT seq FROM failgroup_applied"), [2], "applied records left");
         assert_eq!(rows("SELECT renewals FROM failgroup_holders"), [4], "holders left");
+    }
+
+    /// Two servers' batches, each writing a key of a slot it holds (its
+    /// fence checked against its right) and renewing its rights, overlap
+    /// without conflict: each reads only its own holder's renewal count
+    /// (and the keys and records of writes, here on index pages of their
+    /// own among other rows). When the rights' read joined the holders'
+    /// table by a sequential scan (a tiny table), every batch held a
+    /// predicate lock on the whole table, so any two overlapping renewals
+    /// formed a cycle and one rolled back; under load a server's batch was
+    /// retried for the whole request timeout (20 s) and its clients got
+    /// `could not serialize access`.
+    #[test]
+    fn two_servers_batches_do_not_conflict() {
+        use failgroup_model::{ClientId, Holder, ReqId, ServerId, StoreOp, StoreReply, Write};
+        let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_two_holders") else { return };
+        let (mut a, mut b) = (open(&url).unwrap(), open(&url).unwrap());
+        let me = |server| crate::store::agreement::test_identity(Holder { server: ServerId(server), incarnation: 1 });
+        let (ida, idb) = (me(0), me(1));
+        let one = |c: &mut PgConn, me: &Identity, op: StoreOp| {
+            let (mut t, now) = PgTx::begin(c, &[(StoreTag::Op(0), op.clone())]).unwrap();
+            let reply = store::run(&mut t, me, op, now).unwrap();
+            t.commit().unwrap();
+            reply
+        };
+        let acquire = |slot| StoreOp::Acquire { slots: vec![(Slot(slot), None)], lease: 60_000 };
+        let StoreReply::Acquired { granted: ga, .. } = one(&mut a, &ida, acquire(1)) else { panic!("acquire") };
+        let StoreReply::Acquired { granted: gb, .. } = one(&mut b, &idb, acquire(2)) else { panic!("acquire") };
+        // Rows among which each server's key and record have index pages of
+        // their own.
+        a.batch(
+            "INSERT INTO failgroup_kv SELECT sha256(int8send(g)), int8send(g), '\\x00', g, NULL, 0
+                 FROM generate_series(1, 20000) AS g;
+             INSERT INTO failgroup_applied SELECT g, 1, '\\x00', 0 FROM generate_series(2, 20000) AS g",
+        )
+        .unwrap();
+        let write = |slot: u16, epoch, seq| StoreOp::Write {
+            slot: Slot(slot),
+            fence: Some(epoch),
+            req: ReqId { client: ClientId(if slot == 1 { 1 } else { 1 << 40 }), seq },
+            key: format!("key of slot {slot}").into_bytes(),
+            write: Write::Set(b"v".to_vec()),
+        };
+        // Each holder has a renewal count.
+        one(&mut a, &ida, StoreOp::Renew { rights: ga.clone(), lease: 60_000 });
+        one(&mut b, &idb, StoreOp::Renew { rights: gb.clone(), lease: 60_000 });
+        // As autovacuum would: the planner knows the holders' table is tiny.
+        a.batch("ANALYZE").unwrap();
+        for seq in 1..=3 {
+            // A's batch reads its right and renews; B's whole batch runs
+            // and commits meanwhile; then A commits.
+            let batch_a = [write(1, ga[0].1, seq), StoreOp::Renew { rights: ga.clone(), lease: 60_000 }];
+            let jobs: Vec<Job> = batch_a.iter().map(|op| (StoreTag::Op(0), op.clone())).collect();
+            let (mut ta, now) = PgTx::begin(&mut a, &jobs).unwrap();
+            for op in batch_a {
+                let reply = store::run(&mut ta, &ida, op, now).unwrap();
+                let renewed = matches!(&reply, StoreReply::Renewed { lost, .. } if lost.is_empty());
+                assert!(renewed || matches!(reply, StoreReply::Written { .. }), "{reply:?}");
+            }
+            let batch_b = vec![write(2, gb[0].1, seq), StoreOp::Renew { rights: gb.clone(), lease: 60_000 }];
+            let jobs: Vec<Job> = batch_b.into_iter().map(|op| (StoreTag::Op(0), op)).collect();
+            let (mut tb, now_b) = PgTx::begin(&mut b, &jobs).unwrap();
+            let replies = store::run_all(&mut tb, &idb, jobs.iter().map(|(_, op)| op), now_b);
+            let replies = replies.unwrap();
+            assert!(
+                matches!(&replies[..], [StoreReply::Written { .. }, StoreReply::Renewed { lost, .. }] if lost.is_empty())
+            );
+            tb.commit().expect("B's batch commits");
+            if let Err(e) = ta.commit() {
+                panic!("batch {seq}: A's batch, overlapping B's, rolled back: {e}");
+            }
+        }
+    }
+
+    /// A batch that keeps conflicting gets through. Another server commits
+    /// transactions back to back, each reading the key this server writes
+    /// and writing one beside it (one index page: each transaction's read
+    /// conflicts with the other's write). Retried as it was, the batch met
+    /// a new conflict on every try and failed once its 2 s were over
+    /// ("could not serialize access"); after a few conflicts it now runs
+    /// once the other server's writes are held up, and commits.
+    #[test]
+    fn a_batch_that_keeps_conflicting_gets_through() {
+        use failgroup_model::{ClientId, Holder, ReqId, ServerId, StoreOp, StoreReply, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let Some(url) = crate::store::postgres::protocol::test_database("fg_unit_starved") else { return };
+        let url = PgUrl { timeout: Duration::from_secs(1), ..url };
+        let mut store = PgStore::new(url.clone(), open(&url).unwrap(), Duration::from_secs(2));
+        let me = crate::store::agreement::test_identity(Holder { server: ServerId(0), incarnation: 1 });
+        let acquire = StoreOp::Acquire { slots: vec![(Slot(1), None)], lease: 600_000 };
+        let StoreReply::Acquired { granted, .. } = store.run_batch(&me, &[(StoreTag::Op(0), acquire)])[0].clone()
+        else {
+            panic!("acquire")
+        };
+        let mut other = open(&url).unwrap();
+        other.batch("INSERT INTO failgroup_kv VALUES (sha256('\\x62'::bytea), '\\x62', '\\x30', 1, NULL, 0)").unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let competitor = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut commits = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    let r = other.batch(
+                        "BEGIN ISOLATION LEVEL SERIALIZABLE;
+                         SELECT value FROM failgroup_kv WHERE key_hash = sha256('\\x61'::bytea);
+                         UPDATE failgroup_kv SET value = '\\x31', version = version + 1 WHERE key_hash = sha256('\\x62'::bytea);
+                         COMMIT",
+                    );
+                    match r {
+                        Ok(()) => commits += 1,
+                        Err(_) => {
+                            let _ = other.batch("ROLLBACK");
+                        }
+                    }
+                }
+                commits
+            })
+        };
+        // Writes with renewals between them: each write reads its right
+        // again, so the transaction spans several round trips.
+        let mut batch = Vec::new();
+        for seq in 1..=4 {
+            let req = ReqId { client: ClientId(7), seq };
+            let write = Write::Set(b"v".to_vec());
+            batch.push(StoreOp::Write { slot: Slot(1), fence: Some(granted[0].1), req, key: b"a".to_vec(), write });
+            batch.push(StoreOp::Renew { rights: granted.clone(), lease: 600_000 });
+        }
+        let jobs: Vec<Job> = batch.into_iter().map(|op| (StoreTag::Op(0), op)).collect();
+        let mut failed = Vec::new();
+        for round in 0..10 {
+            for reply in store.run_batch(&me, &jobs) {
+                if let StoreReply::Failed(e) = reply {
+                    failed.push(format!("round {round}: {e}"));
+                }
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        let commits = competitor.join().unwrap();
+        assert!(commits > 10, "the other server committed {commits} transactions meanwhile");
+        assert!(failed.is_empty(), "{} commands failed: {:?}", failed.len(), failed.first());
     }
 
     #[test]
