@@ -115,8 +115,26 @@ fn a_delayed_message_and_a_crash() {
 /// commands frameworks send, transactions) holds. The counters race beside a store call that fails before or
 /// after taking effect: an increment whose answer is lost is never applied
 /// twice, and the other client's answer shows whether it was applied.
+/// Both operations start in the first tick (`op_horizon` 1), racing each
+/// other, the crash (any moment before tick 4) and the failover: 4.6-5.7x
+/// fewer states than with starts at any moment before tick 4, which
+/// [`every_command_against_the_key_value_specification_at_any_start`]
+/// checks (about 25 million states in all: over 500 s of CI's two cores).
 #[test]
 fn every_command_against_the_key_value_specification() {
+    check_every_command(Some(1));
+}
+
+/// The same pairs with operations starting at any moment before tick 4
+/// (the default bounds). Not in CI (see above); run with
+/// `cargo test --release -p failgroup-tests --test model_check -- --ignored`.
+#[test]
+#[ignore]
+fn every_command_against_the_key_value_specification_at_any_start() {
+    check_every_command(None);
+}
+
+fn check_every_command(op_horizon: Option<u64>) {
     use failgroup::check::spec::KvCommand as C;
     let pairs = [
         ([C::Incr, C::Decr], 1),
@@ -149,11 +167,13 @@ fn every_command_against_the_key_value_specification() {
     let mut covered = std::collections::BTreeSet::new();
     for (commands, store_failures) in pairs {
         covered.extend(commands);
+        let defaults = CheckConfig::default();
         let cfg = CheckConfig {
             servers: 2,
             commands: commands.to_vec(),
             faults: Faults { crashes: 1, store_failures, ..Faults::default() },
-            ..CheckConfig::default()
+            op_horizon: op_horizon.unwrap_or(defaults.op_horizon),
+            ..defaults
         };
         println!("{}", cfg.describe());
         assert_all_hold(&exhaust_threads(cfg), &["read another client's write"]);
