@@ -131,7 +131,7 @@ impl PgStore {
 
     /// One transaction: begun with what `batch` reads read ahead, `f`
     /// at the database's time, the commit; rolled back if any fails.
-    /// With `alone`, once no other server writes ([`PgTx::begin_alone`]).
+    /// With `alone`, once no other server writes ([`PgTx::open`]).
     fn transaction<T>(
         &mut self,
         batch: &[Job],
@@ -140,7 +140,7 @@ impl PgStore {
     ) -> Result<T, PgError> {
         let c = self.conn()?;
         let result = (|| {
-            let (mut t, now) = if alone { PgTx::begin_alone(c, batch)? } else { PgTx::begin(c, batch)? };
+            let (mut t, now) = PgTx::open(c, batch, alone)?;
             let out = f(&mut t, now)?;
             t.commit()?;
             Ok(out)
@@ -170,7 +170,7 @@ fn conflict_pause(conflicts: u32) -> Duration {
 }
 
 /// Conflicts after which a batch runs once no other server writes
-/// ([`PgTx::begin_alone`]): conflicts are rarely more than two in a row,
+/// ([`PgTx::open`]): conflicts are rarely more than two in a row,
 /// and a batch run alone holds up every other server's writes.
 const ALONE_AFTER: u32 = 3;
 

@@ -10,7 +10,7 @@ const APPLIED_GET: &str = "SELECT result FROM failgroup_applied WHERE client = $
 /// A right's holder count is looked up row by row (by the holders' key),
 /// not joined: a join scans the whole (tiny) holders table, and a
 /// `SERIALIZABLE` transaction that scans a table conflicts with every
-/// other server's renewal ([`PgTx::begin`]).
+/// other server's renewal ([`PgTx::open`]).
 const RIGHTS_GET: &str = "SELECT r.slot, r.holder, r.incarnation, r.epoch,
          CASE WHEN r.frozen <> 0 THEN r.renewals ELSE coalesce(
              (SELECT h.renewals FROM failgroup_holders h WHERE h.holder = r.holder AND h.incarnation = r.incarnation),
@@ -81,27 +81,25 @@ fn right_rows(rows: &[PgRow]) -> Result<Vec<(u16, RightRow)>, PgError> {
 }
 
 impl<'a> PgTx<'a> {
-    /// Begins the transaction and reads what `batch` will need, in one
-    /// round trip; returns the transaction and the database's time.
+    /// A batch's transaction, not alone ([`open`](Self::open)), for tests.
+    #[cfg(test)]
     pub(super) fn begin(c: &'a mut PgConn, batch: &[Job]) -> Result<(PgTx<'a>, Time), PgError> {
         PgTx::open(c, batch, false)
     }
 
-    /// As [`begin`](Self::begin), once no other server writes (until the
-    /// commit, none can): the tables' `EXCLUSIVE` locks are taken before
-    /// the transaction's first query, so its snapshot follows every write
-    /// committed before and no transaction it overlaps has written or will
-    /// write before it commits. It has no conflict out, so serializable
-    /// isolation never rolls it back (it may still wait out a lock, an
-    /// error retried like a conflict). For a batch that conflicted again
-    /// and again: under a steady load of other servers' writes on the same
-    /// index pages, a batch was otherwise retried for the whole request
-    /// timeout and failed.
-    pub(super) fn begin_alone(c: &'a mut PgConn, batch: &[Job]) -> Result<(PgTx<'a>, Time), PgError> {
-        PgTx::open(c, batch, true)
-    }
-
-    fn open(c: &'a mut PgConn, batch: &[Job], alone: bool) -> Result<(PgTx<'a>, Time), PgError> {
+    /// Begins the transaction and reads what `batch` will need, in one
+    /// round trip; returns the transaction and the database's time. With
+    /// `alone`, once no other server writes (until the commit, none can):
+    /// the tables' `EXCLUSIVE` locks are taken before the transaction's
+    /// first query, so its snapshot follows every write committed before
+    /// and no transaction it overlaps has written or will write before it
+    /// commits. It has no conflict out, so serializable isolation never
+    /// rolls it back (it may still wait out a lock, an error retried like a
+    /// conflict). For a batch that conflicted again and again: under a
+    /// steady load of other servers' writes on the same index pages, a
+    /// batch was otherwise retried for the whole request timeout and
+    /// failed.
+    pub(super) fn open(c: &'a mut PgConn, batch: &[Job], alone: bool) -> Result<(PgTx<'a>, Time), PgError> {
         let mut keys: Vec<&[u8]> = Vec::new();
         let mut reqs: Vec<(i64, i64)> = Vec::new();
         let mut slots: Vec<i64> = Vec::new();
